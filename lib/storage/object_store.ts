@@ -1,0 +1,64 @@
+/**
+ * The object store: the durable home of segment and index objects.
+ *
+ * Owns the narrow interface every backend implements (local directory, S3,
+ * in-memory). Knows nothing about Kafka messages or the segment format; keys
+ * are opaque `/`-separated strings such as
+ * `default/orders/0/segment-00000000000000000000.kfs`.
+ *
+ * Operating failures (timeouts, a dead endpoint, a full disk) surface as
+ * `ObjectStoreError` so callers can turn them into retriable Kafka error
+ * codes. A conditional create that finds the key taken surfaces as
+ * `PreconditionFailedError`.
+ */
+
+/** One listed object. */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+export interface PutOptions {
+  /**
+   * Create only: fail with `PreconditionFailedError` when the key exists
+   * (S3 `If-None-Match: *`). Backends that cannot enforce it report
+   * `supportsConditionalPut === false` and write unconditionally.
+   */
+  ifNoneMatch?: boolean;
+}
+
+export interface ObjectStore {
+  /** Whether `put(…, { ifNoneMatch: true })` is enforced by this backend. */
+  readonly supportsConditionalPut: boolean;
+  /** The whole object, or `null` when it does not exist. */
+  get(key: string): Promise<Uint8Array | null>;
+  /**
+   * Bytes `[start, endExclusive)` of the object, clamped to its size, or
+   * `null` when it does not exist.
+   */
+  getRange(key: string, start: number, endExclusive: number): Promise<Uint8Array | null>;
+  /** Writes the whole object atomically: readers see the old object or the new one. */
+  put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
+  /** Every object whose key starts with `prefix`, sorted by key. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Deletes the object; deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** Releases sockets, file handles and timers. */
+  close(): Promise<void>;
+}
+
+/** An operating failure of the store: retriable from the caller's point of view. */
+export class ObjectStoreError extends Error {
+  override name = "ObjectStoreError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A conditional put found the key already present. */
+export class PreconditionFailedError extends ObjectStoreError {
+  override name = "PreconditionFailedError";
+  constructor(readonly key: string) {
+    super(`Object "${key}" already exists`);
+  }
+}
