@@ -42,7 +42,7 @@ export type Operation =
 
 export interface TxnResult {
   succeeded: boolean;
-  /** The store revision after the transaction (unchanged when it failed). */
+  /** The store revision after the transaction: bumped when the branch that ran wrote something. */
   revision: number;
 }
 

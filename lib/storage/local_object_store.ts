@@ -1,0 +1,369 @@
+/**
+ * An `ObjectStore` on a local directory: the segment store of single-host mode.
+ *
+ * Key `a/b/c` is the file `<rootDir>/a/b/c`. A put writes a unique hidden
+ * temp file (`.tmp-<random>`) next to the target, fsyncs it, then publishes
+ * it atomically — `rename` over the target for an unconditional put, `link`
+ * for a create-only put (`link` fails when the target exists, which is what
+ * makes `ifNoneMatch` safe against a stalled former partition owner) — and
+ * fsyncs the directory so the new name survives a power loss. Readers see the
+ * old object or the new one, never a partial file.
+ *
+ * Limits of the mapping: a key cannot be both an object and a "directory" of
+ * other keys (`a` and `a/b`), which the segment layout never needs; keys with
+ * empty, `.`, `..` or `.tmp-*` segments, absolute keys and backslashes are
+ * rejected. Empty directories left by deletes are kept (removing them would
+ * race with a concurrent put into the same directory).
+ *
+ * A crash mid-put can leave a `.tmp-*` file behind; they are invisible to
+ * `list` and `cleanupTempFiles()` (called by the broker at start-up) removes
+ * them.
+ *
+ * Must not import anything that knows about Kafka messages.
+ */
+
+import {
+  type ObjectInfo,
+  type ObjectStore,
+  ObjectStoreError,
+  PreconditionFailedError,
+  type PutOptions,
+} from "./object_store.ts";
+
+/** File-name prefix of in-progress puts; such names are hidden from `list`. */
+export const TEMP_FILE_PREFIX = ".tmp-";
+/** How many `stat` calls `list` keeps in flight at once. */
+const LIST_STAT_CONCURRENCY = 64;
+/** How deep `list` and `cleanupTempFiles` descend; keys are never nested deeper. */
+const MAX_DIRECTORY_DEPTH = 64;
+
+export interface LocalObjectStoreOptions {
+  /**
+   * Fsync the parent directory after publishing a put. On by default: without
+   * it a power loss can forget the new name even though the data was synced.
+   */
+  syncDirectories?: boolean;
+  /** Test hook: runs after the temp file is synced, before it is published. */
+  beforePublish?: (tempPath: string) => Promise<void>;
+}
+
+export class LocalObjectStore implements ObjectStore {
+  readonly supportsConditionalPut = true;
+  readonly #root: string;
+  readonly #syncDirectories: boolean;
+  readonly #beforePublish: ((tempPath: string) => Promise<void>) | undefined;
+  /** Temp files of puts in progress, so `cleanupTempFiles` leaves them alone. */
+  readonly #inFlightTemps = new Set<string>();
+  #closed = false;
+
+  constructor(rootDir: string, options: LocalObjectStoreOptions = {}) {
+    if (rootDir === "") throw new TypeError('LocalObjectStore needs a root directory, got ""');
+    this.#root = rootDir.length > 1 ? rootDir.replace(/\/+$/, "") : rootDir;
+    this.#syncDirectories = options.syncDirectories ?? Deno.build.os !== "windows";
+    this.#beforePublish = options.beforePublish;
+  }
+
+  get rootDir(): string {
+    return this.#root;
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    const path = this.#pathOf(key);
+    try {
+      return await Deno.readFile(path);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw this.#error("read", key, error);
+    }
+  }
+
+  async getRange(key: string, start: number, endExclusive: number): Promise<Uint8Array | null> {
+    const path = this.#pathOf(key);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw this.#error("read", key, error);
+    }
+    try {
+      const size = (await file.stat()).size;
+      const from = clamp(start, 0, size);
+      const to = clamp(endExclusive, from, size);
+      const out = new Uint8Array(to - from);
+      if (out.length === 0) return out;
+      await file.seek(from, Deno.SeekMode.Start);
+      let filled = 0;
+      while (filled < out.length) {
+        const n = await file.read(out.subarray(filled));
+        if (n === null) {
+          throw new ObjectStoreError(
+            `Object "${key}" in "${this.#root}" shrank while being read; retry the read`,
+          );
+        }
+        filled += n;
+      }
+      return out;
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw this.#error("read", key, error);
+    } finally {
+      file.close();
+    }
+  }
+
+  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    const path = this.#pathOf(key);
+    const dir = parentOf(path);
+    const temp = `${dir}/${TEMP_FILE_PREFIX}${randomSuffix()}`;
+    this.#inFlightTemps.add(temp);
+    try {
+      await this.#writeTemp(temp, dir, data);
+      if (this.#beforePublish) await this.#beforePublish(temp);
+      if (options.ifNoneMatch) {
+        try {
+          await Deno.link(temp, path);
+        } catch (error) {
+          if (error instanceof Deno.errors.AlreadyExists) throw new PreconditionFailedError(key);
+          throw error;
+        } finally {
+          await Deno.remove(temp).catch(() => {});
+        }
+      } else {
+        await Deno.rename(temp, path);
+      }
+      await this.#syncDirectory(dir);
+    } catch (error) {
+      await Deno.remove(temp).catch(() => {});
+      throw this.#error("write", key, error);
+    } finally {
+      this.#inFlightTemps.delete(temp);
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    this.#checkOpen();
+    const slash = prefix.lastIndexOf("/");
+    const dirPart = prefix.slice(0, slash + 1); // "" or "a/b/"
+    if (dirPart !== "" && !isValidKey(dirPart.slice(0, -1))) return [];
+    const namePart = prefix.slice(slash + 1);
+    const files: string[] = [];
+    try {
+      await this.#walk(dirPart, namePart, files, 0);
+      const out: ObjectInfo[] = [];
+      for (let i = 0; i < files.length; i += LIST_STAT_CONCURRENCY) {
+        const chunk = files.slice(i, i + LIST_STAT_CONCURRENCY);
+        const sizes = await Promise.all(chunk.map((key) => this.#sizeOf(key)));
+        chunk.forEach((key, j) => {
+          const size = sizes[j];
+          if (size !== null) out.push({ key, size });
+        });
+      }
+      return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    } catch (error) {
+      throw this.#error("list", prefix, error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.#pathOf(key);
+    try {
+      await Deno.remove(path);
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw this.#error("delete", key, error);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  /**
+   * Removes `.tmp-*` files left by puts that crashed, except those of puts
+   * still running in this instance and those younger than `minAgeMs` (guard
+   * against another process writing the same directory). Returns how many
+   * were removed.
+   */
+  async cleanupTempFiles(options: { minAgeMs?: number } = {}): Promise<number> {
+    this.#checkOpen();
+    const minAgeMs = options.minAgeMs ?? 0;
+    const temps: string[] = [];
+    try {
+      await this.#collectTemps(this.#root, temps, 0);
+    } catch (error) {
+      if (isMissing(error)) return 0;
+      throw this.#error("clean up temp files of", this.#root, error);
+    }
+    let removed = 0;
+    for (const path of temps) {
+      if (this.#inFlightTemps.has(path)) continue;
+      try {
+        if (minAgeMs > 0) {
+          const mtime = (await Deno.stat(path)).mtime?.getTime() ?? 0;
+          if (Date.now() - mtime < minAgeMs) continue;
+        }
+        await Deno.remove(path);
+        removed++;
+      } catch (error) {
+        if (!isMissing(error)) throw this.#error("remove temp file", path, error);
+      }
+    }
+    return removed;
+  }
+
+  async #writeTemp(temp: string, dir: string, data: Uint8Array): Promise<void> {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(temp, { write: true, createNew: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      await this.#makeDirectories(dir);
+      file = await Deno.open(temp, { write: true, createNew: true });
+    }
+    try {
+      let written = 0;
+      while (written < data.length) {
+        written += await file.write(data.subarray(written));
+      }
+      // fdatasync: the data and the size, not the timestamps.
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+  }
+
+  /** Creates `dir` and its missing ancestors, then syncs the directories whose entries changed. */
+  async #makeDirectories(dir: string): Promise<void> {
+    await Deno.mkdir(dir, { recursive: true });
+    if (!this.#syncDirectories) return;
+    // Which ancestors were new is unknown after a recursive mkdir; syncing
+    // the chain up to the root is cheap and happens once per new directory.
+    for (let d = dir;; d = parentOf(d)) {
+      await this.#syncDirectory(d);
+      if (d === this.#root || parentOf(d) === d || parentOf(d).length < this.#root.length) break;
+    }
+    await this.#syncDirectory(parentOf(this.#root));
+  }
+
+  async #syncDirectory(dir: string): Promise<void> {
+    if (!this.#syncDirectories) return;
+    let handle: Deno.FsFile | undefined;
+    try {
+      handle = await Deno.open(dir, { read: true });
+      await handle.sync();
+    } catch (error) {
+      // Some filesystems cannot fsync a directory (EINVAL) or open one.
+      if (!isUnsupportedDirectorySync(error)) throw error;
+    } finally {
+      handle?.close();
+    }
+  }
+
+  async #walk(dirKey: string, namePrefix: string, out: string[], depth: number): Promise<void> {
+    if (depth > MAX_DIRECTORY_DEPTH) return;
+    const dirPath = dirKey === "" ? this.#root : `${this.#root}/${dirKey.slice(0, -1)}`;
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(dirPath));
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    for (const entry of entries) {
+      if (!entry.name.startsWith(namePrefix) || entry.name.startsWith(TEMP_FILE_PREFIX)) continue;
+      if (entry.isDirectory) {
+        await this.#walk(`${dirKey}${entry.name}/`, "", out, depth + 1);
+      } else if (entry.isFile) {
+        out.push(dirKey + entry.name);
+      }
+    }
+  }
+
+  async #collectTemps(dirPath: string, out: string[], depth: number): Promise<void> {
+    if (depth > MAX_DIRECTORY_DEPTH) return;
+    for await (const entry of Deno.readDir(dirPath)) {
+      const path = `${dirPath}/${entry.name}`;
+      if (entry.isDirectory) await this.#collectTemps(path, out, depth + 1);
+      else if (entry.isFile && entry.name.startsWith(TEMP_FILE_PREFIX)) out.push(path);
+    }
+  }
+
+  async #sizeOf(key: string): Promise<number | null> {
+    try {
+      return (await Deno.stat(`${this.#root}/${key}`)).size;
+    } catch (error) {
+      if (isMissing(error)) return null; // deleted while listing
+      throw error;
+    }
+  }
+
+  #pathOf(key: string): string {
+    this.#checkOpen();
+    if (!isValidKey(key)) {
+      throw new TypeError(
+        `Invalid object key "${key}": use "/"-separated names without empty, ".", ".." or ` +
+          `"${TEMP_FILE_PREFIX}*" segments and without backslashes`,
+      );
+    }
+    return `${this.#root}/${key}`;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) {
+      throw new ObjectStoreError(`Object store at "${this.#root}" is closed`);
+    }
+  }
+
+  #error(action: string, key: string, error: unknown): ObjectStoreError {
+    if (error instanceof ObjectStoreError) return error;
+    const reason = error instanceof Error ? error.message : String(error);
+    return new ObjectStoreError(
+      `Cannot ${action} object "${key}" in "${this.#root}": ${reason}; ` +
+        `check that the directory exists, is writable and has free space`,
+      { cause: error },
+    );
+  }
+}
+
+/** Whether `key` maps safely to a file under the root directory. */
+export function isValidKey(key: string): boolean {
+  if (key === "" || key.includes("\\") || key.includes("\0")) return false;
+  for (const segment of key.split("/")) {
+    if (segment === "" || segment === "." || segment === "..") return false;
+    if (segment.startsWith(TEMP_FILE_PREFIX)) return false;
+  }
+  return true;
+}
+
+function isMissing(error: unknown): boolean {
+  // A key that names a directory, or runs through a file, does not exist as an object.
+  return error instanceof Deno.errors.NotFound ||
+    error instanceof Deno.errors.IsADirectory ||
+    error instanceof Deno.errors.NotADirectory;
+}
+
+function isUnsupportedDirectorySync(error: unknown): boolean {
+  if (error instanceof Deno.errors.NotSupported) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "EINVAL" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "EISDIR";
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  if (slash < 0) return ".";
+  if (slash === 0) return "/";
+  return path.slice(0, slash);
+}
+
+function clamp(value: number, min: number, max: number): number {
+  return Math.min(Math.max(value, min), max);
+}
+
+function randomSuffix(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}

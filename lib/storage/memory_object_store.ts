@@ -1,0 +1,77 @@
+/**
+ * An in-memory `ObjectStore` for tests and simulations.
+ *
+ * Same semantics as the durable backends: data is copied on put and on get
+ * so callers can never alias stored bytes. `close()` keeps the data, so a
+ * test can "restart" a broker on the same instance to simulate a crash.
+ *
+ * Must not import anything that knows about Kafka messages.
+ */
+
+import {
+  type ObjectInfo,
+  type ObjectStore,
+  PreconditionFailedError,
+  type PutOptions,
+} from "./object_store.ts";
+
+export interface MemoryObjectStoreOptions {
+  /**
+   * Whether `ifNoneMatch` is enforced (default true). Set false to behave
+   * like an S3-compatible server without conditional writes.
+   */
+  supportsConditionalPut?: boolean;
+}
+
+export class MemoryObjectStore implements ObjectStore {
+  readonly supportsConditionalPut: boolean;
+  readonly #objects = new Map<string, Uint8Array>();
+
+  constructor(options: MemoryObjectStoreOptions = {}) {
+    this.supportsConditionalPut = options.supportsConditionalPut ?? true;
+  }
+
+  get(key: string): Promise<Uint8Array | null> {
+    const data = this.#objects.get(key);
+    return Promise.resolve(data ? data.slice() : null);
+  }
+
+  getRange(key: string, start: number, endExclusive: number): Promise<Uint8Array | null> {
+    const data = this.#objects.get(key);
+    if (!data) return Promise.resolve(null);
+    const from = Math.min(Math.max(start, 0), data.length);
+    const to = Math.min(Math.max(endExclusive, from), data.length);
+    return Promise.resolve(data.slice(from, to));
+  }
+
+  put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    if (options.ifNoneMatch && this.supportsConditionalPut && this.#objects.has(key)) {
+      return Promise.reject(new PreconditionFailedError(key));
+    }
+    this.#objects.set(key, data.slice());
+    return Promise.resolve();
+  }
+
+  list(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for (const [key, data] of this.#objects) {
+      if (key.startsWith(prefix)) out.push({ key, size: data.length });
+    }
+    out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return Promise.resolve(out);
+  }
+
+  delete(key: string): Promise<void> {
+    this.#objects.delete(key);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Number of stored objects (test helper). */
+  get size(): number {
+    return this.#objects.size;
+  }
+}

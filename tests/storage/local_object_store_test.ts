@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { LocalObjectStore, TEMP_FILE_PREFIX } from "../../lib/storage/local_object_store.ts";
+import { ObjectStoreError } from "../../lib/storage/object_store.ts";
+import { objectStoreConformance } from "./object_store_conformance.ts";
+
+async function withStore(fn: (store: LocalObjectStore, root: string) => Promise<void>) {
+  const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+  const store = new LocalObjectStore(root);
+  try {
+    await fn(store, root);
+  } finally {
+    await store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+objectStoreConformance("LocalObjectStore", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+  const store = new LocalObjectStore(root);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await Deno.remove(root, { recursive: true });
+    },
+  };
+});
+
+objectStoreConformance("LocalObjectStore in a root that does not exist yet", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+  const store = new LocalObjectStore(`${parent}/not/yet/there`);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await Deno.remove(parent, { recursive: true });
+    },
+  };
+});
+
+Deno.test("LocalObjectStore: keys map to files under the root", async () => {
+  await withStore(async (store, root) => {
+    await store.put("default/orders/0/segment-00000000000000000000.kfs", new Uint8Array([7]));
+    const onDisk = await Deno.readFile(`${root}/default/orders/0/segment-00000000000000000000.kfs`);
+    assert.deepEqual(onDisk, new Uint8Array([7]));
+  });
+});
+
+Deno.test("LocalObjectStore: rejects keys that escape the root or collide with temp files", async () => {
+  await withStore(async (store) => {
+    const bad = [
+      "",
+      "/abs",
+      "a//b",
+      "a/",
+      "../x",
+      "a/../../x",
+      "a/./b",
+      "a\\b",
+      `a/${TEMP_FILE_PREFIX}x`,
+      ".",
+    ];
+    for (const key of bad) {
+      await assert.rejects(() => store.put(key, new Uint8Array(1)), TypeError, `put "${key}"`);
+      await assert.rejects(() => store.get(key), TypeError, `get "${key}"`);
+      await assert.rejects(() => store.getRange(key, 0, 1), TypeError, `getRange "${key}"`);
+      await assert.rejects(() => store.delete(key), TypeError, `delete "${key}"`);
+    }
+    assert.deepEqual(await store.list("../"), []);
+    assert.deepEqual(await store.list("a//"), []);
+  });
+});
+
+Deno.test("LocalObjectStore: temp files are hidden from list and removed by cleanup", async () => {
+  await withStore(async (store, root) => {
+    await store.put("t/0/a", new Uint8Array([1]));
+    // What a put that crashed before publishing leaves behind.
+    await Deno.writeFile(`${root}/t/0/${TEMP_FILE_PREFIX}deadbeef`, new Uint8Array(10));
+    await Deno.mkdir(`${root}/other`);
+    await Deno.writeFile(`${root}/other/${TEMP_FILE_PREFIX}cafe`, new Uint8Array(3));
+    assert.deepEqual(await store.list(""), [{ key: "t/0/a", size: 1 }]);
+    assert.deepEqual(await store.list("t/0/."), []);
+    assert.equal(await store.cleanupTempFiles({ minAgeMs: 60_000 }), 0, "too young");
+    assert.equal(await store.cleanupTempFiles(), 2);
+    const left = await Array.fromAsync(Deno.readDir(`${root}/t/0`));
+    assert.deepEqual(left.map((e) => e.name), ["a"]);
+    assert.equal(await store.cleanupTempFiles(), 0);
+  });
+});
+
+Deno.test("LocalObjectStore: cleanup leaves temp files of puts in flight alone", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+  let removedMidPut = -1;
+  const store: LocalObjectStore = new LocalObjectStore(root, {
+    beforePublish: async () => {
+      removedMidPut = await store.cleanupTempFiles();
+    },
+  });
+  try {
+    await store.put("f/a", new Uint8Array([1, 2]));
+    assert.equal(removedMidPut, 0);
+    assert.deepEqual(await store.get("f/a"), new Uint8Array([1, 2]));
+  } finally {
+    await store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("LocalObjectStore: a put that dies before publishing leaves no visible object", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+  const store = new LocalObjectStore(root, {
+    beforePublish: () => Promise.reject(new Error("simulated crash")),
+  });
+  try {
+    await assert.rejects(() => store.put("g/a", new Uint8Array([1])), ObjectStoreError);
+    assert.equal(await store.get("g/a"), null);
+    assert.deepEqual(await store.list(""), []);
+  } finally {
+    await store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("LocalObjectStore: no temp files remain after puts, failed or not", async () => {
+  await withStore(async (store, root) => {
+    await store.put("x/a", new Uint8Array([1]));
+    await store.put("x/a", new Uint8Array([2]));
+    await assert.rejects(() => store.put("x/a", new Uint8Array([3]), { ifNoneMatch: true }));
+    const names = (await Array.fromAsync(Deno.readDir(`${root}/x`))).map((e) => e.name);
+    assert.deepEqual(names, ["a"]);
+  });
+});
+
+Deno.test("LocalObjectStore: a key that is a directory reads as missing", async () => {
+  await withStore(async (store) => {
+    await store.put("dir/child", new Uint8Array([1]));
+    assert.equal(await store.get("dir"), null);
+    assert.equal(await store.getRange("dir", 0, 1), null);
+    assert.equal(await store.get("dir/child/grandchild"), null);
+  });
+});
+
+Deno.test("LocalObjectStore: I/O failures become ObjectStoreError naming the key", async () => {
+  await withStore(async (store) => {
+    await store.put("file", new Uint8Array([1]));
+    // "file" is a file, so "file/sub" cannot be created.
+    const error = await store.put("file/sub", new Uint8Array([1])).then(() => null, (e) => e);
+    assert.ok(error instanceof ObjectStoreError, String(error));
+    assert.match(error.message, /"file\/sub"/);
+  });
+});
+
+Deno.test("LocalObjectStore: calls after close fail", async () => {
+  await withStore(async (store) => {
+    await store.close();
+    await assert.rejects(() => store.get("a"), ObjectStoreError);
+    await assert.rejects(() => store.put("a", new Uint8Array(1)), ObjectStoreError);
+    await assert.rejects(() => store.list(""), ObjectStoreError);
+  });
+});
