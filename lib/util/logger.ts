@@ -55,7 +55,9 @@ export class ConsoleLogger implements Logger {
     const extra = Object.entries(all)
       .map(([k, v]) => `${k}=${typeof v === "string" ? JSON.stringify(v) : String(v)}`)
       .join(" ");
-    this.#sink(`${new Date().toISOString()} ${level.toUpperCase()} ${msg}${extra ? " " + extra : ""}`);
+    this.#sink(
+      `${new Date().toISOString()} ${level.toUpperCase()} ${msg}${extra ? " " + extra : ""}`,
+    );
   }
 }
 

@@ -1,0 +1,180 @@
+/**
+ * The broker: the state every handler shares — settings, the cluster
+ * metadata facade, the log manager, the clock, logger and metrics — plus
+ * topic lookups and creation used by several APIs.
+ *
+ * Holds no durable state of its own: topics live in the MetadataStore, data
+ * in the log. Must not import lib/server or lib/cli.
+ */
+import type { Clock } from "../util/clock.ts";
+import type { Logger } from "../util/logger.ts";
+import type { Metrics } from "../util/metrics.ts";
+import type { ClusterMetadata, TopicRecord } from "../metadata/cluster_metadata.ts";
+import type { LogManager } from "../log/log_manager.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import {
+  topicConfigValue,
+  type TopicDefaults,
+  topicNameProblem,
+  validateTopicConfigs,
+} from "./topic_config.ts";
+
+export interface BrokerSettings {
+  nodeId: number;
+  /** Address advertised to clients in Metadata and FindCoordinator. */
+  host: string;
+  port: number;
+  rack: string | null;
+  autoCreateTopics: boolean;
+  defaultPartitions: number;
+  messageMaxBytes: number;
+  segmentBytes: number;
+}
+
+/** Named limit: partitions a single topic may have. */
+export const MAX_PARTITIONS_PER_TOPIC = 100_000;
+
+export interface CreateTopicResult {
+  errorCode: number;
+  errorMessage: string | null;
+  topic: TopicRecord | null;
+}
+
+export class Broker {
+  /** Mutable only while starting: the advertised port is known once the listener is bound. */
+  readonly settings: BrokerSettings;
+  readonly metadata: ClusterMetadata;
+  readonly logs: LogManager;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  #clusterId = "";
+
+  constructor(deps: {
+    settings: BrokerSettings;
+    metadata: ClusterMetadata;
+    logs: LogManager;
+    clock: Clock;
+    logger: Logger;
+    metrics: Metrics;
+  }) {
+    this.settings = deps.settings;
+    this.metadata = deps.metadata;
+    this.logs = deps.logs;
+    this.clock = deps.clock;
+    this.logger = deps.logger;
+    this.metrics = deps.metrics;
+  }
+
+  async start(): Promise<void> {
+    this.#clusterId = await this.metadata.getOrCreateClusterId();
+  }
+
+  get clusterId(): string {
+    return this.#clusterId;
+  }
+
+  get topicDefaults(): TopicDefaults {
+    return {
+      messageMaxBytes: this.settings.messageMaxBytes,
+      segmentBytes: this.settings.segmentBytes,
+    };
+  }
+
+  /** The effective value of a topic config key. */
+  topicConfig(topic: TopicRecord, key: string): string {
+    return topicConfigValue(topic.configs, key, this.topicDefaults);
+  }
+
+  /** An active topic, or null. */
+  async topic(name: string): Promise<TopicRecord | null> {
+    const t = await this.metadata.getTopic(name);
+    return t && t.state === "active" ? t : null;
+  }
+
+  async listTopics(): Promise<TopicRecord[]> {
+    return (await this.metadata.listTopics()).filter((t) => t.state === "active");
+  }
+
+  /**
+   * The topic, auto-creating it with the default partition count when the
+   * request and the broker both allow it. Returns the Kafka error code when
+   * it does not exist.
+   */
+  async ensureTopic(
+    name: string,
+    allowAutoCreate: boolean,
+  ): Promise<{ topic: TopicRecord } | { errorCode: number }> {
+    const existing = await this.metadata.getTopic(name);
+    if (existing) {
+      return existing.state === "active"
+        ? { topic: existing }
+        : { errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION };
+    }
+    if (!allowAutoCreate || !this.settings.autoCreateTopics) {
+      return { errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION };
+    }
+    if (topicNameProblem(name)) return { errorCode: ERROR_CODES.INVALID_TOPIC_EXCEPTION };
+    const created = await this.createTopic(name, this.settings.defaultPartitions, {}, false);
+    if (created.topic) return { topic: created.topic };
+    if (created.errorCode === ERROR_CODES.TOPIC_ALREADY_EXISTS) {
+      const raced = await this.topic(name);
+      if (raced) return { topic: raced };
+    }
+    return { errorCode: created.errorCode };
+  }
+
+  /** Creates a topic after validating name, partition count and configs. */
+  async createTopic(
+    name: string,
+    partitions: number,
+    configs: Record<string, string>,
+    validateOnly: boolean,
+  ): Promise<CreateTopicResult> {
+    const nameProblem = topicNameProblem(name);
+    if (nameProblem) return fail(ERROR_CODES.INVALID_TOPIC_EXCEPTION, nameProblem);
+    const count = partitions === -1 ? this.settings.defaultPartitions : partitions;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_PARTITIONS_PER_TOPIC) {
+      return fail(
+        ERROR_CODES.INVALID_PARTITIONS,
+        `Number of partitions must be between 1 and ${MAX_PARTITIONS_PER_TOPIC}, got ${partitions}`,
+      );
+    }
+    const configProblem = validateTopicConfigs(configs);
+    if (configProblem) return fail(ERROR_CODES.INVALID_CONFIG, configProblem);
+    const existing = await this.metadata.getTopic(name);
+    if (existing) {
+      return fail(
+        ERROR_CODES.TOPIC_ALREADY_EXISTS,
+        existing.state === "deleting"
+          ? `Topic "${name}" is marked for deletion`
+          : `Topic "${name}" already exists`,
+      );
+    }
+    if (validateOnly) {
+      return {
+        errorCode: ERROR_CODES.NONE,
+        errorMessage: null,
+        topic: {
+          name,
+          topicId: "AAAAAAAAAAAAAAAAAAAAAA",
+          partitions: count,
+          configs,
+          createdMs: this.clock.now(),
+          state: "active",
+        },
+      };
+    }
+    const outcome = await this.metadata.createTopic({ name, partitions: count, configs });
+    if (outcome === "exists") {
+      return fail(ERROR_CODES.TOPIC_ALREADY_EXISTS, `Topic "${name}" already exists`);
+    }
+    const topic = await this.metadata.getTopic(name);
+    this.logger.info("Created topic", { topic: name, partitions: count });
+    return { errorCode: ERROR_CODES.NONE, errorMessage: null, topic };
+  }
+}
+
+function fail(errorCode: number, errorMessage: string): CreateTopicResult {
+  return { errorCode, errorMessage, topic: null };
+}

@@ -1,0 +1,97 @@
+/**
+ * CreateTopics (19), versions 0-7: partitions, configs and validate-only.
+ * Replication factor 1 or -1 is accepted; durability belongs to the object
+ * store, so there are no replicas to place. Manual replica assignments are
+ * refused (INVALID_REQUEST).
+ */
+import {
+  CREATE_TOPICS_REQUEST,
+  type CreateTopicsRequest,
+} from "../protocol/generated/create_topics_request.ts";
+import {
+  type CreatableTopicResult,
+  CREATE_TOPICS_RESPONSE,
+  type CreateTopicsResponse,
+} from "../protocol/generated/create_topics_response.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { ZERO_UUID } from "../protocol/primitives.ts";
+import { TOPIC_CONFIGS } from "./topic_config.ts";
+import { defineHandler } from "./handler.ts";
+import { errorCodeFor } from "./errors.ts";
+
+export const CREATE_TOPICS_HANDLER = defineHandler<CreateTopicsRequest, CreateTopicsResponse>({
+  apiKey: 19,
+  name: "CreateTopics",
+  minVersion: 0,
+  maxVersion: 7,
+  request: CREATE_TOPICS_REQUEST,
+  response: CREATE_TOPICS_RESPONSE,
+  async handle(req, ctx) {
+    const broker = ctx.broker;
+    const seen = new Set<string>();
+    const topics: CreatableTopicResult[] = [];
+    for (const t of req.topics) {
+      const result: CreatableTopicResult = {
+        name: t.name,
+        topicId: ZERO_UUID,
+        errorCode: ERROR_CODES.NONE,
+        errorMessage: null,
+        numPartitions: -1,
+        replicationFactor: -1,
+        configs: [],
+      };
+      topics.push(result);
+      const fail = (code: number, message: string) => {
+        result.errorCode = code;
+        result.errorMessage = message;
+      };
+      if (seen.has(t.name)) {
+        fail(
+          ERROR_CODES.INVALID_REQUEST,
+          `Topic "${t.name}" appears more than once in the request`,
+        );
+        continue;
+      }
+      seen.add(t.name);
+      if (t.replicationFactor !== 1 && t.replicationFactor !== -1) {
+        fail(
+          ERROR_CODES.INVALID_REPLICATION_FACTOR,
+          `Replication factor must be 1 or -1 (the object store provides durability), got ${t.replicationFactor}`,
+        );
+        continue;
+      }
+      if (t.assignments.length > 0) {
+        fail(ERROR_CODES.INVALID_REQUEST, "Manual replica assignment is not supported");
+        continue;
+      }
+      const configs: Record<string, string> = {};
+      for (const c of t.configs) if (c.value !== null) configs[c.name] = c.value;
+      try {
+        const created = await broker.createTopic(
+          t.name,
+          t.numPartitions,
+          configs,
+          req.validateOnly === true,
+        );
+        if (created.errorCode !== ERROR_CODES.NONE || !created.topic) {
+          fail(created.errorCode, created.errorMessage ?? "");
+          continue;
+        }
+        result.topicId = req.validateOnly ? ZERO_UUID : created.topic.topicId;
+        result.numPartitions = created.topic.partitions;
+        result.replicationFactor = 1;
+        result.configs = TOPIC_CONFIGS.map((spec) => ({
+          name: spec.name,
+          value: broker.topicConfig(created.topic!, spec.name),
+          readOnly: false,
+          // DYNAMIC_TOPIC_CONFIG (1) when set on the topic, else DEFAULT_CONFIG (5).
+          configSource: spec.name in configs ? 1 : 5,
+          isSensitive: false,
+        }));
+      } catch (err) {
+        fail(errorCodeFor(err, broker.logger, "CreateTopics"), "Metadata store unavailable");
+      }
+    }
+    return { throttleTimeMs: 0, topics };
+  },
+});

@@ -1,0 +1,201 @@
+/**
+ * Produce (0), versions 0-11, acks 0, 1 and -1.
+ *
+ * Batches are validated (magic 2, sizes, CRC32C, record walk for
+ * uncompressed batches) and appended as bytes: only the base offset is
+ * rewritten (and the timestamp for LogAppendTime topics), nothing is
+ * re-encoded. v0-2 message sets (magic 0/1) are converted to one v2 batch.
+ * An acks=1/-1 response waits until the data is durable in the object store
+ * and committed in the metadata store; acks=0 gets no response at all.
+ * Pipelined requests of one connection append in arrival order.
+ */
+import { PRODUCE_REQUEST, type ProduceRequest } from "../protocol/generated/produce_request.ts";
+import {
+  PRODUCE_RESPONSE,
+  type ProduceResponse,
+  type TopicProduceResponse,
+} from "../protocol/generated/produce_response.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { MAGIC_OFFSET, validateBatches } from "../protocol/record_batch.ts";
+import { convertLegacyMessageSet } from "../protocol/legacy_message_set.ts";
+import type { PartitionLog } from "../log/partition_log.ts";
+import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { defineHandler } from "./handler.ts";
+import type { Broker } from "./broker.ts";
+import { errorCodeFor } from "./errors.ts";
+
+interface PartitionResult {
+  index: number;
+  errorCode: number;
+  errorMessage: string | null;
+  baseOffset: number;
+  logAppendTimeMs: number;
+  logStartOffset: number;
+}
+
+/** One partition's validated input, ready to append. */
+interface Prepared {
+  result: PartitionResult;
+  /** Settles (never rejects) once the append is durable or has failed. */
+  done?: Promise<void>;
+}
+
+function failed(index: number, errorCode: number, errorMessage: string | null = null): Prepared {
+  return {
+    result: {
+      index,
+      errorCode,
+      errorMessage,
+      baseOffset: -1,
+      logAppendTimeMs: -1,
+      logStartOffset: -1,
+    },
+  };
+}
+
+export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
+  apiKey: 0,
+  name: "Produce",
+  minVersion: 0,
+  maxVersion: 11,
+  request: PRODUCE_REQUEST,
+  response: PRODUCE_RESPONSE,
+  async handle(req, ctx) {
+    const broker = ctx.broker;
+    const acks = req.acks;
+    const topics: { name: string; partitions: Prepared[] }[] = [];
+    if (acks !== 0 && acks !== 1 && acks !== -1) {
+      for (const t of req.topicData) {
+        topics.push({
+          name: t.name,
+          partitions: t.partitionData.map((p) =>
+            failed(
+              p.index,
+              ERROR_CODES.INVALID_REQUIRED_ACKS,
+              `acks must be 0, 1 or -1, got ${acks}`,
+            )
+          ),
+        });
+      }
+      return response(topics);
+    }
+    const transactional = req.transactionalId !== null && req.transactionalId !== undefined;
+    // Offsets are assigned inside `sequential`, so pipelined requests of this
+    // connection append in the order they arrived; durability is awaited after.
+    await ctx.sequential(async () => {
+      for (const t of req.topicData) {
+        const entry = { name: t.name, partitions: [] as Prepared[] };
+        topics.push(entry);
+        const topic = transactional ? null : await lookupTopic(broker, t.name);
+        for (const p of t.partitionData) {
+          if (transactional) {
+            entry.partitions.push(
+              failed(p.index, ERROR_CODES.INVALID_REQUEST, "Transactions are not supported"),
+            );
+          } else if (typeof topic === "number") {
+            entry.partitions.push(failed(p.index, topic));
+          } else if (p.index < 0 || p.index >= topic!.partitions) {
+            entry.partitions.push(failed(p.index, ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION));
+          } else {
+            entry.partitions.push(
+              await appendPartition(broker, topic!, p.index, p.records, acks, ctx.apiVersion),
+            );
+          }
+        }
+      }
+    });
+    await Promise.all(topics.flatMap((t) => t.partitions.map((p) => p.done)));
+    if (acks === 0) return null;
+    return response(topics);
+  },
+});
+
+async function lookupTopic(broker: Broker, name: string): Promise<TopicRecord | number> {
+  try {
+    return (await broker.topic(name)) ?? ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+  } catch (err) {
+    return errorCodeFor(err, broker.logger, "Produce topic lookup");
+  }
+}
+
+async function appendPartition(
+  broker: Broker,
+  topic: TopicRecord,
+  index: number,
+  input: Uint8Array | null,
+  acks: 0 | 1 | -1,
+  apiVersion: number,
+): Promise<Prepared> {
+  if (input === null || input.length === 0) {
+    return failed(index, ERROR_CODES.CORRUPT_MESSAGE, "Produce request has no records");
+  }
+  const now = broker.clock.now();
+  let records = input;
+  if (input.length > MAGIC_OFFSET && input[MAGIC_OFFSET] < 2) {
+    if (apiVersion >= 3) {
+      return failed(
+        index,
+        ERROR_CODES.INVALID_RECORD,
+        `Produce v${apiVersion} requires record batches of magic 2`,
+      );
+    }
+    const converted = convertLegacyMessageSet(input, now);
+    if (!converted.ok) return failed(index, converted.errorCode, converted.message);
+    if (converted.count === 0) return failed(index, ERROR_CODES.NONE);
+    records = converted.batch;
+  }
+  const maxBatchBytes = Number(broker.topicConfig(topic, "max.message.bytes"));
+  const valid = validateBatches(records, { maxBatchBytes, allowZstd: apiVersion >= 7 });
+  if (!valid.ok) return failed(index, valid.errorCode, valid.message);
+  const logAppendTime = broker.topicConfig(topic, "message.timestamp.type") === "LogAppendTime";
+  let log: PartitionLog;
+  try {
+    log = await broker.logs.partition(topic.name, index);
+  } catch (err) {
+    return failed(index, errorCodeFor(err, broker.logger, "Produce"));
+  }
+  const result: PartitionResult = {
+    index,
+    errorCode: ERROR_CODES.NONE,
+    errorMessage: null,
+    baseOffset: -1,
+    logAppendTimeMs: logAppendTime ? now : -1,
+    logStartOffset: -1,
+  };
+  // append() assigns offsets synchronously; its promise settles on durability.
+  const pending = log.append(records, valid.batches, {
+    acks,
+    logAppendTimeMs: logAppendTime ? now : undefined,
+  });
+  broker.metrics.inc("kafscale_produce_bytes_total", "Record bytes produced", {}, records.length);
+  broker.metrics.inc("kafscale_produce_records_total", "Records produced", {}, valid.totalRecords);
+  return {
+    result,
+    done: pending.then(
+      (r) => {
+        result.baseOffset = r.baseOffset;
+        result.logStartOffset = r.logStartOffset;
+      },
+      (err) => {
+        result.errorCode = errorCodeFor(err, broker.logger, "Produce");
+        result.errorMessage = err instanceof Error ? err.message : String(err);
+      },
+    ),
+  };
+}
+
+function response(topics: { name: string; partitions: Prepared[] }[]): ProduceResponse {
+  const responses: TopicProduceResponse[] = topics.map((t) => ({
+    name: t.name,
+    partitionResponses: t.partitions.map(({ result }) => ({
+      index: result.index,
+      errorCode: result.errorCode,
+      baseOffset: result.baseOffset,
+      logAppendTimeMs: result.logAppendTimeMs,
+      logStartOffset: result.logStartOffset,
+      recordErrors: [],
+      errorMessage: result.errorCode === ERROR_CODES.NONE ? null : result.errorMessage,
+    })),
+  }));
+  return { responses, throttleTimeMs: 0 };
+}

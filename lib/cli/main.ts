@@ -1,0 +1,46 @@
+/**
+ * The `kafscale` command: dispatches to one file per subcommand. The same
+ * program runs as `deno run -A cli.ts …` and as the compiled binary.
+ */
+import { runServe } from "./serve.ts";
+
+export const VERSION = "0.1.0";
+
+export function mainHelp(): string {
+  return [
+    "Usage: kafscale <command> [options]",
+    "",
+    "A Kafka-protocol-compatible broker whose log lives in object storage.",
+    "",
+    "Commands:",
+    "  serve     Run the broker",
+    "  topics    Manage topics (create, list, describe, alter, delete)",
+    "  groups    Manage consumer groups (list, describe, delete, reset-offsets)",
+    "",
+    "Options:",
+    "  -h, --help     Show this help",
+    "  --version      Print the version",
+    "",
+    'Run "kafscale <command> --help" for the options of a command.',
+  ].join("\n");
+}
+
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      console.log(mainHelp());
+      return command === undefined ? 2 : 0;
+    case "--version":
+      console.log(`kafscale ${VERSION}`);
+      return 0;
+    case "serve":
+      return await runServe(rest);
+    default:
+      console.error(`Unknown command "${command}"; run "kafscale --help" for the list`);
+      return 2;
+  }
+}

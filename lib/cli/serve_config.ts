@@ -1,0 +1,398 @@
+/**
+ * Settings of `kafscale serve`: one table drives the flags, the `KAFSCALE_*`
+ * environment variables, the config file, `--help` and the README table.
+ *
+ * Precedence: flags, then environment, then config file, then defaults. Bad
+ * values fail fast with a message naming the setting and where it came from.
+ */
+
+export type SettingKind = "string" | "int" | "bool" | "hostport";
+
+export interface SettingSpec {
+  /** Flag name without dashes; also the config-file key. */
+  name: string;
+  env: string;
+  kind: SettingKind;
+  default: string | number | boolean | null;
+  help: string;
+  min?: number;
+  max?: number;
+}
+
+const MIB = 1024 * 1024;
+
+export const SERVE_SETTINGS = [
+  {
+    name: "listen",
+    env: "KAFSCALE_LISTEN",
+    kind: "hostport",
+    default: "0.0.0.0:9092",
+    help: "Kafka listener HOST:PORT (port 0 picks a free port)",
+  },
+  {
+    name: "advertised-listener",
+    env: "KAFSCALE_ADVERTISED_LISTENER",
+    kind: "hostport",
+    default: null,
+    help: "HOST:PORT clients are told to connect to (default: the listen address; " +
+      '"localhost" when listening on all interfaces)',
+  },
+  {
+    name: "data-dir",
+    env: "KAFSCALE_DATA_DIR",
+    kind: "string",
+    default: "./data",
+    help: "Directory for segments and the embedded metadata store",
+  },
+  {
+    name: "http-listen",
+    env: "KAFSCALE_HTTP_LISTEN",
+    kind: "hostport",
+    default: "127.0.0.1:9093",
+    help: "HTTP listener for /healthz, /readyz and /metrics",
+  },
+  {
+    name: "control-listen",
+    env: "KAFSCALE_CONTROL_LISTEN",
+    kind: "hostport",
+    default: "127.0.0.1:9094",
+    help: "gRPC control listener (reserved; not served yet)",
+  },
+  {
+    name: "broker-id",
+    env: "KAFSCALE_BROKER_ID",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 2147483647,
+    help: "Node id of this broker",
+  },
+  {
+    name: "namespace",
+    env: "KAFSCALE_NAMESPACE",
+    kind: "string",
+    default: "default",
+    help: "Object key prefix for this cluster's segments",
+  },
+  {
+    name: "s3-bucket",
+    env: "KAFSCALE_S3_BUCKET",
+    kind: "string",
+    default: null,
+    help: "S3 bucket for segments (instead of --data-dir)",
+  },
+  {
+    name: "s3-endpoint",
+    env: "KAFSCALE_S3_ENDPOINT",
+    kind: "string",
+    default: null,
+    help: "S3 endpoint URL",
+  },
+  {
+    name: "s3-region",
+    env: "KAFSCALE_S3_REGION",
+    kind: "string",
+    default: "us-east-1",
+    help: "S3 region",
+  },
+  {
+    name: "s3-path-style",
+    env: "KAFSCALE_S3_PATH_STYLE",
+    kind: "bool",
+    default: false,
+    help: "Use path-style S3 addressing",
+  },
+  {
+    name: "etcd-endpoints",
+    env: "KAFSCALE_ETCD_ENDPOINTS",
+    kind: "string",
+    default: null,
+    help: "Comma-separated etcd URLs (instead of the embedded metadata store)",
+  },
+  {
+    name: "segment-bytes",
+    env: "KAFSCALE_SEGMENT_BYTES",
+    kind: "int",
+    default: 64 * MIB,
+    min: 64 * 1024,
+    max: 1024 * MIB,
+    help: "Largest segment object one flush writes",
+  },
+  {
+    name: "flush-interval-ms",
+    env: "KAFSCALE_FLUSH_INTERVAL_MS",
+    kind: "int",
+    default: 2,
+    min: 0,
+    max: 60_000,
+    help: "Longest time appended data waits before a flush starts",
+  },
+  {
+    name: "flush-bytes",
+    env: "KAFSCALE_FLUSH_BYTES",
+    kind: "int",
+    default: 4 * MIB,
+    min: 1024,
+    max: 1024 * MIB,
+    help: "Pending bytes that start a flush at once",
+  },
+  {
+    name: "cache-bytes",
+    env: "KAFSCALE_CACHE_BYTES",
+    kind: "int",
+    default: 256 * MIB,
+    min: 0,
+    max: 64 * 1024 * MIB,
+    help: "Segment cache size in bytes",
+  },
+  {
+    name: "max-frame-bytes",
+    env: "KAFSCALE_MAX_FRAME_BYTES",
+    kind: "int",
+    default: 100 * MIB,
+    min: 1024,
+    max: 1024 * MIB,
+    help: "Largest request frame; larger ones close the connection",
+  },
+  {
+    name: "max-connections",
+    env: "KAFSCALE_MAX_CONNECTIONS",
+    kind: "int",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    help: "Concurrent client connections",
+  },
+  {
+    name: "message-max-bytes",
+    env: "KAFSCALE_MESSAGE_MAX_BYTES",
+    kind: "int",
+    default: 1_048_588,
+    min: 1024,
+    max: 1024 * MIB,
+    help: "Default max.message.bytes (largest record batch) for topics",
+  },
+  {
+    name: "auto-create-topics",
+    env: "KAFSCALE_AUTO_CREATE_TOPICS",
+    kind: "bool",
+    default: true,
+    help: "Create unknown topics on Metadata/Produce requests that allow it",
+  },
+  {
+    name: "default-partitions",
+    env: "KAFSCALE_DEFAULT_PARTITIONS",
+    kind: "int",
+    default: 1,
+    min: 1,
+    max: 100_000,
+    help: "Partitions of auto-created topics and of CreateTopics with -1",
+  },
+  {
+    name: "shutdown-timeout-ms",
+    env: "KAFSCALE_SHUTDOWN_TIMEOUT_MS",
+    kind: "int",
+    default: 10_000,
+    min: 0,
+    max: 600_000,
+    help: "How long a graceful stop waits for in-flight requests",
+  },
+  {
+    name: "log-level",
+    env: "KAFSCALE_LOG_LEVEL",
+    kind: "string",
+    default: "info",
+    help: "debug, info, warn or error",
+  },
+] as const satisfies readonly SettingSpec[];
+
+type SettingName = (typeof SERVE_SETTINGS)[number]["name"];
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface ServeConfig {
+  listen: HostPort;
+  advertisedListener: HostPort | null;
+  dataDir: string;
+  httpListen: HostPort;
+  controlListen: HostPort;
+  brokerId: number;
+  namespace: string;
+  s3Bucket: string | null;
+  s3Endpoint: string | null;
+  s3Region: string;
+  s3PathStyle: boolean;
+  etcdEndpoints: string[];
+  segmentBytes: number;
+  flushIntervalMs: number;
+  flushBytes: number;
+  cacheBytes: number;
+  maxFrameBytes: number;
+  maxConnections: number;
+  messageMaxBytes: number;
+  autoCreateTopics: boolean;
+  defaultPartitions: number;
+  shutdownTimeoutMs: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Where a raw value came from, for error messages. */
+type Source = { value: string; where: string };
+
+function camel(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export function parseHostPort(text: string, where: string): HostPort {
+  const m = /^(\[[^\]]+\]|[^:]*):(\d{1,5})$/.exec(text.trim());
+  if (!m) throw new ConfigError(`${where} must be HOST:PORT, got "${text}"`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new ConfigError(`${where} has a port above 65535: "${text}"`);
+  const host = m[1].startsWith("[") ? m[1].slice(1, -1) : m[1];
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+/** Parses a config file: `key=value` lines (`#` comments) or a JSON object. */
+export function parseConfigFile(text: string, path: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const trimmed = text.trim();
+  if (trimmed.startsWith("{")) {
+    let obj: unknown;
+    try {
+      obj = JSON.parse(trimmed);
+    } catch (err) {
+      throw new ConfigError(`Config file "${path}" is not valid JSON: ${(err as Error).message}`);
+    }
+    for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+      out.set(k, Array.isArray(v) ? v.join(",") : String(v));
+    }
+    return out;
+  }
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const eq = line.indexOf("=");
+    if (eq <= 0) {
+      throw new ConfigError(
+        `Config file "${path}" line ${i + 1}: expected key=value, got "${line}"`,
+      );
+    }
+    out.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim().replace(/^"(.*)"$/, "$1"));
+  });
+  return out;
+}
+
+/**
+ * Resolves the configuration from parsed flags (name → raw string), the
+ * environment and an optional config file's contents.
+ */
+export function resolveServeConfig(
+  flags: Map<string, string>,
+  env: Record<string, string | undefined>,
+  file: { path: string; entries: Map<string, string> } | null,
+): ServeConfig {
+  const known = new Set<string>(SERVE_SETTINGS.map((s) => s.name));
+  for (const key of file?.entries.keys() ?? []) {
+    if (!known.has(key)) {
+      throw new ConfigError(`Config file "${file!.path}" has an unknown setting "${key}"`);
+    }
+  }
+  const values = new Map<SettingName, unknown>();
+  for (const spec of SERVE_SETTINGS as readonly SettingSpec[]) {
+    const source: Source | null = flags.has(spec.name)
+      ? { value: flags.get(spec.name)!, where: `"--${spec.name}"` }
+      : env[spec.env] !== undefined
+      ? { value: env[spec.env]!, where: `"${spec.env}"` }
+      : file?.entries.has(spec.name)
+      ? { value: file.entries.get(spec.name)!, where: `"${spec.name}" in "${file.path}"` }
+      : null;
+    values.set(spec.name as SettingName, source ? convert(spec, source) : spec.default);
+  }
+  const cfg = Object.fromEntries(
+    [...values].map(([k, v]) => [camel(k), v]),
+  ) as Record<string, unknown>;
+  cfg.etcdEndpoints = typeof cfg.etcdEndpoints === "string"
+    ? (cfg.etcdEndpoints as string).split(",").map((s) => s.trim()).filter((s) => s !== "")
+    : [];
+  if (typeof cfg.listen === "string") cfg.listen = parseHostPort(cfg.listen, '"listen"');
+  if (typeof cfg.httpListen === "string") {
+    cfg.httpListen = parseHostPort(cfg.httpListen, '"http-listen"');
+  }
+  if (typeof cfg.controlListen === "string") {
+    cfg.controlListen = parseHostPort(cfg.controlListen, '"control-listen"');
+  }
+  const config = cfg as unknown as ServeConfig;
+  validate(config);
+  return config;
+}
+
+function convert(spec: SettingSpec, { value, where }: Source): unknown {
+  switch (spec.kind) {
+    case "string":
+      if (value.trim() === "") throw new ConfigError(`${where} must not be empty`);
+      return value.trim();
+    case "hostport":
+      return parseHostPort(value, where);
+    case "bool": {
+      const v = value.trim().toLowerCase();
+      if (["true", "1", "yes", "on", ""].includes(v)) return true;
+      if (["false", "0", "no", "off"].includes(v)) return false;
+      throw new ConfigError(`${where} must be true or false, got "${value}"`);
+    }
+    case "int": {
+      const v = value.trim();
+      if (!/^-?\d+$/.test(v)) throw new ConfigError(`${where} must be an integer, got "${value}"`);
+      const n = Number(v);
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        throw new ConfigError(
+          `${where} must be between ${spec.min} and ${spec.max}, got "${value}"`,
+        );
+      }
+      return n;
+    }
+  }
+}
+
+function validate(cfg: ServeConfig): void {
+  if (!["debug", "info", "warn", "error"].includes(cfg.logLevel)) {
+    throw new ConfigError(`"log-level" must be debug, info, warn or error, got "${cfg.logLevel}"`);
+  }
+  if (!/^[A-Za-z0-9._-]+$/.test(cfg.namespace)) {
+    throw new ConfigError(
+      `"namespace" may only contain letters, digits, ".", "_" and "-", got "${cfg.namespace}"`,
+    );
+  }
+  if (cfg.s3Endpoint !== null) {
+    try {
+      new URL(cfg.s3Endpoint);
+    } catch {
+      throw new ConfigError(`"s3-endpoint" is not a URL: "${cfg.s3Endpoint}"`);
+    }
+  }
+  for (const url of cfg.etcdEndpoints) {
+    try {
+      new URL(url);
+    } catch {
+      throw new ConfigError(`"etcd-endpoints" has an entry that is not a URL: "${url}"`);
+    }
+  }
+}
+
+/** The address clients are told to use. */
+export function advertisedAddress(cfg: ServeConfig, boundPort: number): HostPort {
+  if (cfg.advertisedListener) {
+    return {
+      host: cfg.advertisedListener.host,
+      port: cfg.advertisedListener.port === 0 ? boundPort : cfg.advertisedListener.port,
+    };
+  }
+  const wildcard = cfg.listen.host === "0.0.0.0" || cfg.listen.host === "::";
+  return { host: wildcard ? "localhost" : cfg.listen.host, port: boundPort };
+}

@@ -1,0 +1,246 @@
+/**
+ * One client connection: framing, pipelining and response ordering.
+ *
+ * Reads length-prefixed frames, hands each to the dispatcher as soon as it
+ * is complete (so later requests are read and started while earlier ones
+ * wait for a flush), and writes responses strictly in request order.
+ * Knows nothing about handlers: the dispatcher turns a frame into response
+ * bytes. Must not import lib/broker.
+ */
+import type { Logger } from "../util/logger.ts";
+
+/** Frames shorter than this cannot hold a request header (api key, version, correlation id). */
+const MIN_FRAME_BYTES = 8;
+/** Staging buffer for socket reads; frames larger than this are read straight into their own buffer. */
+const READ_CHUNK_BYTES = 64 * 1024;
+
+export interface ConnectionLimits {
+  /** Largest accepted frame; a larger size prefix closes the connection without allocating. */
+  maxFrameBytes: number;
+  /** Requests read ahead of the response being written; reading pauses beyond it. */
+  maxInFlightRequests: number;
+}
+
+export interface ConnectionInfo {
+  readonly id: number;
+  readonly remoteAddress: string;
+  /** Runs `fn` after every earlier `sequential` call of this connection has settled. */
+  sequential<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** Result of dispatching one frame. */
+export type DispatchResult =
+  | { kind: "response"; chunks: Uint8Array[] }
+  | { kind: "none" }
+  | { kind: "close"; reason: string };
+
+export interface FrameDispatcher {
+  dispatch(frame: Uint8Array, conn: ConnectionInfo): Promise<DispatchResult>;
+}
+
+type Pending = Promise<DispatchResult>;
+
+export class Connection implements ConnectionInfo {
+  readonly id: number;
+  readonly remoteAddress: string;
+  readonly #conn: Deno.Conn;
+  readonly #dispatcher: FrameDispatcher;
+  readonly #limits: ConnectionLimits;
+  readonly #logger: Logger;
+  #queue: Pending[] = [];
+  #queueChanged: (() => void) | null = null;
+  #closed = false;
+  #draining = false;
+  #readingDone = false;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    id: number,
+    conn: Deno.Conn,
+    dispatcher: FrameDispatcher,
+    limits: ConnectionLimits,
+    logger: Logger,
+  ) {
+    this.id = id;
+    this.#conn = conn;
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.remoteAddress = `${addr.hostname}:${addr.port}`;
+    this.#dispatcher = dispatcher;
+    this.#limits = limits;
+    this.#logger = logger;
+  }
+
+  sequential<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn, fn);
+    this.#chain = run.then(() => {}, () => {});
+    return run;
+  }
+
+  /** Serves the connection until the peer closes, an error occurs, or `drain()` finishes. */
+  async serve(): Promise<void> {
+    try {
+      (this.#conn as Deno.TcpConn).setNoDelay?.(true);
+    } catch { /* not a TCP socket */ }
+    // The write loop ends when reading is done (or draining) and every queued
+    // response is written; it then closes the socket, which also unblocks a
+    // pending read.
+    const writer = this.#writeLoop().finally(() => this.close());
+    try {
+      await this.#readLoop();
+    } catch (err) {
+      if (!this.#closed) {
+        this.#logger.debug("Connection read failed", { conn: this.id, err: String(err) });
+      }
+    }
+    this.#readingDone = true;
+    this.#wake();
+    await writer;
+  }
+
+  /**
+   * Stops taking new requests: requests already read complete and their
+   * responses are written, then the connection closes.
+   */
+  drain(): void {
+    this.#draining = true;
+    this.#wake();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+    this.#wake();
+  }
+
+  get isIdle(): boolean {
+    return this.#queue.length === 0;
+  }
+
+  async #readLoop(): Promise<void> {
+    const stage = new Uint8Array(READ_CHUNK_BYTES);
+    let start = 0; // first unparsed byte in stage
+    let end = 0; // one past the last filled byte
+    while (!this.#closed && !this.#draining) {
+      // Parse every complete frame in the staging buffer.
+      while (end - start >= 4) {
+        const size = (stage[start] << 24) | (stage[start + 1] << 16) | (stage[start + 2] << 8) |
+          stage[start + 3];
+        if (size < MIN_FRAME_BYTES || size > this.#limits.maxFrameBytes) {
+          this.#logger.warn("Closing connection: invalid frame size", {
+            conn: this.id,
+            client: this.remoteAddress,
+            size,
+            maxFrameBytes: this.#limits.maxFrameBytes,
+          });
+          this.close();
+          return;
+        }
+        const frame = new Uint8Array(size);
+        const staged = Math.min(size, end - start - 4);
+        frame.set(stage.subarray(start + 4, start + 4 + staged));
+        start += 4 + staged;
+        if (staged < size) {
+          // The rest of a large frame is read straight into its own buffer.
+          if (!(await this.#readFully(frame, staged))) return;
+        }
+        if (!(await this.#enqueue(frame))) return;
+      }
+      // At most a partial size prefix (< 4 bytes) is left: move it to the front.
+      if (start > 0) {
+        stage.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+      }
+      const n = await this.#conn.read(stage.subarray(end));
+      if (n === null || this.#draining) return;
+      end += n;
+    }
+  }
+
+  async #readFully(buf: Uint8Array, from: number): Promise<boolean> {
+    let pos = from;
+    while (pos < buf.length) {
+      const n = await this.#conn.read(buf.subarray(pos));
+      if (n === null) return false;
+      pos += n;
+    }
+    return true;
+  }
+
+  async #enqueue(frame: Uint8Array): Promise<boolean> {
+    while (this.#queue.length >= this.#limits.maxInFlightRequests && !this.#closed) {
+      await this.#waitQueueChange();
+    }
+    if (this.#closed || this.#draining) return false;
+    let pending: Pending;
+    try {
+      pending = this.#dispatcher.dispatch(frame, this);
+    } catch (err) {
+      pending = Promise.resolve({ kind: "close", reason: String(err) });
+    }
+    this.#queue.push(pending);
+    this.#wake();
+    return true;
+  }
+
+  #waitQueueChange(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#queueChanged = resolve;
+    });
+  }
+
+  #wake(): void {
+    const resolve = this.#queueChanged;
+    this.#queueChanged = null;
+    resolve?.();
+  }
+
+  async #writeLoop(): Promise<void> {
+    while (!this.#closed) {
+      const head = this.#queue[0];
+      if (!head) {
+        if (this.#readingDone || this.#draining) return;
+        await this.#waitQueueChange();
+        continue;
+      }
+      let result: DispatchResult;
+      try {
+        result = await head;
+      } catch (err) {
+        result = { kind: "close", reason: `Internal error: ${String(err)}` };
+      }
+      this.#queue.shift();
+      this.#wake();
+      if (result.kind === "close") {
+        this.#logger.warn("Closing connection", {
+          conn: this.id,
+          client: this.remoteAddress,
+          reason: result.reason,
+        });
+        this.close();
+        return;
+      }
+      if (result.kind === "response") {
+        try {
+          await this.#writeChunks(result.chunks);
+        } catch (err) {
+          this.#logger.debug("Connection write failed", { conn: this.id, err: String(err) });
+          this.close();
+          return;
+        }
+      }
+    }
+  }
+
+  async #writeChunks(chunks: Uint8Array[]): Promise<void> {
+    for (const chunk of chunks) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        pos += await this.#conn.write(pos === 0 ? chunk : chunk.subarray(pos));
+      }
+    }
+  }
+}
