@@ -1,0 +1,425 @@
+/**
+ * The partition log layer's entry point: owns this broker's session lease,
+ * the partitions it has acquired, the shared flush scheduler (group commit)
+ * and the shared segment cache.
+ *
+ * Ownership (DESIGN invariants 3 and 4): `partition()` acquires the
+ * partition in the metadata store on first use (bumping its epoch), reloads
+ * it from the stores, and caches it until it is fenced, its lease is lost,
+ * it is dropped, or the manager closes. The lease is kept alive every
+ * `leaseTtlMs / 3`; writes stop once `leaseTtlMs - LEASE_SAFETY_MARGIN` has
+ * passed since the last successful keep-alive was sent, so a stalled broker
+ * stops before another can take over.
+ *
+ * Owns lib/log/*; must not touch sockets or import from lib/broker,
+ * lib/server, lib/coordinator or lib/control.
+ */
+
+import type { ClusterMetadata } from "../metadata/cluster_metadata.ts";
+import { LeaseExpiredError } from "../metadata/metadata_store.ts";
+import type { ObjectStore } from "../storage/object_store.ts";
+import type { Clock, TimerHandle } from "../util/clock.ts";
+import type { Logger } from "../util/logger.ts";
+import { mapBounded } from "./bounded.ts";
+import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.ts";
+import { LogError } from "./log_error.ts";
+import { type LogConfig, type LogContext, PartitionLog } from "./partition_log.ts";
+import { DELETE_CONCURRENCY, recoverPartition } from "./recovery.ts";
+import { SegmentCache } from "./segment_cache.ts";
+import { partitionObjectPrefix } from "./segment_format.ts";
+
+export type {
+  AppendOptions,
+  AppendResult,
+  LogConfig,
+  ReadResult,
+  TimestampAndOffset,
+} from "./partition_log.ts";
+export { PartitionLog } from "./partition_log.ts";
+export { LOG_ERROR_CODE, LogError } from "./log_error.ts";
+
+/** Fraction of the lease TTL kept as a margin: writes stop this long before the lease could expire. */
+export const LEASE_SAFETY_MARGIN_FRACTION = 0.25;
+/** Keep-alives per lease TTL. */
+export const KEEPALIVES_PER_TTL = 3;
+/** Default bound on pending (not yet flushed) bytes, when the config does not name one. */
+export const DEFAULT_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+
+export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
+  namespace: "default",
+  segmentBytesMax: 64 * 1024 * 1024,
+  flushIntervalMs: 2,
+  flushBytes: 4 * 1024 * 1024,
+  cacheBytesMax: 256 * 1024 * 1024,
+  indexIntervalMessages: 100,
+  leaseTtlMs: 10_000,
+});
+
+export interface LogManagerDeps {
+  objectStore: ObjectStore;
+  metadata: ClusterMetadata;
+  clock: Clock;
+  logger: Logger;
+  brokerId: number;
+  config: LogConfig;
+}
+
+interface SessionLease {
+  id: number;
+  /** Monotonic time after which this broker must not write. */
+  deadline: number;
+  keepAliveInFlight: boolean;
+  timer: TimerHandle | null;
+}
+
+function validateConfig(config: LogConfig): void {
+  const positive = (name: keyof LogConfig, min = 1) => {
+    const value = config[name];
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min) {
+      throw new RangeError(
+        `Invalid log config "${name}": expected an integer >= ${min}, got ${value}`,
+      );
+    }
+  };
+  positive("segmentBytesMax", 1024);
+  positive("flushIntervalMs", 0);
+  positive("flushBytes");
+  positive("cacheBytesMax", 0);
+  positive("indexIntervalMessages");
+  positive("leaseTtlMs", 3);
+  if (config.pendingBytesMax !== undefined) positive("pendingBytesMax");
+  if (config.flushConcurrency !== undefined) positive("flushConcurrency");
+  if (!/^[A-Za-z0-9._-]+$/.test(config.namespace)) {
+    throw new RangeError(
+      `Invalid log config "namespace": letters, digits, ".", "_" and "-" only, got "${config.namespace}"`,
+    );
+  }
+}
+
+export class LogManager {
+  readonly #deps: LogManagerDeps;
+  readonly #config: LogConfig;
+  readonly #cache: SegmentCache;
+  readonly #scheduler: FlushScheduler;
+  readonly #context: LogContext;
+  readonly #pendingBytesMax: number;
+  /** Loads in progress and loaded logs, by "topic/partition". */
+  readonly #logs = new Map<string, Promise<PartitionLog>>();
+  readonly #live = new Map<string, PartitionLog>();
+  #lease: SessionLease | null = null;
+  #leaseGrant: Promise<SessionLease> | null = null;
+  #state: "new" | "started" | "closing" | "closed" = "new";
+
+  constructor(deps: LogManagerDeps) {
+    validateConfig(deps.config);
+    this.#deps = deps;
+    this.#config = { ...deps.config };
+    this.#pendingBytesMax = deps.config.pendingBytesMax ??
+      Math.max(4 * deps.config.flushBytes, DEFAULT_PENDING_BYTES_MAX);
+    this.#cache = new SegmentCache(deps.config.cacheBytesMax);
+    this.#scheduler = new FlushScheduler({
+      clock: deps.clock,
+      logger: deps.logger,
+      metadata: deps.metadata,
+      flushBytes: deps.config.flushBytes,
+      flushIntervalMs: deps.config.flushIntervalMs,
+      writeConcurrency: deps.config.flushConcurrency,
+      beforeCommit: () => this.#assertWritable(),
+    });
+    this.#context = {
+      objectStore: deps.objectStore,
+      metadata: deps.metadata,
+      clock: deps.clock,
+      logger: deps.logger,
+      config: this.#config,
+      cache: this.#cache,
+      scheduler: this.#scheduler,
+      assertWritable: () => this.#assertWritable(),
+      reservePending: (bytes) => this.#reservePending(bytes),
+      onClosed: (log) => this.#forget(log),
+    };
+  }
+
+  /** The current session lease id (0 before start or after the lease was lost). */
+  get leaseId(): number {
+    return this.#lease?.id ?? 0;
+  }
+  get cache(): SegmentCache {
+    return this.#cache;
+  }
+  get flushStats(): Readonly<FlushStats> {
+    return this.#scheduler.stats;
+  }
+  /** Bytes appended and not yet taken by a flush (for back-pressure). */
+  get pendingBytes(): number {
+    return this.#scheduler.pendingBytes;
+  }
+  /** The partitions currently loaded and owned. */
+  loadedPartitions(): PartitionLog[] {
+    return [...this.#live.values()];
+  }
+
+  /** Grants the broker session lease and starts keeping it alive. */
+  async start(): Promise<void> {
+    if (this.#state !== "new") throw new Error(`LogManager.start() called when ${this.#state}`);
+    this.#state = "started";
+    await this.#ensureLease();
+  }
+
+  /** The partition's log: acquired and loaded on first use, cached after. */
+  partition(topic: string, partition: number): Promise<PartitionLog> {
+    if (this.#state !== "started") {
+      return Promise.reject(
+        LogError.notLeader(`Log manager is ${this.#state}; cannot serve "${topic}-${partition}"`),
+      );
+    }
+    const key = `${topic}/${partition}`;
+    const existing = this.#logs.get(key);
+    if (existing) return existing;
+    const loading = this.#load(topic, partition);
+    this.#logs.set(key, loading);
+    loading.then(
+      (log) => {
+        if (this.#logs.get(key) !== loading) return;
+        // A log closed before this ran (lease lost mid-load) must not stay cached.
+        if (log.closed) this.#logs.delete(key);
+        else this.#live.set(key, log);
+      },
+      () => {
+        if (this.#logs.get(key) === loading) this.#logs.delete(key);
+      },
+    );
+    return loading;
+  }
+
+  /** The log if it is loaded, without acquiring anything. */
+  loadedPartition(topic: string, partition: number): PartitionLog | undefined {
+    return this.#live.get(`${topic}/${partition}`);
+  }
+
+  /**
+   * Forgets the partition and deletes all its objects (topic deletion). Its
+   * queued appends fail with UNKNOWN_TOPIC_OR_PARTITION.
+   */
+  async dropPartition(topic: string, partition: number): Promise<void> {
+    const key = `${topic}/${partition}`;
+    const loading = this.#logs.get(key);
+    this.#logs.delete(key);
+    const log = this.#live.get(key) ?? (await loading?.catch(() => undefined));
+    this.#live.delete(key);
+    log?.shutdown(LogError.unknownPartition(`Partition "${topic}-${partition}" was deleted`));
+    // A round in flight may still write this partition's objects: let it end first.
+    await this.#scheduler.idle();
+    const prefix = partitionObjectPrefix(this.#config.namespace, topic, partition);
+    this.#cache.deletePrefix(prefix);
+    const { objectStore } = this.#deps;
+    let objects;
+    try {
+      objects = await objectStore.list(prefix);
+    } catch (error) {
+      throw toLogError(error, `Cannot list objects of "${topic}-${partition}"`);
+    }
+    const results = await mapBounded(objects, DELETE_CONCURRENCY, (o) => objectStore.delete(o.key));
+    const failed = results.find((r) => r.status === "rejected") as
+      | PromiseRejectedResult
+      | undefined;
+    if (failed) throw toLogError(failed.reason, `Cannot delete objects of "${topic}-${partition}"`);
+  }
+
+  /**
+   * Flushes everything pending (acks=0 data included), stops timers, and
+   * releases ownership by revoking the session lease.
+   */
+  async close(): Promise<void> {
+    if (this.#state === "closed" || this.#state === "closing") return;
+    const wasStarted = this.#state === "started";
+    this.#state = "closing";
+    if (wasStarted) await this.#scheduler.drain();
+    this.#scheduler.close();
+    for (const log of [...this.#live.values()]) {
+      log.shutdown(
+        LogError.notLeader(`Broker is shutting down; "${log.topic}-${log.partition}" moves`),
+      );
+    }
+    await Promise.allSettled([...this.#logs.values()]);
+    this.#logs.clear();
+    this.#live.clear();
+    await this.#leaseGrant?.catch(() => undefined);
+    const lease = this.#lease;
+    this.#lease = null;
+    if (lease) {
+      lease.timer?.cancel();
+      try {
+        await this.#deps.metadata.revokeLease(lease.id);
+      } catch (error) {
+        this.#deps.logger.warn("Cannot revoke the session lease; it will expire", {
+          leaseId: lease.id,
+          error: String(error),
+        });
+      }
+    }
+    this.#cache.clear();
+    this.#state = "closed";
+  }
+
+  // ---- loading ---------------------------------------------------------------
+
+  async #load(topic: string, partition: number): Promise<PartitionLog> {
+    const { metadata, objectStore, brokerId, logger } = this.#deps;
+    let acquired;
+    // Two attempts: the first may find the session lease expired in the store.
+    for (let attempt = 0;; attempt++) {
+      const lease = await this.#ensureLease();
+      try {
+        acquired = await metadata.acquirePartition(topic, partition, brokerId, lease.id);
+        break;
+      } catch (error) {
+        if (error instanceof LeaseExpiredError && attempt === 0) {
+          this.#leaseLost(lease);
+          continue;
+        }
+        throw toLogError(error, `Cannot acquire "${topic}-${partition}"`);
+      }
+    }
+    if (acquired === "owned-by-other") {
+      throw LogError.notLeader(
+        `Partition "${topic}-${partition}" is owned by another broker; refresh metadata and retry`,
+      );
+    }
+    if (acquired === "unknown-partition") {
+      throw LogError.unknownPartition(`Partition "${topic}-${partition}" does not exist`);
+    }
+    const prefix = partitionObjectPrefix(this.#config.namespace, topic, partition);
+    // Never trust a cache from an earlier ownership (invariant 3).
+    this.#cache.deletePrefix(prefix);
+    let recovered;
+    try {
+      recovered = await recoverPartition({ objectStore, prefix, state: acquired.state, logger });
+    } catch (error) {
+      throw toLogError(error, `Cannot load "${topic}-${partition}"`);
+    }
+    if (this.#state !== "started") {
+      throw LogError.notLeader(
+        `Log manager is ${this.#state}; cannot serve "${topic}-${partition}"`,
+      );
+    }
+    logger.info("Acquired partition", {
+      topic,
+      partition,
+      epoch: acquired.epoch,
+      endOffset: acquired.state.endOffset,
+      segments: recovered.segments.length,
+      deletedObjects: recovered.deleted,
+    });
+    return new PartitionLog(this.#context, topic, partition, acquired, recovered);
+  }
+
+  #forget(log: PartitionLog): void {
+    const key = `${log.topic}/${log.partition}`;
+    if (this.#live.get(key) === log) {
+      this.#live.delete(key);
+      this.#logs.delete(key);
+    }
+  }
+
+  #reservePending(bytes: number): void {
+    if (this.#state !== "started") {
+      throw LogError.notLeader(`Log manager is ${this.#state}; appends are refused`);
+    }
+    if (this.#scheduler.pendingBytes + bytes > this.#pendingBytesMax) {
+      this.#scheduler.flushNow();
+      throw LogError.storage(
+        `Write buffer is full (${this.#scheduler.pendingBytes} of ${this.#pendingBytesMax} bytes ` +
+          `waiting for the object store); retry`,
+      );
+    }
+  }
+
+  // ---- lease -------------------------------------------------------------------
+
+  #assertWritable(): void {
+    const lease = this.#lease;
+    if (!lease || this.#deps.clock.monotonic() >= lease.deadline) {
+      throw LogError.notLeader(
+        "This broker's lease may have expired; it stopped writing until the lease is renewed",
+      );
+    }
+  }
+
+  #ensureLease(): Promise<SessionLease> {
+    if (this.#lease) return Promise.resolve(this.#lease);
+    if (this.#leaseGrant) return this.#leaseGrant;
+    const { metadata, clock } = this.#deps;
+    const ttl = this.#config.leaseTtlMs;
+    const sentAt = clock.monotonic();
+    const grant = metadata.grantLease(ttl).then((granted) => {
+      const lease: SessionLease = {
+        id: granted.id,
+        deadline: sentAt + ttl * (1 - LEASE_SAFETY_MARGIN_FRACTION),
+        keepAliveInFlight: false,
+        timer: null,
+      };
+      if (this.#state === "closing" || this.#state === "closed") {
+        metadata.revokeLease(lease.id).catch(() => undefined);
+        throw LogError.notLeader("Log manager closed while granting its lease");
+      }
+      this.#lease = lease;
+      this.#scheduleKeepAlive(lease);
+      return lease;
+    }, (error) => {
+      throw toLogError(error, "Cannot grant the broker session lease");
+    }).finally(() => {
+      this.#leaseGrant = null;
+    });
+    this.#leaseGrant = grant;
+    return grant;
+  }
+
+  #scheduleKeepAlive(lease: SessionLease): void {
+    const interval = Math.max(1, Math.floor(this.#config.leaseTtlMs / KEEPALIVES_PER_TTL));
+    lease.timer = this.#deps.clock.setTimeout(() => {
+      lease.timer = null;
+      if (this.#lease !== lease) return;
+      // Re-arm first, so keep-alives stay periodic even while one is slow.
+      this.#scheduleKeepAlive(lease);
+      if (!lease.keepAliveInFlight) this.#keepAlive(lease);
+    }, interval);
+  }
+
+  async #keepAlive(lease: SessionLease): Promise<void> {
+    const { metadata, clock, logger } = this.#deps;
+    const sentAt = clock.monotonic();
+    lease.keepAliveInFlight = true;
+    try {
+      await metadata.keepAlive(lease.id);
+      const deadline = sentAt + this.#config.leaseTtlMs * (1 - LEASE_SAFETY_MARGIN_FRACTION);
+      lease.deadline = Math.max(lease.deadline, deadline);
+    } catch (error) {
+      if (error instanceof LeaseExpiredError) {
+        this.#leaseLost(lease);
+      } else {
+        logger.warn("Lease keep-alive failed; retrying", {
+          leaseId: lease.id,
+          error: String(error),
+        });
+      }
+    } finally {
+      lease.keepAliveInFlight = false;
+    }
+  }
+
+  /** The lease is gone: every partition hung on it is someone else's to take now. */
+  #leaseLost(lease: SessionLease): void {
+    if (this.#lease !== lease) return;
+    this.#deps.logger.warn("Broker session lease expired; releasing all partitions", {
+      leaseId: lease.id,
+    });
+    this.#lease = null;
+    lease.timer?.cancel();
+    for (const log of [...this.#live.values()]) {
+      log.shutdown(
+        LogError.notLeader(`Lost ownership of "${log.topic}-${log.partition}": lease expired`),
+      );
+    }
+  }
+}

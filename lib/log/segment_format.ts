@@ -1,0 +1,413 @@
+/**
+ * The on-store segment and index format (DESIGN "Storage format", compatible
+ * with KafScale's S3 layout). Pure: encodes, parses and validates bytes and
+ * object keys; does no I/O.
+ *
+ * Segment (`segment-<base>.kfs`): 32-byte header — `KAFS`, u16 version 1,
+ * u16 flags 0, i64 base offset, i32 message count, i64 creation time (unix
+ * ms), u32 0 — then the Kafka v2 record batches exactly as produced (only the
+ * base offset rewritten), then a 16-byte footer — u32 CRC32C of the body (the
+ * batches), i64 last offset, `END!`. Big-endian.
+ *
+ * Index (`segment-<base>.index`): 16-byte header — `IDX\0`, u16 version 1,
+ * i32 entry count, i32 interval in messages, u16 0 — then 12-byte entries
+ * (i64 offset, i32 absolute byte position of a batch start in the `.kfs`).
+ * Sparse and batch-aligned: the first batch is always indexed, then a batch
+ * whenever at least `interval` messages were written since the last entry.
+ */
+
+import { crc32c } from "../protocol/crc32c.ts";
+
+export const SEGMENT_MAGIC = "KAFS";
+export const SEGMENT_FOOTER_MAGIC = "END!";
+export const SEGMENT_VERSION = 1;
+export const SEGMENT_HEADER_BYTES = 32;
+export const SEGMENT_FOOTER_BYTES = 16;
+export const SEGMENT_OVERHEAD_BYTES = SEGMENT_HEADER_BYTES + SEGMENT_FOOTER_BYTES;
+export const INDEX_MAGIC = "IDX\0";
+export const INDEX_VERSION = 1;
+export const INDEX_HEADER_BYTES = 16;
+export const INDEX_ENTRY_BYTES = 12;
+/** Segment positions are i32 in the index, so a segment object is at most this big. */
+export const SEGMENT_BYTES_LIMIT = 0x7fff_ffff;
+/** Width of the zero-padded base offset in object keys. */
+export const OFFSET_KEY_DIGITS = 20;
+
+export type SegmentObjectKind = "kfs" | "index";
+
+/** The bytes do not follow the segment or index format (corruption, truncation). */
+export class SegmentFormatError extends Error {
+  override name = "SegmentFormatError";
+}
+
+export interface SegmentHeader {
+  baseOffset: number;
+  messageCount: number;
+  createdMs: number;
+}
+
+export interface SegmentFooter {
+  crc: number;
+  lastOffset: number;
+}
+
+export interface IndexEntry {
+  /** Base offset of the indexed batch. */
+  offset: number;
+  /** Absolute byte position of the batch in the `.kfs` object. */
+  position: number;
+}
+
+export interface ParsedIndex {
+  intervalMessages: number;
+  entries: IndexEntry[];
+}
+
+/** One batch to place in a segment: its bytes (base offset already assigned) and counts. */
+export interface SegmentBatchInput {
+  bytes: Uint8Array;
+  baseOffset: number;
+  lastOffsetDelta: number;
+  recordsCount: number;
+}
+
+export interface EncodedSegment {
+  baseOffset: number;
+  lastOffset: number;
+  messageCount: number;
+  createdMs: number;
+  /** The whole `.kfs` object. */
+  segment: Uint8Array;
+  /** The whole `.index` object. */
+  index: Uint8Array;
+  indexEntries: IndexEntry[];
+  /** Absolute position of every batch in `segment`, in order. */
+  batchPositions: number[];
+}
+
+// ---- object keys ---------------------------------------------------------
+
+/** `<namespace>/<topic>/<partition>/`: every object of the partition starts with it. */
+export function partitionObjectPrefix(namespace: string, topic: string, partition: number): string {
+  return `${namespace}/${topic}/${partition}/`;
+}
+
+export function segmentObjectKey(
+  namespace: string,
+  topic: string,
+  partition: number,
+  baseOffset: number,
+  kind: SegmentObjectKind,
+): string {
+  return `${partitionObjectPrefix(namespace, topic, partition)}segment-${
+    String(baseOffset).padStart(OFFSET_KEY_DIGITS, "0")
+  }.${kind}`;
+}
+
+const SEGMENT_KEY_PATTERN = /(?:^|\/)segment-(\d{20})\.(kfs|index)$/;
+
+/** The base offset and kind of a segment object key, or null for any other key. */
+export function parseSegmentObjectKey(
+  key: string,
+): { baseOffset: number; kind: SegmentObjectKind } | null {
+  const match = SEGMENT_KEY_PATTERN.exec(key);
+  if (!match) return null;
+  const baseOffset = Number(match[1]);
+  if (!Number.isSafeInteger(baseOffset)) return null;
+  return { baseOffset, kind: match[2] as SegmentObjectKind };
+}
+
+// ---- helpers --------------------------------------------------------------
+
+function writeAscii(view: DataView, at: number, text: string): void {
+  for (let i = 0; i < text.length; i++) view.setUint8(at + i, text.charCodeAt(i));
+}
+
+function readAscii(bytes: Uint8Array, at: number, length: number): string {
+  let out = "";
+  for (let i = 0; i < length; i++) out += String.fromCharCode(bytes[at + i]);
+  return out;
+}
+
+function viewOf(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function getInt64(view: DataView, at: number): number {
+  const value = view.getBigInt64(at);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw new SegmentFormatError(`Offset ${value} at byte ${at} is beyond 2^53`);
+  }
+  return Number(value);
+}
+
+// ---- segment ---------------------------------------------------------------
+
+export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
+  const bytes = new Uint8Array(SEGMENT_HEADER_BYTES);
+  writeSegmentHeader(viewOf(bytes), 0, header);
+  return bytes;
+}
+
+function writeSegmentHeader(view: DataView, at: number, header: SegmentHeader): void {
+  writeAscii(view, at, SEGMENT_MAGIC);
+  view.setUint16(at + 4, SEGMENT_VERSION);
+  view.setUint16(at + 6, 0);
+  view.setBigInt64(at + 8, BigInt(header.baseOffset));
+  view.setInt32(at + 16, header.messageCount);
+  view.setBigInt64(at + 20, BigInt(header.createdMs));
+  view.setUint32(at + 28, 0);
+}
+
+export function parseSegmentHeader(bytes: Uint8Array): SegmentHeader {
+  if (bytes.byteLength < SEGMENT_HEADER_BYTES) {
+    throw new SegmentFormatError(
+      `Segment header is truncated: ${bytes.byteLength} of ${SEGMENT_HEADER_BYTES} bytes`,
+    );
+  }
+  const magic = readAscii(bytes, 0, 4);
+  if (magic !== SEGMENT_MAGIC) {
+    throw new SegmentFormatError(`Segment magic is ${JSON.stringify(magic)}, expected "KAFS"`);
+  }
+  const view = viewOf(bytes);
+  const version = view.getUint16(4);
+  if (version !== SEGMENT_VERSION) {
+    throw new SegmentFormatError(`Segment version ${version} is not supported (expected 1)`);
+  }
+  const flags = view.getUint16(6);
+  if (flags !== 0) throw new SegmentFormatError(`Segment flags are ${flags}, expected 0`);
+  const messageCount = view.getInt32(16);
+  if (messageCount < 0) throw new SegmentFormatError(`Segment message count ${messageCount} < 0`);
+  return { baseOffset: getInt64(view, 8), messageCount, createdMs: getInt64(view, 20) };
+}
+
+export function encodeSegmentFooter(footer: SegmentFooter): Uint8Array {
+  const bytes = new Uint8Array(SEGMENT_FOOTER_BYTES);
+  writeSegmentFooter(viewOf(bytes), 0, footer);
+  return bytes;
+}
+
+function writeSegmentFooter(view: DataView, at: number, footer: SegmentFooter): void {
+  view.setUint32(at, footer.crc >>> 0);
+  view.setBigInt64(at + 4, BigInt(footer.lastOffset));
+  writeAscii(view, at + 12, SEGMENT_FOOTER_MAGIC);
+}
+
+/** Parses the footer from the last 16 bytes of `bytes`. */
+export function parseSegmentFooter(bytes: Uint8Array): SegmentFooter {
+  if (bytes.byteLength < SEGMENT_FOOTER_BYTES) {
+    throw new SegmentFormatError(
+      `Segment footer is truncated: ${bytes.byteLength} of ${SEGMENT_FOOTER_BYTES} bytes`,
+    );
+  }
+  const at = bytes.byteLength - SEGMENT_FOOTER_BYTES;
+  const magic = readAscii(bytes, at + 12, 4);
+  if (magic !== SEGMENT_FOOTER_MAGIC) {
+    throw new SegmentFormatError(
+      `Segment footer magic is ${JSON.stringify(magic)}, expected "END!" (truncated object?)`,
+    );
+  }
+  const view = viewOf(bytes);
+  return { crc: view.getUint32(at), lastOffset: getInt64(view, at + 4) };
+}
+
+/**
+ * Checks a whole `.kfs` object: header, footer, body CRC32C, and when given
+ * the base offset its key promised. Returns the parsed header and footer.
+ */
+export function validateSegment(
+  segment: Uint8Array,
+  options: { expectedBaseOffset?: number; checkCrc?: boolean } = {},
+): { header: SegmentHeader; footer: SegmentFooter } {
+  if (segment.byteLength < SEGMENT_OVERHEAD_BYTES) {
+    throw new SegmentFormatError(
+      `Segment is ${segment.byteLength} bytes, shorter than header and footer`,
+    );
+  }
+  const header = parseSegmentHeader(segment);
+  const footer = parseSegmentFooter(segment);
+  if (
+    options.expectedBaseOffset !== undefined && header.baseOffset !== options.expectedBaseOffset
+  ) {
+    throw new SegmentFormatError(
+      `Segment header base offset ${header.baseOffset} does not match its key's ` +
+        `${options.expectedBaseOffset}`,
+    );
+  }
+  if (footer.lastOffset < header.baseOffset - 1) {
+    throw new SegmentFormatError(
+      `Segment last offset ${footer.lastOffset} is before its base offset ${header.baseOffset}`,
+    );
+  }
+  if (options.checkCrc ?? true) {
+    const crc = crc32c(segment, SEGMENT_HEADER_BYTES, segment.byteLength - SEGMENT_FOOTER_BYTES);
+    if (crc >>> 0 !== footer.crc) {
+      throw new SegmentFormatError(
+        `Segment body CRC32C is ${crc >>> 0}, footer says ${footer.crc}: the object is corrupt`,
+      );
+    }
+  }
+  return { header, footer };
+}
+
+/**
+ * Picks the batches to index: the first, then each batch that starts after at
+ * least `intervalMessages` messages since the previous entry (KafScale's rule).
+ */
+export function buildIndexEntries(
+  batches: { baseOffset: number; position: number; recordsCount: number }[],
+  intervalMessages: number,
+): IndexEntry[] {
+  const interval = Math.max(1, intervalMessages);
+  const entries: IndexEntry[] = [];
+  let sinceLast = 0;
+  for (const b of batches) {
+    if (entries.length === 0 || sinceLast >= interval) {
+      entries.push({ offset: b.baseOffset, position: b.position });
+      sinceLast = 0;
+    }
+    sinceLast += b.recordsCount;
+  }
+  return entries;
+}
+
+/**
+ * Builds the `.kfs` and `.index` objects for `batches` (non-empty, contiguous
+ * offsets). Copies each batch's bytes once into the segment object.
+ */
+export function encodeSegment(
+  batches: SegmentBatchInput[],
+  options: { createdMs: number; indexIntervalMessages: number },
+): EncodedSegment {
+  if (batches.length === 0) throw new Error("Cannot encode a segment without batches");
+  let bodyBytes = 0;
+  let messageCount = 0;
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i];
+    bodyBytes += b.bytes.byteLength;
+    messageCount += b.recordsCount;
+    if (i > 0) {
+      const prev = batches[i - 1];
+      if (b.baseOffset !== prev.baseOffset + prev.lastOffsetDelta + 1) {
+        throw new Error(
+          `Segment batches are not contiguous: ${b.baseOffset} follows ` +
+            `${prev.baseOffset}+${prev.lastOffsetDelta}`,
+        );
+      }
+    }
+  }
+  const total = SEGMENT_OVERHEAD_BYTES + bodyBytes;
+  if (total > SEGMENT_BYTES_LIMIT) {
+    throw new Error(`Segment of ${total} bytes exceeds the i32 position limit`);
+  }
+  const segment = new Uint8Array(total);
+  const view = viewOf(segment);
+  const baseOffset = batches[0].baseOffset;
+  const last = batches[batches.length - 1];
+  const lastOffset = last.baseOffset + last.lastOffsetDelta;
+  writeSegmentHeader(view, 0, { baseOffset, messageCount, createdMs: options.createdMs });
+  const batchPositions: number[] = new Array(batches.length);
+  let at = SEGMENT_HEADER_BYTES;
+  for (let i = 0; i < batches.length; i++) {
+    batchPositions[i] = at;
+    segment.set(batches[i].bytes, at);
+    at += batches[i].bytes.byteLength;
+  }
+  const crc = crc32c(segment, SEGMENT_HEADER_BYTES, at);
+  writeSegmentFooter(view, at, { crc, lastOffset });
+  const indexEntries = buildIndexEntries(
+    batches.map((b, i) => ({
+      baseOffset: b.baseOffset,
+      position: batchPositions[i],
+      recordsCount: b.recordsCount,
+    })),
+    options.indexIntervalMessages,
+  );
+  return {
+    baseOffset,
+    lastOffset,
+    messageCount,
+    createdMs: options.createdMs,
+    segment,
+    index: encodeIndex(indexEntries, options.indexIntervalMessages),
+    indexEntries,
+    batchPositions,
+  };
+}
+
+// ---- index ---------------------------------------------------------------------
+
+export function encodeIndex(entries: IndexEntry[], intervalMessages: number): Uint8Array {
+  const bytes = new Uint8Array(INDEX_HEADER_BYTES + entries.length * INDEX_ENTRY_BYTES);
+  const view = viewOf(bytes);
+  writeAscii(view, 0, INDEX_MAGIC);
+  view.setUint16(4, INDEX_VERSION);
+  view.setInt32(6, entries.length);
+  view.setInt32(10, Math.max(1, intervalMessages));
+  view.setUint16(14, 0);
+  let at = INDEX_HEADER_BYTES;
+  for (const e of entries) {
+    view.setBigInt64(at, BigInt(e.offset));
+    view.setInt32(at + 8, e.position);
+    at += INDEX_ENTRY_BYTES;
+  }
+  return bytes;
+}
+
+/** Parses and validates an `.index` object (entries strictly increasing, inside the segment). */
+export function parseIndex(bytes: Uint8Array): ParsedIndex {
+  if (bytes.byteLength < INDEX_HEADER_BYTES) {
+    throw new SegmentFormatError(
+      `Index header is truncated: ${bytes.byteLength} of ${INDEX_HEADER_BYTES} bytes`,
+    );
+  }
+  const magic = readAscii(bytes, 0, 4);
+  if (magic !== INDEX_MAGIC) {
+    throw new SegmentFormatError(`Index magic is ${JSON.stringify(magic)}, expected "IDX\\0"`);
+  }
+  const view = viewOf(bytes);
+  const version = view.getUint16(4);
+  if (version !== INDEX_VERSION) {
+    throw new SegmentFormatError(`Index version ${version} is not supported (expected 1)`);
+  }
+  const count = view.getInt32(6);
+  const expected = INDEX_HEADER_BYTES + count * INDEX_ENTRY_BYTES;
+  if (count < 0 || expected !== bytes.byteLength) {
+    throw new SegmentFormatError(
+      `Index claims ${count} entries (${expected} bytes) but has ${bytes.byteLength} bytes`,
+    );
+  }
+  const entries: IndexEntry[] = new Array(count);
+  let at = INDEX_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const entry = { offset: getInt64(view, at), position: view.getInt32(at + 8) };
+    if (entry.position < SEGMENT_HEADER_BYTES) {
+      throw new SegmentFormatError(`Index entry ${i} points inside the segment header`);
+    }
+    if (
+      i > 0 && (entry.offset <= entries[i - 1].offset || entry.position <= entries[i - 1].position)
+    ) {
+      throw new SegmentFormatError(`Index entry ${i} does not increase`);
+    }
+    entries[i] = entry;
+    at += INDEX_ENTRY_BYTES;
+  }
+  return { intervalMessages: view.getInt32(10), entries };
+}
+
+/**
+ * The entry to start scanning from for `offset`: the last entry whose offset
+ * is <= `offset`, or the first entry when `offset` precedes them all. Null
+ * for an empty index.
+ */
+export function lookupIndex(entries: IndexEntry[], offset: number): IndexEntry | null {
+  if (entries.length === 0) return null;
+  let lo = 0;
+  let hi = entries.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (entries[mid].offset <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return entries[lo];
+}

@@ -1,0 +1,671 @@
+/**
+ * The cluster's domain records laid out on a `MetadataStore`: topics,
+ * partition state and ownership, committed consumer offsets, group records,
+ * broker registrations, the cluster id and the producer-id counter.
+ *
+ * Owns the key layout below and the transactions that keep it consistent:
+ * atomic topic creation, partition acquisition with a monotonically
+ * increasing epoch, and end-offset commits that are a compare-and-swap on the
+ * partition state's revision (DESIGN "Durability and ownership invariants",
+ * 1 and 3).
+ *
+ * Must not import from lib/protocol, lib/log, lib/coordinator or lib/broker:
+ * values are JSON domain records, never Kafka wire types.
+ *
+ * Key layout (under a prefix, default `/kafscale/`):
+ * - `topics/<topic>` → `TopicRecord`
+ * - `partitions/<topic>/<partition>/state` → `PartitionState`
+ * - `partitions/<topic>/<partition>/owner` → `PartitionOwner`, on the owner's lease
+ * - `offsets/<encodeURIComponent(group)>/<topic>/<partition>` → `CommittedOffset`
+ * - `groups/<encodeURIComponent(group)>` → opaque bytes (the coordinator's record)
+ * - `brokers/<brokerId>` → `BrokerRegistration`, on the broker's lease
+ * - `cluster/id` → the cluster id; `counters/producer-id` → next producer id
+ */
+
+import {
+  type Compare,
+  type KvEntry,
+  type Lease,
+  type MetadataStore,
+  MetadataStoreError,
+  type Operation,
+} from "./metadata_store.ts";
+
+export const DEFAULT_METADATA_PREFIX = "/kafscale/";
+
+/**
+ * Most operations in one store transaction (etcd's default `--max-txn-ops`).
+ * Larger multi-key writes are split into several transactions.
+ */
+export const TXN_OPS_MAX = 128;
+
+/** Attempts of a compare-and-swap loop before giving up with a retriable error. */
+export const CAS_ATTEMPTS_MAX = 16;
+
+export type TopicState = "active" | "deleting";
+
+export interface TopicRecord {
+  name: string;
+  /** Base64url (unpadded) of a random 16-byte UUID: 22 characters. */
+  topicId: string;
+  partitions: number;
+  configs: Record<string, string>;
+  createdMs: number;
+  state: TopicState;
+}
+
+/** A topic to create: id, creation time and state are filled in when absent. */
+export interface NewTopic {
+  name: string;
+  partitions: number;
+  configs?: Record<string, string>;
+  topicId?: string;
+  createdMs?: number;
+}
+
+export interface PartitionState {
+  /** The committed end offset: the high watermark. */
+  endOffset: number;
+  logStartOffset: number;
+  /** The owner epoch; bumped by every acquisition. */
+  epoch: number;
+}
+
+export interface PartitionOwner {
+  brokerId: number;
+  epoch: number;
+}
+
+export interface CommittedOffset {
+  offset: number;
+  leaderEpoch: number;
+  metadata: string | null;
+  commitTimestampMs: number;
+}
+
+export interface OffsetCommitEntry extends CommittedOffset {
+  topic: string;
+  partition: number;
+}
+
+export interface TopicPartitionRef {
+  topic: string;
+  partition: number;
+}
+
+export interface BrokerRegistration {
+  brokerId: number;
+  host: string;
+  port: number;
+  rack: string | null;
+  startedMs: number;
+}
+
+export interface AcquiredPartition {
+  epoch: number;
+  state: PartitionState;
+  /** The modRevision of the state key after acquisition: the first commit's expected revision. */
+  stateRevision: number;
+}
+
+export type AcquireResult = AcquiredPartition | "owned-by-other" | "unknown-partition";
+
+export interface PartitionCommit {
+  topic: string;
+  partition: number;
+  /** The state key's modRevision this owner last wrote (or read at acquisition). */
+  expectedRevision: number;
+  state: PartitionState;
+}
+
+/** Per commit: the state key's new modRevision, or "fenced" when another owner took over. */
+export type CommitResult = number | "fenced";
+
+export interface GroupRecordEntry {
+  value: Uint8Array;
+  modRevision: number;
+}
+
+export const INITIAL_PARTITION_STATE: Readonly<PartitionState> = Object.freeze({
+  endOffset: 0,
+  logStartOffset: 0,
+  epoch: 0,
+});
+
+const TOPIC_NAME_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+function decodeJson<T>(entry: KvEntry): T {
+  try {
+    return JSON.parse(decoder.decode(entry.value)) as T;
+  } catch (cause) {
+    throw new MetadataStoreError(
+      `Cannot parse metadata key "${entry.key}": the stored value is not JSON; ` +
+        `repair or delete the key`,
+      { cause },
+    );
+  }
+}
+
+function assertTopicName(name: string): void {
+  if (!TOPIC_NAME_PATTERN.test(name)) {
+    throw new Error(`Invalid topic name "${name}": expected 1-249 of [a-zA-Z0-9._-]`);
+  }
+}
+
+function assertPartition(partition: number): void {
+  if (!Number.isSafeInteger(partition) || partition < 0) {
+    throw new Error(`Invalid partition ${partition}: expected a non-negative integer`);
+  }
+}
+
+/** A random 16-byte id as unpadded base64url: Kafka's topic id / cluster id text form. */
+export function randomUuidBase64(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export class ClusterMetadata {
+  readonly #store: MetadataStore;
+  readonly #prefix: string;
+  readonly #now: () => number;
+
+  constructor(store: MetadataStore, options: { prefix?: string; now?: () => number } = {}) {
+    const prefix = options.prefix ?? DEFAULT_METADATA_PREFIX;
+    if (!prefix.endsWith("/")) {
+      throw new Error(`Invalid metadata prefix "${prefix}": it must end with "/"`);
+    }
+    this.#store = store;
+    this.#prefix = prefix;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The underlying store (leases and watches for callers that need them). */
+  get store(): MetadataStore {
+    return this.#store;
+  }
+
+  get prefix(): string {
+    return this.#prefix;
+  }
+
+  // ---- keys -------------------------------------------------------------
+
+  topicKey(name: string): string {
+    return `${this.#prefix}topics/${name}`;
+  }
+  partitionStateKey(topic: string, partition: number): string {
+    return `${this.#prefix}partitions/${topic}/${partition}/state`;
+  }
+  partitionOwnerKey(topic: string, partition: number): string {
+    return `${this.#prefix}partitions/${topic}/${partition}/owner`;
+  }
+  #groupOffsetsPrefix(group: string): string {
+    return `${this.#prefix}offsets/${encodeURIComponent(group)}/`;
+  }
+  #offsetKey(group: string, topic: string, partition: number): string {
+    return `${this.#groupOffsetsPrefix(group)}${topic}/${partition}`;
+  }
+  #groupKey(group: string): string {
+    return `${this.#prefix}groups/${encodeURIComponent(group)}`;
+  }
+  #brokerKey(brokerId: number): string {
+    return `${this.#prefix}brokers/${brokerId}`;
+  }
+
+  // ---- leases -----------------------------------------------------------
+
+  grantLease(ttlMs: number): Promise<Lease> {
+    return this.#store.grantLease(ttlMs);
+  }
+  keepAlive(leaseId: number): Promise<void> {
+    return this.#store.keepAlive(leaseId);
+  }
+  revokeLease(leaseId: number): Promise<void> {
+    return this.#store.revokeLease(leaseId);
+  }
+
+  // ---- cluster id and counters -----------------------------------------
+
+  async getOrCreateClusterId(): Promise<string> {
+    const key = `${this.#prefix}cluster/id`;
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const existing = await this.#store.get(key);
+      if (existing) return decoder.decode(existing.value);
+      const id = randomUuidBase64();
+      const result = await this.#store.txn(
+        [{ key, target: "exists", equals: false }],
+        [{ op: "put", key, value: encoder.encode(id) }],
+      );
+      if (result.succeeded) return id;
+    }
+    throw new MetadataStoreError(`Cannot create the cluster id: contended; retry`);
+  }
+
+  /** Reserves `size` producer ids; returns the first. */
+  async allocateProducerIdBlock(size: number): Promise<number> {
+    if (!Number.isSafeInteger(size) || size <= 0) {
+      throw new Error(`Invalid producer id block size ${size}: expected a positive integer`);
+    }
+    const key = `${this.#prefix}counters/producer-id`;
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const entry = await this.#store.get(key);
+      const start = entry ? decodeJson<number>(entry) : 0;
+      const result = await this.#store.txn(
+        [{ key, target: "modRevision", equals: entry?.modRevision ?? 0 }],
+        [{ op: "put", key, value: encodeJson(start + size) }],
+      );
+      if (result.succeeded) return start;
+    }
+    throw new MetadataStoreError(`Cannot allocate producer ids: the counter is contended; retry`);
+  }
+
+  // ---- topics -----------------------------------------------------------
+
+  /** Creates the topic and its partition states atomically. */
+  async createTopic(topic: NewTopic): Promise<"created" | "exists"> {
+    assertTopicName(topic.name);
+    if (!Number.isSafeInteger(topic.partitions) || topic.partitions <= 0) {
+      throw new Error(
+        `Invalid partition count ${topic.partitions} for topic "${topic.name}": ` +
+          `expected a positive integer`,
+      );
+    }
+    const record: TopicRecord = {
+      name: topic.name,
+      topicId: topic.topicId ?? randomUuidBase64(),
+      partitions: topic.partitions,
+      configs: { ...topic.configs },
+      createdMs: topic.createdMs ?? this.#now(),
+      state: "active",
+    };
+    const key = this.topicKey(topic.name);
+    // A partition whose state key is absent reads as INITIAL_PARTITION_STATE,
+    // so states beyond one transaction's op limit may follow in later ones.
+    const states = this.#initialStateOps(topic.name, 0, topic.partitions);
+    const first = states.slice(0, TXN_OPS_MAX - 1);
+    const result = await this.#store.txn(
+      [{ key, target: "exists", equals: false }],
+      [{ op: "put", key, value: encodeJson(record) }, ...first.map((s) => s.op)],
+    );
+    if (!result.succeeded) return "exists";
+    await this.#createStatesIfAbsent(states.slice(first.length));
+    return "created";
+  }
+
+  async getTopic(name: string): Promise<TopicRecord | null> {
+    const entry = await this.#store.get(this.topicKey(name));
+    return entry ? decodeJson<TopicRecord>(entry) : null;
+  }
+
+  async listTopics(): Promise<TopicRecord[]> {
+    const entries = await this.#store.list(`${this.#prefix}topics/`);
+    return entries.map((e) => decodeJson<TopicRecord>(e));
+  }
+
+  /** Returns the updated record, or null when the topic does not exist. */
+  setTopicState(name: string, state: TopicState): Promise<TopicRecord | null> {
+    return this.#updateTopic(name, (t) => ({ ...t, state }));
+  }
+
+  /**
+   * Applies config changes: a `null` value removes the key. With `replace`,
+   * the result holds exactly the non-null entries of `changes`.
+   */
+  updateTopicConfigs(
+    name: string,
+    changes: Record<string, string | null>,
+    options: { replace?: boolean } = {},
+  ): Promise<TopicRecord | null> {
+    return this.#updateTopic(name, (t) => {
+      const configs: Record<string, string> = options.replace ? {} : { ...t.configs };
+      for (const [k, v] of Object.entries(changes)) {
+        if (v === null) delete configs[k];
+        else configs[k] = v;
+      }
+      return { ...t, configs };
+    });
+  }
+
+  /** Grows the topic to `newCount` partitions. */
+  async addPartitions(
+    name: string,
+    newCount: number,
+  ): Promise<TopicRecord | "not-found" | "invalid-count"> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const entry = await this.#store.get(this.topicKey(name));
+      if (!entry) return "not-found";
+      const topic = decodeJson<TopicRecord>(entry);
+      if (!Number.isSafeInteger(newCount) || newCount <= topic.partitions) return "invalid-count";
+      const updated = { ...topic, partitions: newCount };
+      const states = this.#initialStateOps(name, topic.partitions, newCount);
+      const first = states.slice(0, TXN_OPS_MAX - 1);
+      const result = await this.#store.txn(
+        [{ key: entry.key, target: "modRevision", equals: entry.modRevision }],
+        [{ op: "put", key: entry.key, value: encodeJson(updated) }, ...first.map((s) => s.op)],
+      );
+      if (result.succeeded) {
+        await this.#createStatesIfAbsent(states.slice(first.length));
+        return updated;
+      }
+    }
+    throw new MetadataStoreError(`Cannot add partitions to "${name}": contended; retry`);
+  }
+
+  /**
+   * Removes the topic record, every partition state and owner, and the
+   * committed offsets of every group for this topic.
+   */
+  async deleteTopicMetadata(name: string): Promise<void> {
+    assertTopicName(name);
+    await this.#store.txn([], [
+      { op: "delete", key: this.topicKey(name) },
+      { op: "deletePrefix", prefix: `${this.#prefix}partitions/${name}/` },
+    ]);
+    const offsetsPrefix = `${this.#prefix}offsets/`;
+    const entries = await this.#store.list(offsetsPrefix);
+    const doomed = entries
+      .filter((e) => e.key.slice(offsetsPrefix.length).split("/")[1] === name)
+      .map((e): Operation => ({ op: "delete", key: e.key }));
+    for (const chunk of chunks(doomed, TXN_OPS_MAX)) await this.#store.txn([], chunk);
+  }
+
+  async #updateTopic(
+    name: string,
+    update: (t: TopicRecord) => TopicRecord,
+  ): Promise<TopicRecord | null> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const entry = await this.#store.get(this.topicKey(name));
+      if (!entry) return null;
+      const updated = update(decodeJson<TopicRecord>(entry));
+      const result = await this.#store.txn(
+        [{ key: entry.key, target: "modRevision", equals: entry.modRevision }],
+        [{ op: "put", key: entry.key, value: encodeJson(updated) }],
+      );
+      if (result.succeeded) return updated;
+    }
+    throw new MetadataStoreError(`Cannot update topic "${name}": contended; retry`);
+  }
+
+  #initialStateOps(topic: string, from: number, to: number): { key: string; op: Operation }[] {
+    const out: { key: string; op: Operation }[] = [];
+    for (let p = from; p < to; p++) {
+      const key = this.partitionStateKey(topic, p);
+      out.push({ key, op: { op: "put", key, value: encodeJson(INITIAL_PARTITION_STATE) } });
+    }
+    return out;
+  }
+
+  async #createStatesIfAbsent(states: { key: string; op: Operation }[]): Promise<void> {
+    for (const s of states) {
+      await this.#store.txn([{ key: s.key, target: "exists", equals: false }], [s.op]);
+    }
+  }
+
+  // ---- partitions -------------------------------------------------------
+
+  /** The state (INITIAL_PARTITION_STATE with revision 0 when the key is absent). */
+  async getPartitionState(
+    topic: string,
+    partition: number,
+  ): Promise<{ state: PartitionState; modRevision: number }> {
+    const entry = await this.#store.get(this.partitionStateKey(topic, partition));
+    if (!entry) return { state: { ...INITIAL_PARTITION_STATE }, modRevision: 0 };
+    return { state: decodeJson<PartitionState>(entry), modRevision: entry.modRevision };
+  }
+
+  async getPartitionOwner(topic: string, partition: number): Promise<PartitionOwner | null> {
+    const entry = await this.#store.get(this.partitionOwnerKey(topic, partition));
+    return entry ? decodeJson<PartitionOwner>(entry) : null;
+  }
+
+  /** Live owners of the topic's partitions, by partition. */
+  async listPartitionOwners(topic: string): Promise<Map<number, PartitionOwner>> {
+    const prefix = `${this.#prefix}partitions/${topic}/`;
+    const out = new Map<number, PartitionOwner>();
+    for (const entry of await this.#store.list(prefix)) {
+      const [partition, leaf] = entry.key.slice(prefix.length).split("/");
+      if (leaf === "owner") out.set(Number(partition), decodeJson<PartitionOwner>(entry));
+    }
+    return out;
+  }
+
+  /**
+   * Takes ownership of a partition for `brokerId` on `leaseId`: succeeds when
+   * the owner key is absent (its lease expired or it was released) or already
+   * held by this broker id (a restart). Bumps the epoch in both the owner and
+   * the state key, so a previous owner's next commit is fenced.
+   */
+  async acquirePartition(
+    topic: string,
+    partition: number,
+    brokerId: number,
+    leaseId: number,
+  ): Promise<AcquireResult> {
+    assertTopicName(topic);
+    assertPartition(partition);
+    const topicKey = this.topicKey(topic);
+    const ownerKey = this.partitionOwnerKey(topic, partition);
+    const stateKey = this.partitionStateKey(topic, partition);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const [topicEntry, ownerEntry, stateEntry] = await Promise.all([
+        this.#store.get(topicKey),
+        this.#store.get(ownerKey),
+        this.#store.get(stateKey),
+      ]);
+      if (!topicEntry) return "unknown-partition";
+      const record = decodeJson<TopicRecord>(topicEntry);
+      if (record.state !== "active" || partition >= record.partitions) return "unknown-partition";
+      const owner = ownerEntry ? decodeJson<PartitionOwner>(ownerEntry) : null;
+      if (owner && owner.brokerId !== brokerId) return "owned-by-other";
+      const previous = stateEntry
+        ? decodeJson<PartitionState>(stateEntry)
+        : INITIAL_PARTITION_STATE;
+      const epoch = Math.max(previous.epoch, owner?.epoch ?? 0) + 1;
+      const state: PartitionState = { ...previous, epoch };
+      const result = await this.#store.txn(
+        [
+          { key: topicKey, target: "modRevision", equals: topicEntry.modRevision },
+          { key: ownerKey, target: "modRevision", equals: ownerEntry?.modRevision ?? 0 },
+          { key: stateKey, target: "modRevision", equals: stateEntry?.modRevision ?? 0 },
+        ],
+        [
+          { op: "put", key: ownerKey, value: encodeJson({ brokerId, epoch }), lease: leaseId },
+          { op: "put", key: stateKey, value: encodeJson(state) },
+        ],
+      );
+      if (result.succeeded) return { epoch, state, stateRevision: result.revision };
+    }
+    throw new MetadataStoreError(
+      `Cannot acquire partition "${topic}-${partition}": contended; retry`,
+    );
+  }
+
+  /** Deletes the owner key if it still records this owner; returns whether it did. */
+  async releasePartition(
+    topic: string,
+    partition: number,
+    owner: PartitionOwner,
+  ): Promise<boolean> {
+    const key = this.partitionOwnerKey(topic, partition);
+    const result = await this.#store.txn(
+      [{
+        key,
+        target: "value",
+        equals: encodeJson({ brokerId: owner.brokerId, epoch: owner.epoch }),
+      }],
+      [{ op: "delete", key }],
+    );
+    return result.succeeded;
+  }
+
+  /**
+   * Commits new partition states, each a compare-and-swap on the state key's
+   * modRevision (the owner is the only writer of its state, so a changed
+   * revision means another broker acquired it). One transaction for all
+   * commits (per TXN_OPS_MAX); when it fails, per-partition transactions
+   * find out which partitions were fenced and commit the rest.
+   */
+  async commitPartitions(commits: PartitionCommit[]): Promise<CommitResult[]> {
+    const seen = new Set<string>();
+    for (const c of commits) {
+      const key = this.partitionStateKey(c.topic, c.partition);
+      if (seen.has(key)) throw new Error(`Duplicate commit for "${c.topic}-${c.partition}"`);
+      seen.add(key);
+    }
+    const results: CommitResult[] = new Array(commits.length);
+    const indexed = commits.map((commit, i) => ({ commit, i }));
+    for (const chunk of chunks(indexed, TXN_OPS_MAX)) {
+      const compare = (c: PartitionCommit): Compare => ({
+        key: this.partitionStateKey(c.topic, c.partition),
+        target: "modRevision",
+        equals: c.expectedRevision,
+      });
+      const put = (c: PartitionCommit): Operation => ({
+        op: "put",
+        key: this.partitionStateKey(c.topic, c.partition),
+        value: encodeJson(c.state),
+      });
+      const all = await this.#store.txn(
+        chunk.map((x) => compare(x.commit)),
+        chunk.map((x) => put(x.commit)),
+      );
+      if (all.succeeded) {
+        for (const x of chunk) results[x.i] = all.revision;
+        continue;
+      }
+      await Promise.all(chunk.map(async (x) => {
+        const one = await this.#store.txn([compare(x.commit)], [put(x.commit)]);
+        results[x.i] = one.succeeded ? one.revision : "fenced";
+      }));
+    }
+    return results;
+  }
+
+  // ---- committed offsets ------------------------------------------------
+
+  async commitOffsets(group: string, entries: OffsetCommitEntry[]): Promise<void> {
+    const ops = entries.map((e): Operation => {
+      assertTopicName(e.topic);
+      assertPartition(e.partition);
+      const value: CommittedOffset = {
+        offset: e.offset,
+        leaderEpoch: e.leaderEpoch,
+        metadata: e.metadata,
+        commitTimestampMs: e.commitTimestampMs,
+      };
+      return {
+        op: "put",
+        key: this.#offsetKey(group, e.topic, e.partition),
+        value: encodeJson(value),
+      };
+    });
+    for (const chunk of chunks(ops, TXN_OPS_MAX)) await this.#store.txn([], chunk);
+  }
+
+  /** Every committed offset of the group, sorted by topic then partition. */
+  async fetchOffsets(group: string): Promise<OffsetCommitEntry[]> {
+    const prefix = this.#groupOffsetsPrefix(group);
+    const out: OffsetCommitEntry[] = [];
+    for (const entry of await this.#store.list(prefix)) {
+      const [topic, partition] = entry.key.slice(prefix.length).split("/");
+      out.push({ topic, partition: Number(partition), ...decodeJson<CommittedOffset>(entry) });
+    }
+    return out.sort((a, b) =>
+      a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition
+    );
+  }
+
+  /**
+   * Deletes the group's committed offsets: all of them, or only `partitions`.
+   * Returns how many existed.
+   */
+  async deleteGroupOffsets(group: string, partitions?: TopicPartitionRef[]): Promise<number> {
+    if (!partitions) return await this.#store.deletePrefix(this.#groupOffsetsPrefix(group));
+    let deleted = 0;
+    for (const p of partitions) {
+      if (await this.#store.delete(this.#offsetKey(group, p.topic, p.partition))) deleted++;
+    }
+    return deleted;
+  }
+
+  // ---- groups -----------------------------------------------------------
+
+  putGroup(group: string, value: Uint8Array): Promise<number> {
+    return this.#store.put(this.#groupKey(group), value);
+  }
+
+  /** Writes the group record only if its modRevision is still `expectedRevision` (0: absent). */
+  async putGroupIfRevision(
+    group: string,
+    value: Uint8Array,
+    expectedRevision: number,
+  ): Promise<number | "conflict"> {
+    const key = this.#groupKey(group);
+    const result = await this.#store.txn(
+      [{ key, target: "modRevision", equals: expectedRevision }],
+      [{ op: "put", key, value }],
+    );
+    return result.succeeded ? result.revision : "conflict";
+  }
+
+  async getGroup(group: string): Promise<GroupRecordEntry | null> {
+    const entry = await this.#store.get(this.#groupKey(group));
+    return entry ? { value: entry.value, modRevision: entry.modRevision } : null;
+  }
+
+  /** Names of every group with a record or committed offsets, sorted. */
+  async listGroups(): Promise<string[]> {
+    const names = new Set<string>();
+    const groupsPrefix = `${this.#prefix}groups/`;
+    for (const e of await this.#store.list(groupsPrefix)) {
+      names.add(decodeURIComponent(e.key.slice(groupsPrefix.length)));
+    }
+    const offsetsPrefix = `${this.#prefix}offsets/`;
+    for (const e of await this.#store.list(offsetsPrefix)) {
+      names.add(decodeURIComponent(e.key.slice(offsetsPrefix.length).split("/")[0]));
+    }
+    return [...names].sort();
+  }
+
+  /** Deletes the group record and all its committed offsets; returns whether anything existed. */
+  async deleteGroup(group: string): Promise<boolean> {
+    const existed = await this.#store.delete(this.#groupKey(group));
+    const offsets = await this.#store.deletePrefix(this.#groupOffsetsPrefix(group));
+    return existed || offsets > 0;
+  }
+
+  // ---- brokers ----------------------------------------------------------
+
+  async registerBroker(registration: BrokerRegistration, leaseId: number): Promise<void> {
+    await this.#store.put(this.#brokerKey(registration.brokerId), encodeJson(registration), {
+      lease: leaseId,
+    });
+  }
+
+  async deregisterBroker(brokerId: number): Promise<void> {
+    await this.#store.delete(this.#brokerKey(brokerId));
+  }
+
+  async listBrokers(): Promise<BrokerRegistration[]> {
+    const entries = await this.#store.list(`${this.#prefix}brokers/`);
+    return entries.map((e) => decodeJson<BrokerRegistration>(e)).sort((a, b) =>
+      a.brokerId - b.brokerId
+    );
+  }
+}

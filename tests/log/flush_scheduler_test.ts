@@ -1,0 +1,222 @@
+import assert from "node:assert/strict";
+import {
+  FlushScheduler,
+  type FlushSource,
+  type PreparedFlush,
+} from "../../lib/log/flush_scheduler.ts";
+import { LOG_ERROR_CODE, LogError } from "../../lib/log/log_error.ts";
+import { type AcquiredPartition, ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
+import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import { ManualClock } from "../../lib/util/clock.ts";
+import { silentLogger } from "../../lib/util/logger.ts";
+import { settle } from "./log_fixture.ts";
+
+const INTERVAL_MS = 5;
+const FLUSH_BYTES = 1_000;
+
+class FakeSource implements FlushSource {
+  pending = 0;
+  takes = 0;
+  end = 0;
+  outcomes: string[] = [];
+  writeGate: Promise<void> | null = null;
+  writeError: Error | null = null;
+
+  constructor(
+    readonly scheduler: FlushScheduler,
+    readonly partition: number,
+    public revision: number,
+    readonly epoch: number,
+  ) {}
+
+  add(bytes: number): void {
+    this.pending += bytes;
+    this.scheduler.notePending(this, bytes);
+  }
+
+  takeFlush(): PreparedFlush | null {
+    if (this.pending === 0) return null;
+    this.takes++;
+    const endOffset = this.end + this.pending;
+    this.pending = 0;
+    return {
+      write: async () => {
+        await this.writeGate;
+        if (this.writeError) throw this.writeError;
+      },
+      commit: () => ({
+        topic: "t",
+        partition: this.partition,
+        expectedRevision: this.revision,
+        state: { endOffset, logStartOffset: 0, epoch: this.epoch },
+      }),
+      committed: (revision) => {
+        this.revision = revision;
+        this.end = endOffset;
+        this.outcomes.push("committed");
+      },
+      failed: (error, phase) => this.outcomes.push(`${phase}:${error.code}`),
+    };
+  }
+}
+
+async function setup(partitions = 2) {
+  const clock = new ManualClock();
+  const store = new MemoryMetadataStore({ clock });
+  const metadata = new ClusterMetadata(store);
+  await metadata.createTopic({ name: "t", partitions });
+  const lease = await metadata.grantLease(60_000);
+  const scheduler = new FlushScheduler({
+    clock,
+    logger: silentLogger,
+    metadata,
+    flushBytes: FLUSH_BYTES,
+    flushIntervalMs: INTERVAL_MS,
+  });
+  const sources: FakeSource[] = [];
+  for (let p = 0; p < partitions; p++) {
+    const a = (await metadata.acquirePartition("t", p, 1, lease.id)) as AcquiredPartition;
+    sources.push(new FakeSource(scheduler, p, a.stateRevision, a.epoch));
+  }
+  return { clock, store, metadata, scheduler, sources };
+}
+
+Deno.test("flush scheduler: the interval timer starts at the first pending append", async () => {
+  const { clock, store, scheduler, sources: [a, b] } = await setup();
+  try {
+    const leaseTimers = clock.pendingTimers();
+    a.add(10);
+    assert.equal(clock.pendingTimers(), leaseTimers + 1);
+    clock.advance(INTERVAL_MS - 1);
+    b.add(10); // does not restart the timer
+    await settle(2);
+    assert.equal(a.takes + b.takes, 0);
+    clock.advance(1);
+    await settle();
+    assert.deepEqual([a.takes, b.takes], [1, 1]);
+    assert.deepEqual([a.outcomes, b.outcomes], [["committed"], ["committed"]]);
+    assert.equal(scheduler.stats.rounds, 1);
+    assert.equal(clock.pendingTimers(), leaseTimers, "no flush timer left");
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: flushBytes starts a round at once", async () => {
+  const { store, scheduler, sources: [a] } = await setup();
+  try {
+    a.add(FLUSH_BYTES);
+    await settle();
+    assert.deepEqual(a.outcomes, ["committed"]);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: one round at a time; appends during a round wait for the next", async () => {
+  const { clock, store, scheduler, sources: [a, b] } = await setup();
+  try {
+    let open!: () => void;
+    a.writeGate = new Promise((r) => (open = r));
+    a.add(10);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    assert.equal(scheduler.roundInFlight, true);
+    b.add(FLUSH_BYTES); // over the threshold, but a round is in flight
+    await settle();
+    assert.equal(b.takes, 0);
+    open();
+    await settle();
+    assert.deepEqual(a.outcomes, ["committed"]);
+    assert.deepEqual(b.outcomes, ["committed"], "the threshold request ran right after");
+    assert.equal(scheduler.stats.rounds, 2);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: a write failure fails only its partition", async () => {
+  const { clock, store, scheduler, sources: [a, b] } = await setup();
+  try {
+    a.writeError = new Error("disk on fire");
+    a.add(10);
+    b.add(10);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    assert.deepEqual(a.outcomes, [`write:${LOG_ERROR_CODE.KAFKA_STORAGE_ERROR}`]);
+    assert.deepEqual(b.outcomes, ["committed"]);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: a fenced partition fails, the others commit", async () => {
+  const { clock, store, metadata, scheduler, sources: [a, b] } = await setup();
+  try {
+    const lease = await metadata.grantLease(60_000);
+    await metadata.acquirePartition("t", 1, 1, lease.id); // b's partition moves on
+    a.add(10);
+    b.add(10);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    assert.deepEqual(a.outcomes, ["committed"]);
+    assert.deepEqual(b.outcomes, [`commit:${LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER}`]);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: a failing commit fails every partition of the round", async () => {
+  const clock = new ManualClock();
+  const store = new MemoryMetadataStore({ clock });
+  const metadata = new ClusterMetadata(store);
+  let refuse = false;
+  const scheduler = new FlushScheduler({
+    clock,
+    logger: silentLogger,
+    metadata,
+    flushBytes: FLUSH_BYTES,
+    flushIntervalMs: INTERVAL_MS,
+    beforeCommit: () => {
+      if (refuse) throw LogError.notLeader("lease deadline passed");
+    },
+  });
+  try {
+    await metadata.createTopic({ name: "t", partitions: 2 });
+    const a = new FakeSource(scheduler, 0, 0, 0);
+    const b = new FakeSource(scheduler, 1, 0, 0);
+    refuse = true;
+    a.add(10);
+    b.add(10);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    const expected = [`commit:${LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER}`];
+    assert.deepEqual([a.outcomes, b.outcomes], [expected, expected]);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: drain flushes everything; discard forgets a source", async () => {
+  const { store, scheduler, sources: [a, b] } = await setup();
+  try {
+    a.add(10);
+    b.add(20);
+    scheduler.discard(b, 20);
+    b.pending = 0;
+    assert.equal(scheduler.pendingBytes, 10);
+    await scheduler.drain();
+    assert.deepEqual(a.outcomes, ["committed"]);
+    assert.deepEqual(b.outcomes, []);
+    assert.equal(scheduler.pendingBytes, 0);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});

@@ -1,0 +1,472 @@
+import assert from "node:assert/strict";
+import { LOG_ERROR_CODE, LogError, LogManager } from "../../lib/log/log_manager.ts";
+import { segmentObjectKey } from "../../lib/log/segment_format.ts";
+import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
+import { EmbeddedMetadataStore } from "../../lib/metadata/embedded_metadata_store.ts";
+import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import { MetadataStoreError } from "../../lib/metadata/metadata_store.ts";
+import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
+import { LocalObjectStore } from "../../lib/storage/local_object_store.ts";
+import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
+import { ManualClock, SystemClock } from "../../lib/util/clock.ts";
+import { silentLogger } from "../../lib/util/logger.ts";
+import {
+  append,
+  appendAcked,
+  batch,
+  CountingObjectStore,
+  decode,
+  eventually,
+  FLUSH_INTERVAL_MS,
+  harness,
+  settle,
+  TEST_CONFIG,
+  TOPIC,
+} from "./log_fixture.ts";
+
+const isCode = (code: number) => (e: unknown) => e instanceof LogError && e.code === code;
+
+Deno.test("manager: partition() caches the log and rejects unknown partitions", async () => {
+  const h = await harness({ partitions: 2 });
+  try {
+    const [a, b] = await Promise.all([
+      h.manager.partition(TOPIC, 0),
+      h.manager.partition(TOPIC, 0),
+    ]);
+    assert.equal(a, b, "concurrent first uses share one load");
+    assert.equal(await h.manager.partition(TOPIC, 0), a);
+    assert.equal(a.leaderEpoch, 1);
+    assert.deepEqual(await h.metadata.getPartitionOwner(TOPIC, 0), { brokerId: 1, epoch: 1 });
+    await assert.rejects(
+      h.manager.partition(TOPIC, 2),
+      isCode(LOG_ERROR_CODE.UNKNOWN_TOPIC_OR_PARTITION),
+    );
+    await assert.rejects(
+      h.manager.partition("nope", 0),
+      isCode(LOG_ERROR_CODE.UNKNOWN_TOPIC_OR_PARTITION),
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("manager: restart on the same stores sees exactly the committed data", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["a", "b"]));
+    await appendAcked(h, log, batch(["c"]));
+    // Unflushed acks=0 data is lost in a crash: never committed, never visible.
+    append(log, batch(["lost"]), { acks: 0 });
+
+    // "Crash": a new process with the same broker id takes over without a clean close.
+    const restarted = await h.newManager();
+    const reloaded = await restarted.partition(TOPIC, 0);
+    assert.equal(reloaded.highWatermark, 3);
+    assert.equal(reloaded.leaderEpoch, 2);
+    assert.deepEqual(reloaded.segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 1], [2, 2]]);
+    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [[0, "a"], [1, "b"], [
+      2,
+      "c",
+    ]]);
+    // New appends continue the offsets.
+    assert.deepEqual(await appendAcked(h, reloaded, batch(["d"])), {
+      baseOffset: 3,
+      logStartOffset: 0,
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("manager: a second owner fences the first, whose next flush fails NOT_LEADER", async () => {
+  const h = await harness();
+  try {
+    const first = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, first, batch(["one"]));
+    const pending = append(first, batch(["stale"]), { acks: 1 });
+
+    const second = await (await h.newManager()).partition(TOPIC, 0);
+    assert.equal(second.leaderEpoch, first.leaderEpoch + 1);
+
+    const rejected = assert.rejects(pending, isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER));
+    await h.flush();
+    await rejected;
+    assert.equal(first.closed, true);
+    assert.equal(h.manager.loadedPartition(TOPIC, 0), undefined, "dropped from the manager");
+    await assert.rejects(
+      append(first, batch(["x"]), { acks: 1 }),
+      isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER),
+    );
+
+    // The fenced data never surfaces; the new owner appends after the committed end.
+    assert.deepEqual(await appendAcked(h, second, batch(["two"])), {
+      baseOffset: 1,
+      logStartOffset: 0,
+    });
+    assert.deepEqual(decode((await second.read(0, 1 << 20)).chunks), [[0, "one"], [1, "two"]]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("manager: another broker takes over only after the owner's lease is gone", async () => {
+  const h = await harness();
+  try {
+    const first = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, first, batch(["one"]));
+    const other = await h.newManager({ brokerId: 2 });
+    await assert.rejects(other.partition(TOPIC, 0), isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER));
+
+    // Broker 1's lease disappears behind its back (e.g. expired during a stall).
+    await h.metadata.revokeLease(h.manager.leaseId);
+    const taken = await other.partition(TOPIC, 0);
+    assert.equal(taken.highWatermark, 1);
+
+    // Broker 1 notices at its next keep-alive and drops the partition.
+    h.clock.advance(TEST_CONFIG.leaseTtlMs / 3);
+    await eventually(() => first.closed, "the first owner to drop the partition");
+    await assert.rejects(
+      h.manager.partition(TOPIC, 0),
+      isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER),
+    );
+    // Broker 1 got a new lease and can own other partitions.
+    assert.ok(h.manager.leaseId > 0);
+    assert.equal((await h.manager.partition(TOPIC, 1)).highWatermark, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+/** A memory metadata store whose keep-alives can be made to fail (store unreachable). */
+class FlakyKeepAliveStore extends MemoryMetadataStore {
+  failKeepAlives = false;
+  override keepAlive(leaseId: number): Promise<void> {
+    if (this.failKeepAlives) {
+      return Promise.reject(new MetadataStoreError("Injected fault: metadata store unreachable"));
+    }
+    return super.keepAlive(leaseId);
+  }
+}
+
+Deno.test("manager: writes stop once the lease deadline passes without a keep-alive", async () => {
+  const clock = new ManualClock();
+  const metadataStore = new FlakyKeepAliveStore({ clock });
+  const h = await harness({ clock, metadataStore });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["before"]));
+    metadataStore.failKeepAlives = true;
+    // Past the local deadline (ttl x 0.75 after the last keep-alive was sent),
+    // still before the store could expire the lease.
+    const step = 1_000;
+    for (let t = 0; t < TEST_CONFIG.leaseTtlMs * 0.75; t += step) {
+      clock.advance(step);
+      await settle(1);
+    }
+    const late = append(log, batch(["late"]), { acks: 1 });
+    const rejected = assert.rejects(late, isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER));
+    await h.flush();
+    await rejected;
+    assert.equal((await h.metadata.getPartitionState(TOPIC, 0)).state.endOffset, 1);
+
+    // Keep-alives recover: the broker re-acquires and writes again.
+    metadataStore.failKeepAlives = false;
+    clock.advance(TEST_CONFIG.leaseTtlMs / 3);
+    await settle();
+    const again = await h.manager.partition(TOPIC, 0);
+    assert.deepEqual(await appendAcked(h, again, batch(["after"])), {
+      baseOffset: 1,
+      logStartOffset: 0,
+    });
+  } finally {
+    await h.close();
+  }
+});
+
+/** A memory metadata store whose transactions can be made to fail. */
+class FlakyTxnStore extends MemoryMetadataStore {
+  failTxns = false;
+  override txn(...args: Parameters<MemoryMetadataStore["txn"]>) {
+    if (this.failTxns) {
+      return Promise.reject(new MetadataStoreError("Injected fault: transaction timed out"));
+    }
+    return super.txn(...args);
+  }
+}
+
+Deno.test("manager: a failed end-offset commit fails the round and reloads the partition", async () => {
+  const clock = new ManualClock();
+  const metadataStore = new FlakyTxnStore({ clock });
+  const h = await harness({ clock, metadataStore });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["kept"]));
+    metadataStore.failTxns = true;
+    const failed = assert.rejects(
+      append(log, batch(["unknown outcome"]), { acks: 1 }),
+      isCode(LOG_ERROR_CODE.KAFKA_STORAGE_ERROR),
+    );
+    await h.flush();
+    await failed;
+    assert.equal(log.closed, true, "a commit of unknown outcome drops the partition");
+    assert.equal(h.manager.loadedPartition(TOPIC, 0), undefined);
+    metadataStore.failTxns = false;
+    const reloaded = await h.manager.partition(TOPIC, 0);
+    assert.equal(reloaded.leaderEpoch, log.leaderEpoch + 1);
+    assert.equal(reloaded.highWatermark, 1);
+    assert.deepEqual(await appendAcked(h, reloaded, batch(["next"])), {
+      baseOffset: 1,
+      logStartOffset: 0,
+    });
+    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [[0, "kept"], [1, "next"]]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("manager: close flushes acks=0 data and releases ownership", async () => {
+  const h = await harness();
+  const log = await h.manager.partition(TOPIC, 0);
+  await append(log, batch(["fire", "forget"]), { acks: 0 });
+  const waiting = log.waitForData(5, 60_000);
+  await h.manager.close();
+  await waiting; // long polls end on close
+  assert.equal((await h.metadata.getPartitionState(TOPIC, 0)).state.endOffset, 2);
+  assert.equal(await h.metadata.getPartitionOwner(TOPIC, 0), null, "lease revoked");
+  await assert.rejects(
+    h.manager.partition(TOPIC, 0),
+    isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER),
+  );
+  // Another broker takes over at once and sees the data.
+  const other = await h.newManager({ brokerId: 2 });
+  const reloaded = await other.partition(TOPIC, 0);
+  assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [[0, "fire"], [1, "forget"]]);
+  assert.equal(h.clock.pendingTimers() > 0, true, "the other manager still runs");
+  await h.close();
+});
+
+Deno.test("manager: dropPartition fails queued appends and deletes the objects", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["a"]));
+    const queued = append(log, batch(["b"]), { acks: 1 });
+    const rejected = assert.rejects(queued, isCode(LOG_ERROR_CODE.UNKNOWN_TOPIC_OR_PARTITION));
+    await h.manager.dropPartition(TOPIC, 0);
+    await rejected;
+    assert.deepEqual(await h.objectStore.list("default/t/0/"), []);
+    assert.equal(h.manager.loadedPartition(TOPIC, 0), undefined);
+    await h.flush();
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("recovery: orphans beyond the end offset are deleted on load", async () => {
+  const objectStore = new MemoryObjectStore();
+  const h = await harness({ objectStore });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["a"]));
+    const orphan = segmentObjectKey("default", TOPIC, 0, 1, "kfs");
+    const orphanIndex = segmentObjectKey("default", TOPIC, 0, 1, "index");
+    const far = segmentObjectKey("default", TOPIC, 0, 500, "kfs");
+    for (const key of [orphan, orphanIndex, far]) await objectStore.put(key, new Uint8Array(4));
+    const reloaded = await (await h.newManager()).partition(TOPIC, 0);
+    assert.deepEqual((await objectStore.list("default/t/0/")).map((o) => o.key), [
+      segmentObjectKey("default", TOPIC, 0, 0, "index"),
+      segmentObjectKey("default", TOPIC, 0, 0, "kfs"),
+    ]);
+    assert.equal(reloaded.highWatermark, 1);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("recovery: start-up reads no object bodies", async () => {
+  const store = new CountingObjectStore(new MemoryObjectStore());
+  const h = await harness({ objectStore: store });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < 5; i++) await appendAcked(h, log, batch([`v${i}`]));
+    const before = { ...store.counts };
+    const reloaded = await (await h.newManager()).partition(TOPIC, 0);
+    assert.equal(reloaded.segments.length, 5);
+    assert.equal(store.counts.get, before.get);
+    assert.equal(store.counts.getRange, before.getRange);
+    assert.equal(store.counts.list, before.list + 1);
+  } finally {
+    await h.close();
+  }
+});
+
+/**
+ * Crash-mid-flush simulation: a seeded FaultyObjectStore fails puts, lists
+ * and deletes (before and after applying them) while producers append; the
+ * partition is repeatedly taken over by a "restarted" broker. At the end a
+ * fresh broker reads the log: every acked batch is there at its acked
+ * offset, no rejected batch is, and offsets are contiguous.
+ */
+for (const seed of [1, 7, 42, 1234]) {
+  Deno.test(`simulation: crash mid-flush keeps acked data and only acked data (seed ${seed})`, async () => {
+    const inner = new MemoryObjectStore();
+    const faulty = new FaultyObjectStore(inner, {
+      seed,
+      failBeforeRate: 0.15,
+      failAfterRate: 0.15,
+      operations: ["put", "list", "delete"],
+    });
+    const h = await harness({ objectStore: faulty, config: { segmentBytesMax: 2_048 } });
+    const acked = new Map<string, number>();
+    const rejected = new Set<string>();
+    let unresolved = 0;
+    try {
+      let manager = h.manager;
+      let rng = seed;
+      const random = () => ((rng = (Math.imul(rng, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      for (let step = 0; step < 60; step++) {
+        let log;
+        try {
+          log = await manager.partition(TOPIC, 0);
+        } catch (e) {
+          assert.ok(e instanceof LogError, String(e));
+          continue; // the load itself hit a fault; try again next step
+        }
+        const pendingAcks: Promise<void>[] = [];
+        const count = 1 + Math.floor(random() * 3);
+        for (let i = 0; i < count; i++) {
+          const value = `s${step}-${i}`;
+          const b = batch([value, `${value}+`].slice(0, 1 + Math.floor(random() * 2)));
+          unresolved++;
+          pendingAcks.push(
+            log.append(b.records, b.batches, { acks: 1 }).then(
+              (r) => {
+                acked.set(value, r.baseOffset);
+                unresolved--;
+              },
+              (e) => {
+                assert.ok(e instanceof LogError, String(e));
+                rejected.add(value);
+                unresolved--;
+              },
+            ),
+          );
+        }
+        h.clock.advance(FLUSH_INTERVAL_MS);
+        await Promise.all(pendingAcks);
+        if (random() < 0.15) {
+          // Crash and restart: a new process with the same broker id takes over.
+          manager = await h.newManager();
+        }
+      }
+      assert.equal(unresolved, 0, "every append was answered");
+      assert.ok(faulty.stats.failedBefore + faulty.stats.failedAfter > 0, "faults were injected");
+      assert.ok(acked.size > 0, "some appends succeeded");
+
+      faulty.setFaultRates({ failBeforeRate: 0, failAfterRate: 0 });
+      const reader = await (await h.newManager()).partition(TOPIC, 0);
+      const records = decode((await reader.read(0, 1 << 30)).chunks);
+      const offsets = records.map(([o]) => o);
+      assert.deepEqual(offsets, Array.from({ length: reader.highWatermark }, (_, i) => i));
+      const seen = new Map<string, number>();
+      for (const [offset, value] of records) if (!value.endsWith("+")) seen.set(value, offset);
+      for (const [value, offset] of acked) {
+        assert.equal(seen.get(value), offset, `acked "${value}" at offset ${offset}`);
+      }
+      for (const value of rejected) {
+        assert.equal(seen.has(value), false, `rejected "${value}" must not be visible`);
+      }
+    } finally {
+      faulty.setFaultRates({ failBeforeRate: 0, failAfterRate: 0 });
+      await settle();
+      await h.close();
+    }
+  });
+}
+
+Deno.test("restart on LocalObjectStore + EmbeddedMetadataStore", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "log_manager_local_" });
+  try {
+    const clock = new ManualClock();
+    const open = async () => {
+      const objectStore = new LocalObjectStore(`${dir}/data`);
+      const metadataStore = await EmbeddedMetadataStore.open(`${dir}/meta`, { clock });
+      const metadata = new ClusterMetadata(metadataStore);
+      const manager = new LogManager({
+        objectStore,
+        metadata,
+        clock,
+        logger: silentLogger,
+        brokerId: 1,
+        config: TEST_CONFIG,
+      });
+      await manager.start();
+      return { objectStore, metadataStore, metadata, manager };
+    };
+    const flushAndAwait = async <T>(p: Promise<T>): Promise<T> => {
+      clock.advance(FLUSH_INTERVAL_MS);
+      return await p;
+    };
+
+    let run = await open();
+    await run.metadata.createTopic({ name: TOPIC, partitions: 2 });
+    let log = await run.manager.partition(TOPIC, 1);
+    const a = batch(["alpha", "beta"]);
+    assert.deepEqual(await flushAndAwait(log.append(a.records, a.batches, { acks: 1 })), {
+      baseOffset: 0,
+      logStartOffset: 0,
+    });
+    const b = batch(["gamma"]);
+    await log.append(b.records, b.batches, { acks: 0 });
+    await run.manager.close(); // flushes the acks=0 batch
+    await run.metadataStore.close();
+    await run.objectStore.close();
+
+    run = await open();
+    log = await run.manager.partition(TOPIC, 1);
+    assert.equal(log.highWatermark, 3);
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [
+      [0, "alpha"],
+      [1, "beta"],
+      [2, "gamma"],
+    ]);
+    const c = batch(["delta"]);
+    assert.deepEqual(await flushAndAwait(log.append(c.records, c.batches, { acks: -1 })), {
+      baseOffset: 3,
+      logStartOffset: 0,
+    });
+    await run.manager.close();
+    await run.metadataStore.close();
+    await run.objectStore.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("manager: on the system clock, timers flush and nothing leaks after close", async () => {
+  const clock = new SystemClock();
+  const metadataStore = new MemoryMetadataStore({ clock });
+  const metadata = new ClusterMetadata(metadataStore);
+  await metadata.createTopic({ name: TOPIC, partitions: 1 });
+  const manager = new LogManager({
+    objectStore: new MemoryObjectStore(),
+    metadata,
+    clock,
+    logger: silentLogger,
+    brokerId: 1,
+    config: { ...TEST_CONFIG, flushIntervalMs: 1, leaseTtlMs: 3_000 },
+  });
+  await manager.start();
+  const log = await manager.partition(TOPIC, 0);
+  const b = batch(["real time"]);
+  assert.deepEqual(await log.append(b.records, b.batches, { acks: 1 }), {
+    baseOffset: 0,
+    logStartOffset: 0,
+  });
+  await log.waitForData(1, 5); // times out on a real timer
+  const parked = log.waitForData(1, 60_000); // ended by close, its timer cancelled
+  await manager.close();
+  await parked;
+  await metadataStore.close();
+});

@@ -1,0 +1,533 @@
+import assert from "node:assert/strict";
+import { LOG_ERROR_CODE, LogError } from "../../lib/log/log_error.ts";
+import { segmentObjectKey } from "../../lib/log/segment_format.ts";
+import { TIMESTAMP_TYPE } from "../../lib/protocol/record_batch.ts";
+import { decodeRecordBatches } from "../../lib/protocol/records.ts";
+import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
+import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
+import {
+  append,
+  batch,
+  bigBatch,
+  CountingObjectStore,
+  decode,
+  FLUSH_INTERVAL_MS,
+  GatedObjectStore,
+  harness,
+  isSettled,
+  settle,
+  TOPIC,
+} from "./log_fixture.ts";
+
+Deno.test("append/read: acked batches read back with contiguous offsets", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const a = append(log, batch(["a0", "a1"]), { acks: 1 });
+    const b = append(log, batch(["b0"]), { acks: -1 });
+    const c = append(log, batch(["c0", "c1", "c2"]), { acks: 1 });
+    await h.flush();
+    assert.deepEqual(await Promise.all([a, b, c]), [
+      { baseOffset: 0, logStartOffset: 0 },
+      { baseOffset: 2, logStartOffset: 0 },
+      { baseOffset: 3, logStartOffset: 0 },
+    ]);
+    assert.equal(log.highWatermark, 6);
+    const read = await log.read(0, 1 << 20);
+    assert.equal(read.outOfRange, false);
+    assert.equal(read.highWatermark, 6);
+    assert.deepEqual(decode(read.chunks), [
+      [0, "a0"],
+      [1, "a1"],
+      [2, "b0"],
+      [3, "c0"],
+      [4, "c1"],
+      [5, "c2"],
+    ]);
+    assert.equal(read.bytes, read.chunks.reduce((n, c) => n + c.length, 0));
+    // One round, one segment, one state commit.
+    assert.equal(h.manager.flushStats.rounds, 1);
+    assert.equal((await h.metadata.getPartitionState(TOPIC, 0)).state.endOffset, 6);
+    assert.ok(await h.objectStore.get(segmentObjectKey("default", TOPIC, 0, 0, "kfs")));
+    assert.ok(await h.objectStore.get(segmentObjectKey("default", TOPIC, 0, 0, "index")));
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("append: acks=0 resolves at once; the data stays invisible until its flush", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const result = await append(log, batch(["x"]), { acks: 0 });
+    assert.deepEqual(result, { baseOffset: 0, logStartOffset: 0 });
+    assert.equal(log.highWatermark, 0);
+    assert.equal(log.logEndOffset, 1);
+    assert.deepEqual((await log.read(0, 1 << 20)).chunks, []);
+    await h.flush();
+    assert.equal(log.highWatermark, 1);
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "x"]]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("append: acks=1 waits for the flush timer, then is readable at once", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 1);
+    const acked = append(log, batch(["one"]), { acks: 1 });
+    assert.equal(await isSettled(acked), false, "not acked before the flush");
+    h.clock.advance(FLUSH_INTERVAL_MS - 1);
+    assert.equal(await isSettled(acked), false, "not acked before the interval elapsed");
+    h.clock.advance(1);
+    await acked;
+    // Read-after-ack: visible immediately, from the cache, without a store read.
+    assert.equal(log.highWatermark, 1);
+    const hits = h.manager.cache.stats.hits;
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "one"]]);
+    assert.equal(h.manager.cache.stats.hits, hits + 1);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("append: reaching flushBytes starts a round without the timer", async () => {
+  const h = await harness({ config: { flushBytes: 2_000 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const small = append(log, batch(["s"]), { acks: 1 });
+    assert.equal(await isSettled(small), false);
+    const big = append(log, bigBatch("b", 2_500), { acks: 1 });
+    await Promise.all([small, big]); // no clock advance
+    assert.equal(log.highWatermark, 2);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("flush: one round writes every partition and commits them together", async () => {
+  const h = await harness();
+  try {
+    const logs = await Promise.all([0, 1, 2].map((p) => h.manager.partition(TOPIC, p)));
+    const acks = logs.map((log, p) => append(log, batch([`p${p}`]), { acks: 1 }));
+    await h.flush();
+    await Promise.all(acks);
+    assert.equal(h.manager.flushStats.rounds, 1);
+    assert.equal(h.manager.flushStats.flushes, 3);
+    const revisions = await Promise.all(
+      [0, 1, 2].map(async (p) => (await h.metadata.getPartitionState(TOPIC, p)).modRevision),
+    );
+    assert.equal(new Set(revisions).size, 1, "all end offsets committed in one transaction");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("flush: appends arriving during a round go to the next round", async () => {
+  const gated = new GatedObjectStore(new MemoryObjectStore());
+  const h = await harness({ objectStore: gated });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    gated.hold();
+    const first = append(log, batch(["first"]), { acks: 1 });
+    h.clock.advance(FLUSH_INTERVAL_MS);
+    await settle();
+    assert.ok(gated.waiting > 0, "round in flight");
+    const second = append(log, batch(["second"]), { acks: 1 });
+    gated.release();
+    assert.deepEqual(await first, { baseOffset: 0, logStartOffset: 0 });
+    assert.equal(log.highWatermark, 1);
+    assert.equal(await isSettled(second), false, "second waits for its own round");
+    await h.flush();
+    assert.deepEqual(await second, { baseOffset: 1, logStartOffset: 0 });
+    assert.equal(h.manager.flushStats.rounds, 2);
+    assert.deepEqual(log.segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 0], [1, 1]]);
+  } finally {
+    gated.release();
+    await h.close();
+  }
+});
+
+Deno.test("flush: a flush bigger than segmentBytesMax is split into several segments", async () => {
+  const h = await harness({ config: { segmentBytesMax: 4_096 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const acks = [];
+    for (let i = 0; i < 6; i++) acks.push(append(log, bigBatch(`b${i}`, 1_500), { acks: 1 }));
+    await h.flush();
+    await Promise.all(acks);
+    const segments = log.segments;
+    assert.ok(segments.length >= 3, `expected splits, got ${segments.length}`);
+    assert.ok(segments.every((s) => s.size <= 4_096));
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks).map(([o]) => o), [
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+    ]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("read: spans segments, honours maxBytes and minOneBatch", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const sizes: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const b = bigBatch(`v${i}`, 500);
+      sizes.push(b.records.length);
+      const ack = append(log, b, { acks: 1 });
+      await h.flush();
+      await ack;
+    }
+    assert.equal(log.segments.length, 4);
+    const all = await log.read(0, 1 << 20);
+    assert.equal(all.chunks.length, 4, "one chunk per segment");
+    assert.deepEqual(decode(all.chunks).map(([o]) => o), [0, 1, 2, 3]);
+
+    // maxBytes smaller than one batch: nothing, unless minOneBatch.
+    assert.equal((await log.read(1, 10)).bytes, 0);
+    const one = await log.read(1, 10, { minOneBatch: true });
+    assert.deepEqual(decode(one.chunks).map(([o]) => o), [1]);
+    // Exactly two batches' worth, starting mid-log.
+    const two = await log.read(1, sizes[1] + sizes[2]);
+    assert.deepEqual(decode(two.chunks).map(([o]) => o), [1, 2]);
+    assert.equal(two.bytes, sizes[1] + sizes[2]);
+    const twoAndABit = await log.read(1, sizes[1] + sizes[2] + 5);
+    assert.equal(twoAndABit.bytes, two.bytes, "never a partial batch");
+    // At the high watermark: empty, not out of range.
+    const end = await log.read(4, 1 << 20);
+    assert.equal(end.outOfRange, false);
+    assert.equal(end.bytes, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("read: an offset inside a batch returns the whole batch", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const ack = append(log, batch(["a", "b", "c", "d"]), { acks: 1 });
+    await h.flush();
+    await ack;
+    const read = await log.read(2, 1 << 20);
+    assert.deepEqual(decode(read.chunks).map(([o]) => o), [0, 1, 2, 3]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("read: out of range below the log start and beyond the high watermark", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const ack = append(log, batch(["a"]), { acks: 1 });
+    await h.flush();
+    await ack;
+    assert.equal((await log.read(2, 100)).outOfRange, true);
+    assert.equal((await log.read(-1, 100)).outOfRange, true);
+    assert.equal((await log.read(1, 100)).outOfRange, false);
+    // Pending, uncommitted data does not extend the range.
+    append(log, batch(["b"]), { acks: 0 });
+    assert.equal((await log.read(2, 100)).outOfRange, true);
+    await h.flush();
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("read: segments evicted from the cache are read back from the store", async () => {
+  const store = new CountingObjectStore(new MemoryObjectStore());
+  // Cache of 8 KiB: each 3 KiB segment evicts older ones; segments > 2 KiB
+  // (cacheBytesMax / 4) are read by index + ranged GET.
+  const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < 6; i++) {
+      const acks = [0, 1, 2].map((j) => append(log, bigBatch(`s${i}-${j}`, 1_000), { acks: 1 }));
+      await h.flush();
+      await Promise.all(acks);
+      assert.ok(h.manager.cache.bytes <= 8 * 1024, `cache within bound: ${h.manager.cache.bytes}`);
+    }
+    assert.ok(h.manager.cache.stats.evictions > 0);
+    const before = store.counts.getRange;
+    const all = await log.read(0, 1 << 20);
+    assert.deepEqual(decode(all.chunks).map(([o]) => o), Array.from({ length: 18 }, (_, i) => i));
+    assert.ok(store.counts.getRange > before, "ranged GETs were used");
+    // Every single offset, with a budget of one batch, via the index.
+    for (let o = 0; o < 18; o++) {
+      const one = await log.read(o, 1, { minOneBatch: true });
+      assert.deepEqual(decode(one.chunks).map(([x, v]) => [x, v.slice(0, 5)]), [[
+        o,
+        `s${Math.floor(o / 3)}-${o % 3}`.padEnd(5, "."),
+      ]]);
+    }
+    // A cap of two batches from the middle of a segment.
+    const size = (await log.read(4, 1, { minOneBatch: true })).bytes;
+    const two = await log.read(4, 2 * size);
+    assert.deepEqual(decode(two.chunks).map(([o]) => o), [4, 5]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("read: small uncached segments are fetched whole, checked, and cached", async () => {
+  const store = new CountingObjectStore(new MemoryObjectStore());
+  const h = await harness({ objectStore: store });
+  try {
+    const first = await h.manager.partition(TOPIC, 0);
+    const ack = append(first, batch(["a", "b"]), { acks: 1 });
+    await h.flush();
+    await ack;
+    // A second broker process (same id) takes over: its cache is cold.
+    const other = await h.newManager();
+    const log = await other.partition(TOPIC, 0);
+    const gets = store.counts.get;
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "a"], [1, "b"]]);
+    assert.equal(store.counts.get, gets + 1);
+    await log.read(0, 1 << 20);
+    assert.equal(store.counts.get, gets + 1, "second read served from the cache");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("read: a corrupt segment object fails the read with a storage error", async () => {
+  const objectStore = new MemoryObjectStore();
+  const h = await harness({ objectStore });
+  try {
+    const first = await h.manager.partition(TOPIC, 0);
+    const ack = append(first, batch(["a"]), { acks: 1 });
+    await h.flush();
+    await ack;
+    const key = segmentObjectKey("default", TOPIC, 0, 0, "kfs");
+    const bytes = (await objectStore.get(key))!;
+    bytes[40] ^= 0xff;
+    await objectStore.delete(key);
+    await objectStore.put(key, bytes);
+    const log = await (await h.newManager()).partition(TOPIC, 0);
+    await assert.rejects(
+      log.read(0, 1 << 20),
+      (e) => e instanceof LogError && e.code === LOG_ERROR_CODE.KAFKA_STORAGE_ERROR,
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("waitForData: woken by a commit, by the timeout, and by abort", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const woken = log.waitForData(0, 5_000);
+    assert.equal(await isSettled(woken), false);
+    append(log, batch(["a"]), { acks: 0 });
+    assert.equal(await isSettled(woken), false, "pending data does not wake readers");
+    await h.flush();
+    await woken;
+    assert.equal(log.highWatermark, 1);
+
+    // Data already there: resolves at once.
+    await log.waitForData(0, 5_000);
+
+    const timedOut = log.waitForData(1, 1_000);
+    h.clock.advance(999);
+    assert.equal(await isSettled(timedOut), false);
+    h.clock.advance(1);
+    await timedOut;
+
+    const controller = new AbortController();
+    const aborted = log.waitForData(1, 60_000, controller.signal);
+    assert.equal(await isSettled(aborted), false);
+    controller.abort();
+    await aborted;
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("timestamps: offsetForTimestamp and maxTimestamp", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    assert.equal(await log.offsetForTimestamp(0), null);
+    assert.equal(await log.maxTimestamp(), null);
+    // Records get timestamps base, base+1, ...
+    const acks = [
+      append(log, batch(["a", "b"], { timestamp: 100 }), { acks: 1 }), // 0:100 1:101
+      append(log, batch(["c", "d", "e"], { timestamp: 200 }), { acks: 1 }), // 2..4: 200..202
+    ];
+    await h.flush();
+    await Promise.all(acks);
+    const ack = append(log, batch(["f"], { timestamp: 150 }), { acks: 1 }); // 5:150
+    await h.flush();
+    await ack;
+    assert.deepEqual(await log.offsetForTimestamp(0), { offset: 0, timestamp: 100 });
+    assert.deepEqual(await log.offsetForTimestamp(101), { offset: 1, timestamp: 101 });
+    assert.deepEqual(await log.offsetForTimestamp(201), { offset: 3, timestamp: 201 });
+    assert.deepEqual(await log.offsetForTimestamp(202), { offset: 4, timestamp: 202 });
+    assert.equal(await log.offsetForTimestamp(203), null);
+    assert.deepEqual(await log.maxTimestamp(), { offset: 4, timestamp: 202 });
+
+    // The same answers from a cold broker that must read the segments.
+    const cold = await (await h.newManager()).partition(TOPIC, 0);
+    assert.deepEqual(await cold.offsetForTimestamp(150), { offset: 2, timestamp: 200 });
+    assert.deepEqual(await cold.maxTimestamp(), { offset: 4, timestamp: 202 });
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("append: logAppendTimeMs stamps the batches", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const ack = append(log, batch(["a", "b"], { timestamp: 5 }), {
+      acks: 1,
+      logAppendTimeMs: 777,
+    });
+    await h.flush();
+    await ack;
+    const { records } = decodeRecordBatches(concat((await log.read(0, 1 << 20)).chunks));
+    assert.deepEqual(records.map((r) => [r.timestamp, r.timestampType]), [
+      [777, TIMESTAMP_TYPE.logAppendTime],
+      [777, TIMESTAMP_TYPE.logAppendTime],
+    ]);
+    assert.deepEqual(await log.offsetForTimestamp(700), { offset: 0, timestamp: 777 });
+  } finally {
+    await h.close();
+  }
+});
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+Deno.test("failure: a failed put rejects the round, rolls back, re-assigns queued offsets", async () => {
+  const faulty = new FaultyObjectStore(new MemoryObjectStore());
+  const gated = new GatedObjectStore(faulty);
+  const h = await harness({ objectStore: gated });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    gated.hold();
+    faulty.failNext("put");
+    const failed = append(log, batch(["doomed", "doomed"]), { acks: 1 });
+    h.clock.advance(FLUSH_INTERVAL_MS);
+    await settle();
+    const queued = append(log, batch(["queued"]), { acks: 1 });
+    assert.equal(log.logEndOffset, 3);
+    gated.release();
+    await assert.rejects(
+      failed,
+      (e) => e instanceof LogError && e.code === LOG_ERROR_CODE.KAFKA_STORAGE_ERROR,
+    );
+    assert.equal(log.highWatermark, 0);
+    assert.equal(log.logEndOffset, 1, "rolled back; the queued append now starts at 0");
+    await h.flush();
+    assert.deepEqual(await queued, { baseOffset: 0, logStartOffset: 0 });
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "queued"]]);
+    assert.equal(h.manager.loadedPartition(TOPIC, 0), log, "still owned after a write failure");
+  } finally {
+    gated.release();
+    await h.close();
+  }
+});
+
+Deno.test("failure: an orphan left by a failed put does not block the retry", async () => {
+  const faulty = new FaultyObjectStore(new MemoryObjectStore());
+  const h = await harness({ objectStore: faulty });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    // The put lands, then reports failure: an orphan at base offset 0.
+    faulty.failNext("put", "after");
+    const failed = assert.rejects(append(log, batch(["orphan"]), { acks: 1 }), LogError);
+    await h.flush();
+    await failed;
+    const key = segmentObjectKey("default", TOPIC, 0, 0, "kfs");
+    assert.ok(await faulty.get(key), "orphan exists");
+    const retry = append(log, batch(["retry"]), { acks: 1 });
+    await h.flush();
+    assert.deepEqual(await retry, { baseOffset: 0, logStartOffset: 0 });
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "retry"]]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("failure: a conflicting object found mid-write is cleaned after an ownership check", async () => {
+  const objectStore = new MemoryObjectStore();
+  const h = await harness({ objectStore });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    // An object at the next base offset appears behind the log's back (a
+    // stalled former owner's late write).
+    await objectStore.put(segmentObjectKey("default", TOPIC, 0, 0, "kfs"), new Uint8Array(8));
+    const ack = append(log, batch(["mine"]), { acks: 1 });
+    await h.flush();
+    assert.deepEqual(await ack, { baseOffset: 0, logStartOffset: 0 });
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "mine"]]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("append: the write buffer bound rejects with a retriable error", async () => {
+  const gated = new GatedObjectStore(new MemoryObjectStore());
+  const h = await harness({
+    objectStore: gated,
+    config: { pendingBytesMax: 3_000, flushBytes: 100_000 },
+  });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await append(log, bigBatch("a", 2_000), { acks: 0 });
+    await assert.rejects(
+      append(log, bigBatch("b", 2_000), { acks: 1 }),
+      (e) => e instanceof LogError && e.code === LOG_ERROR_CODE.KAFKA_STORAGE_ERROR,
+    );
+    assert.equal(log.logEndOffset, 1, "the rejected append took no offset");
+    await h.flush();
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("failure: orphans of a split flush are cleaned even without conditional puts", async () => {
+  // Without if-none-match nothing conflicts, so only the pre-write cleanup
+  // stops orphans at base offsets inside a later committed range from
+  // looking committed to the next owner.
+  const faulty = new FaultyObjectStore(new MemoryObjectStore({ supportsConditionalPut: false }));
+  const h = await harness({ objectStore: faulty, config: { segmentBytesMax: 2_048 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const doomed = [0, 1, 2].map((i) => append(log, bigBatch(`d${i}`, 1_500), { acks: 1 }));
+    const failed = Promise.allSettled(doomed);
+    faulty.failNext("put"); // one of six puts fails; the others land as orphans
+    await h.flush();
+    assert.ok((await failed).every((r) => r.status === "rejected"));
+    assert.ok((await faulty.list("default/t/0/")).length >= 4, "orphans at 0, 1 and 2");
+    const retry = append(log, batch(["r0", "r1", "r2"]), { acks: 1 });
+    await h.flush();
+    assert.deepEqual(await retry, { baseOffset: 0, logStartOffset: 0 });
+    const reloaded = await (await h.newManager()).partition(TOPIC, 0);
+    assert.deepEqual(reloaded.segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 2]]);
+    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [
+      [0, "r0"],
+      [1, "r1"],
+      [2, "r2"],
+    ]);
+  } finally {
+    await h.close();
+  }
+});
