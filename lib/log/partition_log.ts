@@ -362,15 +362,17 @@ export class PartitionLog implements FlushSource {
    */
   async #putSegments(segments: FlushSegment[]): Promise<void> {
     const { objectStore } = this.#ctx;
-    const puts: [string, Uint8Array][] = segments.flatMap((s) => [
-      [this.#objectKey(s.encoded.baseOffset, "kfs"), s.encoded.segment],
-      [this.#objectKey(s.encoded.baseOffset, "index"), s.encoded.index],
+    // The index is derivable from its segment, so it is not flushed to
+    // stable storage: readers fall back to scanning when it is missing or torn.
+    const puts: [string, Uint8Array, boolean][] = segments.flatMap((s) => [
+      [this.#objectKey(s.encoded.baseOffset, "kfs"), s.encoded.segment, true],
+      [this.#objectKey(s.encoded.baseOffset, "index"), s.encoded.index, false],
     ]);
     for (let attempt = 0;; attempt++) {
       const results = await mapBounded(
         puts,
         SEGMENT_PUT_CONCURRENCY,
-        ([key, data]) => objectStore.put(key, data, { ifNoneMatch: true }),
+        ([key, data, durable]) => objectStore.put(key, data, { ifNoneMatch: true, durable }),
       );
       const rejected = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
       if (rejected.length === 0) return;
@@ -700,13 +702,19 @@ export class PartitionLog implements FlushSource {
     } catch (error) {
       throw toLogError(error, `Cannot read index "${key}"`);
     }
-    if (!bytes) throw LogError.storage(`Index "${key}" is missing from the object store`);
     let index: ParsedIndex;
     try {
+      if (!bytes) throw new SegmentFormatError("it is missing");
       index = parseIndex(bytes);
     } catch (error) {
       if (!(error instanceof SegmentFormatError)) throw error;
-      throw LogError.storage(`Index "${key}" is corrupt: ${error.message}`, error);
+      // Indexes are written without fsync (they are derivable): after a
+      // machine crash one can be missing or torn. Scan the segment instead.
+      this.#ctx.logger.warn("Segment index unusable; reading the segment from its start", {
+        key,
+        reason: error.message,
+      });
+      index = { intervalMessages: 0, entries: [] };
     }
     this.#ctx.cache.set(key, { kind: "index", index });
     return index;

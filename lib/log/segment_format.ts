@@ -16,7 +16,7 @@
  * whenever at least `interval` messages were written since the last entry.
  */
 
-import { crc32c } from "../protocol/crc32c.ts";
+import { crc32c, crc32cCombine } from "../protocol/crc32c.ts";
 
 export const SEGMENT_MAGIC = "KAFS";
 export const SEGMENT_FOOTER_MAGIC = "END!";
@@ -271,6 +271,24 @@ export function buildIndexEntries(
   return entries;
 }
 
+/** Bytes of a v2 batch header before the part its own CRC covers (attributes onward). */
+const BATCH_CRC_START = 21;
+
+/**
+ * CRC32C of a whole v2 batch from its stored CRC (validated when it was
+ * produced) and its first 21 bytes, so the segment body is not read twice.
+ * Anything that is not a v2 batch is read in full.
+ */
+function batchCrc(bytes: Uint8Array): number {
+  if (bytes.byteLength <= BATCH_CRC_START || bytes[16] !== 2) return crc32c(bytes);
+  const stored = ((bytes[17] << 24) | (bytes[18] << 16) | (bytes[19] << 8) | bytes[20]) >>> 0;
+  return crc32cCombine(
+    crc32c(bytes, 0, BATCH_CRC_START),
+    stored,
+    bytes.byteLength - BATCH_CRC_START,
+  );
+}
+
 /**
  * Builds the `.kfs` and `.index` objects for `batches` (non-empty, contiguous
  * offsets). Copies each batch's bytes once into the segment object.
@@ -308,12 +326,14 @@ export function encodeSegment(
   writeSegmentHeader(view, 0, { baseOffset, messageCount, createdMs: options.createdMs });
   const batchPositions: number[] = new Array(batches.length);
   let at = SEGMENT_HEADER_BYTES;
+  let crc = 0;
   for (let i = 0; i < batches.length; i++) {
+    const bytes = batches[i].bytes;
     batchPositions[i] = at;
-    segment.set(batches[i].bytes, at);
-    at += batches[i].bytes.byteLength;
+    segment.set(bytes, at);
+    crc = crc32cCombine(crc, batchCrc(bytes), bytes.byteLength);
+    at += bytes.byteLength;
   }
-  const crc = crc32c(segment, SEGMENT_HEADER_BYTES, at);
   writeSegmentFooter(view, at, { crc, lastOffset });
   const indexEntries = buildIndexEntries(
     batches.map((b, i) => ({

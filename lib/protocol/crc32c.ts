@@ -130,3 +130,51 @@ export function crc32(
   checkRange(data, start, end);
   return update(IEEE_TABLES, data, start, end, seed);
 }
+
+// ---- combining -----------------------------------------------------------------
+// crc(A || B) from crc(A), crc(B) and |B|, as zlib's crc32_combine does: multiply
+// crc(A) by x^(8·|B|) modulo the Castagnoli polynomial. Lets the segment writer
+// derive a segment body's CRC from the per-batch CRCs validated at produce time
+// instead of reading every byte a second time.
+
+const CASTAGNOLI_REFLECTED = 0x82f63b78;
+
+/** a(x)·b(x) mod p(x), bit-reflected like the CRC itself. */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    b = b & 1 ? (b >>> 1) ^ CASTAGNOLI_REFLECTED : b >>> 1;
+  }
+  return p >>> 0;
+}
+
+/** X2N[k] = x^(2^k) mod p(x). */
+const X2N: Uint32Array = (() => {
+  const table = new Uint32Array(32);
+  let p = 0x40000000; // x^1
+  table[0] = p;
+  for (let k = 1; k < 32; k++) table[k] = p = multModP(p, p);
+  return table;
+})();
+
+/** x^(n·2^k) mod p(x). */
+function x2nModP(n: number, k: number): number {
+  let p = 0x80000000; // x^0
+  while (n) {
+    if (n & 1) p = multModP(X2N[k & 31], p);
+    n = Math.floor(n / 2);
+    k++;
+  }
+  return p;
+}
+
+/** CRC32C of the concatenation A‖B, given crc32c(A), crc32c(B) and B's length in bytes. */
+export function crc32cCombine(crcA: number, crcB: number, lengthB: number): number {
+  return (multModP(x2nModP(lengthB, 3), crcA) ^ crcB) >>> 0;
+}

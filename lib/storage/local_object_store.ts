@@ -118,7 +118,8 @@ export class LocalObjectStore implements ObjectStore {
     const temp = `${dir}/${TEMP_FILE_PREFIX}${randomSuffix()}`;
     this.#inFlightTemps.add(temp);
     try {
-      await this.#writeTemp(temp, dir, data);
+      const durable = options.durable !== false;
+      await this.#writeTemp(temp, dir, data, durable);
       if (this.#beforePublish) await this.#beforePublish(temp);
       if (options.ifNoneMatch) {
         try {
@@ -132,7 +133,7 @@ export class LocalObjectStore implements ObjectStore {
       } else {
         await Deno.rename(temp, path);
       }
-      await this.#syncDirectory(dir);
+      if (durable) await this.#syncDirectory(dir);
     } catch (error) {
       await Deno.remove(temp).catch(() => {});
       throw this.#error("write", key, error);
@@ -213,7 +214,7 @@ export class LocalObjectStore implements ObjectStore {
     return removed;
   }
 
-  async #writeTemp(temp: string, dir: string, data: Uint8Array): Promise<void> {
+  async #writeTemp(temp: string, dir: string, data: Uint8Array, durable: boolean): Promise<void> {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(temp, { write: true, createNew: true });
@@ -228,7 +229,7 @@ export class LocalObjectStore implements ObjectStore {
         written += await file.write(data.subarray(written));
       }
       // fdatasync: the data and the size, not the timestamps.
-      await file.syncData();
+      if (durable) await file.syncData();
     } finally {
       file.close();
     }

@@ -25,6 +25,12 @@ export interface PutOptions {
    * `supportsConditionalPut === false` and write unconditionally.
    */
   ifNoneMatch?: boolean;
+  /**
+   * `false` for derivable objects (segment indexes): the backend may skip
+   * flushing it to stable storage, so after a machine crash the object can
+   * be missing or truncated. Readers must tolerate that. Default `true`.
+   */
+  durable?: boolean;
 }
 
 export interface ObjectStore {

@@ -158,3 +158,28 @@ Deno.test("LocalObjectStore: calls after close fail", async () => {
     await assert.rejects(() => store.list(""), ObjectStoreError);
   });
 });
+
+Deno.test("LocalObjectStore: relaxed puts (durable: false) publish the same way", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+  const store = new LocalObjectStore(root);
+  try {
+    const data = new Uint8Array([9, 8, 7]);
+    await store.put("ns/t/0/segment-00000000000000000000.index", data, {
+      durable: false,
+      ifNoneMatch: true,
+    });
+    assert.deepEqual(await store.get("ns/t/0/segment-00000000000000000000.index"), data);
+    await assert.rejects(
+      store.put("ns/t/0/segment-00000000000000000000.index", data, {
+        durable: false,
+        ifNoneMatch: true,
+      }),
+      (e) => e instanceof ObjectStoreError && e.name === "PreconditionFailedError",
+    );
+    await store.put("ns/t/0/x", data, { durable: false });
+    assert.deepEqual(await store.get("ns/t/0/x"), data);
+  } finally {
+    await store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
