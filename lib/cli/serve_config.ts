@@ -122,10 +122,11 @@ export const SERVE_SETTINGS = [
     name: "flush-interval-ms",
     env: "KAFSCALE_FLUSH_INTERVAL_MS",
     kind: "int",
-    default: 2,
+    default: 0,
     min: 0,
     max: 60_000,
-    help: "Longest time appended data waits before a flush starts",
+    help: "Longest time appended data waits before a flush starts (0: flush as soon as no " +
+      "flush is in flight; data arriving meanwhile joins the next one)",
   },
   {
     name: "flush-bytes",

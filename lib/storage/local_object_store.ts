@@ -116,10 +116,14 @@ export class LocalObjectStore implements ObjectStore {
     const path = this.#pathOf(key);
     const dir = parentOf(path);
     const temp = `${dir}/${TEMP_FILE_PREFIX}${randomSuffix()}`;
+    const durable = options.durable !== false;
     this.#inFlightTemps.add(temp);
+    let file: Deno.FsFile | undefined;
+    let published = false;
     try {
-      const durable = options.durable !== false;
-      await this.#writeTemp(temp, dir, data, durable);
+      file = await this.#createTemp(temp, dir);
+      let written = 0;
+      while (written < data.length) written += await file.write(data.subarray(written));
       if (this.#beforePublish) await this.#beforePublish(temp);
       if (options.ifNoneMatch) {
         try {
@@ -127,17 +131,24 @@ export class LocalObjectStore implements ObjectStore {
         } catch (error) {
           if (error instanceof Deno.errors.AlreadyExists) throw new PreconditionFailedError(key);
           throw error;
-        } finally {
-          await Deno.remove(temp).catch(() => {});
         }
       } else {
         await Deno.rename(temp, path);
       }
-      if (durable) await this.#syncDirectory(dir);
+      published = true;
+      // The name is published before it is durable: callers reference an
+      // object only after put() resolves, so nobody trusts it earlier. Data
+      // (fdatasync) and directory entry are then flushed at the same time,
+      // which most filesystems serve with one journal commit.
+      if (durable) await Promise.all([file.syncData(), this.#syncDirectory(dir)]);
     } catch (error) {
-      await Deno.remove(temp).catch(() => {});
+      // A failure after publishing leaves an object of unknown durability;
+      // callers treat a failed put as not done (the log deletes such orphans).
       throw this.#error("write", key, error);
     } finally {
+      file?.close();
+      // After link() the temp name is a second name for the object; drop it.
+      if (options.ifNoneMatch || !published) await Deno.remove(temp).catch(() => {});
       this.#inFlightTemps.delete(temp);
     }
   }
@@ -214,24 +225,13 @@ export class LocalObjectStore implements ObjectStore {
     return removed;
   }
 
-  async #writeTemp(temp: string, dir: string, data: Uint8Array, durable: boolean): Promise<void> {
-    let file: Deno.FsFile;
+  async #createTemp(temp: string, dir: string): Promise<Deno.FsFile> {
     try {
-      file = await Deno.open(temp, { write: true, createNew: true });
+      return await Deno.open(temp, { write: true, createNew: true });
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       await this.#makeDirectories(dir);
-      file = await Deno.open(temp, { write: true, createNew: true });
-    }
-    try {
-      let written = 0;
-      while (written < data.length) {
-        written += await file.write(data.subarray(written));
-      }
-      // fdatasync: the data and the size, not the timestamps.
-      if (durable) await file.syncData();
-    } finally {
-      file.close();
+      return await Deno.open(temp, { write: true, createNew: true });
     }
   }
 
