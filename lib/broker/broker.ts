@@ -49,6 +49,12 @@ export class Broker {
   readonly logger: Logger;
   readonly metrics: Metrics;
   #clusterId = "";
+  /**
+   * Topic records by name, kept current by a metadata watch so the produce
+   * and fetch paths never wait on the store; a miss reads through.
+   */
+  #topics = new Map<string, TopicRecord>();
+  #unwatch: (() => void) | null = null;
 
   constructor(deps: {
     settings: BrokerSettings;
@@ -67,7 +73,28 @@ export class Broker {
   }
 
   async start(): Promise<void> {
+    this.#unwatch = this.metadata.watchTopics((name, record) => {
+      if (record) this.#topics.set(name, record);
+      else this.#topics.delete(name);
+    });
     this.#clusterId = await this.metadata.getOrCreateClusterId();
+    for (const t of await this.metadata.listTopics()) {
+      if (!this.#topics.has(t.name)) this.#topics.set(t.name, t);
+    }
+  }
+
+  stop(): void {
+    this.#unwatch?.();
+    this.#unwatch = null;
+  }
+
+  /** A topic record in any state, from the cache or read through from the store. */
+  async #lookup(name: string): Promise<TopicRecord | null> {
+    const cached = this.#topics.get(name);
+    if (cached) return cached;
+    const stored = await this.metadata.getTopic(name);
+    if (stored) this.#topics.set(name, stored);
+    return stored;
   }
 
   get clusterId(): string {
@@ -88,12 +115,23 @@ export class Broker {
 
   /** An active topic, or null. */
   async topic(name: string): Promise<TopicRecord | null> {
-    const t = await this.metadata.getTopic(name);
+    const t = await this.#lookup(name);
     return t && t.state === "active" ? t : null;
   }
 
+  /** An active topic by id (Fetch v13+, Metadata v10+), or null. */
+  async topicById(topicId: string): Promise<TopicRecord | null> {
+    for (const t of this.#topics.values()) {
+      if (t.topicId === topicId) return t.state === "active" ? t : null;
+    }
+    // Not cached: a topic another broker created whose watch event has not arrived yet.
+    return (await this.listTopics()).find((t) => t.topicId === topicId) ?? null;
+  }
+
   async listTopics(): Promise<TopicRecord[]> {
-    return (await this.metadata.listTopics()).filter((t) => t.state === "active");
+    const all = await this.metadata.listTopics();
+    for (const t of all) this.#topics.set(t.name, t);
+    return all.filter((t) => t.state === "active");
   }
 
   /**
@@ -105,7 +143,7 @@ export class Broker {
     name: string,
     allowAutoCreate: boolean,
   ): Promise<{ topic: TopicRecord } | { errorCode: number }> {
-    const existing = await this.metadata.getTopic(name);
+    const existing = await this.#lookup(name);
     if (existing) {
       return existing.state === "active"
         ? { topic: existing }

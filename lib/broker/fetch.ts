@@ -58,12 +58,13 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
         responses: [],
       };
     }
-    const byId = version >= 13 ? await topicsById(broker) : null;
+    const byId = version >= 13;
     const targets: Target[] = [];
     for (const t of req.topics) {
-      const topic = byId
-        ? byId.get(t.topicId ?? "") ?? null
-        : await safeTopic(broker, t.topic ?? "");
+      const topic = await safeTopic(
+        broker,
+        byId ? { id: t.topicId ?? "" } : { name: t.topic ?? "" },
+      );
       const missingCode = byId
         ? ERROR_CODES.UNKNOWN_TOPIC_ID
         : ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
@@ -121,19 +122,14 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
   },
 });
 
-async function safeTopic(broker: Broker, name: string): Promise<TopicRecord | null> {
+async function safeTopic(
+  broker: Broker,
+  ref: { name: string } | { id: string },
+): Promise<TopicRecord | null> {
   try {
-    return await broker.topic(name);
+    return "id" in ref ? await broker.topicById(ref.id) : await broker.topic(ref.name);
   } catch {
     return null;
-  }
-}
-
-async function topicsById(broker: Broker): Promise<Map<string, TopicRecord>> {
-  try {
-    return new Map((await broker.listTopics()).map((t) => [t.topicId, t]));
-  } catch {
-    return new Map();
   }
 }
 

@@ -95,7 +95,7 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
         try {
           if (t.name === null || t.name === undefined) {
             const id = t.topicId ?? ZERO_UUID;
-            const found = (await broker.listTopics()).find((x) => x.topicId === id);
+            const found = await broker.topicById(id);
             return found
               ? topicMetadata(broker, found, includeOps)
               : errorTopic(null, id, ERROR_CODES.UNKNOWN_TOPIC_ID);

@@ -149,6 +149,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     async stop() {
       ready = false;
       await server.stop(config.shutdownTimeoutMs);
+      broker.stop();
       await logs.close();
       await http.stop();
     },

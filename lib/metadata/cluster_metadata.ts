@@ -228,6 +228,21 @@ export class ClusterMetadata {
     return `${this.#prefix}brokers/${brokerId}`;
   }
 
+  /**
+   * Calls `onChange` for every topic record written (`record`) or deleted
+   * (`null`) after this call. Returns a function that stops watching.
+   */
+  watchTopics(onChange: (name: string, record: TopicRecord | null) => void): () => void {
+    const prefix = `${this.#prefix}topics/`;
+    return this.#store.watch(prefix, (event) => {
+      if (event.type === "delete") {
+        onChange(event.key.slice(prefix.length), null);
+        return;
+      }
+      onChange(event.entry.key.slice(prefix.length), decodeJson<TopicRecord>(event.entry));
+    });
+  }
+
   // ---- leases -----------------------------------------------------------
 
   grantLease(ttlMs: number): Promise<Lease> {

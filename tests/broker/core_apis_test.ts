@@ -11,6 +11,7 @@ import { ZERO_UUID } from "../../lib/protocol/primitives.ts";
 import { decodeRecordBatches, encodeRecordBatch } from "../../lib/protocol/records.ts";
 import { crc32 } from "../../lib/protocol/crc32c.ts";
 import { HANDLERS } from "../../lib/broker/handler_table.ts";
+import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import type { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 
 const PRODUCE = API_SCHEMAS[0];
@@ -574,4 +575,20 @@ Deno.test("SaslHandshake: UNSUPPORTED_SASL_MECHANISM while auth is off", async (
     assert.equal(res!.errorCode, ERROR_CODES.UNSUPPORTED_SASL_MECHANISM);
     assert.deepEqual(res!.mechanisms, []);
   }
+});
+
+Deno.test("Topic cache: changes made by another broker are seen without a restart", async () => {
+  await using b = await startTestBroker();
+  const conn = await b.connect();
+  const other = new ClusterMetadata(b.metadataStore);
+  await other.createTopic({ name: "elsewhere", partitions: 1 });
+  const first = await produce(conn, "elsewhere", 0, batch(0, 1));
+  assert.equal(first!.responses[0].partitionResponses[0].errorCode, ERROR_CODES.NONE);
+  // A config change by another broker reaches this one through the metadata watch.
+  await other.updateTopicConfigs("elsewhere", { "max.message.bytes": "10" });
+  const refused = await produce(conn, "elsewhere", 0, batch(1, 1));
+  assert.equal(
+    refused!.responses[0].partitionResponses[0].errorCode,
+    ERROR_CODES.MESSAGE_TOO_LARGE,
+  );
 });
