@@ -322,18 +322,14 @@ export class S3ObjectStore implements ObjectStore {
       input.ServerSideEncryption = "aws:kms";
       input.SSEKMSKeyId = this.#kmsKeyId;
     }
-    let outcomeUnknown = false;
-    await this.#request("write", key, async (signal) => {
+    await this.#request("write", key, async (signal, earlierOutcomeUnknown) => {
       try {
         await this.#client.send(new PutObjectCommand(input), { abortSignal: signal });
       } catch (error) {
-        if (conditional && statusOf(error) === 412) {
-          // An earlier attempt of ours may have created it before its answer was lost.
-          if (outcomeUnknown && await this.#holds(key, fullKey, data)) return;
-          throw new PreconditionFailedError(key);
-        }
-        if (classify(error).ambiguous) outcomeUnknown = true;
-        throw error;
+        if (!conditional || statusOf(error) !== 412) throw error;
+        // An earlier attempt of ours may have created it before its answer was lost.
+        if (earlierOutcomeUnknown && await this.#holds(key, fullKey, data)) return;
+        throw new PreconditionFailedError(key);
       }
     });
   }
@@ -488,23 +484,26 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * Runs `attempt` with a concurrency slot and a timeout, retrying retriable failures with
    * exponential backoff and full jitter; maps the final failure to `ObjectStoreError`.
+   * `attempt` learns whether an earlier attempt may have been applied without an answer.
    */
   async #request<T>(
     operation: string,
     key: string,
-    attempt: (signal: AbortSignal) => Promise<T>,
+    attempt: (signal: AbortSignal, earlierOutcomeUnknown: boolean) => Promise<T>,
     toError: (failure: Failure, attempts: number) => ObjectStoreError = (failure, attempts) =>
       this.#error(operation, key, failure, attempts),
   ): Promise<T> {
     this.#checkOpen();
+    let outcomeUnknown = false;
     for (let n = 1;; n++) {
       let failure: Failure;
       try {
-        return await this.#attempt(attempt);
+        return await this.#attempt((signal) => attempt(signal, outcomeUnknown));
       } catch (error) {
         if (error instanceof ObjectStoreError) throw error;
         failure = classify(error);
       }
+      if (failure.ambiguous) outcomeUnknown = true;
       if (this.#closed) throw this.#closedError();
       if (!failure.retriable || n >= this.#maxAttempts) throw toError(failure, n);
       const cap = Math.min(this.#retryMaxDelayMs, this.#retryBaseDelayMs * 2 ** (n - 1));
@@ -682,7 +681,8 @@ function classify(error: unknown): Failure {
       (typeof name === "string" && RETRIABLE_ERROR_NAMES.has(name));
     return {
       retriable,
-      ambiguous: status >= 500,
+      // A 503 (SlowDown, unavailable) was refused, not applied; other 5xx may have been.
+      ambiguous: status >= 500 && status !== 503,
       status,
       reason: `HTTP ${status}${label}${detail}`,
       error,

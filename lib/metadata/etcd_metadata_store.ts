@@ -1,0 +1,893 @@
+/**
+ * A `MetadataStore` on etcd v3: the metadata store of the distributed deployment. The only file
+ * that imports the etcd client (`etcd3`, and `cockatiel` for its fault-handling policies).
+ *
+ * The interface is etcd's own model, so the mapping is direct: get/list are ranges (list pages
+ * through the prefix at one revision), put/delete/deletePrefix are Put/DeleteRange, `txn` is a
+ * Txn whose compares use mod_revision, version and value (`exists` is version > 0 / == 0), and
+ * every `KvEntry` field comes from etcd's KeyValue. Keys are prefixed with `keyPrefix` (default
+ * none: the cluster facade already puts everything under `/kafscale/`).
+ *
+ * Leases: TTLs are whole seconds in etcd, so `grantLease` rounds up and reports the TTL etcd
+ * granted. Lease ids are chosen here (random, below 2^53) because etcd's own ids use all 64 bits
+ * and a JavaScript number cannot hold them. `keepAlive` sends one keep-alive on a short-lived
+ * stream; a lease etcd does not know (TTL 0) is `LeaseExpiredError`, and so is a put that names
+ * one. Revoking an unknown lease is a no-op.
+ *
+ * Watches: one etcd watch stream on the whole `keyPrefix` range, started when the first watcher
+ * registers at the revision this store last saw, fans events out in revision order to the
+ * watchers whose prefix matches. It reconnects with backoff and resumes after the last delivered
+ * revision; if etcd compacted that history away, the gap is logged and delivery resumes at the
+ * compaction revision. As in the other stores, a write of this store resolves only after its
+ * events reached the watchers (bounded by `requestTimeoutMs`; on timeout a warning is logged and
+ * the write still resolves, since it is committed). Writes by other clients reach watchers
+ * asynchronously.
+ *
+ * Failures: every call has a deadline (`requestTimeoutMs`); every etcd or network failure is a
+ * `MetadataStoreError` naming the operation and the endpoints. With several endpoints a call
+ * that fails on one (unreachable) is retried once on each other. No retries otherwise: callers
+ * retry, and a retried compare-and-swap could report failure for a write that was applied.
+ *
+ * Limits inherited from etcd's defaults: a transaction may hold at most 128 operations
+ * (`--max-txn-ops`) and 1.5 MiB (`--max-request-bytes`); etcd rejects larger ones, which surfaces
+ * as `MetadataStoreError`.
+ *
+ * Must not import anything that knows about Kafka messages.
+ */
+
+import { Buffer } from "node:buffer";
+import {
+  CompareResult,
+  CompareTarget,
+  Etcd3,
+  EtcdLeaseInvalidError,
+  type ICompare,
+  type IDuplexStream,
+  type IKeyValue,
+  type IOptions,
+  type IRequestOp,
+  type IResponseHeader,
+  isRecoverableError,
+  type IWatchRequest,
+  type IWatchResponse,
+  SortOrder,
+  SortTarget,
+} from "etcd3";
+import { handleWhen, noop, retry } from "cockatiel";
+import { type Clock, SystemClock, type TimerHandle } from "../util/clock.ts";
+import { type Logger, silentLogger } from "../util/logger.ts";
+import {
+  type Compare,
+  type KvEntry,
+  type Lease,
+  LeaseExpiredError,
+  type MetadataStore,
+  MetadataStoreError,
+  type Operation,
+  type TxnResult,
+  type WatchEvent,
+} from "./metadata_store.ts";
+
+/** Bound on one call, and on a write waiting for its watch events. */
+export const ETCD_REQUEST_TIMEOUT_MS_DEFAULT = 5_000;
+/** Bound on the first contact in `open()`. */
+export const ETCD_DIAL_TIMEOUT_MS_DEFAULT = 5_000;
+/** Longest lease TTL accepted (as the other stores). */
+export const ETCD_MAX_LEASE_TTL_MS = 24 * 60 * 60 * 1000;
+/** Keys per range page of `list`. */
+const LIST_PAGE_KEYS = 500;
+/** Bound on the pages one `list` reads: 5 million keys. */
+const LIST_MAX_PAGES = 10_000;
+/** Bound on the operations in one transaction branch (etcd's own default limit is 128). */
+const MAX_TXN_OPERATIONS = 10_000;
+/** Bound on the key and value bytes of one transaction branch (etcd's default is 1.5 MiB). */
+const MAX_TXN_BYTES = 16 * 1024 * 1024;
+/** Largest gRPC message accepted from etcd (a page of `list`, a watch response). */
+const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
+/** Tries to find an unused lease id before giving up (collisions are ~impossible). */
+const MAX_LEASE_ID_ATTEMPTS = 5;
+/** First and largest pause before reopening a broken watch stream. */
+const WATCH_RETRY_MIN_DELAY_MS = 50;
+const WATCH_RETRY_MAX_DELAY_MS = 2_000;
+/** Bound on the writes waiting for their watch events at once. */
+const MAX_DELIVERY_WAITERS = 100_000;
+/** gRPC keepalive pings, so a dead connection (and a silent watch) is noticed. */
+const GRPC_KEEPALIVE_TIME_MS = 10_000;
+const GRPC_KEEPALIVE_TIMEOUT_MS = 5_000;
+/** Reconnect quickly once etcd is back. */
+const GRPC_MAX_RECONNECT_BACKOFF_MS = 1_000;
+
+const EQUAL = CompareResult.Equal;
+const MOD = CompareTarget.Mod;
+const VERSION = CompareTarget.Version;
+const VALUE = CompareTarget.Value;
+
+export interface EtcdTlsSettings {
+  /** CA bundle (PEM) that signed etcd's certificate; system roots when not set. */
+  caFile?: string;
+  /** Client certificate and key (PEM) for mutual TLS. */
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface EtcdMetadataStoreSettings {
+  /** Client URLs, `http://host:2379` or `https://host:2379`. */
+  endpoints: string[];
+  /** etcd user; `password` is required with it. */
+  username?: string;
+  password?: string;
+  /** TLS files; https endpoints use TLS with system roots even without them. */
+  tls?: EtcdTlsSettings;
+  /** Prepended to every key; listed and watched keys come back without it. Default "". */
+  keyPrefix?: string;
+  dialTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+export interface EtcdMetadataStoreDeps {
+  logger?: Logger;
+  clock?: Clock;
+}
+
+interface Watcher {
+  prefix: string;
+  onEvent: (event: WatchEvent) => void;
+  /** Only events of later revisions are delivered. */
+  after: number;
+  active: boolean;
+}
+
+interface DeliveryWaiter {
+  revision: number;
+  resolve: () => void;
+  timer: TimerHandle;
+}
+
+export class EtcdMetadataStore implements MetadataStore {
+  readonly #client: Etcd3;
+  readonly #endpointsLabel: string;
+  readonly #prefix: string;
+  readonly #prefixBytes: Buffer;
+  readonly #requestTimeoutMs: number;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  /** Highest store revision seen in any answer. */
+  #revision = 0;
+  readonly #watchers = new Set<Watcher>();
+  #stream: IDuplexStream<IWatchRequest, IWatchResponse> | null = null;
+  /** Whether a watch stream is open or being opened (or a reopen is scheduled). */
+  #watching = false;
+  /** Bumped whenever the stream is replaced, so callbacks of an old one are ignored. */
+  #streamGeneration = 0;
+  #reconnectTimer: TimerHandle | null = null;
+  #reconnectDelayMs = WATCH_RETRY_MIN_DELAY_MS;
+  /** Every event up to this revision has been dispatched to the watchers. */
+  #deliveredRevision = 0;
+  readonly #waiters: DeliveryWaiter[] = [];
+  readonly #keepAliveStreams = new Set<IDuplexStream<unknown, unknown>>();
+  #closed = false;
+
+  private constructor(
+    settings: EtcdMetadataStoreSettings,
+    options: IOptions,
+    deps: EtcdMetadataStoreDeps,
+  ) {
+    this.#endpointsLabel = settings.endpoints.join(",");
+    this.#prefix = settings.keyPrefix ?? "";
+    this.#prefixBytes = Buffer.from(this.#prefix, "utf8");
+    this.#requestTimeoutMs = settings.requestTimeoutMs ?? ETCD_REQUEST_TIMEOUT_MS_DEFAULT;
+    this.#logger = deps.logger ?? silentLogger;
+    this.#clock = deps.clock ?? new SystemClock();
+    this.#client = new Etcd3(options);
+  }
+
+  /**
+   * Connects and checks that etcd answers a linearizable read within `dialTimeoutMs`; fails
+   * with a message that says what to fix otherwise.
+   */
+  static async open(
+    settings: EtcdMetadataStoreSettings,
+    deps: EtcdMetadataStoreDeps = {},
+  ): Promise<EtcdMetadataStore> {
+    validateSettings(settings);
+    const options = await clientOptions(settings);
+    const store = new EtcdMetadataStore(settings, options, deps);
+    try {
+      await store.checkHealth(settings.dialTimeoutMs ?? ETCD_DIAL_TIMEOUT_MS_DEFAULT);
+      return store;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  /** A linearizable read (it needs a leader): throws `MetadataStoreError` unless etcd serves. */
+  async checkHealth(timeoutMs = this.#requestTimeoutMs): Promise<void> {
+    this.#checkUsable();
+    try {
+      const response = await this.#client.kv.range(
+        { ...this.#range(""), limit: 1, keys_only: true },
+        { deadline: Date.now() + timeoutMs },
+      );
+      this.#observe(response.header);
+    } catch (error) {
+      throw new MetadataStoreError(
+        `Cannot start: etcd at "${this.#endpointsLabel}" is not reachable: ${reasonOf(error)}; ` +
+          `check "--etcd-endpoints", the credentials and TLS settings, and that etcd runs`,
+        { cause: error },
+      );
+    }
+  }
+
+  get endpoints(): string {
+    return this.#endpointsLabel;
+  }
+
+  async get(key: string): Promise<KvEntry | null> {
+    const response = await this.#call(
+      "read key",
+      key,
+      (options) => this.#client.kv.range({ key: this.#key(key) }, options),
+    );
+    const kv = response.kvs[0];
+    return kv ? this.#entry(kv) : null;
+  }
+
+  async list(prefix: string): Promise<KvEntry[]> {
+    const range = this.#range(prefix);
+    const out: KvEntry[] = [];
+    let from = range.key;
+    let revision: string | undefined;
+    for (let page = 0;; page++) {
+      if (page >= LIST_MAX_PAGES) {
+        throw new MetadataStoreError(
+          `Cannot list prefix "${prefix}" in etcd: more than ${LIST_MAX_PAGES * LIST_PAGE_KEYS} ` +
+            `keys; list a narrower prefix`,
+        );
+      }
+      const response = await this.#call("list prefix", prefix, (options) =>
+        this.#client.kv.range({
+          key: from,
+          range_end: range.range_end,
+          limit: LIST_PAGE_KEYS,
+          // Later pages read the first page's revision: one consistent snapshot.
+          revision,
+          sort_order: SortOrder.Ascend,
+          sort_target: SortTarget.Key,
+        }, options));
+      revision ??= response.header.revision;
+      for (const kv of response.kvs) out.push(this.#entry(kv));
+      const last = response.kvs.at(-1);
+      if (!response.more || !last) break;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+    // etcd orders by UTF-8 bytes; the interface orders as JavaScript compares strings.
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async put(key: string, value: Uint8Array, options: { lease?: number } = {}): Promise<number> {
+    const lease = options.lease ?? 0;
+    const response = await this.#call("write key", key, (callOptions) =>
+      this.#client.kv.put(
+        { key: this.#key(key), value: Buffer.from(value), lease: lease === 0 ? undefined : lease },
+        callOptions,
+      ), [lease]);
+    const revision = Number(response.header.revision);
+    await this.#waitDelivered(revision);
+    return revision;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const response = await this.#call(
+      "delete key",
+      key,
+      (options) => this.#client.kv.deleteRange({ key: this.#key(key) }, options),
+    );
+    const deleted = Number(response.deleted);
+    if (deleted > 0) await this.#waitDelivered(Number(response.header.revision));
+    return deleted > 0;
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    const response = await this.#call(
+      "delete prefix",
+      prefix,
+      (options) => this.#client.kv.deleteRange(this.#range(prefix), options),
+    );
+    const deleted = Number(response.deleted);
+    if (deleted > 0) await this.#waitDelivered(Number(response.header.revision));
+    return deleted;
+  }
+
+  async txn(
+    compares: Compare[],
+    success: Operation[],
+    failure: Operation[] = [],
+  ): Promise<TxnResult> {
+    validateBranch(success);
+    validateBranch(failure);
+    const leases = [...success, ...failure].flatMap((op) =>
+      op.op === "put" && op.lease ? [op.lease] : []
+    );
+    const label = compares[0]?.key ?? success[0]?.op ?? "";
+    const response = await this.#call(
+      "run a transaction on",
+      label,
+      (options) =>
+        this.#client.kv.txn({
+          compare: compares.map((c) => this.#compare(c)),
+          success: success.map((op) => this.#requestOp(op)),
+          failure: failure.map((op) => this.#requestOp(op)),
+        }, options),
+      leases,
+    );
+    const revision = Number(response.header.revision);
+    const changed = response.responses.some((r) =>
+      r.response_put !== undefined && r.response_put !== null ||
+      Number(r.response_delete_range?.deleted ?? 0) > 0
+    );
+    if (changed) await this.#waitDelivered(revision);
+    return { succeeded: response.succeeded, revision };
+  }
+
+  async grantLease(ttlMs: number): Promise<Lease> {
+    this.#checkUsable();
+    if (!(Number.isInteger(ttlMs) && ttlMs > 0 && ttlMs <= ETCD_MAX_LEASE_TTL_MS)) {
+      throw new RangeError(
+        `Lease TTL must be an integer between 1 and ${ETCD_MAX_LEASE_TTL_MS} ms, got ${ttlMs}`,
+      );
+    }
+    const ttlSeconds = Math.ceil(ttlMs / 1000);
+    for (let attempt = 1;; attempt++) {
+      const id = randomLeaseId();
+      try {
+        const response = await this.#call(
+          "grant lease",
+          String(id),
+          (options) => this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: id }, options),
+        );
+        if (response.error) {
+          throw new MetadataStoreError(`Cannot grant a lease in etcd: ${response.error}`);
+        }
+        return { id, ttlMs: Number(response.TTL) * 1000 };
+      } catch (error) {
+        const taken = /lease already exists/.test(reasonOf(error));
+        if (!taken || attempt >= MAX_LEASE_ID_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  async keepAlive(leaseId: number): Promise<void> {
+    this.#checkUsable();
+    const ttl = await this.#keepAliveOnce(leaseId);
+    if (ttl <= 0) throw new LeaseExpiredError(leaseId);
+  }
+
+  async revokeLease(leaseId: number): Promise<void> {
+    // Whether the revoke deletes keys of ours decides whether to wait for their events.
+    const info = await this.#call(
+      "read lease",
+      String(leaseId),
+      (options) => this.#client.leaseClient.leaseTimeToLive({ ID: leaseId, keys: true }, options),
+    );
+    if (Number(info.TTL) < 0) return; // unknown or expired already
+    const ownKeys = (info.keys ?? []).some((key) =>
+      Buffer.from(key).subarray(0, this.#prefixBytes.length).equals(this.#prefixBytes)
+    );
+    let revision: number;
+    try {
+      const response = await this.#call(
+        "revoke lease",
+        String(leaseId),
+        (options) => this.#client.leaseClient.leaseRevoke({ ID: leaseId }, options),
+      );
+      revision = Number(response.header.revision);
+    } catch (error) {
+      if (error instanceof LeaseExpiredError) return; // expired in between
+      throw error;
+    }
+    if (ownKeys) await this.#waitDelivered(revision);
+  }
+
+  watch(prefix: string, onEvent: (event: WatchEvent) => void): () => void {
+    this.#checkUsable();
+    const watcher: Watcher = { prefix, onEvent, after: this.#revision, active: true };
+    this.#watchers.add(watcher);
+    if (!this.#watching) this.#startWatching();
+    return () => {
+      if (!watcher.active) return;
+      watcher.active = false;
+      this.#watchers.delete(watcher);
+      if (this.#watchers.size === 0) this.#stopWatching();
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const watcher of this.#watchers) watcher.active = false;
+    this.#watchers.clear();
+    this.#stopWatching();
+    for (const stream of this.#keepAliveStreams) stream.cancel();
+    this.#keepAliveStreams.clear();
+    this.#client.close();
+    await Promise.resolve();
+  }
+
+  // ---- Calls --------------------------------------------------------------------------------
+
+  /**
+   * Runs one etcd call with a deadline; maps a missing lease (one of `leases`) to
+   * `LeaseExpiredError` and every other failure to `MetadataStoreError`.
+   */
+  async #call<T>(
+    operation: string,
+    subject: string,
+    fn: (options: { deadline: number }) => Promise<T>,
+    leases: number[] = [],
+  ): Promise<T> {
+    this.#checkUsable();
+    let response: T;
+    try {
+      response = await fn({ deadline: Date.now() + this.#requestTimeoutMs });
+    } catch (error) {
+      if (error instanceof EtcdLeaseInvalidError || /lease not found/.test(reasonOf(error))) {
+        throw new LeaseExpiredError(await this.#missingLease(leases));
+      }
+      if (this.#closed) throw this.#closedError();
+      throw new MetadataStoreError(
+        `Cannot ${operation} "${subject}" in etcd at "${this.#endpointsLabel}": ` +
+          `${reasonOf(error)}; check that etcd runs and is reachable, then retry`,
+        { cause: error },
+      );
+    }
+    const header = (response as { header?: IResponseHeader }).header;
+    if (header) this.#observe(header);
+    return response;
+  }
+
+  /** Which of the named leases etcd does not know (the first one, if it cannot tell). */
+  async #missingLease(leases: number[]): Promise<number> {
+    const distinct = [...new Set(leases)];
+    if (distinct.length <= 1) return distinct[0] ?? 0;
+    for (const id of distinct) {
+      try {
+        const info = await this.#client.leaseClient.leaseTimeToLive(
+          { ID: id },
+          { deadline: Date.now() + this.#requestTimeoutMs },
+        );
+        if (Number(info.TTL) < 0) return id;
+      } catch {
+        break;
+      }
+    }
+    return distinct[0];
+  }
+
+  /** One keep-alive round trip on its own stream; returns the TTL etcd reports (0: unknown). */
+  async #keepAliveOnce(leaseId: number): Promise<number> {
+    let stream: IDuplexStream<{ ID: number }, { TTL: string; header: IResponseHeader }>;
+    try {
+      stream = await this.#client.leaseClient.leaseKeepAlive({
+        deadline: Date.now() + this.#requestTimeoutMs,
+      }) as typeof stream;
+    } catch (error) {
+      throw this.#keepAliveError(leaseId, error);
+    }
+    this.#keepAliveStreams.add(stream as IDuplexStream<unknown, unknown>);
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        const timer = this.#clock.setTimeout(
+          () => reject(new Error(`no answer within ${this.#requestTimeoutMs} ms`)),
+          this.#requestTimeoutMs,
+        );
+        stream.on("data", (response) => {
+          timer.cancel();
+          this.#observe(response.header);
+          resolve(Number(response.TTL));
+        });
+        stream.on("error", (error) => {
+          timer.cancel();
+          reject(error);
+        });
+        stream.on("end", () => {
+          timer.cancel();
+          reject(new Error("the keep-alive stream ended without an answer"));
+        });
+        stream.write({ ID: leaseId });
+      });
+    } catch (error) {
+      throw this.#keepAliveError(leaseId, error);
+    } finally {
+      this.#keepAliveStreams.delete(stream as IDuplexStream<unknown, unknown>);
+      stream.cancel();
+    }
+  }
+
+  #keepAliveError(leaseId: number, error: unknown): MetadataStoreError {
+    if (this.#closed) return this.#closedError();
+    return new MetadataStoreError(
+      `Cannot keep lease ${leaseId} alive in etcd at "${this.#endpointsLabel}": ` +
+        `${reasonOf(error)}; check that etcd runs and is reachable, then retry`,
+      { cause: error },
+    );
+  }
+
+  #observe(header: IResponseHeader | undefined): void {
+    const revision = Number(header?.revision ?? 0);
+    if (revision > this.#revision) this.#revision = revision;
+  }
+
+  // ---- Mapping ------------------------------------------------------------------------------
+
+  #key(key: string): Buffer {
+    return Buffer.from(this.#prefix + key, "utf8");
+  }
+
+  /** The etcd range of every key starting with `prefix` (the whole keyspace for ""). */
+  #range(prefix: string): { key: Buffer; range_end: Buffer } {
+    const key = this.#key(prefix);
+    if (key.length === 0) return { key: Buffer.from([0]), range_end: Buffer.from([0]) };
+    return { key, range_end: prefixEnd(key) };
+  }
+
+  #entry(kv: IKeyValue): KvEntry {
+    return {
+      key: kv.key.toString("utf8").slice(this.#prefix.length),
+      value: new Uint8Array(kv.value),
+      createRevision: Number(kv.create_revision),
+      modRevision: Number(kv.mod_revision),
+      version: Number(kv.version),
+      lease: Number(kv.lease),
+    };
+  }
+
+  #compare(compare: Compare): ICompare {
+    const key = this.#key(compare.key);
+    switch (compare.target) {
+      case "modRevision":
+        return { key, target: MOD, result: EQUAL, mod_revision: compare.equals };
+      case "version":
+        return { key, target: VERSION, result: EQUAL, version: compare.equals };
+      case "value":
+        return { key, target: VALUE, result: EQUAL, value: Buffer.from(compare.equals) };
+      case "exists":
+        // A key exists while its version (writes since creation) is above 0.
+        return compare.equals
+          ? { key, target: VERSION, result: CompareResult.Greater, version: 0 }
+          : { key, target: VERSION, result: EQUAL, version: 0 };
+    }
+  }
+
+  #requestOp(op: Operation): IRequestOp {
+    switch (op.op) {
+      case "put":
+        return {
+          request_put: {
+            key: this.#key(op.key),
+            value: Buffer.from(op.value),
+            lease: op.lease ? op.lease : undefined,
+          },
+        };
+      case "delete":
+        return { request_delete_range: { key: this.#key(op.key) } };
+      case "deletePrefix":
+        return { request_delete_range: this.#range(op.prefix) };
+    }
+  }
+
+  // ---- Watches ------------------------------------------------------------------------------
+
+  #startWatching(): void {
+    this.#watching = true;
+    this.#deliveredRevision = Math.max(this.#deliveredRevision, this.#revision);
+    this.#reconnectDelayMs = WATCH_RETRY_MIN_DELAY_MS;
+    this.#openStream();
+  }
+
+  #stopWatching(): void {
+    this.#watching = false;
+    this.#streamGeneration++;
+    this.#reconnectTimer?.cancel();
+    this.#reconnectTimer = null;
+    this.#stream?.cancel();
+    this.#stream = null;
+    for (const waiter of this.#waiters.splice(0)) {
+      waiter.timer.cancel();
+      waiter.resolve();
+    }
+  }
+
+  #openStream(): void {
+    const generation = ++this.#streamGeneration;
+    const startRevision = this.#deliveredRevision + 1;
+    this.#client.watchClient.watch().then((stream) => {
+      if (generation !== this.#streamGeneration) {
+        stream.on("error", () => {});
+        stream.cancel();
+        return;
+      }
+      this.#stream = stream;
+      stream.on("data", (response) => {
+        if (generation === this.#streamGeneration) this.#onWatchResponse(response, generation);
+      });
+      stream.on("error", (error) => this.#onStreamBroken(generation, error));
+      stream.on("end", () => this.#onStreamBroken(generation, new Error("the stream ended")));
+      stream.write({
+        create_request: { ...this.#range(""), start_revision: startRevision },
+      });
+    }, (error) => this.#onStreamBroken(generation, error));
+  }
+
+  #onWatchResponse(response: IWatchResponse, generation: number): void {
+    if (response.canceled) {
+      const compacted = Number(response.compact_revision ?? 0);
+      if (compacted > 0) {
+        this.#logger.error("etcd compacted watch history that was not delivered yet", {
+          deliveredRevision: this.#deliveredRevision,
+          compactRevision: compacted,
+        });
+        this.#deliveredRevision = Math.max(this.#deliveredRevision, compacted - 1);
+      }
+      this.#onStreamBroken(
+        generation,
+        new Error(`etcd canceled the watch: ${response.cancel_reason || "no reason given"}`),
+      );
+      return;
+    }
+    if (response.created) return;
+    this.#reconnectDelayMs = WATCH_RETRY_MIN_DELAY_MS;
+    if (response.events.length === 0) {
+      // A progress notification: every event up to the header's revision was sent.
+      this.#delivered(Number(response.header.revision));
+      return;
+    }
+    let revision = this.#deliveredRevision;
+    for (const event of response.events) {
+      revision = Number(event.kv.mod_revision);
+      if (revision <= this.#deliveredRevision) continue; // replayed after a reconnect
+      this.#dispatch(revision, this.#watchEvent(event.type, event.kv, revision));
+    }
+    this.#delivered(revision);
+  }
+
+  #watchEvent(type: string, kv: IKeyValue, revision: number): WatchEvent {
+    const key = kv.key.toString("utf8").slice(this.#prefix.length);
+    if (type === "Delete" || type === "DELETE") {
+      return { type: "delete", key, modRevision: revision };
+    }
+    return { type: "put", entry: this.#entry(kv) };
+  }
+
+  #dispatch(revision: number, event: WatchEvent): void {
+    const key = event.type === "put" ? event.entry.key : event.key;
+    for (const watcher of [...this.#watchers]) {
+      if (!watcher.active || revision <= watcher.after || !key.startsWith(watcher.prefix)) continue;
+      try {
+        watcher.onEvent(copyEvent(event));
+      } catch (error) {
+        this.#logger.error("Metadata watcher threw; event dropped for it", {
+          prefix: watcher.prefix,
+          key,
+          error: String(error),
+        });
+      }
+    }
+  }
+
+  #delivered(revision: number): void {
+    if (revision <= this.#deliveredRevision) return;
+    this.#deliveredRevision = revision;
+    if (revision > this.#revision) this.#revision = revision;
+    for (let i = this.#waiters.length - 1; i >= 0; i--) {
+      const waiter = this.#waiters[i];
+      if (waiter.revision > revision) continue;
+      this.#waiters.splice(i, 1);
+      waiter.timer.cancel();
+      waiter.resolve();
+    }
+  }
+
+  #onStreamBroken(generation: number, error: unknown): void {
+    if (generation !== this.#streamGeneration || this.#closed || !this.#watching) return;
+    this.#streamGeneration++;
+    const stream = this.#stream;
+    this.#stream = null;
+    stream?.cancel();
+    const delayMs = this.#reconnectDelayMs;
+    this.#reconnectDelayMs = Math.min(WATCH_RETRY_MAX_DELAY_MS, delayMs * 2);
+    this.#logger.warn("etcd watch stream broke; reopening", {
+      endpoints: this.#endpointsLabel,
+      resumeRevision: this.#deliveredRevision + 1,
+      delayMs,
+      error: reasonOf(error),
+    });
+    this.#reconnectTimer = this.#clock.setTimeout(() => {
+      this.#reconnectTimer = null;
+      if (this.#watching && !this.#closed) this.#openStream();
+    }, delayMs);
+  }
+
+  /** Resolves once the watch delivered `revision` (at once when nobody watches). */
+  #waitDelivered(revision: number): Promise<void> {
+    if (!this.#watching || revision <= this.#deliveredRevision) return Promise.resolve();
+    if (this.#waiters.length >= MAX_DELIVERY_WAITERS) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter: DeliveryWaiter = {
+        revision,
+        resolve,
+        timer: this.#clock.setTimeout(() => {
+          const i = this.#waiters.indexOf(waiter);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          this.#logger.warn("Watch events of a committed write are late; not waiting longer", {
+            revision,
+            deliveredRevision: this.#deliveredRevision,
+            timeoutMs: this.#requestTimeoutMs,
+          });
+          resolve();
+        }, this.#requestTimeoutMs),
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #checkUsable(): void {
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #closedError(): MetadataStoreError {
+    return new MetadataStoreError(
+      `etcd metadata store for "${this.#endpointsLabel}" is closed; open a new one to continue`,
+    );
+  }
+}
+
+// ---- Helpers ----------------------------------------------------------------------------------
+
+async function clientOptions(settings: EtcdMetadataStoreSettings): Promise<IOptions> {
+  const options: IOptions = {
+    hosts: settings.endpoints,
+    grpcOptions: {
+      "grpc.keepalive_time_ms": GRPC_KEEPALIVE_TIME_MS,
+      "grpc.keepalive_timeout_ms": GRPC_KEEPALIVE_TIMEOUT_MS,
+      "grpc.max_reconnect_backoff_ms": GRPC_MAX_RECONNECT_BACKOFF_MS,
+      "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
+    },
+    // Bounds the calls etcd3 makes on its own (the auth token exchange).
+    defaultCallOptions: (context) =>
+      context.isStream ? {} : {
+        deadline: Date.now() + (settings.requestTimeoutMs ?? ETCD_REQUEST_TIMEOUT_MS_DEFAULT),
+      },
+    faultHandling: {
+      // No circuit breaker: it would refuse calls for seconds after etcd came back.
+      host: () => noop,
+      // One try per endpoint when an endpoint is unreachable.
+      global: settings.endpoints.length > 1
+        ? retry(handleWhen(isRecoverableError), { maxAttempts: settings.endpoints.length - 1 })
+        : noop,
+    },
+  };
+  if (settings.username !== undefined) {
+    options.auth = { username: settings.username, password: settings.password ?? "" };
+  }
+  const tls = settings.tls;
+  if (tls && (tls.caFile || tls.certFile || tls.keyFile)) {
+    const read = async (path: string | undefined, what: string) => {
+      if (path === undefined) return undefined;
+      try {
+        return Buffer.from(await Deno.readFile(path));
+      } catch (error) {
+        throw new MetadataStoreError(
+          `Cannot start: cannot read the etcd TLS ${what} "${path}": ${reasonOf(error)}`,
+          { cause: error },
+        );
+      }
+    };
+    options.credentials = {
+      // grpc-js takes null for "system roots".
+      rootCertificate: (await read(tls.caFile, "CA file")) ?? (null as unknown as Buffer),
+      privateKey: await read(tls.keyFile, "key file"),
+      certChain: await read(tls.certFile, "certificate file"),
+    };
+  }
+  return options;
+}
+
+function validateSettings(settings: EtcdMetadataStoreSettings): void {
+  if (!Array.isArray(settings.endpoints) || settings.endpoints.length === 0) {
+    throw new TypeError('etcd setting "endpoints" needs at least one URL; set "--etcd-endpoints"');
+  }
+  for (const endpoint of settings.endpoints) {
+    let url: URL | null = null;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      // Reported below.
+    }
+    if (url === null || (url.protocol !== "http:" && url.protocol !== "https:") || !url.port) {
+      throw new TypeError(
+        `etcd setting "endpoints" must hold URLs like "http://127.0.0.1:2379", got "${endpoint}"`,
+      );
+    }
+  }
+  if (settings.password !== undefined && settings.username === undefined) {
+    throw new TypeError('etcd setting "password" is set but "username" is not');
+  }
+  const tls = settings.tls;
+  if (tls && (tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    throw new TypeError('etcd TLS settings "certFile" and "keyFile" must be set together');
+  }
+  for (const name of ["dialTimeoutMs", "requestTimeoutMs"] as const) {
+    const value = settings[name];
+    if (value !== undefined && !(Number.isInteger(value) && value > 0 && value <= 3_600_000)) {
+      throw new RangeError(
+        `etcd setting "${name}" must be an integer from 1 to 3600000, got ${value}`,
+      );
+    }
+  }
+}
+
+/** Rejects branches etcd would reject (one key written twice), and oversized ones. */
+function validateBranch(operations: readonly Operation[]): void {
+  if (operations.length > MAX_TXN_OPERATIONS) {
+    throw new RangeError(
+      `Transaction has ${operations.length} operations; the limit is ${MAX_TXN_OPERATIONS}`,
+    );
+  }
+  const keys = new Set<string>();
+  const prefixes: string[] = [];
+  let bytes = 0;
+  for (const op of operations) {
+    if (op.op === "deletePrefix") {
+      prefixes.push(op.prefix);
+      bytes += op.prefix.length;
+      continue;
+    }
+    if (keys.has(op.key)) {
+      throw new TypeError(`Invalid transaction: key "${op.key}" is written twice in one branch`);
+    }
+    keys.add(op.key);
+    bytes += op.key.length + (op.op === "put" ? op.value.length : 0);
+  }
+  if (bytes > MAX_TXN_BYTES) {
+    throw new RangeError(`Transaction writes ${bytes} bytes; the limit is ${MAX_TXN_BYTES}`);
+  }
+  for (const [i, prefix] of prefixes.entries()) {
+    const clash = [...keys].find((key) => key.startsWith(prefix)) ??
+      prefixes.find((other, j) => j !== i && other.startsWith(prefix));
+    if (clash !== undefined) {
+      throw new TypeError(
+        `Invalid transaction: deletePrefix "${prefix}" overlaps "${clash}" in the same branch`,
+      );
+    }
+  }
+}
+
+/** The smallest key greater than every key starting with `prefix` (etcd's "prefix end"). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]); // all 0xff: to the end of the keyspace
+}
+
+/** A random positive lease id that a JavaScript number holds exactly. */
+function randomLeaseId(): number {
+  const [high, low] = crypto.getRandomValues(new Uint32Array(2));
+  return ((high & 0x1f_ffff) * 2 ** 32 + low) || 1;
+}
+
+function copyEvent(event: WatchEvent): WatchEvent {
+  if (event.type === "delete") return { ...event };
+  return { type: "put", entry: { ...event.entry, value: event.entry.value.slice() } };
+}
+
+function reasonOf(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  // grpc-js appends multi-line call-site details; the first line is the reason.
+  return message.split("\n")[0].trim();
+}
