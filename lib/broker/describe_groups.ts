@@ -1,0 +1,58 @@
+/**
+ * DescribeGroups (15), versions 0-5: state, protocol, and every member's id,
+ * instance id (v4+), client id, host, metadata and assignment (the last two
+ * only when Stable, as Kafka). An unknown group is described as Dead with no
+ * error, as Kafka does before v6.
+ */
+import {
+  DESCRIBE_GROUPS_REQUEST,
+  type DescribeGroupsRequest,
+} from "../protocol/generated/describe_groups_request.ts";
+import {
+  DESCRIBE_GROUPS_RESPONSE,
+  type DescribeGroupsResponse,
+} from "../protocol/generated/describe_groups_response.ts";
+import { defineHandler } from "./handler.ts";
+
+/** Without an authorizer every group operation is allowed: READ (3), DELETE (6), DESCRIBE (8). */
+export const GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8);
+/** Kafka's "not requested" value for authorized operations. */
+const AUTHORIZED_OPERATIONS_OMITTED = -2147483648;
+
+export const DESCRIBE_GROUPS_HANDLER = defineHandler<
+  DescribeGroupsRequest,
+  DescribeGroupsResponse
+>({
+  apiKey: 15,
+  name: "DescribeGroups",
+  minVersion: 0,
+  maxVersion: 5,
+  request: DESCRIBE_GROUPS_REQUEST,
+  response: DESCRIBE_GROUPS_RESPONSE,
+  async handle(req, ctx) {
+    const includeOps = ctx.apiVersion >= 3 && req.includeAuthorizedOperations === true;
+    const groups = [];
+    for (const groupId of req.groups) {
+      const { errorCode, group } = await ctx.broker.coordinator.describeGroup(groupId);
+      groups.push({
+        errorCode,
+        groupId,
+        groupState: group.state,
+        protocolType: group.protocolType,
+        protocolData: group.protocolData,
+        members: group.members.map((m) => ({
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId,
+          clientId: m.clientId,
+          clientHost: m.clientHost,
+          memberMetadata: m.metadata,
+          memberAssignment: m.assignment,
+        })),
+        authorizedOperations: includeOps
+          ? GROUP_AUTHORIZED_OPERATIONS
+          : AUTHORIZED_OPERATIONS_OMITTED,
+      });
+    }
+    return { throttleTimeMs: 0, groups };
+  },
+});

@@ -1,0 +1,42 @@
+/**
+ * ListGroups (16), versions 0-5: every group with members, a stored record
+ * or committed offsets. v4+ filter by state (KIP-518), v5+ by type
+ * (KIP-848); every group here is a "classic" group. Filters match
+ * case-insensitively.
+ */
+import {
+  LIST_GROUPS_REQUEST,
+  type ListGroupsRequest,
+} from "../protocol/generated/list_groups_request.ts";
+import {
+  LIST_GROUPS_RESPONSE,
+  type ListGroupsResponse,
+} from "../protocol/generated/list_groups_response.ts";
+import { defineHandler } from "./handler.ts";
+
+export const CLASSIC_GROUP_TYPE = "classic";
+
+export const LIST_GROUPS_HANDLER = defineHandler<ListGroupsRequest, ListGroupsResponse>({
+  apiKey: 16,
+  name: "ListGroups",
+  minVersion: 0,
+  maxVersion: 5,
+  request: LIST_GROUPS_REQUEST,
+  response: LIST_GROUPS_RESPONSE,
+  async handle(req, ctx) {
+    const v = ctx.apiVersion;
+    const states = new Set((v >= 4 ? req.statesFilter ?? [] : []).map((s) => s.toLowerCase()));
+    const types = new Set((v >= 5 ? req.typesFilter ?? [] : []).map((s) => s.toLowerCase()));
+    const out = await ctx.broker.coordinator.listGroups();
+    const groups = out.groups
+      .filter((g) => states.size === 0 || states.has(g.state.toLowerCase()))
+      .filter(() => types.size === 0 || types.has(CLASSIC_GROUP_TYPE))
+      .map((g) => ({
+        groupId: g.groupId,
+        protocolType: g.protocolType,
+        groupState: g.state,
+        groupType: CLASSIC_GROUP_TYPE,
+      }));
+    return { throttleTimeMs: 0, errorCode: out.errorCode, groups };
+  },
+});

@@ -1,0 +1,81 @@
+/**
+ * OffsetCommit (8), versions 0-9. Committed offsets live in the
+ * MetadataStore. Members commit with their member id and generation;
+ * standalone consumers (assign(), no membership) commit with an empty member
+ * id and generation -1, which an empty group accepts. Partitions of unknown
+ * topics get UNKNOWN_TOPIC_OR_PARTITION, metadata over the limit
+ * OFFSET_METADATA_TOO_LARGE. v1's commit timestamp and v2-4's retention time
+ * are accepted and ignored: offsets live until the group or topic is deleted.
+ */
+import {
+  OFFSET_COMMIT_REQUEST,
+  type OffsetCommitRequest,
+} from "../protocol/generated/offset_commit_request.ts";
+import {
+  OFFSET_COMMIT_RESPONSE,
+  type OffsetCommitResponse,
+  type OffsetCommitResponsePartition,
+} from "../protocol/generated/offset_commit_response.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import type { CommitOffset } from "../coordinator/group_coordinator.ts";
+import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { defineHandler } from "./handler.ts";
+import type { Broker } from "./broker.ts";
+import { errorCodeFor } from "./errors.ts";
+
+async function lookupTopic(broker: Broker, name: string): Promise<TopicRecord | number> {
+  try {
+    return (await broker.topic(name)) ?? ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+  } catch (err) {
+    errorCodeFor(err, broker.logger, "OffsetCommit topic lookup");
+    return ERROR_CODES.COORDINATOR_NOT_AVAILABLE;
+  }
+}
+
+export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCommitResponse>({
+  apiKey: 8,
+  name: "OffsetCommit",
+  minVersion: 0,
+  maxVersion: 9,
+  request: OFFSET_COMMIT_REQUEST,
+  response: OFFSET_COMMIT_RESPONSE,
+  async handle(req, ctx) {
+    const v = ctx.apiVersion;
+    const broker = ctx.broker;
+    const toCommit: CommitOffset[] = [];
+    const waiting: OffsetCommitResponsePartition[] = [];
+    const topics = [];
+    for (const t of req.topics) {
+      const topic = await lookupTopic(broker, t.name);
+      const partitions = t.partitions.map((p): OffsetCommitResponsePartition => {
+        const out = { partitionIndex: p.partitionIndex, errorCode: ERROR_CODES.NONE as number };
+        if (typeof topic === "number") out.errorCode = topic;
+        else if (p.partitionIndex < 0 || p.partitionIndex >= topic.partitions) {
+          out.errorCode = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+        } else {
+          toCommit.push({
+            topic: t.name,
+            partition: p.partitionIndex,
+            offset: p.committedOffset,
+            leaderEpoch: v >= 6 ? p.committedLeaderEpoch ?? -1 : -1,
+            metadata: p.committedMetadata,
+          });
+          waiting.push(out);
+        }
+        return out;
+      });
+      topics.push({ name: t.name, partitions });
+    }
+    if (toCommit.length > 0) {
+      const codes = await broker.coordinator.commitOffsets({
+        groupId: req.groupId,
+        memberId: v >= 1 ? req.memberId ?? "" : "",
+        groupInstanceId: v >= 7 ? req.groupInstanceId ?? null : null,
+        generationId: v >= 1 ? req.generationIdOrMemberEpoch ?? -1 : -1,
+        offsets: toCommit,
+      });
+      codes.forEach((code, i) => waiting[i].errorCode = code);
+    }
+    return { throttleTimeMs: 0, topics };
+  },
+});

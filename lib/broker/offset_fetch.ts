@@ -1,0 +1,118 @@
+/**
+ * OffsetFetch (9), versions 0-9: one group before v8, several from v8
+ * (KIP-709). Partitions without a committed offset answer offset -1 and
+ * metadata "" with no error; a null topic list (v2+) means every committed
+ * partition of the group. There are no transactions, so no offset is ever
+ * unstable and requireStable (v7+) changes nothing.
+ */
+import {
+  OFFSET_FETCH_REQUEST,
+  type OffsetFetchRequest,
+} from "../protocol/generated/offset_fetch_request.ts";
+import {
+  OFFSET_FETCH_RESPONSE,
+  type OffsetFetchResponse,
+} from "../protocol/generated/offset_fetch_response.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import type { OffsetCommitEntry } from "../metadata/cluster_metadata.ts";
+import { defineHandler } from "./handler.ts";
+import type { Broker } from "./broker.ts";
+
+interface RequestedTopic {
+  name: string;
+  partitionIndexes: number[];
+}
+
+/** A partition's answer in both shapes (v0-7 and v8+). */
+interface PartitionOffset {
+  partitionIndex: number;
+  committedOffset: number;
+  committedLeaderEpoch: number;
+  metadata: string | null;
+  errorCode: number;
+}
+
+interface GroupOffsets {
+  errorCode: number;
+  topics: { name: string; partitions: PartitionOffset[] }[];
+}
+
+function partitionOffset(
+  partitionIndex: number,
+  committed: OffsetCommitEntry | undefined,
+  errorCode: number = ERROR_CODES.NONE,
+): PartitionOffset {
+  return {
+    partitionIndex,
+    committedOffset: committed?.offset ?? -1,
+    committedLeaderEpoch: committed?.leaderEpoch ?? -1,
+    // Kafka answers "" for no metadata, whether none was committed or null was.
+    metadata: committed?.metadata ?? "",
+    errorCode,
+  };
+}
+
+async function fetchGroup(
+  broker: Broker,
+  groupId: string,
+  requested: RequestedTopic[] | null,
+): Promise<GroupOffsets> {
+  const result = await broker.coordinator.fetchOffsets(groupId);
+  if (result.errorCode !== ERROR_CODES.NONE) {
+    // Per partition too, for v0-1 which have no group-level error code.
+    return {
+      errorCode: result.errorCode,
+      topics: (requested ?? []).map((t) => ({
+        name: t.name,
+        partitions: t.partitionIndexes.map((p) => partitionOffset(p, undefined, result.errorCode)),
+      })),
+    };
+  }
+  const byTopic = new Map<string, Map<number, OffsetCommitEntry>>();
+  for (const o of result.offsets) {
+    let m = byTopic.get(o.topic);
+    if (!m) byTopic.set(o.topic, m = new Map());
+    m.set(o.partition, o);
+  }
+  const topics = requested
+    ? requested.map((t) => ({
+      name: t.name,
+      partitions: t.partitionIndexes.map((p) => partitionOffset(p, byTopic.get(t.name)?.get(p))),
+    }))
+    : [...byTopic].map(([name, partitions]) => ({
+      name,
+      partitions: [...partitions.values()].map((o) => partitionOffset(o.partition, o)),
+    }));
+  return { errorCode: ERROR_CODES.NONE, topics };
+}
+
+export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetchResponse>({
+  apiKey: 9,
+  name: "OffsetFetch",
+  minVersion: 0,
+  maxVersion: 9,
+  request: OFFSET_FETCH_REQUEST,
+  response: OFFSET_FETCH_RESPONSE,
+  async handle(req, ctx) {
+    const v = ctx.apiVersion;
+    if (v >= 8) {
+      const groups = await Promise.all((req.groups ?? []).map(async (g) => {
+        const r = await fetchGroup(ctx.broker, g.groupId, g.topics);
+        return {
+          groupId: g.groupId,
+          errorCode: r.errorCode,
+          topics: r.errorCode === ERROR_CODES.NONE ? r.topics : [],
+        };
+      }));
+      return { throttleTimeMs: 0, groups };
+    }
+    const requested = v >= 2 ? req.topics ?? null : req.topics ?? [];
+    const r = await fetchGroup(ctx.broker, req.groupId ?? "", requested);
+    return {
+      throttleTimeMs: 0,
+      errorCode: r.errorCode,
+      // v2+ report a group error once, at the top (as Kafka's getErrorResponse).
+      topics: v >= 2 && r.errorCode !== ERROR_CODES.NONE ? [] : r.topics,
+    };
+  },
+});

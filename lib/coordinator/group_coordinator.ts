@@ -1,0 +1,807 @@
+/**
+ * The group coordinator: owns the consumer groups this broker coordinates.
+ * It loads a group from the MetadataStore when it takes the group over,
+ * feeds requests and timer ticks to the pure state machine
+ * (group_state.ts), answers held requests when the machine says so, writes
+ * group records on state changes (never on heartbeats) and keeps committed
+ * offsets in the MetadataStore.
+ *
+ * Owns: the in-memory groups, their timers on the injected clock, the
+ * per-group order of record writes, and the limits on groups and members.
+ * Store failures become retriable Kafka codes (COORDINATOR_NOT_AVAILABLE;
+ * NOT_COORDINATOR when another writer changed the group record, which means
+ * this broker no longer owns it).
+ *
+ * Must not import lib/broker, lib/server or lib/cli, and must not touch sockets.
+ */
+import type { Clock, TimerHandle } from "../util/clock.ts";
+import type { Logger } from "../util/logger.ts";
+import type { Metrics } from "../util/metrics.ts";
+import type { ClusterMetadata, OffsetCommitEntry } from "../metadata/cluster_metadata.ts";
+import { MetadataStoreError } from "../metadata/metadata_store.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import {
+  describeGroup,
+  type Group,
+  GROUP_STATES,
+  type GroupConfig,
+  type GroupDescription,
+  type GroupEffect,
+  type GroupEvent,
+  groupFromRecord,
+  type GroupNote,
+  type GroupProtocol,
+  type GroupRecord,
+  type GroupStateName,
+  joinError,
+  type JoinOutcome,
+  type LeaveMemberOutcome,
+  type MemberIdentity,
+  newGroup,
+  nextDeadline,
+  step,
+  syncError,
+  type SyncOutcome,
+} from "./group_state.ts";
+import { decodeGroupRecord, encodeGroupRecord, GroupRecordError } from "./group_record.ts";
+
+export interface GroupCoordinatorConfig {
+  /** Kafka's group.initial.rebalance.delay.ms: how long a new group waits for more members. */
+  initialRebalanceDelayMs: number;
+  /** Kafka's group.min.session.timeout.ms. */
+  minSessionTimeoutMs: number;
+  /** Kafka's group.max.session.timeout.ms. */
+  maxSessionTimeoutMs: number;
+  /** How long a new member's first JoinGroup may wait (Kafka: 5 minutes). */
+  newMemberJoinTimeoutMs: number;
+  /** Named limit: members plus pending (MEMBER_ID_REQUIRED) members of one group. */
+  maxMembersPerGroup: number;
+  /** Named limit: groups held in memory; idle empty groups are evicted first. */
+  maxGroups: number;
+  /** Kafka's offset.metadata.max.bytes (characters of commit metadata). */
+  offsetMetadataMaxBytes: number;
+}
+
+export const DEFAULT_GROUP_COORDINATOR_CONFIG: Readonly<GroupCoordinatorConfig> = Object.freeze({
+  initialRebalanceDelayMs: 3_000,
+  minSessionTimeoutMs: 6_000,
+  maxSessionTimeoutMs: 1_800_000,
+  newMemberJoinTimeoutMs: 300_000,
+  maxMembersPerGroup: 1_000,
+  maxGroups: 10_000,
+  offsetMetadataMaxBytes: 4_096,
+});
+
+/** Attempts to get a group that was dropped (deleted, unloaded) while we waited for it. */
+const GROUP_ACCESS_ATTEMPTS_MAX = 4;
+/** Longest timer delay (setTimeout's limit); a later deadline is re-armed when this fires. */
+const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
+/** Group records ListGroups reads from the store at once. */
+const LIST_READS_CONCURRENCY = 16;
+
+export interface JoinGroupInput {
+  groupId: string;
+  memberId: string;
+  groupInstanceId: string | null;
+  clientId: string;
+  clientHost: string;
+  sessionTimeoutMs: number;
+  rebalanceTimeoutMs: number;
+  protocolType: string;
+  protocols: GroupProtocol[];
+  requireKnownMemberId: boolean;
+  supportsSkipAssignment: boolean;
+}
+
+export interface SyncGroupInput {
+  groupId: string;
+  memberId: string;
+  groupInstanceId: string | null;
+  generationId: number;
+  protocolType: string | null;
+  protocolName: string | null;
+  assignments: { memberId: string; assignment: Uint8Array }[];
+}
+
+export interface HeartbeatInput {
+  groupId: string;
+  memberId: string;
+  groupInstanceId: string | null;
+  generationId: number;
+}
+
+export interface LeaveGroupResult {
+  errorCode: number;
+  members: LeaveMemberOutcome[];
+}
+
+export interface CommitOffset {
+  topic: string;
+  partition: number;
+  offset: number;
+  leaderEpoch: number;
+  metadata: string | null;
+}
+
+export interface OffsetCommitInput {
+  groupId: string;
+  memberId: string;
+  groupInstanceId: string | null;
+  generationId: number;
+  offsets: CommitOffset[];
+}
+
+export interface OffsetFetchResult {
+  errorCode: number;
+  /** Every committed offset of the group, sorted by topic then partition. */
+  offsets: OffsetCommitEntry[];
+}
+
+export interface GroupListing {
+  groupId: string;
+  protocolType: string;
+  state: GroupStateName;
+}
+
+export interface ListGroupsResult {
+  errorCode: number;
+  groups: GroupListing[];
+}
+
+export interface DescribeGroupResult {
+  errorCode: number;
+  group: GroupDescription;
+}
+
+/** A failure with the Kafka code the request gets. */
+export class CoordinatorError extends Error {
+  override name = "CoordinatorError";
+  constructor(readonly code: number, message: string) {
+    super(message);
+  }
+}
+
+type ResponseEffect = Exclude<GroupEffect, { type: "persist" } | { type: "note" }>;
+
+interface Waiter {
+  resolve(effect: ResponseEffect): void;
+  reject(err: Error): void;
+}
+
+interface GroupEntry {
+  group: Group;
+  /** modRevision of the stored group record; 0 when none is stored. */
+  revision: number;
+  live: boolean;
+  timer: TimerHandle | null;
+  timerAt: number;
+  /** Record writes, in order. */
+  writes: Promise<void>;
+  writesPending: number;
+  /** Offset commits in flight (a deletion waits for them). */
+  commits: Set<Promise<unknown>>;
+  waiters: Map<number, Waiter>;
+}
+
+/**
+ * The client host as Kafka reports it in DescribeGroups: the address without
+ * its port, with a leading slash (Java's InetAddress.toString).
+ */
+export function kafkaClientHost(clientAddress: string): string {
+  const colon = clientAddress.lastIndexOf(":");
+  const host = colon > 0 ? clientAddress.slice(0, colon) : clientAddress;
+  return `/${host.replace(/^\[|\]$/g, "")}`;
+}
+
+export function isValidGroupId(groupId: string | null | undefined): groupId is string {
+  return typeof groupId === "string" && groupId.length > 0;
+}
+
+export class GroupCoordinator {
+  readonly #metadata: ClusterMetadata;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #metrics: Metrics | null;
+  readonly #config: GroupCoordinatorConfig;
+  readonly #stateConfig: GroupConfig;
+  readonly #groups = new Map<string, GroupEntry>();
+  readonly #loading = new Map<string, Promise<GroupEntry | null>>();
+  readonly #deleting = new Map<string, Promise<void>>();
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #nextRequestId = 1;
+  #stopped = false;
+
+  constructor(deps: {
+    metadata: ClusterMetadata;
+    clock: Clock;
+    logger: Logger;
+    metrics?: Metrics;
+    config?: Partial<GroupCoordinatorConfig>;
+  }) {
+    this.#metadata = deps.metadata;
+    this.#clock = deps.clock;
+    this.#logger = deps.logger;
+    this.#metrics = deps.metrics ?? null;
+    this.#config = { ...DEFAULT_GROUP_COORDINATOR_CONFIG, ...deps.config };
+    this.#stateConfig = {
+      initialRebalanceDelayMs: this.#config.initialRebalanceDelayMs,
+      newMemberJoinTimeoutMs: this.#config.newMemberJoinTimeoutMs,
+      maxMembers: this.#config.maxMembersPerGroup,
+    };
+  }
+
+  get config(): Readonly<GroupCoordinatorConfig> {
+    return this.#config;
+  }
+
+  /** False once stopped: requests get NOT_COORDINATOR. */
+  get active(): boolean {
+    return !this.#stopped;
+  }
+
+  /** Groups held in memory. */
+  get loadedGroups(): number {
+    return this.#groups.size;
+  }
+
+  /**
+   * Gives every group up: held JoinGroup/SyncGroup requests are answered with
+   * NOT_COORDINATOR (clients look the coordinator up again), timers stop and
+   * record writes in flight finish.
+   */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const entry of [...this.#groups.values()]) {
+      this.#applySafely(entry, { type: "unload", errorCode: ERROR_CODES.NOT_COORDINATOR });
+    }
+    await Promise.allSettled([...this.#loading.values(), ...this.#deleting.values()]);
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  /**
+   * Hands a group over (to another broker, later): held requests get
+   * NOT_COORDINATOR and the in-memory state is dropped; the next request
+   * loads it from the store again.
+   */
+  unloadGroup(groupId: string): void {
+    const entry = this.#groups.get(groupId);
+    if (entry) {
+      this.#applySafely(entry, { type: "unload", errorCode: ERROR_CODES.NOT_COORDINATOR });
+    }
+  }
+
+  // ---- membership ---------------------------------------------------------
+
+  async join(input: JoinGroupInput): Promise<JoinOutcome> {
+    const fail = (code: number) => joinError(input.memberId, code);
+    if (this.#stopped) return fail(ERROR_CODES.NOT_COORDINATOR);
+    if (!isValidGroupId(input.groupId)) return fail(ERROR_CODES.INVALID_GROUP_ID);
+    if (
+      input.sessionTimeoutMs < this.#config.minSessionTimeoutMs ||
+      input.sessionTimeoutMs > this.#config.maxSessionTimeoutMs
+    ) {
+      return fail(ERROR_CODES.INVALID_SESSION_TIMEOUT);
+    }
+    try {
+      // Only a member without an id may create the group (Kafka's getOrMaybeCreateGroup).
+      const entry = await this.#entry(input.groupId, input.memberId === "");
+      if (!entry) return fail(ERROR_CODES.UNKNOWN_MEMBER_ID);
+      const effect = await this.#request(entry, (requestId) => ({
+        type: "join",
+        requestId,
+        memberId: input.memberId,
+        groupInstanceId: input.groupInstanceId,
+        clientId: input.clientId,
+        clientHost: input.clientHost,
+        sessionTimeoutMs: input.sessionTimeoutMs,
+        rebalanceTimeoutMs: input.rebalanceTimeoutMs,
+        protocolType: input.protocolType,
+        protocols: input.protocols,
+        requireKnownMemberId: input.requireKnownMemberId,
+        supportsSkipAssignment: input.supportsSkipAssignment,
+        newMemberId: `${input.groupInstanceId ?? input.clientId}-${crypto.randomUUID()}`,
+      }));
+      if (effect.type !== "join-response") throw new Error(`JoinGroup answered by ${effect.type}`);
+      return effect.response;
+    } catch (err) {
+      return fail(this.#codeFor(err, "JoinGroup"));
+    }
+  }
+
+  async sync(input: SyncGroupInput): Promise<SyncOutcome> {
+    if (this.#stopped) return syncError(ERROR_CODES.NOT_COORDINATOR);
+    if (!isValidGroupId(input.groupId)) return syncError(ERROR_CODES.INVALID_GROUP_ID);
+    try {
+      const entry = await this.#entry(input.groupId, false);
+      if (!entry) return syncError(ERROR_CODES.UNKNOWN_MEMBER_ID);
+      const effect = await this.#request(
+        entry,
+        (requestId) => ({ type: "sync", requestId, ...input }),
+      );
+      if (effect.type !== "sync-response") throw new Error(`SyncGroup answered by ${effect.type}`);
+      return effect.response;
+    } catch (err) {
+      return syncError(this.#codeFor(err, "SyncGroup"));
+    }
+  }
+
+  /** Heartbeats touch memory only: they never write to the store. */
+  async heartbeat(input: HeartbeatInput): Promise<number> {
+    if (this.#stopped) return ERROR_CODES.NOT_COORDINATOR;
+    if (!isValidGroupId(input.groupId)) return ERROR_CODES.INVALID_GROUP_ID;
+    try {
+      const entry = await this.#entry(input.groupId, false);
+      if (!entry) return ERROR_CODES.UNKNOWN_MEMBER_ID;
+      const effect = await this.#request(entry, (requestId) => ({
+        type: "heartbeat",
+        requestId,
+        ...input,
+      }));
+      if (effect.type !== "heartbeat-response") {
+        throw new Error(`Heartbeat answered by ${effect.type}`);
+      }
+      return effect.errorCode;
+    } catch (err) {
+      return this.#codeFor(err, "Heartbeat");
+    }
+  }
+
+  async leave(groupId: string, members: MemberIdentity[]): Promise<LeaveGroupResult> {
+    const fail = (code: number) => ({ errorCode: code, members: [] });
+    if (this.#stopped) return fail(ERROR_CODES.NOT_COORDINATOR);
+    if (!isValidGroupId(groupId)) return fail(ERROR_CODES.INVALID_GROUP_ID);
+    try {
+      const entry = await this.#entry(groupId, false);
+      if (!entry) {
+        return {
+          errorCode: ERROR_CODES.NONE,
+          members: members.map((m) => ({ ...m, errorCode: ERROR_CODES.UNKNOWN_MEMBER_ID })),
+        };
+      }
+      const effect = await this.#request(entry, (requestId) => ({
+        type: "leave",
+        requestId,
+        members,
+      }));
+      if (effect.type !== "leave-response") {
+        throw new Error(`LeaveGroup answered by ${effect.type}`);
+      }
+      return { errorCode: effect.errorCode, members: [...effect.members] };
+    } catch (err) {
+      return fail(this.#codeFor(err, "LeaveGroup"));
+    }
+  }
+
+  // ---- offsets --------------------------------------------------------------
+
+  /**
+   * Validates the committer (member and generation, or a standalone commit
+   * with generation -1 to an empty group) and stores the offsets. Returns one
+   * error code per entry of `input.offsets`.
+   */
+  async commitOffsets(input: OffsetCommitInput): Promise<number[]> {
+    const codes = input.offsets.map((o) =>
+      o.metadata !== null && o.metadata.length > this.#config.offsetMetadataMaxBytes
+        ? ERROR_CODES.OFFSET_METADATA_TOO_LARGE
+        : ERROR_CODES.NONE
+    );
+    const fail = (code: number) => codes.map((c) => (c === ERROR_CODES.NONE ? code : c));
+    if (this.#stopped) return fail(ERROR_CODES.NOT_COORDINATOR);
+    if (!isValidGroupId(input.groupId)) return fail(ERROR_CODES.INVALID_GROUP_ID);
+    try {
+      const entry = await this.#entry(input.groupId, input.generationId < 0);
+      // A commit with a generation for a group we do not know is from an older generation.
+      if (!entry) return fail(ERROR_CODES.ILLEGAL_GENERATION);
+      const effect = await this.#request(entry, (requestId) => ({
+        type: "commit",
+        requestId,
+        memberId: input.memberId,
+        groupInstanceId: input.groupInstanceId,
+        generationId: input.generationId,
+      }));
+      if (effect.type !== "commit-checked") throw new Error(`Commit answered by ${effect.type}`);
+      if (effect.errorCode !== ERROR_CODES.NONE) return fail(effect.errorCode);
+      const now = this.#clock.now();
+      const entries: OffsetCommitEntry[] = input.offsets
+        .filter((_, i) => codes[i] === ERROR_CODES.NONE)
+        .map((o) => ({
+          topic: o.topic,
+          partition: o.partition,
+          offset: o.offset,
+          leaderEpoch: o.leaderEpoch,
+          metadata: o.metadata,
+          commitTimestampMs: now,
+        }));
+      if (entries.length === 0) return codes;
+      const commit = this.#metadata.commitOffsets(input.groupId, entries);
+      entry.commits.add(commit);
+      this.#track(commit);
+      try {
+        await commit;
+      } finally {
+        entry.commits.delete(commit);
+      }
+      this.#metrics?.inc(
+        "kafscale_group_offset_commits_total",
+        "Offsets committed",
+        {},
+        entries.length,
+      );
+      return codes;
+    } catch (err) {
+      return fail(this.#codeFor(err, "OffsetCommit"));
+    }
+  }
+
+  /** The group's committed offsets, read from the store. */
+  async fetchOffsets(groupId: string): Promise<OffsetFetchResult> {
+    if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, offsets: [] };
+    if (!isValidGroupId(groupId)) return { errorCode: ERROR_CODES.INVALID_GROUP_ID, offsets: [] };
+    try {
+      await this.#deleting.get(groupId);
+      return { errorCode: ERROR_CODES.NONE, offsets: await this.#metadata.fetchOffsets(groupId) };
+    } catch (err) {
+      return { errorCode: this.#codeFor(err, "OffsetFetch"), offsets: [] };
+    }
+  }
+
+  // ---- administration ----------------------------------------------------------
+
+  /** Kafka answers an unknown group with state Dead and no error (DescribeGroups v0-5). */
+  async describeGroup(groupId: string): Promise<DescribeGroupResult> {
+    const dead: GroupDescription = {
+      groupId,
+      state: GROUP_STATES.DEAD,
+      protocolType: "",
+      protocolData: "",
+      members: [],
+    };
+    if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, group: dead };
+    if (!isValidGroupId(groupId)) return { errorCode: ERROR_CODES.INVALID_GROUP_ID, group: dead };
+    try {
+      const entry = await this.#entry(groupId, false);
+      return { errorCode: ERROR_CODES.NONE, group: entry ? describeGroup(entry.group) : dead };
+    } catch (err) {
+      return { errorCode: this.#codeFor(err, "DescribeGroups"), group: dead };
+    }
+  }
+
+  /**
+   * Every group with members, a stored record or committed offsets. Groups
+   * not in memory are read from the store without taking them over.
+   */
+  async listGroups(): Promise<ListGroupsResult> {
+    if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, groups: [] };
+    try {
+      const names = new Set(await this.#metadata.listGroups());
+      for (const [name, entry] of this.#groups) {
+        if (entry.group.state !== GROUP_STATES.DEAD) names.add(name);
+      }
+      const sorted = [...names].sort();
+      const groups: GroupListing[] = [];
+      for (let i = 0; i < sorted.length; i += LIST_READS_CONCURRENCY) {
+        const batch = await Promise.all(
+          sorted.slice(i, i + LIST_READS_CONCURRENCY).map(async (groupId) => {
+            const group = this.#groups.get(groupId)?.group ?? await this.#peekGroup(groupId);
+            return { groupId, protocolType: group.protocolType ?? "", state: group.state };
+          }),
+        );
+        groups.push(...batch);
+      }
+      return { errorCode: ERROR_CODES.NONE, groups };
+    } catch (err) {
+      return { errorCode: this.#codeFor(err, "ListGroups"), groups: [] };
+    }
+  }
+
+  /** Deletes an empty group with its offsets; NON_EMPTY_GROUP when it has members. */
+  async deleteGroup(groupId: string): Promise<number> {
+    if (this.#stopped) return ERROR_CODES.NOT_COORDINATOR;
+    if (!isValidGroupId(groupId)) return ERROR_CODES.INVALID_GROUP_ID;
+    try {
+      const entry = await this.#entry(groupId, false);
+      if (!entry) return ERROR_CODES.GROUP_ID_NOT_FOUND;
+      const effect = await this.#request(entry, (requestId) => ({ type: "delete", requestId }));
+      if (effect.type !== "delete-checked") throw new Error(`Delete answered by ${effect.type}`);
+      if (effect.errorCode !== ERROR_CODES.NONE) return effect.errorCode;
+      // The group is Dead and out of memory; its writes and commits finish before the delete.
+      const deletion = (async () => {
+        await entry.writes;
+        await Promise.allSettled([...entry.commits]);
+        await this.#metadata.deleteGroup(groupId);
+      })();
+      const settled = deletion.catch(() => {});
+      this.#deleting.set(groupId, settled);
+      try {
+        await deletion;
+      } finally {
+        if (this.#deleting.get(groupId) === settled) this.#deleting.delete(groupId);
+      }
+      this.#logger.info("Deleted group", { group: groupId });
+      return ERROR_CODES.NONE;
+    } catch (err) {
+      return this.#codeFor(err, "DeleteGroups");
+    }
+  }
+
+  // ---- loading --------------------------------------------------------------------
+
+  /**
+   * The group's entry: in memory, else loaded from the store (the explicit
+   * take-over step), else created when `create` is set. Null when the group
+   * does not exist.
+   */
+  async #entry(groupId: string, create: boolean): Promise<GroupEntry | null> {
+    for (let attempt = 0; attempt < GROUP_ACCESS_ATTEMPTS_MAX; attempt++) {
+      const existing = this.#groups.get(groupId);
+      if (existing) return existing;
+      await this.#deleting.get(groupId);
+      const loaded = await this.#loadGroup(groupId);
+      if (this.#stopped) {
+        throw new CoordinatorError(ERROR_CODES.NOT_COORDINATOR, "The coordinator is stopping");
+      }
+      if (loaded?.live) return loaded;
+      if (loaded) continue; // Dropped while we waited: look again.
+      const current = this.#groups.get(groupId);
+      if (current) return current;
+      if (!create) return null;
+      return this.#admit(newGroup(groupId), 0);
+    }
+    throw new CoordinatorError(
+      ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
+      `Group "${groupId}" was dropped ${GROUP_ACCESS_ATTEMPTS_MAX} times while loading; retry`,
+    );
+  }
+
+  /** Takes the group over from the store; concurrent callers share one load. */
+  #loadGroup(groupId: string): Promise<GroupEntry | null> {
+    let loading = this.#loading.get(groupId);
+    if (!loading) {
+      loading = this.#readGroup(groupId).finally(() => this.#loading.delete(groupId));
+      this.#loading.set(groupId, loading);
+    }
+    return loading;
+  }
+
+  async #readGroup(groupId: string): Promise<GroupEntry | null> {
+    const stored = await this.#metadata.getGroup(groupId);
+    let group: Group | null = null;
+    if (stored) {
+      group = groupFromRecord(decodeGroupRecord(groupId, stored.value), this.#clock.monotonic());
+    } else if ((await this.#metadata.fetchOffsets(groupId)).length > 0) {
+      group = newGroup(groupId); // Only offsets: an Empty group, as Kafka loads it.
+    }
+    if (!group || this.#stopped) return null;
+    const existing = this.#groups.get(groupId);
+    if (existing) return existing;
+    const entry = this.#admit(group, stored?.modRevision ?? 0);
+    this.#logger.info("Loaded group", {
+      group: groupId,
+      state: group.state,
+      generation: group.generationId,
+      members: group.members.size,
+    });
+    return entry;
+  }
+
+  /** What a group looks like in the store, without taking it over. */
+  async #peekGroup(groupId: string): Promise<Group> {
+    const stored = await this.#metadata.getGroup(groupId);
+    if (!stored) return newGroup(groupId);
+    return groupFromRecord(decodeGroupRecord(groupId, stored.value), this.#clock.monotonic());
+  }
+
+  #admit(group: Group, revision: number): GroupEntry {
+    if (this.#groups.size >= this.#config.maxGroups) this.#evictIdleGroups();
+    if (this.#groups.size >= this.#config.maxGroups) {
+      throw new CoordinatorError(
+        ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
+        `Cannot load group "${group.groupId}": ${this.#config.maxGroups} active groups ` +
+          `are loaded (the limit); retry later or raise the group limit`,
+      );
+    }
+    const entry: GroupEntry = {
+      group,
+      revision,
+      live: true,
+      timer: null,
+      timerAt: Infinity,
+      writes: Promise.resolve(),
+      writesPending: 0,
+      commits: new Set(),
+      waiters: new Map(),
+    };
+    this.#groups.set(group.groupId, entry);
+    this.#metrics?.set("kafscale_groups_loaded", "Consumer groups in memory", this.#groups.size);
+    this.#schedule(entry);
+    return entry;
+  }
+
+  /** Drops empty groups with nothing in flight: everything they hold is in the store. */
+  #evictIdleGroups(): void {
+    for (const entry of [...this.#groups.values()]) {
+      const g = entry.group;
+      if (
+        g.state === GROUP_STATES.EMPTY && g.pendingMembers.size === 0 &&
+        g.pendingStores.size === 0 && entry.writesPending === 0 && entry.commits.size === 0 &&
+        entry.waiters.size === 0
+      ) {
+        this.#drop(entry);
+      }
+    }
+  }
+
+  #drop(entry: GroupEntry): void {
+    if (!entry.live) return;
+    entry.live = false;
+    entry.timer?.cancel();
+    entry.timer = null;
+    if (this.#groups.get(entry.group.groupId) === entry) this.#groups.delete(entry.group.groupId);
+    this.#metrics?.set("kafscale_groups_loaded", "Consumer groups in memory", this.#groups.size);
+    for (const [id, waiter] of entry.waiters) {
+      waiter.reject(new Error(`Group "${entry.group.groupId}" dropped request ${id} unanswered`));
+    }
+    entry.waiters.clear();
+  }
+
+  // ---- driving the state machine ----------------------------------------------------
+
+  /** Applies an event that carries a request id and waits for its answer. */
+  #request(entry: GroupEntry, event: (requestId: number) => GroupEvent): Promise<ResponseEffect> {
+    const requestId = this.#nextRequestId++;
+    const answer = new Promise<ResponseEffect>((resolve, reject) => {
+      entry.waiters.set(requestId, { resolve, reject });
+    });
+    try {
+      this.#apply(entry, event(requestId));
+    } catch (err) {
+      entry.waiters.delete(requestId);
+      throw err;
+    }
+    return answer;
+  }
+
+  #apply(entry: GroupEntry, event: GroupEvent): void {
+    const { group, effects } = step(
+      entry.group,
+      event,
+      this.#clock.monotonic(),
+      this.#stateConfig,
+    );
+    entry.group = group;
+    for (const effect of effects) this.#execute(entry, effect);
+    if (group.state === GROUP_STATES.DEAD) this.#drop(entry);
+    else this.#schedule(entry);
+  }
+
+  /** For timers and store callbacks: a broken invariant drops the group instead of the process. */
+  #applySafely(entry: GroupEntry, event: GroupEvent): void {
+    if (!entry.live) return;
+    try {
+      this.#apply(entry, event);
+    } catch (err) {
+      this.#logger.error("Group state machine failed; dropping the group from memory", {
+        group: entry.group.groupId,
+        event: event.type,
+        err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      });
+      this.#drop(entry);
+    }
+  }
+
+  #execute(entry: GroupEntry, effect: GroupEffect): void {
+    switch (effect.type) {
+      case "persist":
+        return this.#persist(entry, effect.record, effect.token);
+      case "note":
+        return this.#onNote(entry.group.groupId, effect.note);
+      default: {
+        const waiter = entry.waiters.get(effect.requestId);
+        entry.waiters.delete(effect.requestId);
+        waiter?.resolve(effect);
+      }
+    }
+  }
+
+  #persist(entry: GroupEntry, record: GroupRecord, token: number | null): void {
+    const groupId = entry.group.groupId;
+    const bytes = encodeGroupRecord(record);
+    entry.writesPending++;
+    const write = entry.writes.then(async () => {
+      let errorCode: number = ERROR_CODES.NONE;
+      try {
+        const result = await this.#metadata.putGroupIfRevision(groupId, bytes, entry.revision);
+        if (result === "conflict") errorCode = ERROR_CODES.NOT_COORDINATOR;
+        else entry.revision = result;
+      } catch (err) {
+        errorCode = this.#codeFor(err, "Storing the group record");
+      } finally {
+        entry.writesPending--;
+      }
+      if (token !== null) this.#applySafely(entry, { type: "stored", token, errorCode });
+      if (errorCode === ERROR_CODES.NOT_COORDINATOR && entry.live) {
+        this.#logger.warn("Group record was changed by another writer; giving the group up", {
+          group: groupId,
+        });
+        this.#applySafely(entry, { type: "unload", errorCode });
+      }
+    });
+    entry.writes = write;
+    this.#track(write);
+  }
+
+  #schedule(entry: GroupEntry): void {
+    const at = nextDeadline(entry.group);
+    if (at === null) {
+      entry.timer?.cancel();
+      entry.timer = null;
+      entry.timerAt = Infinity;
+      return;
+    }
+    // An earlier timer stays: its tick finds nothing due and schedules the next one.
+    if (entry.timer && entry.timerAt <= at) return;
+    entry.timer?.cancel();
+    entry.timerAt = at;
+    entry.timer = this.#clock.setTimeout(() => {
+      entry.timer = null;
+      entry.timerAt = Infinity;
+      this.#applySafely(entry, { type: "tick" });
+    }, Math.min(TIMER_DELAY_MAX_MS, Math.max(0, at - this.#clock.monotonic())));
+  }
+
+  #onNote(groupId: string, note: GroupNote): void {
+    switch (note.kind) {
+      case "member-joined":
+        this.#logger.debug("Member joined group", { group: groupId, member: note.memberId });
+        return;
+      case "member-removed":
+        this.#logger.info("Removed member from group", {
+          group: groupId,
+          member: note.memberId,
+          reason: note.reason,
+        });
+        return;
+      case "rebalance-started":
+        this.#logger.info("Preparing to rebalance group", { group: groupId, reason: note.reason });
+        return;
+      case "generation-completed":
+        this.#metrics?.inc("kafscale_group_rebalances_total", "Completed group rebalances");
+        this.#logger.info("Completed group join phase", {
+          group: groupId,
+          generation: note.generationId,
+          members: note.members,
+          protocol: note.protocol,
+        });
+        return;
+      case "group-empty":
+        this.#logger.info("Group is empty", { group: groupId, generation: note.generationId });
+        return;
+      case "group-stable":
+        this.#logger.info("Group is stable", { group: groupId, generation: note.generationId });
+        return;
+    }
+  }
+
+  #track(p: Promise<unknown>): void {
+    const settled = p.then(() => {}, () => {});
+    this.#inFlight.add(settled);
+    settled.then(() => this.#inFlight.delete(settled));
+  }
+
+  /** Operating failures become retriable codes; anything else is logged as a bug. */
+  #codeFor(err: unknown, what: string): number {
+    if (err instanceof CoordinatorError) return err.code;
+    if (err instanceof MetadataStoreError) {
+      this.#logger.warn(`${what} failed: metadata store unavailable`, { err: err.message });
+      return ERROR_CODES.COORDINATOR_NOT_AVAILABLE;
+    }
+    if (err instanceof GroupRecordError) {
+      this.#logger.error(`${what} failed`, { err: err.message });
+      return ERROR_CODES.COORDINATOR_NOT_AVAILABLE;
+    }
+    this.#logger.error(`${what} failed unexpectedly`, {
+      err: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    return ERROR_CODES.UNKNOWN_SERVER_ERROR;
+  }
+}
