@@ -3,6 +3,8 @@
  * program runs as `deno run -A cli.ts …` and as the compiled binary.
  */
 import { runServe } from "./serve.ts";
+import { runTopics } from "./topics.ts";
+import { runGroups } from "./groups.ts";
 
 export const VERSION = "0.1.0";
 
@@ -39,6 +41,10 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     case "serve":
       return await runServe(rest);
+    case "topics":
+      return await runTopics(rest);
+    case "groups":
+      return await runGroups(rest);
     default:
       console.error(`Unknown command "${command}"; run "kafscale --help" for the list`);
       return 2;

@@ -1,0 +1,65 @@
+/**
+ * DescribeCluster (60), versions 0-1 (KIP-700): the cluster id, the
+ * controller and the brokers, which Kafka 3.x/4.x admin clients (and so
+ * Kafka's command-line tools) ask for instead of Metadata. This broker
+ * answers for itself, as it does in Metadata; only broker endpoints exist
+ * (endpoint type 1), a request for controller endpoints gets
+ * UNSUPPORTED_ENDPOINT_TYPE.
+ */
+import {
+  DESCRIBE_CLUSTER_REQUEST,
+  type DescribeClusterRequest,
+} from "../protocol/generated/describe_cluster_request.ts";
+import {
+  DESCRIBE_CLUSTER_RESPONSE,
+  type DescribeClusterResponse,
+} from "../protocol/generated/describe_cluster_response.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { defineHandler } from "./handler.ts";
+
+const BROKER_ENDPOINTS = 1;
+/** Kafka's "authorized operations not requested" marker. */
+const OPERATIONS_NOT_REQUESTED = -2147483648;
+/** Without ACLs every cluster operation is allowed (bits of Kafka's AclOperation ids 4-12). */
+const ALL_CLUSTER_OPERATIONS = [4, 5, 7, 8, 9, 10, 11, 12].reduce((acc, op) => acc | (1 << op), 0);
+
+export const DESCRIBE_CLUSTER_HANDLER = defineHandler<
+  DescribeClusterRequest,
+  DescribeClusterResponse
+>({
+  apiKey: 60,
+  name: "DescribeCluster",
+  minVersion: 0,
+  maxVersion: 1,
+  request: DESCRIBE_CLUSTER_REQUEST,
+  response: DESCRIBE_CLUSTER_RESPONSE,
+  handle(req, ctx) {
+    const broker = ctx.broker;
+    const s = broker.settings;
+    const endpointType = req.endpointType ?? BROKER_ENDPOINTS;
+    const base = {
+      throttleTimeMs: 0,
+      endpointType,
+      clusterId: broker.clusterId,
+      controllerId: s.nodeId,
+      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations
+        ? ALL_CLUSTER_OPERATIONS
+        : OPERATIONS_NOT_REQUESTED,
+    };
+    if (endpointType !== BROKER_ENDPOINTS) {
+      return {
+        ...base,
+        errorCode: ERROR_CODES.UNSUPPORTED_ENDPOINT_TYPE,
+        errorMessage: `Endpoint type ${endpointType} is not served; ask for brokers (1)`,
+        controllerId: -1,
+        brokers: [],
+      };
+    }
+    return {
+      ...base,
+      errorCode: ERROR_CODES.NONE,
+      errorMessage: null,
+      brokers: [{ brokerId: s.nodeId, host: s.host, port: s.port, rack: s.rack }],
+    };
+  },
+});

@@ -1,0 +1,341 @@
+/**
+ * `kafscale topics create|list|describe|alter|delete`: topic administration
+ * over the Kafka protocol (lib/client/admin.ts), so it works against any
+ * Kafka-compatible broker. Flags follow kafka-topics.sh where they fit.
+ * Must not reach into broker internals.
+ */
+import { AdminClient, AdminError, type TopicDescription } from "../client/admin.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import {
+  type CliIo,
+  COMMON_HELP,
+  CONSOLE_IO,
+  EXIT,
+  type OutputFormat,
+  parseCommand,
+  parseInteger,
+  renderFields,
+  renderJson,
+  renderTable,
+  runCommand,
+  UsageError,
+} from "./output.ts";
+
+const SUBCOMMANDS = ["create", "list", "describe", "alter", "delete"] as const;
+
+export function topicsHelp(): string {
+  return [
+    "Usage: kafscale topics <command> [options]",
+    "",
+    "Manage topics over the Kafka protocol.",
+    "",
+    "Commands:",
+    "  create NAME [--partitions N] [--config K=V]... [--if-not-exists]",
+    "                        Create a topic",
+    "  list                  List topics",
+    "  describe [NAME...]    Partitions, leaders, earliest and latest offsets, and configs",
+    "  alter NAME (--partitions N | --config K=V...)",
+    "                        Add partitions, or set (K=V) or reset (K=) topic configs",
+    "  delete NAME [--if-exists]",
+    "                        Delete a topic with its data and committed offsets",
+    "",
+    "Options of every command:",
+    ...COMMON_HELP,
+    "",
+    'Run "kafscale topics <command> --help" for the options of a command.',
+  ].join("\n");
+}
+
+const HELP: Record<(typeof SUBCOMMANDS)[number], string[]> = {
+  create: [
+    "Usage: kafscale topics create NAME [--partitions N] [--config K=V]... [--if-not-exists]",
+    "",
+    "Creates a topic. Replication is the object store's: there is no replication factor.",
+    "",
+    "Options:",
+    "  --partitions N                 Partition count (default: the broker's num.partitions)",
+    "  --config K=V                   A topic config, repeatable (retention.ms, retention.bytes,",
+    "                                 segment.bytes, max.message.bytes, message.timestamp.type,",
+    "                                 cleanup.policy)",
+    "  --if-not-exists                Succeed when the topic already exists",
+  ],
+  list: [
+    "Usage: kafscale topics list",
+    "",
+    "Lists topics with their partition count and topic id.",
+    "",
+    "Options:",
+  ],
+  describe: [
+    "Usage: kafscale topics describe [NAME...]",
+    "",
+    "Describes the named topics (all when none is named): partitions with their leader,",
+    "earliest and latest offsets, and every config with its source.",
+    "",
+    "Options:",
+  ],
+  alter: [
+    "Usage: kafscale topics alter NAME (--partitions N | --config K=V...)",
+    "",
+    "Adds partitions (never removes them), or changes topic configs: K=V sets a value,",
+    "K= resets it to the broker default. Other configs are left as they are.",
+    "",
+    "Options:",
+    "  --partitions N                 The new, higher partition count",
+    "  --config K=V                   A config to set (K=V) or reset (K=), repeatable",
+  ],
+  delete: [
+    "Usage: kafscale topics delete NAME [--if-exists]",
+    "",
+    "Deletes a topic, its data and every group's committed offsets for it.",
+    "",
+    "Options:",
+    "  --if-exists                    Succeed when the topic does not exist",
+  ],
+};
+
+function subcommandHelp(name: (typeof SUBCOMMANDS)[number]): string {
+  return [...HELP[name], ...COMMON_HELP].join("\n");
+}
+
+/** `K=V` pairs into a record; `allowEmpty` lets `K=` through (reset to default). */
+function parseConfigs(values: string[], allowEmpty: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of values) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0 || (!allowEmpty && eq === kv.length - 1)) {
+      throw new UsageError(`Option "--config" takes KEY=VALUE, got "${kv}"`);
+    }
+    const key = kv.slice(0, eq).trim();
+    if (key in out) throw new UsageError(`Config "${key}" is given twice`);
+    out[key] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
+function oneName(positionals: string[], command: string): string {
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? `"topics ${command}" needs a topic name`
+        : `"topics ${command}" takes one topic name, got ${positionals.length}`,
+    );
+  }
+  return positionals[0];
+}
+
+function print(io: CliIo, format: OutputFormat, json: unknown, table: string): void {
+  io.stdout(format === "json" ? renderJson(json) : table);
+}
+
+async function withAdmin<T>(bootstrap: string, fn: (admin: AdminClient) => Promise<T>) {
+  const admin = await AdminClient.connect(bootstrap);
+  try {
+    return await fn(admin);
+  } finally {
+    admin.close();
+  }
+}
+
+async function create(args: string[], io: CliIo): Promise<number> {
+  const cmd = parseCommand(args, {
+    partitions: { type: "string" },
+    config: { type: "string", multiple: true },
+    "if-not-exists": { type: "boolean" },
+  });
+  if (cmd.help) return (io.stdout(subcommandHelp("create")), EXIT.OK);
+  const name = oneName(cmd.positionals, "create");
+  const partitions = cmd.values.partitions === undefined
+    ? -1
+    : parseInteger(cmd.values.partitions as string, 'Option "--partitions"', 1);
+  const configs = parseConfigs((cmd.values.config as string[] | undefined) ?? [], false);
+  return await withAdmin(cmd.bootstrap, async (admin) => {
+    try {
+      const created = await admin.createTopic(name, partitions, configs);
+      print(
+        io,
+        cmd.output,
+        { name, topicId: created.topicId, partitions: created.partitions, created: true },
+        `Created topic "${name}" with ${created.partitions} partition` +
+          (created.partitions === 1 ? "" : "s"),
+      );
+      return EXIT.OK;
+    } catch (err) {
+      if (
+        cmd.values["if-not-exists"] === true && err instanceof AdminError &&
+        err.errorCode === ERROR_CODES.TOPIC_ALREADY_EXISTS
+      ) {
+        print(io, cmd.output, { name, created: false }, `Topic "${name}" already exists`);
+        return EXIT.OK;
+      }
+      throw err;
+    }
+  });
+}
+
+async function list(args: string[], io: CliIo): Promise<number> {
+  const cmd = parseCommand(args, {});
+  if (cmd.help) return (io.stdout(subcommandHelp("list")), EXIT.OK);
+  if (cmd.positionals.length > 0) {
+    throw new UsageError(`"topics list" takes no arguments, got "${cmd.positionals[0]}"`);
+  }
+  return await withAdmin(cmd.bootstrap, async (admin) => {
+    const { topics } = await admin.metadata(null);
+    const rows = topics.map((t) => ({
+      name: t.name,
+      partitions: t.partitions.length,
+      topicId: t.topicId,
+    }));
+    print(
+      io,
+      cmd.output,
+      rows,
+      renderTable(
+        ["NAME", "PARTITIONS", "TOPIC-ID"],
+        rows.map((r) => [
+          r.name,
+          r.partitions,
+          r.topicId,
+        ]),
+      ),
+    );
+    return EXIT.OK;
+  });
+}
+
+function describeTable(t: TopicDescription): string {
+  return [
+    renderFields([["TOPIC", t.name], ["TOPIC-ID", t.topicId], [
+      "PARTITIONS",
+      t.partitions.length,
+    ]]),
+    "",
+    renderTable(
+      ["CONFIG", "VALUE", "SOURCE"],
+      t.configs.map((c) => [c.name, c.sensitive ? "(sensitive)" : c.value, c.source]),
+    ),
+    "",
+    renderTable(
+      ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "EARLIEST", "LATEST"],
+      t.partitions.map((p) => [
+        p.partition,
+        p.leader,
+        p.leaderEpoch,
+        p.replicas.join(","),
+        p.isr.join(","),
+        p.earliestOffset,
+        p.latestOffset,
+      ]),
+    ),
+  ].join("\n");
+}
+
+async function describe(args: string[], io: CliIo): Promise<number> {
+  const cmd = parseCommand(args, {});
+  if (cmd.help) return (io.stdout(subcommandHelp("describe")), EXIT.OK);
+  return await withAdmin(cmd.bootstrap, async (admin) => {
+    const topics = await admin.describeTopics(cmd.positionals.length > 0 ? cmd.positionals : null);
+    const json = topics.map((t) => ({
+      name: t.name,
+      topicId: t.topicId,
+      partitions: t.partitions.map((p) => ({
+        partition: p.partition,
+        leader: p.leader,
+        leaderEpoch: p.leaderEpoch,
+        replicas: p.replicas,
+        isr: p.isr,
+        earliestOffset: p.earliestOffset,
+        latestOffset: p.latestOffset,
+      })),
+      configs: t.configs,
+    }));
+    print(io, cmd.output, json, topics.map(describeTable).join("\n\n"));
+    return EXIT.OK;
+  });
+}
+
+async function alter(args: string[], io: CliIo): Promise<number> {
+  const cmd = parseCommand(args, {
+    partitions: { type: "string" },
+    config: { type: "string", multiple: true },
+  });
+  if (cmd.help) return (io.stdout(subcommandHelp("alter")), EXIT.OK);
+  const name = oneName(cmd.positionals, "alter");
+  const hasPartitions = cmd.values.partitions !== undefined;
+  const configArgs = (cmd.values.config as string[] | undefined) ?? [];
+  if (hasPartitions === (configArgs.length > 0)) {
+    throw new UsageError(`"topics alter" needs either "--partitions N" or "--config K=V"`);
+  }
+  return await withAdmin(cmd.bootstrap, async (admin) => {
+    if (hasPartitions) {
+      const count = parseInteger(cmd.values.partitions as string, 'Option "--partitions"', 1);
+      await admin.createPartitions(name, count);
+      print(
+        io,
+        cmd.output,
+        { name, partitions: count },
+        `Altered topic "${name}": ${count} partitions`,
+      );
+      return EXIT.OK;
+    }
+    const configs = parseConfigs(configArgs, true);
+    const set: Record<string, string> = {};
+    const reset: string[] = [];
+    for (const [k, v] of Object.entries(configs)) {
+      if (v === "") reset.push(k);
+      else set[k] = v;
+    }
+    await admin.alterTopicConfigs(name, set, reset);
+    const changes = [
+      ...Object.entries(set).map(([k, v]) => `${k}=${v}`),
+      ...reset.map((k) => `${k} (default)`),
+    ];
+    print(
+      io,
+      cmd.output,
+      { name, set, reset },
+      `Altered topic "${name}": ${changes.join(", ")}`,
+    );
+    return EXIT.OK;
+  });
+}
+
+async function remove(args: string[], io: CliIo): Promise<number> {
+  const cmd = parseCommand(args, { "if-exists": { type: "boolean" } });
+  if (cmd.help) return (io.stdout(subcommandHelp("delete")), EXIT.OK);
+  const name = oneName(cmd.positionals, "delete");
+  return await withAdmin(cmd.bootstrap, async (admin) => {
+    try {
+      await admin.deleteTopic(name);
+      print(io, cmd.output, { name, deleted: true }, `Deleted topic "${name}"`);
+      return EXIT.OK;
+    } catch (err) {
+      if (
+        cmd.values["if-exists"] === true && err instanceof AdminError &&
+        err.errorCode === ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION
+      ) {
+        print(io, cmd.output, { name, deleted: false }, `Topic "${name}" does not exist`);
+        return EXIT.OK;
+      }
+      throw err;
+    }
+  });
+}
+
+export async function runTopics(args: string[], io: CliIo = CONSOLE_IO): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === "-h" || sub === "--help" || sub === "help") {
+    io.stdout(topicsHelp());
+    return sub === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  const commands = { create, list, describe, alter, delete: remove } as const;
+  if (!(sub in commands)) {
+    io.stderr(`Unknown command "topics ${sub}"; run "kafscale topics --help" for the list`);
+    return EXIT.USAGE;
+  }
+  return await runCommand(
+    io,
+    `kafscale topics ${sub}`,
+    () => commands[sub as keyof typeof commands](rest, io),
+  );
+}

@@ -1,0 +1,835 @@
+/**
+ * The admin client the CLI uses: bootstraps from one address, negotiates API
+ * versions with ApiVersions, learns the cluster from Metadata, and sends
+ * each request where Kafka routes it — partition requests (ListOffsets) to
+ * the partition's leader, group requests to the group's coordinator
+ * (FindCoordinator), the rest to the bootstrap broker. It speaks only the
+ * Kafka protocol through the generated codecs, so it works against any
+ * Kafka-compatible broker, not just this one.
+ *
+ * Failures become `AdminError`s whose message is one sentence naming what
+ * failed and the broker's error (code name and message).
+ */
+import { KafkaConnection } from "./kafka_connection.ts";
+import { API_SCHEMAS } from "../protocol/generated/apis.ts";
+import type { ApiSchema, MessageCodec } from "../protocol/codec.ts";
+import { ERROR_CODES, errorName } from "../protocol/error_codes.ts";
+import { Reader, ZERO_UUID } from "../protocol/primitives.ts";
+
+/** How long one request may take before the client gives up on it. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Connections to brokers other than the bootstrap one. */
+export const BROKER_CONNECTIONS_MAX = 64;
+/** Attempts of a group request while its coordinator is loading or moving. */
+export const COORDINATOR_ATTEMPTS_MAX = 100;
+/** Pause between those attempts (with the bound: about 25 s, like Kafka's tools wait). */
+export const COORDINATOR_RETRY_MS = 250;
+
+export class AdminError extends Error {
+  override name = "AdminError";
+  constructor(message: string, readonly errorCode: number | null = null) {
+    super(message);
+  }
+}
+
+export interface BrokerNode {
+  nodeId: number;
+  host: string;
+  port: number;
+  rack: string | null;
+}
+
+export interface PartitionInfo {
+  partition: number;
+  leader: number;
+  leaderEpoch: number;
+  replicas: number[];
+  isr: number[];
+  errorCode: number;
+}
+
+export interface TopicInfo {
+  name: string;
+  topicId: string;
+  partitions: PartitionInfo[];
+}
+
+export interface ClusterInfo {
+  clusterId: string | null;
+  controllerId: number;
+  brokers: BrokerNode[];
+  topics: TopicInfo[];
+}
+
+export interface ConfigEntry {
+  name: string;
+  value: string | null;
+  /** Kafka's ConfigSource name: DYNAMIC_TOPIC_CONFIG, DEFAULT_CONFIG, ... */
+  source: string;
+  readOnly: boolean;
+  sensitive: boolean;
+}
+
+export interface PartitionDescription extends PartitionInfo {
+  earliestOffset: number;
+  latestOffset: number;
+}
+
+export interface TopicDescription {
+  name: string;
+  topicId: string;
+  partitions: PartitionDescription[];
+  configs: ConfigEntry[];
+}
+
+export interface GroupListing {
+  groupId: string;
+  state: string;
+  protocolType: string;
+}
+
+export interface TopicPartitions {
+  topic: string;
+  partitions: number[];
+}
+
+export interface GroupMember {
+  memberId: string;
+  groupInstanceId: string | null;
+  clientId: string;
+  clientHost: string;
+  assignment: TopicPartitions[];
+}
+
+export interface GroupDescription {
+  groupId: string;
+  state: string;
+  protocolType: string;
+  protocol: string;
+  coordinator: number;
+  members: GroupMember[];
+}
+
+export interface GroupOffset {
+  topic: string;
+  partition: number;
+  offset: number;
+  metadata: string | null;
+}
+
+export interface TopicPartitionRef {
+  topic: string;
+  partition: number;
+}
+
+/** ListOffsets targets: earliest, latest, or the first offset at or after a timestamp. */
+export type OffsetSpec = "earliest" | "latest" | { timestamp: number };
+
+/** Kafka's DescribeConfigsResponse.ConfigSource names, by id. */
+const CONFIG_SOURCES = [
+  "UNKNOWN",
+  "DYNAMIC_TOPIC_CONFIG",
+  "DYNAMIC_BROKER_CONFIG",
+  "DYNAMIC_DEFAULT_BROKER_CONFIG",
+  "STATIC_BROKER_CONFIG",
+  "DEFAULT_CONFIG",
+  "DYNAMIC_BROKER_LOGGER_CONFIG",
+  "CLIENT_METRICS_CONFIG",
+  "GROUP_CONFIG",
+];
+const TOPIC_RESOURCE = 2;
+const CONFIG_SET = 0;
+const CONFIG_DELETE = 1;
+
+/** Kafka's error text: the code's name, then the broker's message when there is one. */
+export function describeError(code: number, message?: string | null): string {
+  return message ? `${errorName(code)}: ${message}` : errorName(code);
+}
+
+function check(code: number, message: string | null | undefined, what: string): void {
+  if (code !== ERROR_CODES.NONE) {
+    throw new AdminError(`${what}: ${describeError(code, message)}`, code);
+  }
+}
+
+/** The partitions a consumer-protocol assignment (ConsumerProtocolAssignment) names. */
+export function parseConsumerAssignment(bytes: Uint8Array): TopicPartitions[] {
+  if (bytes.byteLength < 2) return [];
+  try {
+    const r = new Reader(bytes);
+    r.int16(); // version: every version starts with the same fields
+    const topics: TopicPartitions[] = [];
+    const count = r.int32();
+    for (let i = 0; i < count; i++) {
+      const topic = r.string();
+      const n = r.int32();
+      const partitions: number[] = [];
+      for (let j = 0; j < n; j++) partitions.push(r.int32());
+      topics.push({ topic, partitions });
+    }
+    return topics;
+  } catch {
+    return [];
+  }
+}
+
+export class AdminClient {
+  readonly #bootstrap: KafkaConnection;
+  readonly #bootstrapAddress: string;
+  readonly #clientId: string;
+  readonly #timeoutMs: number;
+  readonly #versions: Map<number, { min: number; max: number }>;
+  readonly #connections = new Map<string, Promise<KafkaConnection>>();
+  #brokers = new Map<number, BrokerNode>();
+
+  private constructor(
+    bootstrap: KafkaConnection,
+    address: string,
+    versions: Map<number, { min: number; max: number }>,
+    options: { clientId: string; timeoutMs: number },
+  ) {
+    this.#bootstrap = bootstrap;
+    this.#bootstrapAddress = address;
+    this.#versions = versions;
+    this.#clientId = options.clientId;
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  /**
+   * Connects to `bootstrap` (HOST:PORT, or a comma-separated list tried in
+   * order, as Kafka's tools take it) and reads the broker's API versions.
+   */
+  static async connect(
+    bootstrap: string,
+    options: { clientId?: string; timeoutMs?: number } = {},
+  ): Promise<AdminClient> {
+    const addresses = bootstrap.split(",").map((a) => a.trim()).filter((a) => a !== "");
+    let lastError: unknown = new AdminError(`No bootstrap address in "${bootstrap}"`);
+    for (const address of addresses.slice(0, BROKER_CONNECTIONS_MAX)) {
+      try {
+        return await AdminClient.#connectOne(address, options);
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError;
+  }
+
+  static async #connectOne(
+    bootstrap: string,
+    options: { clientId?: string; timeoutMs?: number },
+  ): Promise<AdminClient> {
+    const clientId = options.clientId ?? "kafscale-cli";
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const conn = await KafkaConnection.connect(bootstrap, clientId);
+    try {
+      const res = await withTimeout(
+        conn.send(API_SCHEMAS[18], 3, {
+          clientSoftwareName: "kafscale-cli",
+          clientSoftwareVersion: "0.1.0",
+        }),
+        timeoutMs,
+        `ApiVersions to "${bootstrap}"`,
+      );
+      check(res!.errorCode, null, `Broker "${bootstrap}" refused ApiVersions`);
+      const versions = new Map(
+        res!.apiKeys.map((k) => [k.apiKey, { min: k.minVersion, max: k.maxVersion }]),
+      );
+      return new AdminClient(conn, bootstrap, versions, { clientId, timeoutMs });
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.#bootstrap.close();
+    for (const c of this.#connections.values()) c.then((conn) => conn.close(), () => undefined);
+    this.#connections.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Whether the broker serves this API at all. */
+  supports(apiKey: number): boolean {
+    return this.#versions.has(apiKey);
+  }
+
+  /** The highest version both sides speak. */
+  version(schema: ApiSchema, atLeast = schema.request.minVersion): number {
+    const apiKey = schema.request.apiKey;
+    const theirs = this.#versions.get(apiKey);
+    const min = Math.max(atLeast, schema.request.minVersion, theirs?.min ?? Infinity);
+    const max = Math.min(schema.request.maxVersion, theirs?.max ?? -1);
+    if (!theirs || max < min) {
+      throw new AdminError(
+        `The broker does not support ${schema.name}` +
+          (theirs ? ` at a version this client speaks (${min}+)` : ""),
+      );
+    }
+    return max;
+  }
+
+  async #send<Req, Res>(
+    conn: KafkaConnection,
+    codecs: { name: string; request: MessageCodec<Req>; response: MessageCodec<Res> },
+    version: number,
+    body: Req,
+  ): Promise<Res> {
+    const res = await withTimeout(
+      conn.send(codecs, version, body),
+      this.#timeoutMs,
+      `${codecs.name} request`,
+    );
+    return res!;
+  }
+
+  async #connectionTo(nodeId: number): Promise<KafkaConnection> {
+    const node = this.#brokers.get(nodeId);
+    if (!node) {
+      throw new AdminError(`Broker ${nodeId} is not in the cluster metadata; retry`);
+    }
+    const address = `${node.host.includes(":") ? `[${node.host}]` : node.host}:${node.port}`;
+    if (address === this.#bootstrapAddress) return this.#bootstrap;
+    let conn = this.#connections.get(address);
+    if (!conn) {
+      if (this.#connections.size >= BROKER_CONNECTIONS_MAX) {
+        throw new AdminError(`More than ${BROKER_CONNECTIONS_MAX} brokers to talk to`);
+      }
+      conn = KafkaConnection.connect(address, this.#clientId);
+      this.#connections.set(address, conn);
+      conn.catch(() => this.#connections.delete(address));
+    }
+    return await conn;
+  }
+
+  // ---- cluster and topics -----------------------------------------------------
+
+  /** Brokers and topics: all topics when `topics` is null. Unknown topics are never created. */
+  async metadata(topics: string[] | null): Promise<ClusterInfo> {
+    const schema = API_SCHEMAS[3];
+    const version = this.version(schema, topics === null ? 1 : 4);
+    const res = await this.#send(this.#bootstrap, schema, version, {
+      topics: topics === null ? null : topics.map((name) => ({ topicId: ZERO_UUID, name })),
+      allowAutoTopicCreation: false,
+      includeClusterAuthorizedOperations: false,
+      includeTopicAuthorizedOperations: false,
+    });
+    const brokers = res.brokers.map((b) => ({
+      nodeId: b.nodeId,
+      host: b.host,
+      port: b.port,
+      rack: b.rack ?? null,
+    }));
+    this.#brokers = new Map(brokers.map((b) => [b.nodeId, b]));
+    return {
+      clusterId: res.clusterId ?? null,
+      controllerId: res.controllerId ?? -1,
+      brokers,
+      topics: res.topics.map((t) => {
+        if (t.errorCode !== ERROR_CODES.NONE) {
+          const what = t.errorCode === ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION
+            ? `Topic "${t.name}" does not exist`
+            : `Cannot describe topic "${t.name}"`;
+          throw new AdminError(
+            t.errorCode === ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION
+              ? what
+              : `${what}: ${describeError(t.errorCode)}`,
+            t.errorCode,
+          );
+        }
+        return {
+          name: t.name ?? "",
+          topicId: t.topicId ?? ZERO_UUID,
+          partitions: t.partitions.map((p) => ({
+            partition: p.partitionIndex,
+            leader: p.leaderId,
+            leaderEpoch: p.leaderEpoch ?? -1,
+            replicas: p.replicaNodes,
+            isr: p.isrNodes,
+            errorCode: p.errorCode,
+          })).sort((a, b) => a.partition - b.partition),
+        };
+      }).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    };
+  }
+
+  /** Creates a topic; `partitions` -1 takes the broker's default. */
+  async createTopic(
+    name: string,
+    partitions: number,
+    configs: Record<string, string>,
+    options: { validateOnly?: boolean } = {},
+  ): Promise<{ topicId: string; partitions: number }> {
+    const schema = API_SCHEMAS[19];
+    const version = this.version(schema, partitions === -1 ? 4 : 0);
+    const res = await this.#send(this.#bootstrap, schema, version, {
+      topics: [{
+        name,
+        numPartitions: partitions,
+        replicationFactor: version >= 4 ? -1 : 1,
+        assignments: [],
+        configs: Object.entries(configs).map(([k, v]) => ({ name: k, value: v })),
+      }],
+      timeoutMs: this.#timeoutMs,
+      validateOnly: options.validateOnly ?? false,
+    });
+    const t = res.topics[0];
+    check(t.errorCode, t.errorMessage, `Cannot create topic "${name}"`);
+    return { topicId: t.topicId ?? ZERO_UUID, partitions: t.numPartitions ?? partitions };
+  }
+
+  /** Deletes a topic by name. */
+  async deleteTopic(name: string): Promise<void> {
+    const schema = API_SCHEMAS[20];
+    const version = this.version(schema);
+    const res = await this.#send(this.#bootstrap, schema, version, {
+      topicNames: [name],
+      topics: [{ name, topicId: ZERO_UUID }],
+      timeoutMs: this.#timeoutMs,
+    });
+    const r = res.responses[0];
+    if (r.errorCode === ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION) {
+      throw new AdminError(`Topic "${name}" does not exist`, r.errorCode);
+    }
+    check(r.errorCode, r.errorMessage, `Cannot delete topic "${name}"`);
+  }
+
+  /** Grows a topic to `count` partitions. */
+  async createPartitions(name: string, count: number): Promise<void> {
+    const schema = API_SCHEMAS[37];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema), {
+      topics: [{ name, count, assignments: null }],
+      timeoutMs: this.#timeoutMs,
+      validateOnly: false,
+    });
+    const r = res.results[0];
+    if (r.errorCode === ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION) {
+      throw new AdminError(`Topic "${name}" does not exist`, r.errorCode);
+    }
+    check(r.errorCode, r.errorMessage, `Cannot add partitions to "${name}"`);
+  }
+
+  /** Every config entry of each topic, by topic name. */
+  async describeTopicConfigs(names: string[]): Promise<Map<string, ConfigEntry[]>> {
+    const out = new Map<string, ConfigEntry[]>();
+    if (names.length === 0) return out;
+    const schema = API_SCHEMAS[32];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema), {
+      resources: names.map((name) => ({
+        resourceType: TOPIC_RESOURCE,
+        resourceName: name,
+        configurationKeys: null,
+      })),
+      includeSynonyms: false,
+      includeDocumentation: false,
+    });
+    for (const r of res.results) {
+      check(r.errorCode, r.errorMessage, `Cannot describe the configs of "${r.resourceName}"`);
+      out.set(
+        r.resourceName,
+        r.configs.map((c) => ({
+          name: c.name,
+          value: c.value,
+          source: c.configSource !== undefined
+            ? (CONFIG_SOURCES[c.configSource] ?? "UNKNOWN")
+            : (c.isDefault ? "DEFAULT_CONFIG" : "DYNAMIC_TOPIC_CONFIG"),
+          readOnly: c.readOnly,
+          sensitive: c.isSensitive,
+        })).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+      );
+    }
+    return out;
+  }
+
+  /**
+   * Sets and removes topic config overrides, keeping the others
+   * (IncrementalAlterConfigs; brokers without it get a describe and a
+   * whole-set AlterConfigs).
+   */
+  async alterTopicConfigs(
+    name: string,
+    set: Record<string, string>,
+    remove: string[] = [],
+  ): Promise<void> {
+    if (this.supports(44)) {
+      const schema = API_SCHEMAS[44];
+      const res = await this.#send(this.#bootstrap, schema, this.version(schema), {
+        resources: [{
+          resourceType: TOPIC_RESOURCE,
+          resourceName: name,
+          configs: [
+            ...Object.entries(set).map(([k, v]) => ({
+              name: k,
+              configOperation: CONFIG_SET,
+              value: v,
+            })),
+            ...remove.map((k) => ({ name: k, configOperation: CONFIG_DELETE, value: null })),
+          ],
+        }],
+        validateOnly: false,
+      });
+      const r = res.responses[0];
+      check(r.errorCode, r.errorMessage, `Cannot alter the configs of "${name}"`);
+      return;
+    }
+    const current = (await this.describeTopicConfigs([name])).get(name) ?? [];
+    const configs: Record<string, string> = {};
+    for (const c of current) {
+      if (c.source === "DYNAMIC_TOPIC_CONFIG" && c.value !== null) configs[c.name] = c.value;
+    }
+    for (const k of remove) delete configs[k];
+    Object.assign(configs, set);
+    const schema = API_SCHEMAS[33];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema), {
+      resources: [{
+        resourceType: TOPIC_RESOURCE,
+        resourceName: name,
+        configs: Object.entries(configs).map(([k, v]) => ({ name: k, value: v })),
+      }],
+      validateOnly: false,
+    });
+    const r = res.responses[0];
+    check(r.errorCode, r.errorMessage, `Cannot alter the configs of "${name}"`);
+  }
+
+  /** Partitions, leaders, earliest and latest offsets, and configs of each topic. */
+  async describeTopics(names: string[] | null): Promise<TopicDescription[]> {
+    const cluster = await this.metadata(names);
+    // A partition without a leader right now has no offsets to report (-1), not a failure.
+    const refs = cluster.topics.flatMap((t) =>
+      t.partitions.filter((p) => p.leader >= 0).map((p) => ({
+        topic: t.name,
+        partition: p.partition,
+      }))
+    );
+    const [earliest, latest, configs] = await Promise.all([
+      this.listOffsets(refs, "earliest", cluster),
+      this.listOffsets(refs, "latest", cluster),
+      this.describeTopicConfigs(cluster.topics.map((t) => t.name)),
+    ]);
+    return cluster.topics.map((t) => ({
+      name: t.name,
+      topicId: t.topicId,
+      partitions: t.partitions.map((p) => ({
+        ...p,
+        earliestOffset: earliest.get(`${t.name}/${p.partition}`) ?? -1,
+        latestOffset: latest.get(`${t.name}/${p.partition}`) ?? -1,
+      })),
+      configs: configs.get(t.name) ?? [],
+    }));
+  }
+
+  /**
+   * Offsets by `topic/partition`, each asked of its partition's leader. A
+   * timestamp with no record at or after it maps to -1.
+   */
+  async listOffsets(
+    refs: TopicPartitionRef[],
+    spec: OffsetSpec,
+    cluster?: ClusterInfo,
+  ): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (refs.length === 0) return out;
+    const topics = [...new Set(refs.map((r) => r.topic))];
+    const known = cluster ?? await this.metadata(topics);
+    const leaders = new Map<string, number>();
+    for (const t of known.topics) {
+      for (const p of t.partitions) leaders.set(`${t.name}/${p.partition}`, p.leader);
+    }
+    const byLeader = new Map<number, TopicPartitionRef[]>();
+    for (const ref of refs) {
+      const leader = leaders.get(`${ref.topic}/${ref.partition}`);
+      if (leader === undefined) {
+        throw new AdminError(`Partition ${ref.partition} of topic "${ref.topic}" does not exist`);
+      }
+      if (leader < 0) {
+        throw new AdminError(
+          `Partition ${ref.partition} of topic "${ref.topic}" has no leader; retry`,
+        );
+      }
+      byLeader.set(leader, [...(byLeader.get(leader) ?? []), ref]);
+    }
+    const timestamp = spec === "earliest" ? -2 : spec === "latest" ? -1 : spec.timestamp;
+    const schema = API_SCHEMAS[2];
+    const version = this.version(schema, 1);
+    await Promise.all([...byLeader].map(async ([leader, group]) => {
+      const conn = await this.#connectionTo(leader);
+      const byTopic = new Map<string, number[]>();
+      for (const r of group) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r.partition]);
+      const res = await this.#send(conn, schema, version, {
+        replicaId: -1,
+        isolationLevel: 0,
+        topics: [...byTopic].map(([name, partitions]) => ({
+          name,
+          partitions: partitions.map((p) => ({
+            partitionIndex: p,
+            currentLeaderEpoch: -1,
+            timestamp,
+            maxNumOffsets: 1,
+          })),
+        })),
+        timeoutMs: this.#timeoutMs,
+      });
+      for (const t of res.topics) {
+        for (const p of t.partitions) {
+          check(
+            p.errorCode,
+            null,
+            `Cannot list offsets of partition ${p.partitionIndex} of "${t.name}"`,
+          );
+          out.set(`${t.name}/${p.partitionIndex}`, p.offset ?? -1);
+        }
+      }
+    }));
+    return out;
+  }
+
+  // ---- consumer groups --------------------------------------------------------------
+
+  /** Every group on every broker, optionally only those in `states` (case-insensitive). */
+  async listGroups(states: string[] = []): Promise<GroupListing[]> {
+    const cluster = await this.metadata([]);
+    const schema = API_SCHEMAS[16];
+    const version = this.version(schema);
+    const wanted = new Set(states.map((s) => s.toLowerCase()));
+    const all = new Map<string, GroupListing>();
+    const listOn = async (nodeId: number) => {
+      const conn = await this.#connectionTo(nodeId);
+      for (let attempt = 0;; attempt++) {
+        const res = await this.#send(conn, schema, version, {
+          statesFilter: version >= 4 ? states : [],
+          typesFilter: [],
+        });
+        // A coordinator still loading its groups answers COORDINATOR_LOAD_IN_PROGRESS.
+        if (
+          !COORDINATOR_NOT_READY_CODES.has(res.errorCode) || attempt >= COORDINATOR_ATTEMPTS_MAX
+        ) {
+          check(res.errorCode, null, `Cannot list groups on broker ${nodeId}`);
+          return res.groups;
+        }
+        await new Promise((r) => setTimeout(r, COORDINATOR_RETRY_MS));
+      }
+    };
+    await Promise.all(cluster.brokers.map(async (b) => {
+      for (const g of await listOn(b.nodeId)) {
+        all.set(g.groupId, {
+          groupId: g.groupId,
+          state: g.groupState ?? "",
+          protocolType: g.protocolType,
+        });
+      }
+    }));
+    let groups = [...all.values()];
+    if (groups.some((g) => g.state === "")) {
+      // Brokers before ListGroups v4 do not say the state: describe to learn it.
+      for (const g of groups) {
+        if (g.state === "") g.state = (await this.describeGroup(g.groupId)).state;
+      }
+    }
+    if (wanted.size > 0) groups = groups.filter((g) => wanted.has(g.state.toLowerCase()));
+    return groups.sort((a, b) => a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0);
+  }
+
+  /**
+   * Runs `fn` against the coordinator of `group`, finding it again and
+   * retrying (bounded) while it is loading or has moved: what Kafka's admin
+   * client does, and what a broker that just created its offsets topic needs.
+   */
+  async #withCoordinator<T>(
+    group: string,
+    what: string,
+    fn: (c: { nodeId: number; conn: KafkaConnection }) => Promise<T>,
+  ): Promise<T> {
+    let last = "";
+    for (let attempt = 0; attempt < COORDINATOR_ATTEMPTS_MAX; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, COORDINATOR_RETRY_MS));
+      try {
+        return await fn(await this.#coordinator(group));
+      } catch (err) {
+        if (!(err instanceof CoordinatorNotReady)) throw err;
+        last = err.message;
+      }
+    }
+    throw new AdminError(`${what}: ${last}; the group coordinator is not ready, retry later`);
+  }
+
+  /** The broker coordinating `group` (throws CoordinatorNotReady while there is none). */
+  async #coordinator(group: string): Promise<{ nodeId: number; conn: KafkaConnection }> {
+    const schema = API_SCHEMAS[10];
+    const version = this.version(schema);
+    const res = await this.#send(this.#bootstrap, schema, version, {
+      key: group,
+      keyType: 0,
+      coordinatorKeys: [group],
+    });
+    const c = version >= 4 ? res.coordinators![0] : {
+      nodeId: res.nodeId!,
+      host: res.host!,
+      port: res.port!,
+      errorCode: res.errorCode!,
+      errorMessage: res.errorMessage ?? null,
+    };
+    checkCoordinator(c.errorCode, c.errorMessage);
+    check(c.errorCode, c.errorMessage, `Cannot find the coordinator of group "${group}"`);
+    this.#brokers.set(c.nodeId, { nodeId: c.nodeId, host: c.host, port: c.port, rack: null });
+    return { nodeId: c.nodeId, conn: await this.#connectionTo(c.nodeId) };
+  }
+
+  /** The group's state, protocol and members with their assignments. */
+  describeGroup(group: string): Promise<GroupDescription> {
+    const what = `Cannot describe group "${group}"`;
+    return this.#withCoordinator(group, what, async ({ nodeId, conn }) => {
+      const schema = API_SCHEMAS[15];
+      const res = await this.#send(conn, schema, this.version(schema), {
+        groups: [group],
+        includeAuthorizedOperations: false,
+      });
+      const g = res.groups[0];
+      checkCoordinator(g.errorCode, null);
+      check(g.errorCode, null, what);
+      return {
+        groupId: g.groupId,
+        state: g.groupState,
+        protocolType: g.protocolType,
+        protocol: g.protocolData,
+        coordinator: nodeId,
+        members: g.members.map((m) => ({
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId ?? null,
+          clientId: m.clientId,
+          clientHost: m.clientHost,
+          assignment: g.protocolType === "consumer"
+            ? parseConsumerAssignment(m.memberAssignment)
+            : [],
+        })),
+      };
+    });
+  }
+
+  /** The group's committed offsets (partitions without one are left out). */
+  fetchOffsets(group: string): Promise<GroupOffset[]> {
+    const what = `Cannot fetch the offsets of group "${group}"`;
+    return this.#withCoordinator(group, what, async ({ conn }) => {
+      const schema = API_SCHEMAS[9];
+      const version = this.version(schema, 2);
+      const res = await this.#send(conn, schema, version, {
+        groupId: group,
+        topics: null,
+        groups: [{ groupId: group, memberId: null, memberEpoch: -1, topics: null }],
+        requireStable: false,
+      });
+      const topics = version >= 8 ? res.groups![0].topics : res.topics!;
+      const errorCode = version >= 8 ? res.groups![0].errorCode : res.errorCode ?? 0;
+      checkCoordinator(errorCode, null);
+      check(errorCode, null, what);
+      const out: GroupOffset[] = [];
+      for (const t of topics) {
+        for (const p of t.partitions) {
+          checkCoordinator(p.errorCode, null);
+          check(p.errorCode, null, `${what} for "${t.name}-${p.partitionIndex}"`);
+          if (p.committedOffset < 0) continue;
+          out.push({
+            topic: t.name,
+            partition: p.partitionIndex,
+            offset: p.committedOffset,
+            metadata: p.metadata,
+          });
+        }
+      }
+      return out.sort((a, b) =>
+        a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition
+      );
+    });
+  }
+
+  /** Commits offsets for an empty group, as Kafka's tools do (generation -1, no member). */
+  commitOffsets(group: string, offsets: GroupOffset[]): Promise<void> {
+    const what = `Cannot commit offsets for group "${group}"`;
+    return this.#withCoordinator(group, what, async ({ conn }) => {
+      const schema = API_SCHEMAS[8];
+      const version = this.version(schema, 2);
+      const byTopic = new Map<string, GroupOffset[]>();
+      for (const o of offsets) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), o]);
+      const res = await this.#send(conn, schema, version, {
+        groupId: group,
+        generationIdOrMemberEpoch: -1,
+        memberId: "",
+        groupInstanceId: null,
+        retentionTimeMs: -1,
+        topics: [...byTopic].map(([name, list]) => ({
+          name,
+          partitions: list.map((o) => ({
+            partitionIndex: o.partition,
+            committedOffset: o.offset,
+            committedLeaderEpoch: -1,
+            commitTimestamp: -1,
+            committedMetadata: o.metadata ?? "",
+          })),
+        })),
+      });
+      for (const t of res.topics) {
+        for (const p of t.partitions) {
+          checkCoordinator(p.errorCode, null);
+          check(p.errorCode, null, `${what} on "${t.name}-${p.partitionIndex}"`);
+        }
+      }
+    });
+  }
+
+  /** Deletes an empty group and its committed offsets. */
+  deleteGroup(group: string): Promise<void> {
+    const what = `Cannot delete group "${group}"`;
+    return this.#withCoordinator(group, what, async ({ conn }) => {
+      const schema = API_SCHEMAS[42];
+      const res = await this.#send(conn, schema, this.version(schema), { groupsNames: [group] });
+      const r = res.results[0];
+      checkCoordinator(r.errorCode, null);
+      if (r.errorCode === ERROR_CODES.GROUP_ID_NOT_FOUND) {
+        throw new AdminError(`Group "${group}" does not exist`, r.errorCode);
+      }
+      if (r.errorCode === ERROR_CODES.NON_EMPTY_GROUP) {
+        throw new AdminError(
+          `${what}: it has active members; stop its consumers first`,
+          r.errorCode,
+        );
+      }
+      check(r.errorCode, null, what);
+    });
+  }
+}
+
+/** The coordinator is loading, moving or not elected yet: find it again and retry. */
+class CoordinatorNotReady extends Error {
+  override name = "CoordinatorNotReady";
+}
+
+const COORDINATOR_NOT_READY_CODES: ReadonlySet<number> = new Set([
+  ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
+  ERROR_CODES.COORDINATOR_LOAD_IN_PROGRESS,
+  ERROR_CODES.NOT_COORDINATOR,
+]);
+
+function checkCoordinator(code: number, message: string | null): void {
+  if (COORDINATOR_NOT_READY_CODES.has(code)) {
+    throw new CoordinatorNotReady(describeError(code, message));
+  }
+}
+
+/** Rejects after `timeoutMs` (clearing its timer either way). */
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new AdminError(`${what} got no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
