@@ -11,8 +11,11 @@ import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 import type { ClusterMetadata, TopicRecord } from "../metadata/cluster_metadata.ts";
 import type { LogManager } from "../log/log_manager.ts";
+import { GroupCoordinator } from "../coordinator/group_coordinator.ts";
+import { ProducerIdManager } from "./producer_ids.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
+  TOPIC_CONFIGS,
   topicConfigValue,
   type TopicDefaults,
   topicNameProblem,
@@ -33,6 +36,8 @@ export interface BrokerSettings {
 
 /** Named limit: partitions a single topic may have. */
 export const MAX_PARTITIONS_PER_TOPIC = 100_000;
+/** Partitions whose objects a topic deletion removes at once. */
+export const DROP_PARTITIONS_CONCURRENCY = 16;
 
 export interface CreateTopicResult {
   errorCode: number;
@@ -48,6 +53,10 @@ export class Broker {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Consumer groups and committed offsets (lib/coordinator). */
+  readonly coordinator: GroupCoordinator;
+  /** Cluster-wide producer ids for idempotent producers (InitProducerId). */
+  readonly producerIds: ProducerIdManager;
   #clusterId = "";
   /**
    * Topic records by name, kept current by a metadata watch so the produce
@@ -63,6 +72,10 @@ export class Broker {
     clock: Clock;
     logger: Logger;
     metrics: Metrics;
+    /** Defaults to a coordinator with default settings over `metadata`. */
+    coordinator?: GroupCoordinator;
+    /** Defaults to blocks of PRODUCER_ID_BLOCK_SIZE ids from `metadata`. */
+    producerIds?: ProducerIdManager;
   }) {
     this.settings = deps.settings;
     this.metadata = deps.metadata;
@@ -70,6 +83,13 @@ export class Broker {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
+    this.coordinator = deps.coordinator ?? new GroupCoordinator({
+      metadata: deps.metadata,
+      clock: deps.clock,
+      logger: deps.logger,
+      metrics: deps.metrics,
+    });
+    this.producerIds = deps.producerIds ?? new ProducerIdManager({ metadata: deps.metadata });
   }
 
   async start(): Promise<void> {
@@ -210,6 +230,102 @@ export class Broker {
     const topic = await this.metadata.getTopic(name);
     this.logger.info("Created topic", { topic: name, partitions: count });
     return { errorCode: ERROR_CODES.NONE, errorMessage: null, topic };
+  }
+
+  /**
+   * Deletes a topic: marks it "deleting" (so produce, fetch and listings stop
+   * seeing it at once), deletes every partition's objects, then removes its
+   * metadata and every group's committed offsets for it. A deletion cut
+   * short by a failure leaves the topic "deleting"; deleting it again
+   * finishes the job. A topic recreated under the name starts empty.
+   */
+  async deleteTopic(name: string): Promise<void> {
+    const marked = await this.metadata.setTopicState(name, "deleting");
+    if (!marked) return;
+    this.#topics.set(name, marked);
+    for (let from = 0; from < marked.partitions; from += DROP_PARTITIONS_CONCURRENCY) {
+      const to = Math.min(marked.partitions, from + DROP_PARTITIONS_CONCURRENCY);
+      const drops = [];
+      for (let p = from; p < to; p++) drops.push(this.logs.dropPartition(name, p));
+      await Promise.all(drops);
+    }
+    await this.metadata.deleteTopicMetadata(name);
+    this.#topics.delete(name);
+    this.logger.info("Deleted topic", { topic: name, partitions: marked.partitions });
+  }
+
+  /** Grows an active topic to `count` partitions (CreatePartitions). */
+  async createPartitions(
+    name: string,
+    count: number,
+    validateOnly: boolean,
+  ): Promise<{ errorCode: number; errorMessage: string | null }> {
+    const topic = await this.metadata.getTopic(name);
+    if (!topic || topic.state !== "active") {
+      return { errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: null };
+    }
+    if (!Number.isInteger(count) || count <= topic.partitions || count > MAX_PARTITIONS_PER_TOPIC) {
+      return {
+        errorCode: ERROR_CODES.INVALID_PARTITIONS,
+        errorMessage: count <= topic.partitions
+          ? `Topic "${name}" has ${topic.partitions} partitions; the new count must be higher, ` +
+            `got ${count}`
+          : `Number of partitions must be at most ${MAX_PARTITIONS_PER_TOPIC}, got ${count}`,
+      };
+    }
+    if (validateOnly) return { errorCode: ERROR_CODES.NONE, errorMessage: null };
+    const outcome = await this.metadata.addPartitions(name, count);
+    if (outcome === "not-found") {
+      return { errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: null };
+    }
+    if (outcome === "invalid-count") {
+      return {
+        errorCode: ERROR_CODES.INVALID_PARTITIONS,
+        errorMessage: `Topic "${name}" already has ${count} or more partitions`,
+      };
+    }
+    this.#topics.set(name, outcome);
+    this.logger.info("Added partitions", { topic: name, partitions: count });
+    return { errorCode: ERROR_CODES.NONE, errorMessage: null };
+  }
+
+  /**
+   * Changes an active topic's config overrides: `null` removes a key; with
+   * `replace` the overrides become exactly the non-null `changes`
+   * (AlterConfigs). Every key must be on the whitelist (INVALID_CONFIG names
+   * the first that is not).
+   */
+  async alterTopicConfigs(
+    name: string,
+    changes: Record<string, string | null>,
+    options: { replace: boolean; validateOnly: boolean },
+  ): Promise<{ errorCode: number; errorMessage: string | null }> {
+    const unknown = Object.keys(changes).find((k) =>
+      !TOPIC_CONFIGS.some((c) => c.name === k && c.alterable)
+    );
+    if (unknown !== undefined) {
+      return {
+        errorCode: ERROR_CODES.INVALID_CONFIG,
+        errorMessage: `Unsupported topic config "${unknown}"; supported: ` +
+          TOPIC_CONFIGS.filter((c) => c.alterable).map((c) => c.name).join(", "),
+      };
+    }
+    const set: Record<string, string> = {};
+    for (const [k, v] of Object.entries(changes)) if (v !== null) set[k] = v;
+    const problem = validateTopicConfigs(set);
+    if (problem) return { errorCode: ERROR_CODES.INVALID_CONFIG, errorMessage: problem };
+    const topic = await this.metadata.getTopic(name);
+    if (!topic || topic.state !== "active") {
+      return { errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: null };
+    }
+    if (options.validateOnly) return { errorCode: ERROR_CODES.NONE, errorMessage: null };
+    const updated = await this.metadata.updateTopicConfigs(name, changes, {
+      replace: options.replace,
+    });
+    if (!updated) return { errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: null };
+    this.#topics.set(name, updated);
+    this.logger.info("Altered topic configs", { topic: name, configs: JSON.stringify(changes) });
+    return { errorCode: ERROR_CODES.NONE, errorMessage: null };
   }
 }
 

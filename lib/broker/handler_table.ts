@@ -11,6 +11,24 @@ import { LIST_OFFSETS_HANDLER } from "./list_offsets.ts";
 import { METADATA_HANDLER } from "./metadata.ts";
 import { SASL_HANDSHAKE_HANDLER } from "./sasl_handshake.ts";
 import { CREATE_TOPICS_HANDLER } from "./create_topics.ts";
+import { DELETE_TOPICS_HANDLER } from "./delete_topics.ts";
+import { CREATE_PARTITIONS_HANDLER } from "./create_partitions.ts";
+import { DESCRIBE_CONFIGS_HANDLER } from "./describe_configs.ts";
+import { ALTER_CONFIGS_HANDLER } from "./alter_configs.ts";
+import { INCREMENTAL_ALTER_CONFIGS_HANDLER } from "./incremental_alter_configs.ts";
+import { OFFSET_FOR_LEADER_EPOCH_HANDLER } from "./offset_for_leader_epoch.ts";
+import { DESCRIBE_CLUSTER_HANDLER } from "./describe_cluster.ts";
+import { FIND_COORDINATOR_HANDLER } from "./find_coordinator.ts";
+import { JOIN_GROUP_HANDLER } from "./join_group.ts";
+import { SYNC_GROUP_HANDLER } from "./sync_group.ts";
+import { HEARTBEAT_HANDLER } from "./heartbeat.ts";
+import { LEAVE_GROUP_HANDLER } from "./leave_group.ts";
+import { OFFSET_COMMIT_HANDLER } from "./offset_commit.ts";
+import { OFFSET_FETCH_HANDLER } from "./offset_fetch.ts";
+import { DESCRIBE_GROUPS_HANDLER } from "./describe_groups.ts";
+import { LIST_GROUPS_HANDLER } from "./list_groups.ts";
+import { DELETE_GROUPS_HANDLER } from "./delete_groups.ts";
+import { INIT_PRODUCER_ID_HANDLER } from "./init_producer_id.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();
@@ -26,6 +44,24 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(SASL_HANDSHAKE_HANDLER);
   add(apiVersionsHandler(() => table));
   add(CREATE_TOPICS_HANDLER);
+  add(DELETE_TOPICS_HANDLER);
+  add(CREATE_PARTITIONS_HANDLER);
+  add(DESCRIBE_CONFIGS_HANDLER);
+  add(ALTER_CONFIGS_HANDLER);
+  add(INCREMENTAL_ALTER_CONFIGS_HANDLER);
+  add(OFFSET_FOR_LEADER_EPOCH_HANDLER);
+  add(DESCRIBE_CLUSTER_HANDLER);
+  add(FIND_COORDINATOR_HANDLER);
+  add(JOIN_GROUP_HANDLER);
+  add(SYNC_GROUP_HANDLER);
+  add(HEARTBEAT_HANDLER);
+  add(LEAVE_GROUP_HANDLER);
+  add(OFFSET_COMMIT_HANDLER);
+  add(OFFSET_FETCH_HANDLER);
+  add(DESCRIBE_GROUPS_HANDLER);
+  add(LIST_GROUPS_HANDLER);
+  add(DELETE_GROUPS_HANDLER);
+  add(INIT_PRODUCER_ID_HANDLER);
   return table;
 }
 

@@ -3,6 +3,9 @@
  * store, log manager, broker, Kafka listener and HTTP health/metrics — so
  * `kafscale serve` and the tests start exactly the same thing with
  * different stores behind it.
+ *
+ * The node registers itself on its session lease (broker_registrar.ts), so
+ * brokers sharing one metadata store know each other's addresses.
  */
 import type { Clock } from "../util/clock.ts";
 import type { Logger } from "../util/logger.ts";
@@ -11,11 +14,14 @@ import type { ObjectStore } from "../storage/object_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { ClusterMetadata } from "../metadata/cluster_metadata.ts";
 import { LogManager } from "../log/log_manager.ts";
+import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
+import { GroupCoordinator, type GroupCoordinatorConfig } from "../coordinator/group_coordinator.ts";
 import { Dispatcher } from "../broker/dispatcher.ts";
 import { HANDLERS } from "../broker/handler_table.ts";
 import { KafkaServer } from "../server/kafka_server.ts";
-import { startHttpServer } from "../control/http_server.ts";
+import { type HealthCheck, startHttpServer } from "../control/http_server.ts";
+import { BrokerRegistrar } from "./broker_registrar.ts";
 import { advertisedAddress, type ServeConfig } from "./serve_config.ts";
 
 /** Requests read ahead per connection before reading pauses. */
@@ -24,6 +30,8 @@ const MAX_IN_FLIGHT_REQUESTS = 64;
 const LEASE_TTL_MS = 10_000;
 /** Sparse index density: one entry per this many messages. */
 const INDEX_INTERVAL_MESSAGES = 100;
+/** How often the broker registration is checked against the current session lease. */
+const REGISTRATION_CHECK_MS = Math.floor(LEASE_TTL_MS / 3);
 
 export interface NodeDeps {
   config: ServeConfig;
@@ -31,6 +39,15 @@ export interface NodeDeps {
   metadataStore: MetadataStore;
   clock: Clock;
   logger: Logger;
+  /** Group coordinator settings (Kafka's group.* broker configs); defaults otherwise. */
+  coordinatorConfig?: Partial<GroupCoordinatorConfig>;
+  /**
+   * Dependency checks for `/healthz` and `/readyz` (default: a read of each
+   * store); the HTTP server gives each a deadline.
+   */
+  healthChecks?: HealthCheck[];
+  /** How often retention runs (Kafka's log.retention.check.interval.ms; default 5 min). */
+  retentionCheckIntervalMs?: number;
 }
 
 export interface RunningNode {
@@ -38,6 +55,8 @@ export interface RunningNode {
   kafkaAddress: Deno.NetAddr;
   httpAddress: Deno.NetAddr;
   metrics: Metrics;
+  /** The background retention task (`runOnce()` runs a pass now). */
+  retention: RetentionTask;
   /** Graceful stop: no new requests, in-flight ones answered, pending data flushed. */
   stop(): Promise<void>;
 }
@@ -60,10 +79,18 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       cacheBytesMax: config.cacheBytes,
       indexIntervalMessages: INDEX_INTERVAL_MESSAGES,
       leaseTtlMs: LEASE_TTL_MS,
+      producerIdExpirationMs: config.producerIdExpirationMs,
     },
   });
   await logs.start();
   const initial = advertisedAddress(config, config.listen.port);
+  const coordinator = new GroupCoordinator({
+    metadata,
+    clock,
+    logger,
+    metrics,
+    config: deps.coordinatorConfig,
+  });
   const broker = new Broker({
     settings: {
       nodeId: config.brokerId,
@@ -80,6 +107,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     clock,
     logger,
     metrics,
+    coordinator,
   });
   try {
     await broker.start();
@@ -110,6 +138,31 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   const advertised = advertisedAddress(config, kafkaAddress.port);
   broker.settings.host = advertised.host;
   broker.settings.port = advertised.port;
+  // Other brokers sharing the metadata store send clients here (Metadata).
+  const registrar = new BrokerRegistrar({
+    metadata,
+    session: logs,
+    clock,
+    logger,
+    registration: {
+      brokerId: config.brokerId,
+      host: advertised.host,
+      port: advertised.port,
+      rack: null,
+      startedMs: clock.now(),
+    },
+    checkIntervalMs: REGISTRATION_CHECK_MS,
+  });
+  try {
+    await registrar.start();
+  } catch (err) {
+    await server.stop(0);
+    broker.stop();
+    await logs.close();
+    throw new Error(
+      `Cannot register broker ${config.brokerId} in the metadata store: ${(err as Error).message}`,
+    );
+  }
 
   let ready = false;
   let http;
@@ -120,7 +173,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       metrics,
       logger,
       isReady: () => ready,
-      checks: [
+      checks: deps.healthChecks ?? [
         {
           name: "metadata",
           check: async () => (await metadataStore.get("/kafscale/cluster/id"), null),
@@ -133,6 +186,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     });
   } catch (err) {
     await server.stop(0);
+    await registrar.stop();
     await logs.close();
     throw new Error(
       `Cannot listen on "${config.httpListen.host}:${config.httpListen.port}" (HTTP): ${
@@ -140,16 +194,37 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       }`,
     );
   }
+  const retention = new RetentionTask({
+    logs,
+    metadata,
+    clock,
+    logger,
+    brokerId: config.brokerId,
+    intervalMs: deps.retentionCheckIntervalMs,
+    policyFor: (topic) => ({
+      retentionMs: Number(broker.topicConfig(topic, "retention.ms")),
+      retentionBytes: Number(broker.topicConfig(topic, "retention.bytes")),
+    }),
+  });
+  retention.start();
   ready = true;
   return {
     broker,
     kafkaAddress,
     httpAddress: http.addr,
     metrics,
+    retention,
     async stop() {
       ready = false;
-      await server.stop(config.shutdownTimeoutMs);
+      await retention.stop();
+      // The listener stops reading first; then the coordinator answers the JoinGroup and
+      // SyncGroup requests it holds (NOT_COORDINATOR), so the drain does not wait for them.
+      const serverStopped = server.stop(config.shutdownTimeoutMs);
+      await coordinator.stop();
+      await serverStopped;
       broker.stop();
+      await registrar.stop();
+      // Revoking the session lease removes the registration too.
       await logs.close();
       await http.stop();
     },
