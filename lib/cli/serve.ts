@@ -3,13 +3,28 @@
  * health/metrics together, logs one "Broker ready" line, and stops
  * gracefully on SIGINT/SIGTERM (stop accepting, finish in-flight requests,
  * flush, exit 0).
+ *
+ * Stores: segments in S3 (`--s3-bucket`) or a local directory (`--data-dir`),
+ * metadata in etcd (`--etcd-endpoints`) or the embedded store under the data
+ * directory; the same log and coordinator code runs on any combination.
+ * Remote stores are checked at start (bucket reachable, conditional-put
+ * support probed, etcd answering a linearizable read): a missing or
+ * misconfigured one fails the start with one line naming the setting.
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { SystemClock } from "../util/clock.ts";
+import { type Clock, SystemClock } from "../util/clock.ts";
 import { ConsoleLogger, type Logger } from "../util/logger.ts";
+import type { ObjectStore } from "../storage/object_store.ts";
 import { LocalObjectStore } from "../storage/local_object_store.ts";
+import { S3ObjectStore, type S3ObjectStoreSettings } from "../storage/s3_object_store.ts";
+import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { EmbeddedMetadataStore } from "../metadata/embedded_metadata_store.ts";
+import {
+  EtcdMetadataStore,
+  type EtcdMetadataStoreSettings,
+} from "../metadata/etcd_metadata_store.ts";
+import type { HealthCheck } from "../control/http_server.ts";
 import { startNode } from "./node.ts";
 import {
   ConfigError,
@@ -18,6 +33,9 @@ import {
   SERVE_SETTINGS,
   type ServeConfig,
 } from "./serve_config.ts";
+
+/** Bound on one etcd health probe (`/healthz`, `/readyz`); below the HTTP check deadline. */
+const ETCD_HEALTH_TIMEOUT_MS = 1_500;
 
 export function serveHelp(): string {
   const rows = SERVE_SETTINGS.map((s) => {
@@ -103,35 +121,60 @@ export async function runServe(args: string[]): Promise<number> {
     return 0;
   }
   const logger = new ConsoleLogger(config.logLevel);
-  if (config.s3Bucket !== null || config.etcdEndpoints.length > 0) {
-    console.error(
-      'Cannot start: "--s3-bucket" and "--etcd-endpoints" are not available in this build yet; ' +
-        'use "--data-dir" (embedded mode)',
-    );
-    return 2;
-  }
   try {
-    return await serveEmbedded(config, logger);
+    return await serveNode(config, logger);
   } catch (err) {
-    console.error(`Cannot start: ${(err as Error).message}`);
+    console.error(startFailureLine(err));
     return 1;
   }
 }
 
-async function serveEmbedded(config: ServeConfig, logger: Logger): Promise<number> {
-  await Deno.mkdir(config.dataDir, { recursive: true });
-  const objectStore = new LocalObjectStore(config.dataDir);
-  await objectStore.cleanupTempFiles();
+/** One line: "Cannot start: …", without a doubled prefix or the SDKs' multi-line details. */
+function startFailureLine(err: unknown): string {
+  const message = (err instanceof Error ? err.message : String(err))
+    .replace(/\s*\n\s*/g, " ")
+    .replace(/^Cannot start: /, "");
+  return `Cannot start: ${message}`;
+}
+
+/**
+ * A store's start-up check as a health check: null when it passes, else its reason (the
+ * checks word their errors for start-up; a running broker is not starting).
+ */
+async function healthOf(check: () => Promise<void>): Promise<string | null> {
+  try {
+    await check();
+    return null;
+  } catch (err) {
+    return (err instanceof Error ? err.message : String(err)).replace(/^Cannot start: /, "");
+  }
+}
+
+/** The stores behind the node: S3 or a local directory, etcd or the embedded store. */
+interface Stores {
+  objectStore: ObjectStore;
+  metadataStore: MetadataStore;
+  healthChecks: HealthCheck[];
+  /** For the ready line. */
+  describe: Record<string, string>;
+  close(): Promise<void>;
+}
+
+async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
   const clock = new SystemClock();
-  const metadataStore = await EmbeddedMetadataStore.open(join(config.dataDir, ".metadata"), {
-    clock,
-    logger,
-  });
+  const stores = await openStores(config, clock, logger);
   let node;
   try {
-    node = await startNode({ config, objectStore, metadataStore, clock, logger });
+    node = await startNode({
+      config,
+      objectStore: stores.objectStore,
+      metadataStore: stores.metadataStore,
+      healthChecks: stores.healthChecks,
+      clock,
+      logger,
+    });
   } catch (err) {
-    await metadataStore.close();
+    await stores.close();
     throw err;
   }
   const { kafkaAddress, httpAddress, broker } = node;
@@ -140,16 +183,168 @@ async function serveEmbedded(config: ServeConfig, logger: Logger): Promise<numbe
     http: `${httpAddress.hostname}:${httpAddress.port}`,
     advertised: `${broker.settings.host}:${broker.settings.port}`,
     node: config.brokerId,
-    data: config.dataDir,
+    ...stores.describe,
     ready_ms: Math.round(performance.now()),
   });
   const signal = await waitForStopSignal();
   logger.info("Stopping", { signal });
   await node.stop();
-  await metadataStore.close();
-  await objectStore.close();
+  await stores.close();
   logger.info("Stopped");
   return 0;
+}
+
+async function openStores(config: ServeConfig, clock: Clock, logger: Logger): Promise<Stores> {
+  // Metadata first: opening it logs nothing, so a failed start prints exactly one line.
+  const metadata = await openMetadataStore(config, clock, logger);
+  let objects;
+  try {
+    objects = await openObjectStore(config, clock, logger);
+  } catch (err) {
+    await metadata.store.close();
+    throw err;
+  }
+  return {
+    objectStore: objects.store,
+    metadataStore: metadata.store,
+    healthChecks: [metadata.check, objects.check],
+    describe: { ...objects.describe, ...metadata.describe },
+    async close() {
+      await metadata.store.close();
+      await objects.store.close();
+    },
+  };
+}
+
+interface Opened<T> {
+  store: T;
+  check: HealthCheck;
+  describe: Record<string, string>;
+}
+
+async function openObjectStore(
+  config: ServeConfig,
+  clock: Clock,
+  logger: Logger,
+): Promise<Opened<ObjectStore>> {
+  if (config.s3Bucket === null) {
+    await Deno.mkdir(config.dataDir, { recursive: true });
+    const store = new LocalObjectStore(config.dataDir);
+    await store.cleanupTempFiles();
+    return {
+      store,
+      check: {
+        name: "objects",
+        check: async () => (await store.list(`${config.namespace}/`), null),
+      },
+      describe: { data: config.dataDir },
+    };
+  }
+  const settings: S3ObjectStoreSettings = {
+    bucket: config.s3Bucket,
+    region: config.s3Region,
+    forcePathStyle: config.s3PathStyle,
+    conditionalPut: config.s3ConditionalPut,
+    requestTimeoutMs: config.s3RequestTimeoutMs,
+  };
+  if (config.s3Endpoint !== null) settings.endpoint = config.s3Endpoint;
+  if (config.s3KmsArn !== null) settings.kmsKeyId = config.s3KmsArn;
+  if (config.s3AccessKey !== null && config.s3SecretKey !== null) {
+    settings.credentials = {
+      accessKeyId: config.s3AccessKey,
+      secretAccessKey: config.s3SecretKey,
+      ...(config.s3SessionToken === null ? {} : { sessionToken: config.s3SessionToken }),
+    };
+  }
+  let store: S3ObjectStore;
+  try {
+    store = await S3ObjectStore.open(settings, { clock, logger });
+  } catch (err) {
+    throw new Error(withS3Settings(err), { cause: err });
+  }
+  return {
+    store,
+    check: { name: "s3", check: () => healthOf(() => store.checkBucket()) },
+    describe: {
+      objects: `s3://${config.s3Bucket}/${config.namespace}/`,
+      s3_endpoint: config.s3Endpoint ?? `aws:${config.s3Region}`,
+      conditional_put: String(store.supportsConditionalPut),
+    },
+  };
+}
+
+/** The etcd store's start-up message, plus the credential settings when those were refused. */
+function withEtcdSettings(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!/auth|password|permission|user name/i.test(message)) return message;
+  return `${message} (settings: ${settingNames(["etcd-username", "etcd-password"])})`;
+}
+
+function settingNames(names: string[]): string {
+  return names.map((n) => SERVE_SETTINGS.find((s) => s.name === n)!)
+    .map((s) => `"--${s.name}" / ${s.env}`)
+    .join(", ");
+}
+
+/** The S3 store's start-up message, plus the settings that decide what it complains about. */
+function withS3Settings(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const names = /does not exist/.test(message)
+    ? ["s3-bucket"]
+    : /access denied|credentials|403/i.test(message)
+    ? ["s3-access-key", "s3-secret-key"]
+    : /region|path-style/.test(message)
+    ? ["s3-region", "s3-path-style", "s3-endpoint"]
+    : ["s3-endpoint", "s3-bucket"];
+  return `${message} (settings: ${settingNames(names)})`;
+}
+
+async function openMetadataStore(
+  config: ServeConfig,
+  clock: Clock,
+  logger: Logger,
+): Promise<Opened<MetadataStore>> {
+  if (config.etcdEndpoints.length === 0) {
+    await Deno.mkdir(config.dataDir, { recursive: true });
+    const store = await EmbeddedMetadataStore.open(join(config.dataDir, ".metadata"), {
+      clock,
+      logger,
+    });
+    return {
+      store,
+      check: {
+        name: "metadata",
+        check: async () => (await store.get("/kafscale/cluster/id"), null),
+      },
+      describe: { metadata: join(config.dataDir, ".metadata") },
+    };
+  }
+  const settings: EtcdMetadataStoreSettings = { endpoints: config.etcdEndpoints };
+  if (config.etcdUsername !== null) {
+    settings.username = config.etcdUsername;
+    settings.password = config.etcdPassword ?? "";
+  }
+  if (config.etcdCaFile !== null || config.etcdCertFile !== null) {
+    settings.tls = {
+      ...(config.etcdCaFile === null ? {} : { caFile: config.etcdCaFile }),
+      ...(config.etcdCertFile === null ? {} : { certFile: config.etcdCertFile }),
+      ...(config.etcdKeyFile === null ? {} : { keyFile: config.etcdKeyFile }),
+    };
+  }
+  let store: EtcdMetadataStore;
+  try {
+    store = await EtcdMetadataStore.open(settings, { clock, logger });
+  } catch (err) {
+    throw new Error(withEtcdSettings(err), { cause: err });
+  }
+  return {
+    store,
+    check: {
+      name: "etcd",
+      check: () => healthOf(() => store.checkHealth(ETCD_HEALTH_TIMEOUT_MS)),
+    },
+    describe: { etcd: config.etcdEndpoints.join(",") },
+  };
 }
 
 function waitForStopSignal(): Promise<string> {

@@ -103,11 +103,91 @@ export const SERVE_SETTINGS = [
     help: "Use path-style S3 addressing",
   },
   {
+    name: "s3-access-key",
+    env: "KAFSCALE_S3_ACCESS_KEY",
+    kind: "string",
+    default: null,
+    help: "S3 access key id (default: the AWS SDK chain: AWS_ACCESS_KEY_ID, AWS_PROFILE, " +
+      "instance role)",
+  },
+  {
+    name: "s3-secret-key",
+    env: "KAFSCALE_S3_SECRET_KEY",
+    kind: "string",
+    default: null,
+    help: 'S3 secret access key (with "--s3-access-key")',
+  },
+  {
+    name: "s3-session-token",
+    env: "KAFSCALE_S3_SESSION_TOKEN",
+    kind: "string",
+    default: null,
+    help: 'S3 session token of temporary credentials (with "--s3-access-key")',
+  },
+  {
+    name: "s3-kms-arn",
+    env: "KAFSCALE_S3_KMS_ARN",
+    kind: "string",
+    default: null,
+    help: "KMS key for SSE-KMS encryption of every segment (default: the bucket's encryption)",
+  },
+  {
+    name: "s3-conditional-put",
+    env: "KAFSCALE_S3_CONDITIONAL_PUT",
+    kind: "string",
+    default: "auto",
+    help: 'Whether the store enforces "If-None-Match: *" on PUT: auto (probe at start), on or off',
+  },
+  {
+    name: "s3-request-timeout-ms",
+    env: "KAFSCALE_S3_REQUEST_TIMEOUT_MS",
+    kind: "int",
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    help: "Bound on one S3 request attempt (up to 4 attempts with backoff)",
+  },
+  {
     name: "etcd-endpoints",
     env: "KAFSCALE_ETCD_ENDPOINTS",
     kind: "string",
     default: null,
     help: "Comma-separated etcd URLs (instead of the embedded metadata store)",
+  },
+  {
+    name: "etcd-username",
+    env: "KAFSCALE_ETCD_USERNAME",
+    kind: "string",
+    default: null,
+    help: "etcd user (auth enabled)",
+  },
+  {
+    name: "etcd-password",
+    env: "KAFSCALE_ETCD_PASSWORD",
+    kind: "string",
+    default: null,
+    help: 'etcd password (with "--etcd-username")',
+  },
+  {
+    name: "etcd-ca-file",
+    env: "KAFSCALE_ETCD_CA_FILE",
+    kind: "string",
+    default: null,
+    help: "PEM CA bundle that signed etcd's certificate (https endpoints; default: system roots)",
+  },
+  {
+    name: "etcd-cert-file",
+    env: "KAFSCALE_ETCD_CERT_FILE",
+    kind: "string",
+    default: null,
+    help: 'PEM client certificate for etcd mutual TLS (with "--etcd-key-file")',
+  },
+  {
+    name: "etcd-key-file",
+    env: "KAFSCALE_ETCD_KEY_FILE",
+    kind: "string",
+    default: null,
+    help: 'PEM client key for etcd mutual TLS (with "--etcd-cert-file")',
   },
   {
     name: "segment-bytes",
@@ -190,6 +270,16 @@ export const SERVE_SETTINGS = [
     help: "Partitions of auto-created topics and of CreateTopics with -1",
   },
   {
+    name: "producer-id-expiration-ms",
+    env: "KAFSCALE_PRODUCER_ID_EXPIRATION_MS",
+    kind: "int",
+    default: 86_400_000,
+    min: 1_000,
+    max: 365 * 86_400_000,
+    help: "How long a partition remembers an idle idempotent producer's sequence numbers " +
+      "(Kafka's producer.id.expiration.ms); after that it must restart at sequence 0",
+  },
+  {
     name: "shutdown-timeout-ms",
     env: "KAFSCALE_SHUTDOWN_TIMEOUT_MS",
     kind: "int",
@@ -226,7 +316,18 @@ export interface ServeConfig {
   s3Endpoint: string | null;
   s3Region: string;
   s3PathStyle: boolean;
+  s3AccessKey: string | null;
+  s3SecretKey: string | null;
+  s3SessionToken: string | null;
+  s3KmsArn: string | null;
+  s3ConditionalPut: "auto" | "on" | "off";
+  s3RequestTimeoutMs: number;
   etcdEndpoints: string[];
+  etcdUsername: string | null;
+  etcdPassword: string | null;
+  etcdCaFile: string | null;
+  etcdCertFile: string | null;
+  etcdKeyFile: string | null;
   segmentBytes: number;
   flushIntervalMs: number;
   flushBytes: number;
@@ -236,6 +337,7 @@ export interface ServeConfig {
   messageMaxBytes: number;
   autoCreateTopics: boolean;
   defaultPartitions: number;
+  producerIdExpirationMs: number;
   shutdownTimeoutMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
@@ -370,19 +472,91 @@ function validate(cfg: ServeConfig): void {
       `"namespace" may only contain letters, digits, ".", "_" and "-", got "${cfg.namespace}"`,
     );
   }
-  if (cfg.s3Endpoint !== null) {
-    try {
-      new URL(cfg.s3Endpoint);
-    } catch {
-      throw new ConfigError(`"s3-endpoint" is not a URL: "${cfg.s3Endpoint}"`);
+  validateS3(cfg);
+  validateEtcd(cfg);
+}
+
+/** An http(s) URL, or null. */
+function httpUrl(text: string): URL | null {
+  try {
+    const url = new URL(text);
+    return url.protocol === "http:" || url.protocol === "https:" ? url : null;
+  } catch {
+    return null;
+  }
+}
+
+function validateS3(cfg: ServeConfig): void {
+  if (cfg.s3Endpoint !== null && httpUrl(cfg.s3Endpoint) === null) {
+    throw new ConfigError(
+      `"s3-endpoint" must be an http:// or https:// URL, got "${cfg.s3Endpoint}"`,
+    );
+  }
+  if (!["auto", "on", "off"].includes(cfg.s3ConditionalPut)) {
+    throw new ConfigError(
+      `"s3-conditional-put" must be auto, on or off, got "${cfg.s3ConditionalPut}"`,
+    );
+  }
+  if (cfg.s3Bucket === null) {
+    const stray = (
+      [
+        ["s3-endpoint", cfg.s3Endpoint !== null],
+        ["s3-path-style", cfg.s3PathStyle],
+        ["s3-access-key", cfg.s3AccessKey !== null],
+        ["s3-secret-key", cfg.s3SecretKey !== null],
+        ["s3-session-token", cfg.s3SessionToken !== null],
+        ["s3-kms-arn", cfg.s3KmsArn !== null],
+      ] as const
+    ).find(([, set]) => set);
+    if (stray) {
+      throw new ConfigError(
+        `"${stray[0]}" is set but "s3-bucket" is not; set "--s3-bucket" to keep segments in S3`,
+      );
     }
   }
-  for (const url of cfg.etcdEndpoints) {
-    try {
-      new URL(url);
-    } catch {
-      throw new ConfigError(`"etcd-endpoints" has an entry that is not a URL: "${url}"`);
+  if ((cfg.s3AccessKey === null) !== (cfg.s3SecretKey === null)) {
+    const [set, missing] = cfg.s3AccessKey === null
+      ? ["s3-secret-key", "s3-access-key"]
+      : ["s3-access-key", "s3-secret-key"];
+    throw new ConfigError(`"${set}" is set but "${missing}" is not; set both or neither`);
+  }
+  if (cfg.s3SessionToken !== null && cfg.s3AccessKey === null) {
+    throw new ConfigError(
+      '"s3-session-token" is set but "s3-access-key" and "s3-secret-key" are not',
+    );
+  }
+}
+
+function validateEtcd(cfg: ServeConfig): void {
+  for (const endpoint of cfg.etcdEndpoints) {
+    const url = httpUrl(endpoint);
+    if (url === null || url.port === "") {
+      throw new ConfigError(
+        `"etcd-endpoints" entries must look like "http://127.0.0.1:2379", got "${endpoint}"`,
+      );
     }
+  }
+  if (cfg.etcdEndpoints.length === 0) {
+    const stray = (
+      [
+        ["etcd-username", cfg.etcdUsername],
+        ["etcd-password", cfg.etcdPassword],
+        ["etcd-ca-file", cfg.etcdCaFile],
+        ["etcd-cert-file", cfg.etcdCertFile],
+        ["etcd-key-file", cfg.etcdKeyFile],
+      ] as const
+    ).find(([, value]) => value !== null);
+    if (stray) {
+      throw new ConfigError(
+        `"${stray[0]}" is set but "etcd-endpoints" is not; set "--etcd-endpoints" to use etcd`,
+      );
+    }
+  }
+  if (cfg.etcdPassword !== null && cfg.etcdUsername === null) {
+    throw new ConfigError('"etcd-password" is set but "etcd-username" is not');
+  }
+  if ((cfg.etcdCertFile === null) !== (cfg.etcdKeyFile === null)) {
+    throw new ConfigError('"etcd-cert-file" and "etcd-key-file" must be set together');
   }
 }
 

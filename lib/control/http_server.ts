@@ -1,14 +1,22 @@
 /**
- * HTTP health and metrics: `/healthz` (the process is up), `/readyz` (the
- * broker accepts Kafka requests and its stores answer), `/metrics`
- * (Prometheus text format).
+ * HTTP health and metrics:
+ * - `/healthz`: liveness. 200 while the process serves, whatever its dependencies do (a broker
+ *   whose object or metadata store is down stays up and recovers by itself, so it must not be
+ *   restarted); the body still shows each dependency's state (`status: "degraded"`).
+ * - `/readyz`: readiness. 200 only when the broker accepts Kafka requests and every dependency
+ *   answers; 503 otherwise, with the failing dependencies and why.
+ * - `/metrics`: Prometheus text format.
+ *
+ * Each dependency check runs with a deadline, and at most once at a time: probes that arrive
+ * while a check is in flight share its answer, so a hung store cannot pile up checks (which
+ * would take the store's request slots from the data path).
  */
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 
 export interface HealthCheck {
   name: string;
-  /** Resolves with `null` when healthy, or a short reason. */
+  /** Resolves with `null` when healthy, or a short reason; a rejection is a failure too. */
   check(): Promise<string | null>;
 }
 
@@ -19,44 +27,92 @@ export interface HttpServerOptions {
   logger: Logger;
   isReady: () => boolean;
   checks: HealthCheck[];
+  /** Per-check deadline (default `CHECK_TIMEOUT_MS`). */
+  checkTimeoutMs?: number;
 }
 
-/** Per-check deadline, so a hung dependency cannot hang the probe. */
-const CHECK_TIMEOUT_MS = 2_000;
+/** Default per-check deadline, so a hung dependency cannot hang the probe. */
+export const CHECK_TIMEOUT_MS = 2_000;
+/** Longest reason quoted per dependency in a health answer. */
+const REASON_CHARS_MAX = 500;
 
-async function runCheck(c: HealthCheck): Promise<string | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(`no answer within ${CHECK_TIMEOUT_MS} ms`), CHECK_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([c.check().catch((err) => String(err?.message ?? err)), timeout]);
-  } finally {
-    clearTimeout(timer);
+export interface HealthReport {
+  status: "ok" | "degraded" | "unavailable";
+  ready: boolean;
+  /** "ok", or why the dependency is unhealthy. */
+  dependencies: Record<string, string>;
+}
+
+/**
+ * Runs one check with a deadline. At most one run of the underlying check is in flight: callers
+ * that come while it runs (even past their deadline) wait on the same run.
+ */
+class SharedCheck {
+  readonly name: string;
+  readonly #check: HealthCheck;
+  readonly #timeoutMs: number;
+  #inFlight: Promise<string | null> | null = null;
+
+  constructor(check: HealthCheck, timeoutMs: number) {
+    this.name = check.name;
+    this.#check = check;
+    this.#timeoutMs = timeoutMs;
   }
+
+  async run(): Promise<string | null> {
+    this.#inFlight ??= Promise.resolve()
+      .then(() => this.#check.check())
+      .catch((err) => String(err?.message ?? err))
+      .finally(() => this.#inFlight = null);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(
+        () => resolve(`no answer within ${this.#timeoutMs} ms`),
+        this.#timeoutMs,
+      );
+    });
+    try {
+      const reason = await Promise.race([this.#inFlight, timeout]);
+      return reason === null ? null : oneLine(reason);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/\s*\n\s*/g, " ").trim();
+  return line.length > REASON_CHARS_MAX ? `${line.slice(0, REASON_CHARS_MAX)}...` : line;
 }
 
 export function startHttpServer(
   opts: HttpServerOptions,
 ): { addr: Deno.NetAddr; stop(): Promise<void> } {
+  const checks = opts.checks.map((c) =>
+    new SharedCheck(c, opts.checkTimeoutMs ?? CHECK_TIMEOUT_MS)
+  );
+  const report = async (): Promise<HealthReport> => {
+    const results = await Promise.all(
+      checks.map(async (c) => ({ name: c.name, error: await c.run() })),
+    );
+    const healthy = results.every((r) => r.error === null);
+    const ready = opts.isReady();
+    return {
+      status: !ready ? "unavailable" : healthy ? "ok" : "degraded",
+      ready,
+      dependencies: Object.fromEntries(results.map((r) => [r.name, r.error ?? "ok"])),
+    };
+  };
   const server = Deno.serve(
     { hostname: opts.hostname, port: opts.port, onListen: () => {} },
     async (req) => {
       const path = new URL(req.url).pathname;
-      if (path === "/healthz" || path === "/readyz") {
-        const results = await Promise.all(
-          opts.checks.map(async (c) => ({ name: c.name, error: await runCheck(c) })),
-        );
-        const ready = path === "/healthz" || opts.isReady();
-        const ok = ready && results.every((r) => r.error === null);
-        const body = {
-          status: ok ? "ok" : "unavailable",
-          ready: opts.isReady(),
-          dependencies: Object.fromEntries(
-            results.map((r) => [r.name, r.error === null ? "ok" : r.error]),
-          ),
-        };
-        return Response.json(body, { status: ok ? 200 : 503 });
+      if (path === "/healthz") {
+        return Response.json(await report(), { status: 200 });
+      }
+      if (path === "/readyz") {
+        const body = await report();
+        return Response.json(body, { status: body.status === "ok" ? 200 : 503 });
       }
       if (path === "/metrics") {
         return new Response(opts.metrics.render(), {

@@ -402,15 +402,22 @@ function delay(ms: number): Promise<void> {
 
 async function createBucket(endpoint: string, bucket: string): Promise<void> {
   const url = new URL(`${endpoint}/${bucket}`);
-  const headers = await signV4("PUT", url, new Uint8Array(0));
-  const response = await fetch(url, {
-    method: "PUT",
-    headers,
-    signal: AbortSignal.timeout(READY_TIMEOUT_MS),
-  });
-  const body = await response.text();
-  if (!response.ok && !body.includes("BucketAlreadyOwnedByYou")) {
-    throw new Error(`Cannot create the test bucket "${bucket}": HTTP ${response.status} ${body}`);
+  // MinIO answers its readiness probe before it serves bucket calls on a busy machine (503
+  // XMinioServerNotInitialized): retried until the start-up deadline.
+  const deadline = performance.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const headers = await signV4("PUT", url, new Uint8Array(0));
+    const response = await fetch(url, {
+      method: "PUT",
+      headers,
+      signal: AbortSignal.timeout(READY_TIMEOUT_MS),
+    });
+    const body = await response.text();
+    if (response.ok || body.includes("BucketAlreadyOwnedByYou")) return;
+    if (response.status !== 503 || performance.now() > deadline) {
+      throw new Error(`Cannot create the test bucket "${bucket}": HTTP ${response.status} ${body}`);
+    }
+    await delay(PROBE_INTERVAL_MS);
   }
 }
 

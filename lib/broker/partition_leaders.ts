@@ -1,0 +1,108 @@
+/**
+ * Which broker leads each partition, as Metadata reports it when several brokers share one
+ * metadata store.
+ *
+ * - A partition with an owner (an owner key on the owner's session lease,
+ *   `ClusterMetadata.listPartitionOwners`) is led by that owner while it is registered
+ *   (`ClusterMetadata.listBrokers`; registrations hang on the same lease). An owner that is not
+ *   registered has no address to give: LEADER_NOT_AVAILABLE, and clients ask again.
+ * - A partition nobody owns (new, or its owner's lease expired) is given to a registered broker
+ *   picked by hashing its topic and index, so every broker answers the same and clients spread
+ *   over the brokers; the first request there acquires it.
+ * - When the store does not answer, this broker claims what it cannot look up: its produce and
+ *   fetch then answer retriable errors until the store is back, which beats sending clients
+ *   nowhere.
+ *
+ * Reads the store on each call (Metadata is rare next to Produce and Fetch).
+ */
+import type {
+  BrokerRegistration,
+  PartitionOwner,
+  TopicRecord,
+} from "../metadata/cluster_metadata.ts";
+import { mapBounded } from "../log/bounded.ts";
+import type { Broker } from "./broker.ts";
+
+/** Bound on owner listings in flight for one Metadata request. */
+const OWNER_LOOKUP_CONCURRENCY = 16;
+
+export interface BrokerAddress {
+  nodeId: number;
+  host: string;
+  port: number;
+  rack: string | null;
+}
+
+export interface PartitionLeaders {
+  /** Every registered broker, this one included, by node id. */
+  brokers: BrokerAddress[];
+  /** The leader's node id, or -1 when the owner is alive but not reachable (not registered). */
+  leaderOf(topic: string, partition: number): number;
+}
+
+export async function partitionLeaders(
+  broker: Broker,
+  topics: readonly TopicRecord[],
+): Promise<PartitionLeaders> {
+  const self: BrokerAddress = {
+    nodeId: broker.settings.nodeId,
+    host: broker.settings.host,
+    port: broker.settings.port,
+    rack: broker.settings.rack,
+  };
+  let registered: BrokerRegistration[];
+  try {
+    registered = await broker.metadata.listBrokers();
+  } catch (err) {
+    broker.logger.debug("Metadata: cannot list brokers; claiming every partition", {
+      err: String(err),
+    });
+    return { brokers: [self], leaderOf: () => self.nodeId };
+  }
+  const byId = new Map<number, BrokerAddress>();
+  for (const r of registered) {
+    byId.set(r.brokerId, { nodeId: r.brokerId, host: r.host, port: r.port, rack: r.rack });
+  }
+  byId.set(self.nodeId, self);
+  const live = [...byId.keys()].sort((a, b) => a - b);
+
+  const owners = new Map<string, Map<number, PartitionOwner> | null>();
+  const names = [...new Set(topics.map((t) => t.name))];
+  const listed = await mapBounded(
+    names,
+    OWNER_LOOKUP_CONCURRENCY,
+    (name) => broker.metadata.listPartitionOwners(name),
+  );
+  listed.forEach((result, i) => {
+    if (result.status === "fulfilled") {
+      owners.set(names[i], result.value);
+    } else {
+      broker.logger.debug("Metadata: cannot list partition owners; claiming them", {
+        topic: names[i],
+        err: String(result.reason),
+      });
+      owners.set(names[i], null);
+    }
+  });
+
+  return {
+    brokers: live.map((id) => byId.get(id)!),
+    leaderOf(topic, partition) {
+      const topicOwners = owners.get(topic);
+      if (topicOwners === null || topicOwners === undefined) return self.nodeId;
+      const owner = topicOwners.get(partition);
+      if (owner) return byId.has(owner.brokerId) ? owner.brokerId : -1;
+      return live[(hashName(topic) + partition) % live.length];
+    },
+  };
+}
+
+/** FNV-1a of the UTF-16 code units: the same on every broker. */
+function hashName(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) {
+    h ^= name.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}

@@ -1,0 +1,159 @@
+/**
+ * Several brokers on one metadata store and one object store (in-process, over loopback TCP):
+ * Metadata names every registered broker and each partition's real leader — its live owner,
+ * or for an unowned partition the same registered broker on every node — a non-owner answers
+ * NOT_LEADER_OR_FOLLOWER, an owner without a registration is LEADER_NOT_AVAILABLE, and a
+ * stopped broker's partitions move to the brokers left.
+ */
+import assert from "node:assert/strict";
+import { startTestBroker, type TestBroker } from "../support/test_broker.ts";
+import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
+import { ERROR_CODES } from "../../lib/protocol/error_codes.ts";
+import { encodeRecordBatch } from "../../lib/protocol/records.ts";
+import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
+import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
+import type { MetadataResponse } from "../../lib/protocol/generated/metadata_response.ts";
+
+const PRODUCE = API_SCHEMAS[0];
+const METADATA = API_SCHEMAS[3];
+const CREATE_TOPICS = API_SCHEMAS[19];
+const PARTITIONS = 8;
+
+async function metadata(b: TestBroker, topic: string, version = 12): Promise<MetadataResponse> {
+  const conn = await b.connect();
+  return (await conn.send(METADATA, version, {
+    topics: [{ name: topic, topicId: "AAAAAAAAAAAAAAAAAAAAAA" }],
+    allowAutoTopicCreation: false,
+    includeTopicAuthorizedOperations: false,
+  }))!;
+}
+
+function leaders(res: MetadataResponse): number[] {
+  return res.topics[0].partitions
+    .sort((a, b) => a.partitionIndex - b.partitionIndex)
+    .map((p) => p.leaderId);
+}
+
+async function produce(b: TestBroker, topic: string, partition: number): Promise<number> {
+  const conn = await b.connect();
+  const res = await conn.send(PRODUCE, 9, {
+    transactionalId: null,
+    acks: -1,
+    timeoutMs: 10_000,
+    topicData: [{
+      name: topic,
+      partitionData: [{
+        index: partition,
+        records: encodeRecordBatch([{ key: null, value: new TextEncoder().encode("v") }]),
+      }],
+    }],
+  });
+  return res!.responses[0].partitionResponses[0].errorCode;
+}
+
+async function startCluster(): Promise<{
+  nodes: TestBroker[];
+  metadataStore: MemoryMetadataStore;
+  stop(): Promise<void>;
+}> {
+  const metadataStore = new MemoryMetadataStore();
+  const objectStore = new MemoryObjectStore();
+  const nodes: TestBroker[] = [];
+  for (const id of [1, 2]) {
+    nodes.push(
+      await startTestBroker({ settings: { "broker-id": String(id) }, metadataStore, objectStore }),
+    );
+  }
+  return {
+    nodes,
+    metadataStore,
+    async stop() {
+      for (const n of nodes) await n.stop();
+      await metadataStore.close();
+      await objectStore.close();
+    },
+  };
+}
+
+async function createTopic(b: TestBroker, name: string): Promise<void> {
+  const conn = await b.connect();
+  const res = await conn.send(CREATE_TOPICS, 7, {
+    topics: [{
+      name,
+      numPartitions: PARTITIONS,
+      replicationFactor: 1,
+      assignments: [],
+      configs: [],
+    }],
+    timeoutMs: 10_000,
+  });
+  assert.equal(res!.topics[0].errorCode, ERROR_CODES.NONE);
+}
+
+Deno.test("Metadata: every registered broker, one agreed leader per partition, spread over both", async () => {
+  const cluster = await startCluster();
+  try {
+    const [b1, b2] = cluster.nodes;
+    await createTopic(b1, "spread");
+    const [m1, m2] = [await metadata(b1, "spread"), await metadata(b2, "spread")];
+    for (const m of [m1, m2]) {
+      assert.deepEqual(
+        m.brokers.map((b) => [b.nodeId, b.port]).sort(),
+        [[1, b1.node.kafkaAddress.port], [2, b2.node.kafkaAddress.port]],
+      );
+    }
+    assert.deepEqual(leaders(m1), leaders(m2), "both brokers give the same leaders");
+    assert.deepEqual(new Set(leaders(m1)), new Set([1, 2]), "unowned partitions are spread");
+    // v0 (no racks, no cluster id) names both brokers too.
+    assert.equal((await metadata(b2, "spread", 0)).brokers.length, 2);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("Produce: the owner answers, another live broker answers NOT_LEADER_OR_FOLLOWER", async () => {
+  const cluster = await startCluster();
+  try {
+    const [b1, b2] = cluster.nodes;
+    await createTopic(b1, "owned");
+    // Broker 2 takes every partition by writing to it, whatever Metadata suggested.
+    for (let p = 0; p < PARTITIONS; p++) assert.equal(await produce(b2, "owned", p), 0);
+    for (const b of [b1, b2]) {
+      assert.deepEqual(leaders(await metadata(b, "owned")), Array(PARTITIONS).fill(2));
+    }
+    for (let p = 0; p < PARTITIONS; p++) {
+      assert.equal(await produce(b1, "owned", p), ERROR_CODES.NOT_LEADER_OR_FOLLOWER);
+    }
+
+    // A graceful stop releases broker 2's lease: its partitions go to broker 1.
+    await b2.stop();
+    const after = await metadata(b1, "owned");
+    assert.deepEqual(after.brokers.map((b) => b.nodeId), [1]);
+    assert.deepEqual(leaders(after), Array(PARTITIONS).fill(1));
+    for (let p = 0; p < PARTITIONS; p++) assert.equal(await produce(b1, "owned", p), 0);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("Metadata: an owner that is alive but not registered is LEADER_NOT_AVAILABLE", async () => {
+  const cluster = await startCluster();
+  try {
+    const [b1] = cluster.nodes;
+    await createTopic(b1, "ghost");
+    const facade = new ClusterMetadata(cluster.metadataStore);
+    const lease = await facade.grantLease(60_000);
+    assert.notEqual(await facade.acquirePartition("ghost", 3, 9, lease.id), "owned-by-other");
+    const res = await metadata(b1, "ghost");
+    const p3 = res.topics[0].partitions.find((p) => p.partitionIndex === 3)!;
+    assert.equal(p3.leaderId, -1);
+    assert.equal(p3.errorCode, ERROR_CODES.LEADER_NOT_AVAILABLE);
+    assert.deepEqual(p3.replicaNodes, []);
+    assert.equal(await produce(b1, "ghost", 3), ERROR_CODES.NOT_LEADER_OR_FOLLOWER);
+    await facade.revokeLease(lease.id);
+    assert.notEqual(leaders(await metadata(b1, "ghost"))[3], -1, "free again once revoked");
+  } finally {
+    await cluster.stop();
+  }
+});
