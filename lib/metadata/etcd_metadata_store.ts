@@ -500,7 +500,9 @@ export class EtcdMetadataStore implements MetadataStore {
       throw this.#keepAliveError(leaseId, error);
     } finally {
       this.#keepAliveStreams.delete(stream as IDuplexStream<unknown, unknown>);
-      stream.cancel();
+      // Half-close, not cancel: cancelling the stream made grpc-js drop the
+      // whole connection ("14 UNAVAILABLE") on every keep-alive, restarting watches.
+      stream.end();
     }
   }
 
