@@ -89,7 +89,12 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     clock,
     logger,
     metrics,
-    config: deps.coordinatorConfig,
+    config: {
+      initialRebalanceDelayMs: config.groupInitialRebalanceDelayMs,
+      minSessionTimeoutMs: config.groupMinSessionTimeoutMs,
+      maxSessionTimeoutMs: config.groupMaxSessionTimeoutMs,
+      ...deps.coordinatorConfig,
+    },
   });
   const broker = new Broker({
     settings: {
@@ -200,7 +205,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     clock,
     logger,
     brokerId: config.brokerId,
-    intervalMs: deps.retentionCheckIntervalMs,
+    intervalMs: deps.retentionCheckIntervalMs ?? config.retentionCheckIntervalMs,
     policyFor: (topic) => ({
       retentionMs: Number(broker.topicConfig(topic, "retention.ms")),
       retentionBytes: Number(broker.topicConfig(topic, "retention.bytes")),

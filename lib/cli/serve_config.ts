@@ -280,6 +280,43 @@ export const SERVE_SETTINGS = [
       "(Kafka's producer.id.expiration.ms); after that it must restart at sequence 0",
   },
   {
+    name: "retention-check-interval-ms",
+    env: "KAFSCALE_RETENTION_CHECK_INTERVAL_MS",
+    kind: "int",
+    default: 300_000,
+    min: 100,
+    max: 86_400_000,
+    help: "How often retention.ms / retention.bytes are enforced (Kafka's " +
+      "log.retention.check.interval.ms)",
+  },
+  {
+    name: "group-initial-rebalance-delay-ms",
+    env: "KAFSCALE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+    kind: "int",
+    default: 3_000,
+    min: 0,
+    max: 300_000,
+    help: "How long the first rebalance of an empty group waits for more members",
+  },
+  {
+    name: "group-min-session-timeout-ms",
+    env: "KAFSCALE_GROUP_MIN_SESSION_TIMEOUT_MS",
+    kind: "int",
+    default: 6_000,
+    min: 1,
+    max: 3_600_000,
+    help: "Smallest session timeout a consumer may ask for",
+  },
+  {
+    name: "group-max-session-timeout-ms",
+    env: "KAFSCALE_GROUP_MAX_SESSION_TIMEOUT_MS",
+    kind: "int",
+    default: 1_800_000,
+    min: 1,
+    max: 3_600_000,
+    help: "Largest session timeout a consumer may ask for",
+  },
+  {
     name: "shutdown-timeout-ms",
     env: "KAFSCALE_SHUTDOWN_TIMEOUT_MS",
     kind: "int",
@@ -339,6 +376,10 @@ export interface ServeConfig {
   defaultPartitions: number;
   producerIdExpirationMs: number;
   shutdownTimeoutMs: number;
+  retentionCheckIntervalMs: number;
+  groupInitialRebalanceDelayMs: number;
+  groupMinSessionTimeoutMs: number;
+  groupMaxSessionTimeoutMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
