@@ -169,6 +169,25 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     );
   }
 
+  metrics.addCollector(() => {
+    const flush = logs.flushStats;
+    metrics.set("kafscale_flush_rounds", "Flush rounds run", flush.rounds);
+    metrics.set("kafscale_flush_partition_flushes", "Partition segments flushed", flush.flushes);
+    metrics.set("kafscale_flush_failed", "Partition flushes that failed", flush.failedFlushes);
+    metrics.set("kafscale_flush_write_ms", "Time spent writing segment objects", flush.writeMs);
+    metrics.set("kafscale_flush_commit_ms", "Time spent committing end offsets", flush.commitMs);
+    metrics.set(
+      "kafscale_flush_pending_bytes",
+      "Appended bytes waiting for a flush",
+      logs.pendingBytes,
+    );
+    metrics.set(
+      "kafscale_segment_cache_bytes",
+      "Bytes held by the segment cache",
+      logs.cache.bytes,
+    );
+    metrics.set("kafscale_connections", "Open client connections", server.connectionCount);
+  });
   let ready = false;
   let http;
   try {

@@ -23,6 +23,12 @@ function labelKey(labels: Labels | undefined): string {
 
 export class Metrics {
   #series = new Map<string, Series>();
+  #collectors: (() => void)[] = [];
+
+  /** Runs `collect` before every render, to copy gauges from their owners. */
+  addCollector(collect: () => void): void {
+    this.#collectors.push(collect);
+  }
 
   #get(name: string, type: Series["type"], help: string): Series {
     let s = this.#series.get(name);
@@ -51,6 +57,7 @@ export class Metrics {
   }
 
   render(): string {
+    for (const collect of this.#collectors) collect();
     const lines: string[] = [];
     for (const [name, s] of this.#series) {
       lines.push(`# HELP ${name} ${s.help}`, `# TYPE ${name} ${s.type}`);
