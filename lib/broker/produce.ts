@@ -8,6 +8,14 @@
  * An acks=1/-1 response waits until the data is durable in the object store
  * and committed in the metadata store; acks=0 gets no response at all.
  * Pipelined requests of one connection append in arrival order.
+ *
+ * Idempotent batches (a producer id, KIP-98) are checked against the
+ * partition's producer state: a retried batch that is already stored gets
+ * success with its ORIGINAL base offset and is not stored again; a gap gets
+ * OUT_OF_ORDER_SEQUENCE_NUMBER, an old epoch INVALID_PRODUCER_EPOCH, and a
+ * producer the partition has no state for, sending a sequence other than 0,
+ * UNKNOWN_PRODUCER_ID with the log start offset (KIP-360: the client bumps
+ * its epoch and starts over at 0).
  */
 import { PRODUCE_REQUEST, type ProduceRequest } from "../protocol/generated/produce_request.ts";
 import {
@@ -19,6 +27,7 @@ import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { MAGIC_OFFSET, validateBatches } from "../protocol/record_batch.ts";
 import { convertLegacyMessageSet } from "../protocol/legacy_message_set.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
+import { isIdempotent, ProducerStateError } from "../log/producer_state.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
@@ -151,6 +160,7 @@ async function appendPartition(
   let log: PartitionLog;
   try {
     log = await broker.logs.partition(topic.name, index);
+    if (valid.batches.some(isIdempotent)) await log.loadProducerState();
   } catch (err) {
     return failed(index, errorCodeFor(err, broker.logger, "Produce"));
   }
@@ -175,9 +185,25 @@ async function appendPartition(
       (r) => {
         result.baseOffset = r.baseOffset;
         result.logStartOffset = r.logStartOffset;
+        if (r.duplicate) {
+          broker.metrics.inc(
+            "kafscale_produce_duplicate_batches_total",
+            "Retried idempotent batches answered with their original offsets, not stored again",
+          );
+        }
       },
       (err) => {
-        result.errorCode = errorCodeFor(err, broker.logger, "Produce");
+        if (err instanceof ProducerStateError) {
+          result.errorCode = err.code;
+          result.logStartOffset = err.logStartOffset;
+          broker.metrics.inc(
+            "kafscale_produce_sequence_errors_total",
+            "Idempotent batches refused for their sequence or epoch",
+            { code: String(err.code) },
+          );
+        } else {
+          result.errorCode = errorCodeFor(err, broker.logger, "Produce");
+        }
         result.errorMessage = err instanceof Error ? err.message : String(err);
       },
     ),

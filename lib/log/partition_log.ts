@@ -27,6 +27,7 @@ import {
   BATCH_HEADER_BYTES,
   type BatchInfo,
   LOG_OVERHEAD,
+  readBatchInfo,
   readBatchSize,
   scanBatches,
   setLogAppendTime,
@@ -38,6 +39,13 @@ import { firstRejection, mapBounded } from "./bounded.ts";
 import type { FlushScheduler, FlushSource, PreparedFlush } from "./flush_scheduler.ts";
 import { toLogError } from "./flush_scheduler.ts";
 import { LOG_ERROR_CODE, LogError } from "./log_error.ts";
+import {
+  isIdempotent,
+  type ProducerCheck,
+  type ProducerEntry,
+  ProducerStateError,
+  ProducerStateTable,
+} from "./producer_state.ts";
 import { DELETE_CONCURRENCY, type RecoveredPartition, type SegmentMeta } from "./recovery.ts";
 import type { SegmentCache } from "./segment_cache.ts";
 import {
@@ -46,6 +54,7 @@ import {
   lookupIndex,
   type ParsedIndex,
   parseIndex,
+  parseSegmentHeader,
   parseSegmentObjectKey,
   partitionObjectPrefix,
   SEGMENT_FOOTER_BYTES,
@@ -79,6 +88,17 @@ export const RANGE_SKIP_BYTES = 256 * 1024;
 export const FULL_GET_BYTES_MAX = 8 * 1024 * 1024;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
 export const DATA_WAITERS_MAX = 10_000;
+/**
+ * Bounds on the log tail read to rebuild the producer state when a partition
+ * is acquired (the newest segment is always read). Only batches whose
+ * acknowledgement may have been lost need to be found, and those are in the
+ * last flush rounds before a crash or handover; a producer older than the
+ * tail gets UNKNOWN_PRODUCER_ID and restarts its sequence (KIP-360).
+ */
+export const PRODUCER_STATE_SCAN_SEGMENTS_MAX = 64;
+export const PRODUCER_STATE_SCAN_BYTES_MAX = 32 * 1024 * 1024;
+/** Bound on segment reads in flight while rebuilding the producer state. */
+export const PRODUCER_STATE_SCAN_CONCURRENCY = 8;
 
 export interface LogConfig {
   /** Object key prefix of this cluster's segments ("default"). */
@@ -99,6 +119,10 @@ export interface LogConfig {
   pendingBytesMax?: number;
   /** Bound on partitions writing objects at once in a flush round. */
   flushConcurrency?: number;
+  /** Idle time after which a producer's state is forgotten (default 1 day). */
+  producerIdExpirationMs?: number;
+  /** Bound on producers remembered per partition (default 10 000). */
+  producersPerPartitionMax?: number;
 }
 
 export interface AppendOptions {
@@ -110,6 +134,8 @@ export interface AppendOptions {
 export interface AppendResult {
   baseOffset: number;
   logStartOffset: number;
+  /** Set when the batch repeated one already stored: nothing was appended (KIP-98). */
+  duplicate?: true;
 }
 
 export interface ReadResult {
@@ -162,8 +188,18 @@ interface FlushSegment {
 interface FlushState {
   entries: PendingAppend[];
   endOffset: number;
+  /** The log start offset this flush commits (advanced by `advanceLogStartOffset`). */
+  logStartOffset: number;
+  advance: StartAdvance | null;
   expectedRevision: number;
   segments: FlushSegment[];
+}
+
+/** A log start offset advance (retention) waiting for a flush round to commit it. */
+interface StartAdvance {
+  offset: number;
+  resolve: (removed: SegmentMeta[]) => void;
+  reject: (error: LogError) => void;
 }
 
 interface DataWaiter {
@@ -189,8 +225,13 @@ export class PartitionLog implements FlushSource {
   /** Objects at or beyond the committed end may exist: clean before the next write. */
   #storeDirty: boolean;
   #closedError: LogError | null = null;
+  #startAdvance: StartAdvance | null = null;
   readonly #waiters = new Set<DataWaiter>();
   readonly #loading = new Map<number, Promise<SegmentView>>();
+  /** Idempotent producers' sequences (KIP-98); rebuilt from the log tail by loadProducerState. */
+  readonly #producers: ProducerStateTable;
+  #producersLoaded = false;
+  #producersLoading: Promise<void> | null = null;
 
   constructor(
     ctx: LogContext,
@@ -210,6 +251,10 @@ export class PartitionLog implements FlushSource {
     this.#nextOffset = acquired.state.endOffset;
     this.#segments = recovered.segments;
     this.#storeDirty = recovered.undeleted.length > 0;
+    this.#producers = new ProducerStateTable({
+      expirationMs: ctx.config.producerIdExpirationMs,
+      producersMax: ctx.config.producersPerPartitionMax,
+    });
   }
 
   /** The committed end offset: nothing at or beyond it is ever visible. */
@@ -239,12 +284,40 @@ export class PartitionLog implements FlushSource {
 
   /**
    * Assigns offsets now (in call order), queues the bytes for the next flush
-   * (keeping the caller's buffer), and resolves per `acks`.
+   * (keeping the caller's buffer), and resolves per `acks`. Batches with a
+   * producer id are checked against the producer state first: a duplicate
+   * resolves with the original offsets (`duplicate: true`) and appends
+   * nothing; a sequence or epoch error rejects with a ProducerStateError.
    */
   append(records: Uint8Array, batches: BatchInfo[], opts: AppendOptions): Promise<AppendResult> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     if (batches.length === 0) {
       return Promise.reject(new Error("Broken invariant: append without batches"));
+    }
+    // The producer check, the offsets and the producer record happen in this
+    // one synchronous step, so no other append can come between them.
+    const idempotent = batches.some(isIdempotent);
+    if (idempotent) {
+      if (!this.#producersLoaded) {
+        return Promise.reject(
+          LogError.storage(
+            `Producer state of "${this.#name()}" is not loaded yet; call loadProducerState() ` +
+              "first, or retry",
+          ),
+        );
+      }
+      this.#producers.expire(this.#ctx.clock.now());
+      const verdict = this.#producers.check(batches);
+      if (verdict.outcome === "rejected") {
+        return Promise.reject(
+          new ProducerStateError(
+            verdict.code,
+            `${verdict.message} (partition "${this.#name()}")`,
+            this.#logStartOffset,
+          ),
+        );
+      }
+      if (verdict.outcome === "duplicate") return this.#answerDuplicate(verdict);
     }
     let bytes = 0;
     for (const b of batches) bytes += b.size;
@@ -259,6 +332,7 @@ export class PartitionLog implements FlushSource {
       for (const b of batches) setLogAppendTime(records, b, opts.logAppendTimeMs);
     }
     this.#nextOffset = nextOffset;
+    if (idempotent) this.#producers.record(batches, this.#ctx.clock.now());
     const entry: PendingAppend = { records, batches, baseOffset, nextOffset, bytes };
     this.#pending.push(entry);
     this.#pendingBytes += bytes;
@@ -273,17 +347,129 @@ export class PartitionLog implements FlushSource {
     return acked ?? Promise.resolve({ baseOffset, logStartOffset: this.#logStartOffset });
   }
 
+  /**
+   * A retried batch that is already stored: answered with the original
+   * offsets, and only once the original is durable — with the original's
+   * outcome, so a retry is never acknowledged for data a failed flush drops.
+   */
+  #answerDuplicate(verdict: ProducerCheck & { outcome: "duplicate" }): Promise<AppendResult> {
+    if (verdict.firstOffset < this.#committedEnd) {
+      return Promise.resolve({
+        baseOffset: verdict.firstOffset,
+        logStartOffset: this.#logStartOffset,
+        duplicate: true,
+      });
+    }
+    const original = [...(this.#inFlight?.entries ?? []), ...this.#pending].find((e) =>
+      e.baseOffset <= verdict.firstOffset && verdict.firstOffset < e.nextOffset
+    );
+    const index = original?.batches.findIndex((b) => b.baseOffset === verdict.firstOffset) ?? -1;
+    if (!original || index < 0) {
+      return Promise.reject(
+        new Error(
+          `Broken invariant: producer state of "${this.#name()}" names pending offset ` +
+            `${verdict.firstOffset}, which no pending append holds`,
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const { resolve: resolveOriginal, reject: rejectOriginal } = original;
+      original.resolve = (result) => {
+        resolveOriginal?.(result);
+        // Offsets of a queued append may have been re-assigned after a failed flush.
+        resolve({
+          baseOffset: original.batches[index].baseOffset,
+          logStartOffset: result.logStartOffset,
+          duplicate: true,
+        });
+      };
+      original.reject = (error) => {
+        rejectOriginal?.(error);
+        reject(error);
+      };
+    });
+  }
+
+  /**
+   * Rebuilds the idempotent producers' state from the tail of the committed
+   * log: at most PRODUCER_STATE_SCAN_SEGMENTS_MAX segments and
+   * PRODUCER_STATE_SCAN_BYTES_MAX bytes, the newest segment always. Appends
+   * with a producer id are refused until it is done; the produce path awaits
+   * it first. Shared while running; tried again after a failure.
+   */
+  loadProducerState(): Promise<void> {
+    if (this.#producersLoaded) return Promise.resolve();
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    this.#producersLoading ??= this.#scanProducerState().then(
+      () => {
+        this.#producersLoaded = true;
+      },
+      (error) => {
+        this.#producersLoading = null;
+        throw error;
+      },
+    );
+    return this.#producersLoading;
+  }
+
+  /** The producer's state on this partition (pending appends included), for tests and tools. */
+  producerState(producerId: number): ProducerEntry | undefined {
+    return this.#producers.get(producerId);
+  }
+
+  async #scanProducerState(): Promise<void> {
+    const segments = this.#segments;
+    let first = segments.length;
+    let bytes = 0;
+    while (first > 0 && segments.length - first < PRODUCER_STATE_SCAN_SEGMENTS_MAX) {
+      const size = segments[first - 1].size;
+      if (first < segments.length && bytes + size > PRODUCER_STATE_SCAN_BYTES_MAX) break;
+      bytes += size;
+      first--;
+    }
+    const tail = segments.slice(first);
+    const views = await mapBounded(
+      tail,
+      PRODUCER_STATE_SCAN_CONCURRENCY,
+      (segment) => this.#viewOf(segment),
+    );
+    const failure = firstRejection(views);
+    if (failure !== undefined) {
+      throw toLogError(failure, `Cannot read the producer state of "${this.#name()}"`);
+    }
+    let batches = 0;
+    for (const result of views) {
+      const view = (result as PromiseFulfilledResult<SegmentView>).value;
+      const writtenMs = parseSegmentHeader(view.bytes).createdMs;
+      for (let i = 0; i < view.count; i++) {
+        this.#producers.load(readBatchInfo(view.bytes, view.starts[i]), writtenMs);
+        batches++;
+      }
+    }
+    this.#producers.expire(this.#ctx.clock.now());
+    this.#ctx.logger.debug("Loaded producer state", {
+      partition: this.#name(),
+      segments: tail.length,
+      batches,
+      producers: this.#producers.size,
+    });
+  }
+
   // ---- flush (called by the scheduler) -------------------------------------
 
   takeFlush(): PreparedFlush | null {
-    if (this.#closedError || this.#pending.length === 0) return null;
+    if (this.#closedError || (this.#pending.length === 0 && !this.#startAdvance)) return null;
     if (this.#inFlight) throw new Error("Broken invariant: two flushes of one partition at once");
     const entries = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
+    const advance = this.#startAdvance;
+    this.#startAdvance = null;
     const flush: FlushState = {
       entries,
-      endOffset: entries[entries.length - 1].nextOffset,
+      endOffset: entries.length > 0 ? entries[entries.length - 1].nextOffset : this.#committedEnd,
+      logStartOffset: Math.max(this.#logStartOffset, advance?.offset ?? 0),
+      advance,
       expectedRevision: this.#stateRevision,
       segments: [],
     };
@@ -296,7 +482,7 @@ export class PartitionLog implements FlushSource {
         expectedRevision: flush.expectedRevision,
         state: {
           endOffset: flush.endOffset,
-          logStartOffset: this.#logStartOffset,
+          logStartOffset: flush.logStartOffset,
           epoch: this.#epoch,
         },
       }),
@@ -309,6 +495,7 @@ export class PartitionLog implements FlushSource {
     this.#ctx.assertWritable();
     if (this.#closedError) throw this.#closedError;
     if (this.#storeDirty) await this.#deleteOrphans();
+    if (flush.entries.length === 0) return; // Only a log start offset advance to commit.
     const createdMs = this.#ctx.clock.now();
     flush.segments = this.#splitIntoSegments(flush.entries).map((group) => {
       const encoded = encodeSegment(group.inputs, {
@@ -437,6 +624,11 @@ export class PartitionLog implements FlushSource {
     this.#inFlight = null;
     this.#stateRevision = revision;
     this.#committedEnd = flush.endOffset;
+    this.#producers.commit(
+      flush.entries.flatMap((e) => e.batches),
+      flush.endOffset,
+      this.#ctx.clock.now(),
+    );
     for (const s of flush.segments) {
       const last = this.#segments[this.#segments.length - 1];
       if (last && s.encoded.baseOffset !== last.lastOffset + 1) {
@@ -457,18 +649,35 @@ export class PartitionLog implements FlushSource {
         view: viewFromEncoded(s.encoded, s.batches),
       });
     }
+    const removed = this.#applyLogStartOffset(flush.logStartOffset);
+    flush.advance?.resolve(removed);
     const result = { logStartOffset: this.#logStartOffset };
     for (const entry of flush.entries) entry.resolve?.({ baseOffset: entry.baseOffset, ...result });
     this.#wakeWaiters();
   }
 
+  /** Moves the start offset up; forgets (and uncaches) the segments wholly below it. */
+  #applyLogStartOffset(offset: number): SegmentMeta[] {
+    if (offset <= this.#logStartOffset) return [];
+    this.#logStartOffset = offset;
+    let count = 0;
+    while (count < this.#segments.length && this.#segments[count].lastOffset < offset) count++;
+    const removed = this.#segments.splice(0, count);
+    for (const s of removed) {
+      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "kfs"));
+      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "index"));
+    }
+    return removed;
+  }
+
   #flushFailed(flush: FlushState, error: LogError, phase: "write" | "commit"): void {
     this.#inFlight = null;
+    flush.advance?.reject(error);
     for (const entry of flush.entries) entry.reject?.(error);
     this.#ctx.logger.warn("Flush failed; its appends were rejected", {
       partition: this.#name(),
       phase,
-      baseOffset: flush.entries[0].baseOffset,
+      baseOffset: flush.entries[0]?.baseOffset ?? flush.endOffset,
       endOffset: flush.endOffset,
       error: error.message,
     });
@@ -480,11 +689,26 @@ export class PartitionLog implements FlushSource {
     }
     this.#storeDirty = true;
     this.#nextOffset = this.#committedEnd;
+    // Pending producer state rolls back with the offsets. A queued append
+    // whose sequence followed a rejected one no longer fits: it fails too
+    // (retriable), and the client resends both in order.
+    this.#producers.rollback();
+    const kept: PendingAppend[] = [];
+    const now = this.#ctx.clock.now();
     for (const entry of this.#pending) {
+      const idempotent = entry.batches.some(isIdempotent);
+      if (idempotent && this.#producers.check(entry.batches).outcome !== "append") {
+        this.#pendingBytes -= entry.bytes;
+        entry.reject?.(error);
+        continue;
+      }
       entry.baseOffset = this.#nextOffset;
       entry.nextOffset = assignOffsets(entry.records, entry.batches, entry.baseOffset);
       this.#nextOffset = entry.nextOffset;
+      if (idempotent) this.#producers.record(entry.batches, now);
+      kept.push(entry);
     }
+    this.#pending = kept;
   }
 
   /**
@@ -495,6 +719,8 @@ export class PartitionLog implements FlushSource {
   shutdown(error: LogError): void {
     if (this.#closedError) return;
     this.#closedError = error;
+    this.#startAdvance?.reject(error);
+    this.#startAdvance = null;
     const pending = this.#pending;
     this.#pending = [];
     this.#ctx.scheduler.discard(this, this.#pendingBytes);
@@ -502,6 +728,58 @@ export class PartitionLog implements FlushSource {
     for (const entry of pending) entry.reject?.(error);
     this.#wakeWaiters();
     this.#ctx.onClosed(this);
+  }
+
+  // ---- log start offset (retention) ---------------------------------------------
+
+  /**
+   * Advances the log start offset to `offset` (at most the high watermark):
+   * the new value is committed by the next flush round, with the same epoch
+   * compare-and-swap as end offsets (so it never races a flush), then the
+   * segments wholly below it are forgotten and their objects deleted. A
+   * crash between the commit and the deletes leaves objects that recovery
+   * deletes on the next acquisition. Resolves with the segments removed.
+   */
+  async advanceLogStartOffset(offset: number): Promise<SegmentMeta[]> {
+    if (this.#closedError) throw this.#closedError;
+    if (this.#startAdvance) {
+      throw new Error(`Broken invariant: two log start offset advances of "${this.#name()}"`);
+    }
+    if (!Number.isSafeInteger(offset) || offset > this.#committedEnd) {
+      throw new RangeError(
+        `Log start offset ${offset} of "${this.#name()}" is beyond the high watermark ` +
+          `${this.#committedEnd}`,
+      );
+    }
+    if (offset <= this.#logStartOffset) return [];
+    const removed = await new Promise<SegmentMeta[]>((resolve, reject) => {
+      this.#startAdvance = { offset, resolve, reject };
+      this.#ctx.scheduler.notePending(this, 0);
+      this.#ctx.scheduler.flushNow();
+    });
+    const keys = removed.flatMap((s) => [
+      this.#objectKey(s.baseOffset, "kfs"),
+      this.#objectKey(s.baseOffset, "index"),
+    ]);
+    const { objectStore } = this.#ctx;
+    const results = await mapBounded(keys, DELETE_CONCURRENCY, (key) => objectStore.delete(key));
+    const failure = firstRejection(results);
+    if (failure !== undefined) {
+      this.#ctx.logger.warn("Cannot delete expired segments; recovery deletes them later", {
+        partition: this.#name(),
+        error: String(failure),
+      });
+    }
+    return removed;
+  }
+
+  /** The largest record timestamp of a committed segment (reads it when not yet known). */
+  async segmentMaxTimestamp(baseOffset: number): Promise<number> {
+    if (this.#closedError) throw this.#closedError;
+    const segment = this.#segments.find((s) => s.baseOffset === baseOffset);
+    if (!segment) throw new RangeError(`No segment of "${this.#name()}" at ${baseOffset}`);
+    if (segment.maxTimestamp === null) await this.#viewOf(segment);
+    return segment.maxTimestamp ?? -1;
   }
 
   // ---- reads ------------------------------------------------------------------

@@ -1,0 +1,89 @@
+/**
+ * InitProducerId (22), versions 0-5, for idempotent producers without a
+ * transactional id (KIP-98; epochs per KIP-360, see producer_ids.ts).
+ *
+ * - No producer id and epoch (-1, -1): a new cluster-wide producer id, epoch 0.
+ * - v3+ with the producer's current id and epoch: the same id, epoch + 1
+ *   (a new id once the epoch is exhausted).
+ * - Only one of the two set: INVALID_REQUEST, as Kafka answers.
+ * - A transactional id: INVALID_REQUEST and a broker log line saying why.
+ *   Transactions are out of scope; no transactional API is advertised.
+ * - The metadata store failing to reserve ids: COORDINATOR_LOAD_IN_PROGRESS,
+ *   the retriable code Kafka answers while its id block is not available.
+ *
+ * Any broker answers (non-transactional requests go to any node).
+ */
+import {
+  INIT_PRODUCER_ID_REQUEST,
+  type InitProducerIdRequest,
+} from "../protocol/generated/init_producer_id_request.ts";
+import {
+  INIT_PRODUCER_ID_RESPONSE,
+  type InitProducerIdResponse,
+} from "../protocol/generated/init_producer_id_response.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { MetadataStoreError } from "../metadata/metadata_store.ts";
+import { defineHandler } from "./handler.ts";
+import { type ProducerIdAndEpoch, ProducerIdsExhaustedError } from "./producer_ids.ts";
+
+/** Kafka's RecordBatch.NO_PRODUCER_ID and NO_PRODUCER_EPOCH. */
+const NO_PRODUCER_ID = -1;
+const NO_PRODUCER_EPOCH = -1;
+
+function answer(errorCode: number, ids?: ProducerIdAndEpoch): InitProducerIdResponse {
+  return {
+    throttleTimeMs: 0,
+    errorCode,
+    producerId: ids?.producerId ?? NO_PRODUCER_ID,
+    producerEpoch: ids?.producerEpoch ?? NO_PRODUCER_EPOCH,
+  };
+}
+
+export const INIT_PRODUCER_ID_HANDLER = defineHandler<
+  InitProducerIdRequest,
+  InitProducerIdResponse
+>({
+  apiKey: 22,
+  name: "InitProducerId",
+  minVersion: 0,
+  maxVersion: 5,
+  request: INIT_PRODUCER_ID_REQUEST,
+  response: INIT_PRODUCER_ID_RESPONSE,
+  async handle(req, ctx) {
+    const { broker } = ctx;
+    if (req.transactionalId !== null) {
+      broker.logger.warn(
+        "InitProducerId refused: transactions are not supported; use an idempotent producer " +
+          "without a transactional id",
+        { client: ctx.clientId, address: ctx.clientAddress, transactionalId: req.transactionalId },
+      );
+      return answer(ERROR_CODES.INVALID_REQUEST);
+    }
+    const producerId = ctx.apiVersion >= 3 ? req.producerId ?? NO_PRODUCER_ID : NO_PRODUCER_ID;
+    const producerEpoch = ctx.apiVersion >= 3
+      ? req.producerEpoch ?? NO_PRODUCER_EPOCH
+      : NO_PRODUCER_EPOCH;
+    const hasId = producerId !== NO_PRODUCER_ID;
+    const hasEpoch = producerEpoch !== NO_PRODUCER_EPOCH;
+    if (hasId !== hasEpoch || producerId < NO_PRODUCER_ID || producerEpoch < NO_PRODUCER_EPOCH) {
+      return answer(ERROR_CODES.INVALID_REQUEST);
+    }
+    try {
+      const ids = await broker.producerIds.initProducerId(
+        hasId ? { producerId, producerEpoch } : null,
+      );
+      broker.metrics.inc("kafscale_producer_ids_total", "InitProducerId answers", {
+        kind: hasId ? "epoch_bump" : "new_id",
+      });
+      return answer(ERROR_CODES.NONE, ids);
+    } catch (err) {
+      if (!(err instanceof MetadataStoreError || err instanceof ProducerIdsExhaustedError)) {
+        throw err;
+      }
+      broker.logger.warn("InitProducerId failed: cannot reserve producer ids; clients retry", {
+        err: err.message,
+      });
+      return answer(ERROR_CODES.COORDINATOR_LOAD_IN_PROGRESS);
+    }
+  },
+});
