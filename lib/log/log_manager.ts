@@ -236,12 +236,14 @@ export class LogManager {
     this.#state = "closing";
     if (wasStarted) await this.#scheduler.drain();
     this.#scheduler.close();
-    for (const log of [...this.#live.values()]) {
+    const live = [...this.#live.values()];
+    for (const log of live) {
       log.shutdown(
         LogError.notLeader(`Broker is shutting down; "${log.topic}-${log.partition}" moves`),
       );
     }
     await Promise.allSettled([...this.#logs.values()]);
+    await Promise.all(live.map((log) => log.idleReads()));
     this.#logs.clear();
     this.#live.clear();
     await this.#leaseGrant?.catch(() => undefined);

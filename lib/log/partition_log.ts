@@ -86,6 +86,14 @@ export const RANGE_READ_MIN_BYTES = 64 * 1024;
 export const RANGE_SKIP_BYTES = 256 * 1024;
 /** Segments at most this big are read whole (and cached); bigger ones by index + range. */
 export const FULL_GET_BYTES_MAX = 8 * 1024 * 1024;
+/**
+ * Read-ahead: when a fetch has to go to the store, the next segments are
+ * fetched in the background (at most this many, and this many bytes), so a
+ * consumer reading through the log waits for one round trip, not one per
+ * segment.
+ */
+export const READ_AHEAD_SEGMENTS_MAX = 4;
+export const READ_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
 export const DATA_WAITERS_MAX = 10_000;
 /**
@@ -716,6 +724,11 @@ export class PartitionLog implements FlushSource {
    * polls, and tells the manager to forget this log. A flush in flight still
    * completes (and acknowledges its appends if its commit succeeds).
    */
+  /** Resolves when no segment load (a fetch's or a read-ahead's) is in flight. */
+  async idleReads(): Promise<void> {
+    await Promise.allSettled([...this.#loading.values()]);
+  }
+
   shutdown(error: LogError): void {
     if (this.#closedError) return;
     this.#closedError = error;
@@ -892,6 +905,12 @@ export class PartitionLog implements FlushSource {
 
   /** The committed segment holding `offset`, or null (a gap: data missing). */
   #segmentFor(offset: number): SegmentMeta | null {
+    const found = this.#segmentIndex(offset);
+    return found < 0 ? null : this.#segments[found];
+  }
+
+  /** Index of the committed segment holding `offset`, or -1. */
+  #segmentIndex(offset: number): number {
     const segments = this.#segments;
     let lo = 0;
     let hi = segments.length - 1;
@@ -905,8 +924,7 @@ export class PartitionLog implements FlushSource {
         hi = mid - 1;
       }
     }
-    if (found < 0 || segments[found].lastOffset < offset) return null;
-    return segments[found];
+    return found < 0 || segments[found].lastOffset < offset ? -1 : found;
   }
 
   async #readSegment(
@@ -919,6 +937,7 @@ export class PartitionLog implements FlushSource {
     const cached = this.#ctx.cache.get(key);
     const fullGetMax = Math.min(FULL_GET_BYTES_MAX, Math.floor(this.#ctx.config.cacheBytesMax / 4));
     let view: SegmentView | null = cached?.kind === "segment" ? cached.view : null;
+    if (!view) this.#readAhead(segment, fullGetMax);
     if (!view && (segment.size <= fullGetMax || !segment.hasIndex)) {
       view = await this.#viewOf(segment);
     }
@@ -927,6 +946,28 @@ export class PartitionLog implements FlushSource {
       return { chunks: chunk ? [chunk] : [], reachedEnd };
     }
     return await this.#rangedRead(segment, key, offset, budget, minOne);
+  }
+
+  /** Starts background loads of the committed segments after `segment` that are not cached. */
+  #readAhead(segment: SegmentMeta, fullGetMax: number): void {
+    const segments = this.#segments;
+    let i = this.#segmentIndex(segment.baseOffset);
+    if (i < 0) return;
+    let bytes = 0;
+    let started = 0;
+    const budget = Math.min(READ_AHEAD_BYTES_MAX, Math.floor(this.#ctx.config.cacheBytesMax / 4));
+    for (i++; i < segments.length && started < READ_AHEAD_SEGMENTS_MAX; i++) {
+      const next = segments[i];
+      if (next.baseOffset >= this.#committedEnd || next.size > fullGetMax) break;
+      if (bytes + next.size > budget) break;
+      bytes += next.size;
+      const key = this.#objectKey(next.baseOffset, "kfs");
+      if (this.#ctx.cache.get(key) || this.#loading.has(next.baseOffset)) continue;
+      started++;
+      // A failed read-ahead is only a missed optimisation: the fetch that needs
+      // the segment reads it again and reports the error then.
+      this.#viewOf(next).catch(() => {});
+    }
   }
 
   /** The segment's view from the cache or a whole-object GET (cached when it fits). */

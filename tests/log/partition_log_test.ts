@@ -11,6 +11,7 @@ import {
   bigBatch,
   CountingObjectStore,
   decode,
+  eventually,
   FLUSH_INTERVAL_MS,
   GatedObjectStore,
   harness,
@@ -295,6 +296,34 @@ Deno.test("read: a missing or torn index (written without fsync) falls back to a
       const one = await cold.read(o, 1, { minOneBatch: true });
       assert.deepEqual(decode(one.chunks).map(([x]) => x), [o]);
     }
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("read: a cold read fetches the following segments ahead, once each", async () => {
+  const store = new CountingObjectStore(new MemoryObjectStore());
+  const h = await harness({ objectStore: store });
+  try {
+    const first = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < 6; i++) {
+      const ack = append(first, batch([`r${i}`]), { acks: 1 });
+      await h.flush();
+      await ack;
+    }
+    const cold = await (await h.newManager()).partition(TOPIC, 0);
+    const before = store.counts.get;
+    // One batch from segment 0: segments 1-4 are fetched in the background.
+    assert.deepEqual(decode((await cold.read(0, 1, { minOneBatch: true })).chunks), [[0, "r0"]]);
+    await eventually(() => store.counts.get - before === 5, "read-ahead of segments 1-4");
+    // Reading on through them costs no further GETs; segment 5 is fetched once.
+    for (let o = 1; o < 6; o++) {
+      assert.deepEqual(decode((await cold.read(o, 1, { minOneBatch: true })).chunks), [[
+        o,
+        `r${o}`,
+      ]]);
+    }
+    assert.equal(store.counts.get - before, 6, "every segment was read exactly once");
   } finally {
     await h.close();
   }
