@@ -202,7 +202,7 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   /** A linearizable read (it needs a leader): throws `MetadataStoreError` unless etcd serves. */
-  async checkHealth(timeoutMs = this.#requestTimeoutMs): Promise<void> {
+  async checkHealth(timeoutMs: number = this.#requestTimeoutMs): Promise<void> {
     this.#checkUsable();
     try {
       const response = await this.#client.kv.range(
