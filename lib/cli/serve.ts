@@ -17,12 +17,14 @@ import { type Clock, SystemClock } from "../util/clock.ts";
 import { ConsoleLogger, type Logger } from "../util/logger.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import { LocalObjectStore } from "../storage/local_object_store.ts";
-import { S3ObjectStore, type S3ObjectStoreSettings } from "../storage/s3_object_store.ts";
+// The S3 SDK and the etcd client are loaded only when configured: embedded
+// mode starts without parsing them (ready time is part of the product).
+import type { S3ObjectStore, S3ObjectStoreSettings } from "../storage/s3_object_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { EmbeddedMetadataStore } from "../metadata/embedded_metadata_store.ts";
-import {
+import type {
   EtcdMetadataStore,
-  type EtcdMetadataStoreSettings,
+  EtcdMetadataStoreSettings,
 } from "../metadata/etcd_metadata_store.ts";
 import type { HealthCheck } from "../control/http_server.ts";
 import { startNode } from "./node.ts";
@@ -258,6 +260,7 @@ async function openObjectStore(
   }
   let store: S3ObjectStore;
   try {
+    const { S3ObjectStore } = await import("../storage/s3_object_store.ts");
     store = await S3ObjectStore.open(settings, { clock, logger });
   } catch (err) {
     throw new Error(withS3Settings(err), { cause: err });
@@ -333,6 +336,7 @@ async function openMetadataStore(
   }
   let store: EtcdMetadataStore;
   try {
+    const { EtcdMetadataStore } = await import("../metadata/etcd_metadata_store.ts");
     store = await EtcdMetadataStore.open(settings, { clock, logger });
   } catch (err) {
     throw new Error(withEtcdSettings(err), { cause: err });
