@@ -245,6 +245,9 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       // SyncGroup requests it holds (NOT_COORDINATOR), so the drain does not wait for them.
       const serverStopped = server.stop(config.shutdownTimeoutMs);
       await coordinator.stop();
+      // Produce requests already read wait for a flush: run it now rather than
+      // after the flush interval, so they are answered before the connections close.
+      await logs.flushPending();
       await serverStopped;
       broker.stop();
       await registrar.stop();

@@ -230,6 +230,17 @@ export class LogManager {
    * Flushes everything pending (acks=0 data included), stops timers, and
    * releases ownership by revoking the session lease.
    */
+  /**
+   * Flushes everything appended so far (acks=0 data included) without
+   * waiting for the flush interval, and resolves when no flush is pending.
+   * Used at shutdown so in-flight produce requests are answered before the
+   * connections close.
+   */
+  async flushPending(): Promise<void> {
+    if (this.#state !== "started") return;
+    await this.#scheduler.drain();
+  }
+
   async close(): Promise<void> {
     if (this.#state === "closed" || this.#state === "closing") return;
     const wasStarted = this.#state === "started";
