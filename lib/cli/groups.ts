@@ -8,7 +8,7 @@
  * internals.
  */
 import {
-  AdminClient,
+  type AdminClient,
   AdminError,
   type GroupDescription,
   type GroupOffset,
@@ -19,14 +19,15 @@ import {
   COMMON_HELP,
   CONSOLE_IO,
   EXIT,
-  type OutputFormat,
+  onePositional,
   parseCommand,
   parseInteger,
+  print,
   renderFields,
-  renderJson,
   renderTable,
   runCommand,
   UsageError,
+  withAdmin,
 } from "./output.ts";
 
 /** States a group's offsets may be reset in (Kafka's rule: no live members). */
@@ -106,30 +107,6 @@ type Subcommand = keyof typeof HELP;
 
 function subcommandHelp(name: Subcommand): string {
   return [...HELP[name], ...COMMON_HELP].join("\n");
-}
-
-function oneGroup(positionals: string[], command: string): string {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? `"groups ${command}" needs a group id`
-        : `"groups ${command}" takes one group id, got ${positionals.length}`,
-    );
-  }
-  return positionals[0];
-}
-
-function print(io: CliIo, format: OutputFormat, json: unknown, table: string): void {
-  io.stdout(format === "json" ? renderJson(json) : table);
-}
-
-async function withAdmin<T>(bootstrap: string, fn: (admin: AdminClient) => Promise<T>) {
-  const admin = await AdminClient.connect(bootstrap);
-  try {
-    return await fn(admin);
-  } finally {
-    admin.close();
-  }
 }
 
 const key = (topic: string, partition: number) => `${topic}/${partition}`;
@@ -222,7 +199,7 @@ async function describeRows(
 async function describe(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {});
   if (cmd.help) return (io.stdout(subcommandHelp("describe")), EXIT.OK);
-  const groupId = oneGroup(cmd.positionals, "describe");
+  const groupId = onePositional(cmd.positionals, "groups", "describe");
   return await withAdmin(cmd.bootstrap, async (admin) => {
     const group = await admin.describeGroup(groupId);
     const offsets = await admin.fetchOffsets(groupId);
@@ -281,7 +258,7 @@ async function describe(args: string[], io: CliIo): Promise<number> {
 async function remove(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {});
   if (cmd.help) return (io.stdout(subcommandHelp("delete")), EXIT.OK);
-  const groupId = oneGroup(cmd.positionals, "delete");
+  const groupId = onePositional(cmd.positionals, "groups", "delete");
   return await withAdmin(cmd.bootstrap, async (admin) => {
     await admin.deleteGroup(groupId);
     print(io, cmd.output, { groupId, deleted: true }, `Deleted group "${groupId}"`);
@@ -430,7 +407,7 @@ async function resetOffsets(args: string[], io: CliIo): Promise<number> {
     execute: { type: "boolean" },
   });
   if (cmd.help) return (io.stdout(subcommandHelp("reset-offsets")), EXIT.OK);
-  const groupId = oneGroup(cmd.positionals, "reset-offsets");
+  const groupId = onePositional(cmd.positionals, "groups", "reset-offsets");
   const topicArgs = ((cmd.values.topic as string[] | undefined) ?? []).map(parseTopicArg);
   if (topicArgs.length === 0) throw new UsageError(`"groups reset-offsets" needs "--topic T"`);
   const strategy = parseStrategy(cmd.values);

@@ -6,7 +6,7 @@
  * line on stderr and a non-zero exit code.
  */
 import { parseArgs } from "node:util";
-import { AdminError } from "../client/admin.ts";
+import { AdminClient, AdminError } from "../client/admin.ts";
 import { KafkaConnectionError } from "../client/kafka_connection.ts";
 
 export const OUTPUT_FORMATS = ["table", "json"] as const;
@@ -175,4 +175,39 @@ export async function runCommand(
     io.stderr(oneLine(`Unexpected failure: ${err instanceof Error ? err.message : String(err)}`));
     return EXIT.FAILED;
   }
+}
+
+/** Writes JSON or the table, as `--output` asked. */
+export function print(io: CliIo, format: OutputFormat, json: unknown, table: string): void {
+  io.stdout(format === "json" ? renderJson(json) : table);
+}
+
+/** Runs `fn` with an admin client on `bootstrap`, closing it afterwards. */
+export async function withAdmin<T>(
+  bootstrap: string,
+  fn: (admin: AdminClient) => Promise<T>,
+): Promise<T> {
+  const admin = await AdminClient.connect(bootstrap);
+  try {
+    return await fn(admin);
+  } finally {
+    admin.close();
+  }
+}
+
+/** The single positional argument of `<noun> <command>`, e.g. the topic of "topics delete". */
+export function onePositional(
+  positionals: string[],
+  noun: "topics" | "groups",
+  command: string,
+): string {
+  const what = noun === "topics" ? "topic name" : "group id";
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? `"${noun} ${command}" needs a ${what}`
+        : `"${noun} ${command}" takes one ${what}, got ${positionals.length}`,
+    );
+  }
+  return positionals[0];
 }

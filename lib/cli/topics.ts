@@ -4,21 +4,22 @@
  * Kafka-compatible broker. Flags follow kafka-topics.sh where they fit.
  * Must not reach into broker internals.
  */
-import { AdminClient, AdminError, type TopicDescription } from "../client/admin.ts";
+import { AdminError, type TopicDescription } from "../client/admin.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
   type CliIo,
   COMMON_HELP,
   CONSOLE_IO,
   EXIT,
-  type OutputFormat,
+  onePositional,
   parseCommand,
   parseInteger,
+  print,
   renderFields,
-  renderJson,
   renderTable,
   runCommand,
   UsageError,
+  withAdmin,
 } from "./output.ts";
 
 const SUBCOMMANDS = ["create", "list", "describe", "alter", "delete"] as const;
@@ -113,30 +114,6 @@ function parseConfigs(values: string[], allowEmpty: boolean): Record<string, str
   return out;
 }
 
-function oneName(positionals: string[], command: string): string {
-  if (positionals.length !== 1) {
-    throw new UsageError(
-      positionals.length === 0
-        ? `"topics ${command}" needs a topic name`
-        : `"topics ${command}" takes one topic name, got ${positionals.length}`,
-    );
-  }
-  return positionals[0];
-}
-
-function print(io: CliIo, format: OutputFormat, json: unknown, table: string): void {
-  io.stdout(format === "json" ? renderJson(json) : table);
-}
-
-async function withAdmin<T>(bootstrap: string, fn: (admin: AdminClient) => Promise<T>) {
-  const admin = await AdminClient.connect(bootstrap);
-  try {
-    return await fn(admin);
-  } finally {
-    admin.close();
-  }
-}
-
 async function create(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {
     partitions: { type: "string" },
@@ -144,7 +121,7 @@ async function create(args: string[], io: CliIo): Promise<number> {
     "if-not-exists": { type: "boolean" },
   });
   if (cmd.help) return (io.stdout(subcommandHelp("create")), EXIT.OK);
-  const name = oneName(cmd.positionals, "create");
+  const name = onePositional(cmd.positionals, "topics", "create");
   const partitions = cmd.values.partitions === undefined
     ? -1
     : parseInteger(cmd.values.partitions as string, 'Option "--partitions"', 1);
@@ -260,7 +237,7 @@ async function alter(args: string[], io: CliIo): Promise<number> {
     config: { type: "string", multiple: true },
   });
   if (cmd.help) return (io.stdout(subcommandHelp("alter")), EXIT.OK);
-  const name = oneName(cmd.positionals, "alter");
+  const name = onePositional(cmd.positionals, "topics", "alter");
   const hasPartitions = cmd.values.partitions !== undefined;
   const configArgs = (cmd.values.config as string[] | undefined) ?? [];
   if (hasPartitions === (configArgs.length > 0)) {
@@ -303,7 +280,7 @@ async function alter(args: string[], io: CliIo): Promise<number> {
 async function remove(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, { "if-exists": { type: "boolean" } });
   if (cmd.help) return (io.stdout(subcommandHelp("delete")), EXIT.OK);
-  const name = oneName(cmd.positionals, "delete");
+  const name = onePositional(cmd.positionals, "topics", "delete");
   return await withAdmin(cmd.bootstrap, async (admin) => {
     try {
       await admin.deleteTopic(name);
