@@ -18,6 +18,8 @@
  * - `partitions/<topic>/<partition>/owner` → `PartitionOwner`, on the owner's lease
  * - `offsets/<encodeURIComponent(group)>/<topic>/<partition>` → `CommittedOffset`
  * - `groups/<encodeURIComponent(group)>` → opaque bytes (the coordinator's record)
+ * - `group-owners/<encodeURIComponent(group)>` → `{ brokerId }`, on the coordinator's lease;
+ *   its modRevision is the ownership epoch (`GroupOwner`)
  * - `brokers/<brokerId>` → `BrokerRegistration`, on the broker's lease
  * - `cluster/id` → the cluster id; `counters/producer-id` → next producer id
  */
@@ -72,6 +74,16 @@ export interface PartitionState {
 }
 
 export interface PartitionOwner {
+  brokerId: number;
+  epoch: number;
+}
+
+/**
+ * The broker coordinating a group. `epoch` is the owner key's modRevision: the store revision
+ * of the acquisition, so it grows with every take-over (no key outlives the lease to count
+ * with), and every write of the owner compares it (a stale owner's write is refused).
+ */
+export interface GroupOwner {
   brokerId: number;
   epoch: number;
 }
@@ -223,6 +235,9 @@ export class ClusterMetadata {
   }
   #groupKey(group: string): string {
     return `${this.#prefix}groups/${encodeURIComponent(group)}`;
+  }
+  groupOwnerKey(group: string): string {
+    return `${this.#prefix}group-owners/${encodeURIComponent(group)}`;
   }
   #brokerKey(brokerId: number): string {
     return `${this.#prefix}brokers/${brokerId}`;
@@ -575,7 +590,12 @@ export class ClusterMetadata {
   // ---- committed offsets ------------------------------------------------
 
   async commitOffsets(group: string, entries: OffsetCommitEntry[]): Promise<void> {
-    const ops = entries.map((e): Operation => {
+    const ops = this.#offsetOps(group, entries);
+    for (const chunk of chunks(ops, TXN_OPS_MAX)) await this.#store.txn([], chunk);
+  }
+
+  #offsetOps(group: string, entries: OffsetCommitEntry[]): Operation[] {
+    return entries.map((e): Operation => {
       assertTopicName(e.topic);
       assertPartition(e.partition);
       const value: CommittedOffset = {
@@ -590,7 +610,6 @@ export class ClusterMetadata {
         value: encodeJson(value),
       };
     });
-    for (const chunk of chunks(ops, TXN_OPS_MAX)) await this.#store.txn([], chunk);
   }
 
   /** Every committed offset of the group, sorted by topic then partition. */
@@ -625,17 +644,20 @@ export class ClusterMetadata {
     return this.#store.put(this.#groupKey(group), value);
   }
 
-  /** Writes the group record only if its modRevision is still `expectedRevision` (0: absent). */
+  /**
+   * Writes the group record only if its modRevision is still `expectedRevision` (0: absent)
+   * and, when `ownerEpoch` is given, the group's owner key still has that epoch.
+   */
   async putGroupIfRevision(
     group: string,
     value: Uint8Array,
     expectedRevision: number,
+    ownerEpoch?: number,
   ): Promise<number | "conflict"> {
     const key = this.#groupKey(group);
-    const result = await this.#store.txn(
-      [{ key, target: "modRevision", equals: expectedRevision }],
-      [{ op: "put", key, value }],
-    );
+    const compares: Compare[] = [{ key, target: "modRevision", equals: expectedRevision }];
+    if (ownerEpoch !== undefined) compares.push(this.#ownerCompare(group, ownerEpoch));
+    const result = await this.#store.txn(compares, [{ op: "put", key, value }]);
     return result.succeeded ? result.revision : "conflict";
   }
 
@@ -663,6 +685,72 @@ export class ClusterMetadata {
     const existed = await this.#store.delete(this.#groupKey(group));
     const offsets = await this.#store.deletePrefix(this.#groupOffsetsPrefix(group));
     return existed || offsets > 0;
+  }
+
+  // ---- group ownership --------------------------------------------------
+
+  /** The group's live owner (the key vanishes with its lease), or null. */
+  async getGroupOwner(group: string): Promise<GroupOwner | null> {
+    const entry = await this.#store.get(this.groupOwnerKey(group));
+    if (!entry) return null;
+    return { brokerId: decodeJson<{ brokerId: number }>(entry).brokerId, epoch: entry.modRevision };
+  }
+
+  /**
+   * Takes the coordination of a group for `brokerId` on `leaseId`: succeeds when the owner key
+   * is absent (its lease expired or it was released) or already held by this broker id (a
+   * restart, or a new session lease), and always writes the key, so the epoch is new and an
+   * earlier owner's writes are refused. The caller loads the group from the store afterwards.
+   */
+  async acquireGroup(
+    group: string,
+    brokerId: number,
+    leaseId: number,
+  ): Promise<GroupOwner | "owned-by-other"> {
+    const key = this.groupOwnerKey(group);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const entry = await this.#store.get(key);
+      if (entry && decodeJson<{ brokerId: number }>(entry).brokerId !== brokerId) {
+        return "owned-by-other";
+      }
+      const result = await this.#store.txn(
+        [{ key, target: "modRevision", equals: entry?.modRevision ?? 0 }],
+        [{ op: "put", key, value: encodeJson({ brokerId }), lease: leaseId }],
+      );
+      if (result.succeeded) return { brokerId, epoch: result.revision };
+    }
+    throw new MetadataStoreError(`Cannot acquire group "${group}": contended; retry`);
+  }
+
+  /** Deletes the owner key if it still has this epoch; returns whether it did. */
+  async releaseGroup(group: string, epoch: number): Promise<boolean> {
+    const result = await this.#store.txn(
+      [this.#ownerCompare(group, epoch)],
+      [{ op: "delete", key: this.groupOwnerKey(group) }],
+    );
+    return result.succeeded;
+  }
+
+  /**
+   * Commits offsets as the group's owner: every transaction also compares the owner key's
+   * epoch. "fenced" when another broker took the group over (nothing of the failed chunk, nor
+   * of later chunks, is written).
+   */
+  async commitOffsetsAsOwner(
+    group: string,
+    entries: OffsetCommitEntry[],
+    ownerEpoch: number,
+  ): Promise<"committed" | "fenced"> {
+    const ops = this.#offsetOps(group, entries);
+    const owner = this.#ownerCompare(group, ownerEpoch);
+    for (const chunk of chunks(ops, TXN_OPS_MAX)) {
+      if (!(await this.#store.txn([owner], chunk)).succeeded) return "fenced";
+    }
+    return "committed";
+  }
+
+  #ownerCompare(group: string, epoch: number): Compare {
+    return { key: this.groupOwnerKey(group), target: "modRevision", equals: epoch };
   }
 
   // ---- brokers ----------------------------------------------------------

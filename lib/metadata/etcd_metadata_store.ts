@@ -65,6 +65,7 @@ import {
   MetadataStoreError,
   type Operation,
   type TxnResult,
+  validateTxnBranch,
   type WatchEvent,
 } from "./metadata_store.ts";
 
@@ -78,10 +79,6 @@ export const ETCD_MAX_LEASE_TTL_MS = 24 * 60 * 60 * 1000;
 const LIST_PAGE_KEYS = 500;
 /** Bound on the pages one `list` reads: 5 million keys. */
 const LIST_MAX_PAGES = 10_000;
-/** Bound on the operations in one transaction branch (etcd's own default limit is 128). */
-const MAX_TXN_OPERATIONS = 10_000;
-/** Bound on the key and value bytes of one transaction branch (etcd's default is 1.5 MiB). */
-const MAX_TXN_BYTES = 16 * 1024 * 1024;
 /** Largest gRPC message accepted from etcd (a page of `list`, a watch response). */
 const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Tries to find an unused lease id before giving up (collisions are ~impossible). */
@@ -304,8 +301,8 @@ export class EtcdMetadataStore implements MetadataStore {
     success: Operation[],
     failure: Operation[] = [],
   ): Promise<TxnResult> {
-    validateBranch(success);
-    validateBranch(failure);
+    validateTxnBranch(success);
+    validateTxnBranch(failure);
     const leases = [...success, ...failure].flatMap((op) =>
       op.op === "put" && op.lease ? [op.lease] : []
     );
@@ -824,42 +821,6 @@ function validateSettings(settings: EtcdMetadataStoreSettings): void {
     if (value !== undefined && !(Number.isInteger(value) && value > 0 && value <= 3_600_000)) {
       throw new RangeError(
         `etcd setting "${name}" must be an integer from 1 to 3600000, got ${value}`,
-      );
-    }
-  }
-}
-
-/** Rejects branches etcd would reject (one key written twice), and oversized ones. */
-function validateBranch(operations: readonly Operation[]): void {
-  if (operations.length > MAX_TXN_OPERATIONS) {
-    throw new RangeError(
-      `Transaction has ${operations.length} operations; the limit is ${MAX_TXN_OPERATIONS}`,
-    );
-  }
-  const keys = new Set<string>();
-  const prefixes: string[] = [];
-  let bytes = 0;
-  for (const op of operations) {
-    if (op.op === "deletePrefix") {
-      prefixes.push(op.prefix);
-      bytes += op.prefix.length;
-      continue;
-    }
-    if (keys.has(op.key)) {
-      throw new TypeError(`Invalid transaction: key "${op.key}" is written twice in one branch`);
-    }
-    keys.add(op.key);
-    bytes += op.key.length + (op.op === "put" ? op.value.length : 0);
-  }
-  if (bytes > MAX_TXN_BYTES) {
-    throw new RangeError(`Transaction writes ${bytes} bytes; the limit is ${MAX_TXN_BYTES}`);
-  }
-  for (const [i, prefix] of prefixes.entries()) {
-    const clash = [...keys].find((key) => key.startsWith(prefix)) ??
-      prefixes.find((other, j) => j !== i && other.startsWith(prefix));
-    if (clash !== undefined) {
-      throw new TypeError(
-        `Invalid transaction: deletePrefix "${prefix}" overlaps "${clash}" in the same branch`,
       );
     }
   }

@@ -40,13 +40,11 @@ import {
   MetadataStoreError,
   type Operation,
   type TxnResult,
+  validateTxnBranch,
   type WatchEvent,
 } from "./metadata_store.ts";
 
-/** Bound on the key and value bytes one transaction may write (etcd's default limit is 1.5 MiB). */
-export const MAX_TXN_BYTES = 16 * 1024 * 1024;
-/** Bound on the operations in one transaction branch. */
-export const MAX_TXN_OPERATIONS = 10_000;
+export { MAX_TXN_BYTES, MAX_TXN_OPERATIONS } from "./metadata_store.ts";
 /** Longest lease TTL accepted. */
 export const MAX_LEASE_TTL_MS = 24 * 60 * 60 * 1000;
 /** Rough per-entry overhead used to estimate the live state size. */
@@ -439,8 +437,8 @@ export class MemoryMetadataStore implements MetadataStore {
     failure: readonly Operation[],
   ): Promise<WriteOutcome> {
     this.#checkUsable();
-    validateBranch(success);
-    validateBranch(failure);
+    validateTxnBranch(success);
+    validateTxnBranch(failure);
     const succeeded = compares.every((compare) => this.#state.holds(compare));
     const operations = succeeded ? success : failure;
     for (const op of operations) {
@@ -556,42 +554,6 @@ export class MemoryMetadataStore implements MetadataStore {
     if (this.#failure) throw this.#failure;
     if (this.#closed) {
       throw new MetadataStoreError("Metadata store is closed; open a new one to continue");
-    }
-  }
-}
-
-/** Rejects branches etcd would reject: one key written twice, or too large. */
-function validateBranch(operations: readonly Operation[]): void {
-  if (operations.length > MAX_TXN_OPERATIONS) {
-    throw new RangeError(
-      `Transaction has ${operations.length} operations; the limit is ${MAX_TXN_OPERATIONS}`,
-    );
-  }
-  const keys = new Set<string>();
-  const prefixes: string[] = [];
-  let bytes = 0;
-  for (const op of operations) {
-    if (op.op === "deletePrefix") {
-      prefixes.push(op.prefix);
-      bytes += op.prefix.length;
-      continue;
-    }
-    if (keys.has(op.key)) {
-      throw new TypeError(`Invalid transaction: key "${op.key}" is written twice in one branch`);
-    }
-    keys.add(op.key);
-    bytes += op.key.length + (op.op === "put" ? op.value.length : 0);
-  }
-  if (bytes > MAX_TXN_BYTES) {
-    throw new RangeError(`Transaction writes ${bytes} bytes; the limit is ${MAX_TXN_BYTES}`);
-  }
-  for (const [i, prefix] of prefixes.entries()) {
-    const clash = [...keys].find((key) => key.startsWith(prefix)) ??
-      prefixes.find((other, j) => j !== i && other.startsWith(prefix));
-    if (clash !== undefined) {
-      throw new TypeError(
-        `Invalid transaction: deletePrefix "${prefix}" overlaps "${clash}" in the same branch`,
-      );
     }
   }
 }

@@ -97,3 +97,48 @@ export class LeaseExpiredError extends MetadataStoreError {
     super(`Lease ${leaseId} has expired or was revoked`);
   }
 }
+
+/** Bound on the key and value bytes one transaction branch may write (etcd's default is 1.5 MiB). */
+export const MAX_TXN_BYTES = 16 * 1024 * 1024;
+/** Bound on the operations in one transaction branch (etcd's own default limit is 128). */
+export const MAX_TXN_OPERATIONS = 10_000;
+
+/**
+ * Rejects a branch every backend must refuse the same way: one key written
+ * twice (etcd's rule), a deletePrefix overlapping another write, or a branch
+ * over the named limits. Throws TypeError/RangeError: these are caller bugs.
+ */
+export function validateTxnBranch(operations: readonly Operation[]): void {
+  if (operations.length > MAX_TXN_OPERATIONS) {
+    throw new RangeError(
+      `Transaction has ${operations.length} operations; the limit is ${MAX_TXN_OPERATIONS}`,
+    );
+  }
+  const keys = new Set<string>();
+  const prefixes: string[] = [];
+  let bytes = 0;
+  for (const op of operations) {
+    if (op.op === "deletePrefix") {
+      prefixes.push(op.prefix);
+      bytes += op.prefix.length;
+      continue;
+    }
+    if (keys.has(op.key)) {
+      throw new TypeError(`Invalid transaction: key "${op.key}" is written twice in one branch`);
+    }
+    keys.add(op.key);
+    bytes += op.key.length + (op.op === "put" ? op.value.length : 0);
+  }
+  if (bytes > MAX_TXN_BYTES) {
+    throw new RangeError(`Transaction writes ${bytes} bytes; the limit is ${MAX_TXN_BYTES}`);
+  }
+  for (const [i, prefix] of prefixes.entries()) {
+    const clash = [...keys].find((key) => key.startsWith(prefix)) ??
+      prefixes.find((other, j) => j !== i && other.startsWith(prefix));
+    if (clash !== undefined) {
+      throw new TypeError(
+        `Invalid transaction: deletePrefix "${prefix}" overlaps "${clash}" in the same branch`,
+      );
+    }
+  }
+}
