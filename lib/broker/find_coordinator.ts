@@ -1,9 +1,16 @@
 /**
- * FindCoordinator (10), versions 0-4 (batched keys from v4, KIP-699). Every
- * group is coordinated by this broker for now; the group coordinator loads a
- * group from the MetadataStore when it first sees it, so moving groups
- * between brokers later changes only this answer. Transaction coordinators
- * do not exist (no transactions): COORDINATOR_NOT_AVAILABLE.
+ * FindCoordinator (10), versions 0-4 (batched keys from v4, KIP-699).
+ *
+ * A group's coordinator, the same answer on every broker sharing the metadata store:
+ * - the group's live owner (its owner key, `ClusterMetadata.getGroupOwner`, hangs on the
+ *   owner's session lease) while it is registered; an owner that is not registered has no
+ *   address to give: COORDINATOR_NOT_AVAILABLE, and clients ask again;
+ * - else a registered broker picked by hashing the group id (the coordinator takes the
+ *   group's owner key on the first request it serves for it).
+ * When the store does not answer, this broker claims the group: its coordinator answers
+ * retriable errors until the store is back. With one broker the answer is always this one.
+ *
+ * Transaction coordinators do not exist (no transactions): COORDINATOR_NOT_AVAILABLE.
  */
 import {
   FIND_COORDINATOR_REQUEST,
@@ -14,11 +21,17 @@ import {
   type FindCoordinatorResponse,
 } from "../protocol/generated/find_coordinator_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import type { BrokerRegistration } from "../metadata/cluster_metadata.ts";
+import { mapBounded } from "../log/bounded.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
+import { type BrokerAddress, hashName } from "./partition_leaders.ts";
 
 /** Kafka's CoordinatorType. */
 export const COORDINATOR_KEY_TYPES = { GROUP: 0, TRANSACTION: 1, SHARE: 2 } as const;
+
+/** Bound on owner look-ups in flight for one batched (v4) request. */
+const OWNER_LOOKUP_CONCURRENCY = 16;
 
 interface Lookup {
   errorCode: number;
@@ -28,30 +41,97 @@ interface Lookup {
   port: number;
 }
 
-function lookup(broker: Broker, keyType: number): Lookup {
-  const fail = (errorCode: number, errorMessage: string) => ({
-    errorCode,
-    errorMessage,
-    nodeId: -1,
-    host: "",
-    port: -1,
-  });
-  if (keyType === COORDINATOR_KEY_TYPES.TRANSACTION) {
-    return fail(ERROR_CODES.COORDINATOR_NOT_AVAILABLE, "Transactions are not supported");
-  }
-  if (keyType !== COORDINATOR_KEY_TYPES.GROUP) {
-    return fail(ERROR_CODES.INVALID_REQUEST, `Unsupported coordinator key type ${keyType}`);
-  }
-  if (!broker.coordinator.active) {
-    return fail(ERROR_CODES.COORDINATOR_NOT_AVAILABLE, "The group coordinator is stopping");
-  }
+function fail(errorCode: number, errorMessage: string): Lookup {
+  return { errorCode, errorMessage, nodeId: -1, host: "", port: -1 };
+}
+
+function found(b: BrokerAddress): Lookup {
   return {
     errorCode: ERROR_CODES.NONE,
     errorMessage: null,
-    nodeId: broker.settings.nodeId,
-    host: broker.settings.host,
-    port: broker.settings.port,
+    nodeId: b.nodeId,
+    host: b.host,
+    port: b.port,
   };
+}
+
+/** The registered brokers by node id, this one included; null when the store does not answer. */
+async function liveBrokers(broker: Broker): Promise<Map<number, BrokerAddress> | null> {
+  let registered: BrokerRegistration[];
+  try {
+    registered = await broker.metadata.listBrokers();
+  } catch (err) {
+    broker.logger.debug("FindCoordinator: cannot list brokers; claiming the groups", {
+      err: String(err),
+    });
+    return null;
+  }
+  const byId = new Map<number, BrokerAddress>();
+  for (const r of registered) {
+    byId.set(r.brokerId, { nodeId: r.brokerId, host: r.host, port: r.port, rack: r.rack });
+  }
+  const s = broker.settings;
+  byId.set(s.nodeId, { nodeId: s.nodeId, host: s.host, port: s.port, rack: s.rack });
+  return byId;
+}
+
+/** The coordinator of `groupId` among `live` (null: only this broker is known). */
+async function groupCoordinator(
+  broker: Broker,
+  groupId: string,
+  live: Map<number, BrokerAddress> | null,
+): Promise<Lookup> {
+  const s = broker.settings;
+  const self = found({ nodeId: s.nodeId, host: s.host, port: s.port, rack: s.rack });
+  if (live === null) return self;
+  let owner;
+  try {
+    owner = await broker.metadata.getGroupOwner(groupId);
+  } catch (err) {
+    broker.logger.debug("FindCoordinator: cannot read the group owner; claiming the group", {
+      group: groupId,
+      err: String(err),
+    });
+    return self;
+  }
+  if (owner) {
+    const address = live.get(owner.brokerId);
+    return address ? found(address) : fail(
+      ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
+      `Group "${groupId}" is owned by broker ${owner.brokerId}, which is not registered; retry`,
+    );
+  }
+  const ids = [...live.keys()].sort((a, b) => a - b);
+  return found(live.get(ids[hashName(groupId) % ids.length])!);
+}
+
+async function lookup(broker: Broker, keyType: number, keys: string[]): Promise<Lookup[]> {
+  if (keyType === COORDINATOR_KEY_TYPES.TRANSACTION) {
+    return keys.map(() =>
+      fail(ERROR_CODES.COORDINATOR_NOT_AVAILABLE, "Transactions are not supported")
+    );
+  }
+  if (keyType !== COORDINATOR_KEY_TYPES.GROUP) {
+    return keys.map(() =>
+      fail(ERROR_CODES.INVALID_REQUEST, `Unsupported coordinator key type ${keyType}`)
+    );
+  }
+  if (!broker.coordinator.active) {
+    return keys.map(() =>
+      fail(ERROR_CODES.COORDINATOR_NOT_AVAILABLE, "The group coordinator is stopping")
+    );
+  }
+  const live = await liveBrokers(broker);
+  const results = await mapBounded(
+    keys,
+    OWNER_LOOKUP_CONCURRENCY,
+    (key) => groupCoordinator(broker, key, live),
+  );
+  return results.map((r) =>
+    r.status === "fulfilled"
+      ? r.value
+      : fail(ERROR_CODES.COORDINATOR_NOT_AVAILABLE, "Cannot look the coordinator up; retry")
+  );
 }
 
 export const FIND_COORDINATOR_HANDLER = defineHandler<
@@ -64,17 +144,17 @@ export const FIND_COORDINATOR_HANDLER = defineHandler<
   maxVersion: 4,
   request: FIND_COORDINATOR_REQUEST,
   response: FIND_COORDINATOR_RESPONSE,
-  handle(req, ctx) {
+  async handle(req, ctx) {
     const keyType = ctx.apiVersion >= 1 ? req.keyType ?? 0 : COORDINATOR_KEY_TYPES.GROUP;
     if (ctx.apiVersion >= 4) {
+      const keys = req.coordinatorKeys ?? [];
+      const answers = await lookup(ctx.broker, keyType, keys);
       return {
         throttleTimeMs: 0,
-        coordinators: (req.coordinatorKeys ?? []).map((key) => ({
-          key,
-          ...lookup(ctx.broker, keyType),
-        })),
+        coordinators: keys.map((key, i) => ({ key, ...answers[i] })),
       };
     }
-    return { throttleTimeMs: 0, ...lookup(ctx.broker, keyType) };
+    const [one] = await lookup(ctx.broker, keyType, [req.key ?? ""]);
+    return { throttleTimeMs: 0, ...one };
   },
 });

@@ -98,7 +98,7 @@ export async function partitionLeaders(
 }
 
 /** FNV-1a of the UTF-16 code units: the same on every broker. */
-function hashName(name: string): number {
+export function hashName(name: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < name.length; i++) {
     h ^= name.charCodeAt(i);

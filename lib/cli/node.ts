@@ -95,6 +95,15 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       maxSessionTimeoutMs: config.groupMaxSessionTimeoutMs,
       ...deps.coordinatorConfig,
     },
+    // Group owner keys hang on the session lease, so brokers sharing the store agree on
+    // who coordinates each group (FindCoordinator) and a dead broker's groups move on.
+    ownership: {
+      brokerId: config.brokerId,
+      get leaseId() {
+        return logs.leaseId;
+      },
+      sessionLease: () => logs.sessionLease(),
+    },
   });
   const broker = new Broker({
     settings: {

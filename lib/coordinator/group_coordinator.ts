@@ -12,6 +12,15 @@
  * NOT_COORDINATOR when another writer changed the group record, which means
  * this broker no longer owns it).
  *
+ * Ownership among brokers sharing one store (with `ownership`): before
+ * loading or creating a group the coordinator takes its owner key
+ * (`ClusterMetadata.acquireGroup`, on the broker's session lease, with a new
+ * epoch). While another live broker holds the key, requests for the group
+ * get NOT_COORDINATOR (clients look the coordinator up again). Record writes
+ * and offset commits compare the epoch, so a broker whose lease expired
+ * cannot write after another took over; a group held on a lease that is no
+ * longer the broker's is dropped and loaded again on the next request.
+ *
  * Must not import lib/broker, lib/server or lib/cli, and must not touch sockets.
  */
 import type { Clock, TimerHandle } from "../util/clock.ts";
@@ -153,6 +162,25 @@ export interface DescribeGroupResult {
   group: GroupDescription;
 }
 
+/**
+ * The broker session the coordinator hangs group owner keys on (the log
+ * manager's lease, lib/log/log_manager.ts).
+ */
+export interface GroupOwnershipSession {
+  /** This broker's id, written in the owner keys. */
+  readonly brokerId: number;
+  /** The current session lease id; 0 while there is none. */
+  readonly leaseId: number;
+  /** The session lease id, granted again when it was lost; rejects when that fails. */
+  sessionLease(): Promise<number>;
+}
+
+/** A group owner key this coordinator holds. */
+interface Ownership {
+  epoch: number;
+  leaseId: number;
+}
+
 /** A failure with the Kafka code the request gets. */
 export class CoordinatorError extends Error {
   override name = "CoordinatorError";
@@ -181,6 +209,13 @@ interface GroupEntry {
   /** Offset commits in flight (a deletion waits for them). */
   commits: Set<Promise<unknown>>;
   waiters: Map<number, Waiter>;
+  /** The owner key held for the group; null without ownership (one broker). */
+  owner: Ownership | null;
+}
+
+interface Loaded {
+  entry: GroupEntry | null;
+  owner: Ownership | null;
 }
 
 /**
@@ -205,7 +240,8 @@ export class GroupCoordinator {
   readonly #config: GroupCoordinatorConfig;
   readonly #stateConfig: GroupConfig;
   readonly #groups = new Map<string, GroupEntry>();
-  readonly #loading = new Map<string, Promise<GroupEntry | null>>();
+  readonly #ownership: GroupOwnershipSession | null;
+  readonly #loading = new Map<string, Promise<Loaded>>();
   readonly #deleting = new Map<string, Promise<void>>();
   readonly #inFlight = new Set<Promise<unknown>>();
   #nextRequestId = 1;
@@ -217,8 +253,11 @@ export class GroupCoordinator {
     logger: Logger;
     metrics?: Metrics;
     config?: Partial<GroupCoordinatorConfig>;
+    /** Owner keys for groups, for brokers sharing one store; none: every group is ours. */
+    ownership?: GroupOwnershipSession;
   }) {
     this.#metadata = deps.metadata;
+    this.#ownership = deps.ownership ?? null;
     this.#clock = deps.clock;
     this.#logger = deps.logger;
     this.#metrics = deps.metrics ?? null;
@@ -413,13 +452,20 @@ export class GroupCoordinator {
           commitTimestampMs: now,
         }));
       if (entries.length === 0) return codes;
-      const commit = this.#metadata.commitOffsets(input.groupId, entries);
+      const commit = entry.owner
+        ? this.#metadata.commitOffsetsAsOwner(input.groupId, entries, entry.owner.epoch)
+        : this.#metadata.commitOffsets(input.groupId, entries);
       entry.commits.add(commit);
       this.#track(commit);
+      let outcome;
       try {
-        await commit;
+        outcome = await commit;
       } finally {
         entry.commits.delete(commit);
+      }
+      if (outcome === "fenced") {
+        this.#giveUp(entry, "Another broker took the group over; offsets not committed");
+        return fail(ERROR_CODES.NOT_COORDINATOR);
       }
       this.#metrics?.inc(
         "kafscale_group_offset_commits_total",
@@ -534,9 +580,14 @@ export class GroupCoordinator {
   async #entry(groupId: string, create: boolean): Promise<GroupEntry | null> {
     for (let attempt = 0; attempt < GROUP_ACCESS_ATTEMPTS_MAX; attempt++) {
       const existing = this.#groups.get(groupId);
-      if (existing) return existing;
+      if (existing && this.#ownsStill(existing)) return existing;
+      if (existing) {
+        // Its owner key hung on a lease this broker lost: take it again, from the store.
+        this.#giveUp(existing, "The session lease that owned the group was lost; reloading");
+        continue;
+      }
       await this.#deleting.get(groupId);
-      const loaded = await this.#loadGroup(groupId);
+      const { entry: loaded, owner } = await this.#loadGroup(groupId);
       if (this.#stopped) {
         throw new CoordinatorError(ERROR_CODES.NOT_COORDINATOR, "The coordinator is stopping");
       }
@@ -545,7 +596,7 @@ export class GroupCoordinator {
       const current = this.#groups.get(groupId);
       if (current) return current;
       if (!create) return null;
-      return this.#admit(newGroup(groupId), 0);
+      return this.#admit(newGroup(groupId), 0, owner);
     }
     throw new CoordinatorError(
       ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
@@ -553,8 +604,48 @@ export class GroupCoordinator {
     );
   }
 
+  /** Whether the entry's owner key hangs on the broker's current session lease. */
+  #ownsStill(entry: GroupEntry): boolean {
+    if (!this.#ownership) return true;
+    return entry.owner !== null && entry.owner.leaseId === this.#ownership.leaseId;
+  }
+
+  /** Drops a group this broker no longer owns: held requests get NOT_COORDINATOR. */
+  #giveUp(entry: GroupEntry, why: string): void {
+    if (!entry.live) return;
+    this.#logger.warn(why, { group: entry.group.groupId });
+    this.#applySafely(entry, { type: "unload", errorCode: ERROR_CODES.NOT_COORDINATOR });
+  }
+
+  /**
+   * Takes the group's owner key (a new epoch), so what is read from the store next is not
+   * changed by an earlier owner. Null without ownership.
+   */
+  async #acquire(groupId: string): Promise<Ownership | null> {
+    const ownership = this.#ownership;
+    if (!ownership) return null;
+    let leaseId: number;
+    try {
+      leaseId = await ownership.sessionLease();
+    } catch (err) {
+      throw new CoordinatorError(
+        ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
+        `Cannot take group "${groupId}" over: the broker has no session lease ` +
+          `(${err instanceof Error ? err.message : String(err)}); retry`,
+      );
+    }
+    const owner = await this.#metadata.acquireGroup(groupId, ownership.brokerId, leaseId);
+    if (owner === "owned-by-other") {
+      throw new CoordinatorError(
+        ERROR_CODES.NOT_COORDINATOR,
+        `Group "${groupId}" is coordinated by another broker; find its coordinator again`,
+      );
+    }
+    return { epoch: owner.epoch, leaseId };
+  }
+
   /** Takes the group over from the store; concurrent callers share one load. */
-  #loadGroup(groupId: string): Promise<GroupEntry | null> {
+  #loadGroup(groupId: string): Promise<Loaded> {
     let loading = this.#loading.get(groupId);
     if (!loading) {
       loading = this.#readGroup(groupId).finally(() => this.#loading.delete(groupId));
@@ -563,7 +654,8 @@ export class GroupCoordinator {
     return loading;
   }
 
-  async #readGroup(groupId: string): Promise<GroupEntry | null> {
+  async #readGroup(groupId: string): Promise<Loaded> {
+    const owner = await this.#acquire(groupId);
     const stored = await this.#metadata.getGroup(groupId);
     let group: Group | null = null;
     if (stored) {
@@ -571,17 +663,18 @@ export class GroupCoordinator {
     } else if ((await this.#metadata.fetchOffsets(groupId)).length > 0) {
       group = newGroup(groupId); // Only offsets: an Empty group, as Kafka loads it.
     }
-    if (!group || this.#stopped) return null;
+    if (!group || this.#stopped) return { entry: null, owner };
     const existing = this.#groups.get(groupId);
-    if (existing) return existing;
-    const entry = this.#admit(group, stored?.modRevision ?? 0);
+    if (existing) return { entry: existing, owner };
+    const entry = this.#admit(group, stored?.modRevision ?? 0, owner);
     this.#logger.info("Loaded group", {
       group: groupId,
       state: group.state,
       generation: group.generationId,
       members: group.members.size,
+      ...(owner ? { epoch: owner.epoch } : {}),
     });
-    return entry;
+    return { entry, owner };
   }
 
   /** What a group looks like in the store, without taking it over. */
@@ -591,7 +684,7 @@ export class GroupCoordinator {
     return groupFromRecord(decodeGroupRecord(groupId, stored.value), this.#clock.monotonic());
   }
 
-  #admit(group: Group, revision: number): GroupEntry {
+  #admit(group: Group, revision: number, owner: Ownership | null): GroupEntry {
     if (this.#groups.size >= this.#config.maxGroups) this.#evictIdleGroups();
     if (this.#groups.size >= this.#config.maxGroups) {
       throw new CoordinatorError(
@@ -610,6 +703,7 @@ export class GroupCoordinator {
       writesPending: 0,
       commits: new Set(),
       waiters: new Map(),
+      owner,
     };
     this.#groups.set(group.groupId, entry);
     this.#metrics?.set("kafscale_groups_loaded", "Consumer groups in memory", this.#groups.size);
@@ -710,7 +804,12 @@ export class GroupCoordinator {
     const write = entry.writes.then(async () => {
       let errorCode: number = ERROR_CODES.NONE;
       try {
-        const result = await this.#metadata.putGroupIfRevision(groupId, bytes, entry.revision);
+        const result = await this.#metadata.putGroupIfRevision(
+          groupId,
+          bytes,
+          entry.revision,
+          entry.owner?.epoch,
+        );
         if (result === "conflict") errorCode = ERROR_CODES.NOT_COORDINATOR;
         else entry.revision = result;
       } catch (err) {

@@ -159,6 +159,17 @@ export class LogManager {
     return [...this.#live.values()];
   }
 
+  /**
+   * The session lease id, granted again when it was lost (the group coordinator hangs its
+   * group owner keys on it too). Rejects with a LogError when not started or the store refuses.
+   */
+  async sessionLease(): Promise<number> {
+    if (this.#state !== "started") {
+      throw LogError.notLeader(`Log manager is ${this.#state}; it has no session lease`);
+    }
+    return (await this.#ensureLease()).id;
+  }
+
   /** Grants the broker session lease and starts keeping it alive. */
   async start(): Promise<void> {
     if (this.#state !== "new") throw new Error(`LogManager.start() called when ${this.#state}`);

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   GroupCoordinator,
   type GroupCoordinatorConfig,
+  type GroupOwnershipSession,
   type JoinGroupInput,
   kafkaClientHost,
 } from "../../lib/coordinator/group_coordinator.ts";
@@ -66,9 +67,24 @@ interface Setup {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** A broker's session lease, granted on first use like the log manager's. */
+class TestSession implements GroupOwnershipSession {
+  leaseId = 0;
+  constructor(readonly brokerId: number, readonly metadata: ClusterMetadata) {}
+  async sessionLease(): Promise<number> {
+    if (this.leaseId === 0) this.leaseId = (await this.metadata.grantLease(10_000)).id;
+    return this.leaseId;
+  }
+  /** The broker dies or loses its lease: etcd drops the lease and its keys. */
+  async end(): Promise<void> {
+    if (this.leaseId !== 0) await this.metadata.revokeLease(this.leaseId);
+  }
+}
+
 async function setup(
   config: Partial<GroupCoordinatorConfig> = {},
   shared?: { clock: ManualClock; store: CountingStore },
+  ownership?: (metadata: ClusterMetadata) => GroupOwnershipSession,
 ): Promise<Setup> {
   const clock = shared?.clock ?? new ManualClock();
   const store = shared?.store ?? new CountingStore({ clock });
@@ -79,6 +95,7 @@ async function setup(
     clock,
     logger: silentLogger,
     config: { initialRebalanceDelayMs: 0, ...config },
+    ownership: ownership?.(metadata),
   });
   return {
     clock,
@@ -415,4 +432,87 @@ Deno.test("coordinator: client hosts are reported as Kafka does, with a leading 
   assert.equal(kafkaClientHost("127.0.0.1:53122"), "/127.0.0.1");
   assert.equal(kafkaClientHost("::1:53122"), "/::1");
   assert.equal(kafkaClientHost("[::1]:53122"), "/::1");
+});
+
+Deno.test("coordinator: ownership: one owner per group; another broker takes it when the lease ends", async () => {
+  const clock = new ManualClock();
+  const store = new CountingStore({ clock });
+  const facade = new ClusterMetadata(store);
+  const sessionA = new TestSession(1, facade);
+  const sessionB = new TestSession(2, facade);
+  await using a = await setup({}, { clock, store }, () => sessionA);
+  await using b = await setup({}, { clock, store }, () => sessionB);
+  const member = await stableMember(a, "g", { groupInstanceId: "inst-1" });
+  const commit = (s: Setup, offset: number) =>
+    s.coordinator.commitOffsets({
+      groupId: "g",
+      memberId: member.memberId,
+      groupInstanceId: "inst-1",
+      generationId: member.generationId,
+      offsets: [{ topic: "t", partition: 0, offset, leaderEpoch: -1, metadata: null }],
+    });
+  assert.deepEqual(await commit(a, 5), [E.NONE]);
+  assert.equal((await facade.getGroupOwner("g"))?.brokerId, 1);
+
+  // Broker 1 owns the group while its lease lives: broker 2 sends clients away.
+  assert.equal((await b.coordinator.join(joinInput("g", ""))).errorCode, E.NOT_COORDINATOR);
+  assert.equal((await b.coordinator.describeGroup("g")).errorCode, E.NOT_COORDINATOR);
+  assert.deepEqual(await commit(b, 6), [E.NOT_COORDINATOR]);
+  assert.equal(b.coordinator.loadedGroups, 0);
+
+  // Broker 1's lease ends (it died, or etcd expired it): broker 2 loads the group from the store.
+  await sessionA.end();
+  const d = await b.coordinator.describeGroup("g");
+  assert.equal(d.errorCode, E.NONE);
+  assert.equal(d.group.state, GROUP_STATES.STABLE);
+  assert.equal(d.group.members[0].memberId, member.memberId);
+  assert.equal((await facade.getGroupOwner("g"))?.brokerId, 2);
+
+  // Broker 1 still holds the group in memory, but its commits are refused and it lets go.
+  assert.deepEqual(await commit(a, 9), [E.NOT_COORDINATOR]);
+  await settle();
+  assert.equal(a.coordinator.loadedGroups, 0, "the fenced owner gave the group up");
+  assert.equal(
+    await a.coordinator.heartbeat({
+      groupId: "g",
+      memberId: member.memberId,
+      groupInstanceId: "inst-1",
+      generationId: member.generationId,
+    }),
+    E.NOT_COORDINATOR,
+  );
+  assert.deepEqual(await commit(b, 7), [E.NONE]);
+  const offsets = await b.coordinator.fetchOffsets("g");
+  assert.deepEqual(offsets.offsets.map((o) => o.offset), [7]);
+  await sessionB.end();
+  await store.close();
+});
+
+Deno.test("coordinator: ownership: a group held on a lost session lease is taken again and reloaded", async () => {
+  const clock = new ManualClock();
+  const store = new CountingStore({ clock });
+  const facade = new ClusterMetadata(store);
+  const session = new TestSession(1, facade);
+  await using a = await setup({}, { clock, store }, () => session);
+  const member = await stableMember(a, "g");
+  const before = await facade.getGroupOwner("g");
+  assert.ok(before);
+  // The lease is lost; the broker gets a new one (the log manager does on the next use).
+  await session.end();
+  session.leaseId = 0;
+  assert.equal(
+    await a.coordinator.heartbeat({
+      groupId: "g",
+      memberId: member.memberId,
+      groupInstanceId: null,
+      generationId: member.generationId,
+    }),
+    E.NONE,
+    "the group was loaded again from the store, member and generation intact",
+  );
+  const after = await facade.getGroupOwner("g");
+  assert.equal(after?.brokerId, 1);
+  assert.ok(after.epoch > before.epoch, "a new ownership epoch");
+  await session.end();
+  await store.close();
 });

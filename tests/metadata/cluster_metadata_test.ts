@@ -121,6 +121,62 @@ suite("listTopics, setTopicState, updateTopicConfigs, addPartitions", async ({ m
   assert.ok((await meta.getPartitionState("b", 3)).modRevision > 0);
 });
 
+suite(
+  "acquireGroup: one live owner, a new epoch per take-over, stale owners fenced",
+  async ({ meta }) => {
+    const enc = new TextEncoder();
+    const lease1 = await meta.grantLease(10_000);
+    const lease2 = await meta.grantLease(10_000);
+    const first = await meta.acquireGroup("g/1", 1, lease1.id);
+    assert.ok(typeof first === "object");
+    assert.deepEqual(await meta.getGroupOwner("g/1"), first);
+    assert.equal(await meta.acquireGroup("g/1", 2, lease2.id), "owned-by-other");
+
+    // The owner writes its record and commits offsets, comparing its epoch.
+    const rev = await meta.putGroupIfRevision("g/1", enc.encode("r1"), 0, first.epoch);
+    assert.equal(typeof rev, "number");
+    const offset = {
+      topic: "t",
+      partition: 0,
+      offset: 5,
+      leaderEpoch: -1,
+      metadata: null,
+      commitTimestampMs: 0,
+    };
+    assert.equal(await meta.commitOffsetsAsOwner("g/1", [offset], first.epoch), "committed");
+    // Owner keys are not groups.
+    assert.deepEqual(await meta.listGroups(), ["g/1"]);
+
+    // Broker 1's lease ends: broker 2 takes over with a higher epoch.
+    await meta.revokeLease(lease1.id);
+    assert.equal(await meta.getGroupOwner("g/1"), null);
+    const second = await meta.acquireGroup("g/1", 2, lease2.id);
+    assert.ok(typeof second === "object");
+    assert.ok(second.epoch > first.epoch, "the epoch grows with every take-over");
+
+    // Broker 1, stalled, cannot write after the take-over.
+    assert.equal(
+      await meta.commitOffsetsAsOwner("g/1", [{ ...offset, offset: 9 }], first.epoch),
+      "fenced",
+    );
+    assert.equal(
+      await meta.putGroupIfRevision("g/1", enc.encode("stale"), rev as number, first.epoch),
+      "conflict",
+    );
+    assert.equal((await meta.fetchOffsets("g/1"))[0].offset, 5);
+    assert.deepEqual((await meta.getGroup("g/1"))?.value, enc.encode("r1"));
+    assert.equal(await meta.commitOffsetsAsOwner("g/1", [offset], second.epoch), "committed");
+
+    // The same broker id acquiring again (a new session lease) gets a new epoch.
+    const lease3 = await meta.grantLease(10_000);
+    const third = await meta.acquireGroup("g/1", 2, lease3.id);
+    assert.ok(typeof third === "object" && third.epoch > second.epoch);
+    assert.equal(await meta.releaseGroup("g/1", second.epoch), false, "not the current epoch");
+    assert.equal(await meta.releaseGroup("g/1", third.epoch), true);
+    assert.equal(await meta.getGroupOwner("g/1"), null);
+  },
+);
+
 suite("acquirePartition bumps the epoch and fences the previous owner", async ({ meta }) => {
   await meta.createTopic({ name: "t", partitions: 2 });
   const lease1 = await meta.grantLease(10_000);
