@@ -137,5 +137,6 @@ install_deno
 install_apt_packages
 install_python_venv
 install_node_packages
+bash "$KAFSCALE_ROOT/scripts/setup_compat.sh" # the matrix's Go/Java programs, Kafka CLI tools
 # MinIO (built with go install) and etcd for the S3/etcd suites.
 bash "$KAFSCALE_ROOT/scripts/setup_backends.sh"

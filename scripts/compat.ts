@@ -1,0 +1,176 @@
+/**
+ * `deno task test:compat`: the cross-client compatibility matrix. Starts a broker on a temp data
+ * directory (or uses `--bootstrap`), runs every client program of tests/compat/matrix/ with its
+ * default settings, and prints the matrix client x scenario -> pass/fail, then one line per cell
+ * that did not pass. Exits 1 when any cell failed. Needs `bash scripts/setup.sh` (which runs
+ * scripts/setup_compat.sh) first.
+ *
+ *   --bootstrap HOST:PORT   run against this broker instead of starting one (e.g. Apache Kafka
+ *                           from scripts/reference_kafka.sh, to check the programs themselves)
+ *   --client ID[,ID...]     only these clients (ids: java-3.9.2, kafka-cli, franz-go, sarama,
+ *                           kcat, confluent-pypi, confluent-debian, kafka-python, kafkajs,
+ *                           platformatic)
+ *   --count N               uncompressed records (default 2000)
+ *   --compressed-count N    records per other codec (default 500)
+ *   --readme                also write the matrix into README.md, between the
+ *                           `<!-- BEGIN compat-matrix -->` and `<!-- END compat-matrix -->` lines
+ *   --kgo                   instead of the matrix, run franz-go's pkg/kgo test suite against the
+ *                           broker and print pass/fail/skip counts (takes minutes)
+ *   --kgo-run REGEX         go test -run filter for --kgo (default: all)
+ *   --kgo-skip REGEX        go test -skip filter for --kgo (default: ^(TestTxnEtl)$, which needs
+ *                           transactions)
+ *   --kgo-timeout DUR       go test -timeout for --kgo (default 10m)
+ *   --kgo-records N         KGO_TEST_RECORDS for --kgo (default 100000)
+ */
+import { parseArgs } from "node:util";
+import { type BrokerProcess, startBroker } from "../tests/e2e/broker_process.ts";
+import {
+  anyFailed,
+  type ClientRun,
+  DEFAULT_OPTIONS,
+  formatMatrix,
+  formatNotes,
+  matrixClients,
+  runClient,
+} from "../tests/compat/matrix/matrix.ts";
+import {
+  KGO_EXCLUDED,
+  runKgoSuite,
+  skipPattern,
+  skipReason,
+} from "../tests/compat/matrix/kgo_suite.ts";
+
+/** TestTxnEtl needs transactions, which the broker refuses: it would wait for the timeout. */
+const KGO_DEFAULT_SKIP = skipPattern(["TestTxnEtl"]);
+const KGO_DEFAULT_RECORDS = 100_000;
+const README = new URL("../README.md", import.meta.url);
+
+/** Puts `table` between the compat-matrix markers of README.md and formats the file. */
+async function writeReadme(table: string): Promise<void> {
+  const text = await Deno.readTextFile(README);
+  const re = /(<!-- BEGIN compat-matrix -->\n)[\s\S]*?(<!-- END compat-matrix -->)/;
+  if (!re.test(text)) throw new Error('README.md has no "compat-matrix" markers');
+  await Deno.writeTextFile(README, text.replace(re, `$1\n${table}\n\n$2`));
+  const fmt = await new Deno.Command(Deno.execPath(), { args: ["fmt", README.pathname] }).output();
+  if (!fmt.success) {
+    throw new Error(`deno fmt README.md failed: ${new TextDecoder().decode(fmt.stderr)}`);
+  }
+  console.error("compat: README.md updated");
+}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`"--${name}" must be a positive integer, got "${raw}"`);
+    Deno.exit(2);
+  }
+  return n;
+}
+
+async function matrix(bootstrap: string, values: Record<string, string | boolean | undefined>) {
+  const wanted = typeof values.client === "string" ? values.client.split(",") : undefined;
+  const clients = (await matrixClients()).filter((c) => !wanted || wanted.includes(c.id));
+  if (clients.length === 0) {
+    console.error(`"--client" matches no client: "${values.client}"`);
+    return 2;
+  }
+  const opts = {
+    ...DEFAULT_OPTIONS,
+    count: positiveInt("count", values.count as string | undefined, DEFAULT_OPTIONS.count),
+    compressedCount: positiveInt(
+      "compressed-count",
+      values["compressed-count"] as string | undefined,
+      DEFAULT_OPTIONS.compressedCount,
+    ),
+  };
+  const runs: ClientRun[] = [];
+  for (const client of clients) {
+    const run = await runClient(client, bootstrap, opts);
+    const failed = [...run.cells.values()].filter((r) => r.status === "fail").length;
+    console.error(
+      `compat: ${client.label} ${run.version}: ${failed === 0 ? "ok" : `${failed} failed`} ` +
+        `(${(run.ms / 1000).toFixed(1)} s)`,
+    );
+    runs.push(run);
+  }
+  const table = formatMatrix(runs);
+  console.log(table);
+  if (values.readme) await writeReadme(table);
+  const notes = formatNotes(runs);
+  if (notes) console.log(`\n${notes}`);
+  return anyFailed(runs) ? 1 : 0;
+}
+
+async function kgo(bootstrap: string, values: Record<string, string | boolean | undefined>) {
+  const result = await runKgoSuite(bootstrap, {
+    run: (values["kgo-run"] as string | undefined) ?? "",
+    skip: (values["kgo-skip"] as string | undefined) ?? KGO_DEFAULT_SKIP,
+    timeout: (values["kgo-timeout"] as string | undefined) ?? "10m",
+    records: positiveInt(
+      "kgo-records",
+      values["kgo-records"] as string | undefined,
+      KGO_DEFAULT_RECORDS,
+    ),
+  });
+  for (const [name, output] of result.output) {
+    const status = result.tests.get(name) ?? "build";
+    if (status === "skip") {
+      console.log(`skip ${name}: ${skipReason(output)}`);
+    } else {
+      console.log(`${status} ${name}:\n${output}\n`);
+    }
+  }
+  if (values["kgo-skip"] === undefined) {
+    console.log(`excluded TestTxnEtl: ${KGO_EXCLUDED.TestTxnEtl}`);
+  }
+  console.log(
+    `franz-go ${result.franzGoVersion} pkg/kgo: ${result.passed} passed, ${result.failed} failed, ` +
+      `${result.skipped} skipped, ${result.unfinished} unfinished ` +
+      `(go test exit ${result.exitCode}, ${(result.ms / 1000).toFixed(0)} s)`,
+  );
+  return result.failed + result.unfinished === 0 && result.exitCode === 0 ? 0 : 1;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      bootstrap: { type: "string" },
+      client: { type: "string" },
+      count: { type: "string" },
+      "compressed-count": { type: "string" },
+      readme: { type: "boolean" },
+      kgo: { type: "boolean" },
+      "kgo-run": { type: "string" },
+      "kgo-skip": { type: "string" },
+      "kgo-timeout": { type: "string" },
+      "kgo-records": { type: "string" },
+    },
+  });
+  if (values.readme && (values.client !== undefined || values.bootstrap !== undefined)) {
+    console.error(
+      '"--readme" records the full matrix against this broker: drop "--client" and ' +
+        '"--bootstrap"',
+    );
+    return 2;
+  }
+  let broker: BrokerProcess | undefined;
+  try {
+    let bootstrap = values.bootstrap;
+    if (bootstrap === undefined) {
+      broker = await startBroker();
+      bootstrap = broker.bootstrap;
+      console.error(`compat: broker on ${bootstrap} (data ${broker.dataDir})`);
+    }
+    return values.kgo ? await kgo(bootstrap, values) : await matrix(bootstrap, values);
+  } finally {
+    if (broker) {
+      const code = await broker.stop().catch(() => -1);
+      if (code !== 0) console.error(`compat: broker exited ${code}:\n${broker.logs()}`);
+      await broker.cleanup();
+    }
+  }
+}
+
+Deno.exit(await main());
