@@ -48,7 +48,8 @@ export class Connection implements ConnectionInfo {
   readonly #limits: ConnectionLimits;
   readonly #logger: Logger;
   #queue: Pending[] = [];
-  #queueChanged: (() => void) | null = null;
+  /** Waiters for a queue change: the reader (in-flight limit) and the writer (empty queue). */
+  #queueChanged: (() => void)[] = [];
   #closed = false;
   #draining = false;
   #readingDone = false;
@@ -188,14 +189,14 @@ export class Connection implements ConnectionInfo {
 
   #waitQueueChange(): Promise<void> {
     return new Promise((resolve) => {
-      this.#queueChanged = resolve;
+      this.#queueChanged.push(resolve);
     });
   }
 
   #wake(): void {
-    const resolve = this.#queueChanged;
-    this.#queueChanged = null;
-    resolve?.();
+    const waiters = this.#queueChanged;
+    this.#queueChanged = [];
+    for (const resolve of waiters) resolve();
   }
 
   async #writeLoop(): Promise<void> {
