@@ -27,6 +27,7 @@ import { errorCodeFor } from "./errors.ts";
 const MAX_WAIT_CAP_MS = 30_000;
 /** Bound on re-reads of one long poll (each wake-up re-reads once). */
 const MAX_POLL_ROUNDS = 1_000;
+const EMPTY_RECORDS = new Uint8Array(0);
 
 interface Target {
   topicName: string;
@@ -142,7 +143,9 @@ function emptyPartition(index: number, errorCode: number): PartitionData {
     logStartOffset: -1,
     abortedTransactions: null,
     preferredReadReplica: -1,
-    records: null,
+    // Empty, never null: librdkafka reads a null as a message set of size -1 and
+    // drops the whole response (Kafka sends MemoryRecords.EMPTY here too).
+    records: EMPTY_RECORDS,
   };
 }
 

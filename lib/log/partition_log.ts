@@ -78,7 +78,7 @@ import {
 export const SEGMENT_PUT_CONCURRENCY = 8;
 /** Bound on segments one read walks through. */
 export const READ_SEGMENTS_MAX = 64;
-/** Bound on ranged GETs one segment read issues. */
+/** Bound on ranged GETs that return data in one segment read (skipping is bounded by the segment). */
 export const RANGE_READS_MAX = 8;
 /** Smallest ranged GET, so small budgets do not cost one request per batch. */
 export const RANGE_READ_MIN_BYTES = 64 * 1024;
@@ -1041,8 +1041,11 @@ export class PartitionLog implements FlushSource {
 
   /**
    * Reads a large segment by ranges: from the index entry at or before
-   * `offset`, GETs windows and keeps the whole batches from the one holding
-   * `offset` while they fit the budget.
+   * `offset`, skips the batches before the one holding `offset` by reading
+   * only their headers, then GETs windows and keeps whole batches while they
+   * fit the budget (the first one regardless when `minOne`, KIP-74). Every
+   * GET moves forward by at least one batch, so a read always reaches the
+   * batch holding `offset`, whatever the record sizes.
    */
   async #rangedRead(
     segment: SegmentMeta,
@@ -1057,10 +1060,14 @@ export class PartitionLog implements FlushSource {
     const chunks: Uint8Array[] = [];
     let returned = 0;
     let started = false;
+    let dataReads = 0;
     let nextBatchSize = 0;
     const fits = (size: number) => returned + size <= budget || (minOne && returned === 0);
-    for (let i = 0; i < RANGE_READS_MAX; i++) {
+    // Bounded by the segment: each GET advances `pos` by at least one batch header.
+    const readsMax = Math.ceil((bodyEnd - pos) / BATCH_HEADER_BYTES) + 1;
+    for (let reads = 0; reads < readsMax; reads++) {
       if (pos >= bodyEnd) return { chunks, reachedEnd: true };
+      if (started && dataReads >= RANGE_READS_MAX) return { chunks, reachedEnd: false };
       const remaining = Math.max(0, budget - returned);
       const want = Math.max(
         started ? remaining : remaining + RANGE_SKIP_BYTES,
@@ -1077,6 +1084,7 @@ export class PartitionLog implements FlushSource {
       if (!data || data.byteLength !== end - pos) {
         throw LogError.storage(`Segment "${key}" is missing or shorter than listed`);
       }
+      if (started) dataReads++;
       const { batches, validBytes } = scanBatches(data);
       let chunkStart = -1;
       let chunkEnd = -1;
@@ -1096,19 +1104,30 @@ export class PartitionLog implements FlushSource {
       }
       if (chunkStart >= 0) chunks.push(data.subarray(chunkStart, chunkEnd));
       if (full) return { chunks, reachedEnd: false };
-      if (validBytes > 0) {
-        pos += validBytes;
+      pos += validBytes;
+      // The window ends inside a batch (or holds none): its header says how big it is
+      // and, before the batch holding `offset`, whether it can be skipped unread.
+      const tail = data.subarray(validBytes);
+      if (tail.byteLength < LOG_OVERHEAD) {
         nextBatchSize = 0;
         continue;
       }
-      // The batch at `pos` is bigger than the window: size the next GET from its header.
-      nextBatchSize = data.byteLength >= LOG_OVERHEAD ? readBatchSize(data, 0) : 0;
+      nextBatchSize = readBatchSize(tail, 0);
       if (nextBatchSize < BATCH_HEADER_BYTES || pos + nextBatchSize > bodyEnd) {
         throw LogError.storage(`Segment "${key}" has a malformed batch at byte ${pos}`);
       }
+      if (!started && tail.byteLength >= BATCH_HEADER_BYTES) {
+        const info = readBatchInfo(tail, 0);
+        if (info.baseOffset + info.lastOffsetDelta < offset) {
+          pos += nextBatchSize;
+          nextBatchSize = 0;
+          continue;
+        }
+        started = true;
+      }
       if (started && !fits(nextBatchSize)) return { chunks, reachedEnd: false };
     }
-    return { chunks, reachedEnd: false };
+    throw LogError.storage(`Segment "${key}" could not be read up to offset ${offset}`);
   }
 
   #objectKey(baseOffset: number, kind: "kfs" | "index"): string {

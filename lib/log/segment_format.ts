@@ -251,20 +251,34 @@ export function validateSegment(
 }
 
 /**
+ * Body bytes after which the next batch is indexed whatever the message
+ * count (like Kafka's `index.interval.bytes`), so a ranged read never has to
+ * skip more than this plus one batch to reach an offset, however big the
+ * records are.
+ */
+export const INDEX_INTERVAL_BYTES = 64 * 1024;
+
+/**
  * Picks the batches to index: the first, then each batch that starts after at
- * least `intervalMessages` messages since the previous entry (KafScale's rule).
+ * least `intervalMessages` messages (KafScale's rule) or `intervalBytes`
+ * bytes since the previous entry.
  */
 export function buildIndexEntries(
   batches: { baseOffset: number; position: number; recordsCount: number }[],
   intervalMessages: number,
+  intervalBytes = INDEX_INTERVAL_BYTES,
 ): IndexEntry[] {
   const interval = Math.max(1, intervalMessages);
   const entries: IndexEntry[] = [];
   let sinceLast = 0;
+  let lastPosition = 0;
   for (const b of batches) {
-    if (entries.length === 0 || sinceLast >= interval) {
+    if (
+      entries.length === 0 || sinceLast >= interval || b.position - lastPosition >= intervalBytes
+    ) {
       entries.push({ offset: b.baseOffset, position: b.position });
       sinceLast = 0;
+      lastPosition = b.position;
     }
     sinceLast += b.recordsCount;
   }

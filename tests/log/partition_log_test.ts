@@ -583,3 +583,40 @@ Deno.test("failure: orphans of a split flush are cleaned even without conditiona
     await h.close();
   }
 });
+
+// librdkafka test 0041 (10 KB records, then 500 KB records, fetch.message.max.bytes=100000):
+// a ranged read that had to skip large batches after a sparse index entry gave up after 8
+// GETs and answered an empty read with no error, forever. Reads must reach the batch holding
+// the offset whatever the record sizes, and return it even when it exceeds the budget (KIP-74).
+Deno.test("read: ranged reads reach the batch holding the offset past any number of large batches (librdkafka 0041)", async () => {
+  const store = new CountingObjectStore(new MemoryObjectStore());
+  // Segments over 1 MiB (cacheBytesMax / 4) are read by index + ranged GETs.
+  const h = await harness({
+    objectStore: store,
+    config: { cacheBytesMax: 4 * 1024 * 1024, segmentBytesMax: 64 * 1024 * 1024 },
+  });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const sizes = [...Array(5).fill(10_000), ...Array(24).fill(500_000)];
+    const acks = sizes.map((size, i) => append(log, bigBatch(`r${i}`, size), { acks: 1 }));
+    await h.flush();
+    await Promise.all(acks);
+    assert.equal(log.segments.length, 1, "one large segment");
+    // No index (as after a crash, or as sparse as an old segment's): reads scan from the start.
+    const key = segmentObjectKey("default", TOPIC, 0, 0, "index");
+    await store.delete(key);
+    h.manager.cache.clear();
+    for (const offset of [0, 4, 5, 6, 17, 28]) {
+      const read = await log.read(offset, 100_000, { minOneBatch: true });
+      const got = decode(read.chunks);
+      assert.ok(got.length >= 1, `offset ${offset}: at least one batch`);
+      assert.equal(got[0][0], offset, `offset ${offset}: the batch holding it comes first`);
+      assert.equal(got[0][1].slice(0, `r${offset}`.length), `r${offset}`);
+    }
+    // A budget smaller than the batch without minOneBatch returns nothing, but does not fail.
+    const none = await log.read(20, 100_000);
+    assert.equal(none.bytes, 0);
+  } finally {
+    await h.close();
+  }
+});

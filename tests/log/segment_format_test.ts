@@ -5,6 +5,7 @@ import {
   encodeSegment,
   encodeSegmentFooter,
   encodeSegmentHeader,
+  INDEX_INTERVAL_BYTES,
   lookupIndex,
   parseIndex,
   parseSegmentFooter,
@@ -120,6 +121,22 @@ Deno.test("segment format: index interval 1 indexes every batch; first batch alw
   assert.equal(buildIndexEntries(batches, 1).length, 3);
   assert.deepEqual(buildIndexEntries(batches, 1_000), [{ offset: 0, position: 32 }]);
   assert.deepEqual(buildIndexEntries([], 10), []);
+});
+
+Deno.test("segment format: large batches are indexed every INDEX_INTERVAL_BYTES, whatever the count", () => {
+  // One record per 500 KB batch: by message count alone, one entry per 100 batches (50 MB).
+  const batches = Array.from({ length: 10 }, (_, i) => ({
+    baseOffset: i,
+    position: 32 + i * 500_000,
+    recordsCount: 1,
+  }));
+  assert.equal(buildIndexEntries(batches, 100).length, 10);
+  const small = Array.from({ length: 10 }, (_, i) => ({
+    baseOffset: i,
+    position: 32 + i * 100,
+    recordsCount: 1,
+  }));
+  assert.equal(buildIndexEntries(small, 100, INDEX_INTERVAL_BYTES).length, 1);
 });
 
 Deno.test("segment format: lookupIndex finds the entry at or before an offset", () => {
