@@ -238,6 +238,40 @@ export class LogManager {
   }
 
   /**
+   * Hands the partition over (drain): new appends are refused with
+   * NOT_LEADER_OR_FOLLOWER, everything already appended is flushed (and
+   * acknowledged), then the log closes and its owner key is deleted, so
+   * another broker acquires it at once instead of waiting for the lease to
+   * expire. Resolves false when this broker did not own the partition. A
+   * later request for it acquires it again: callers that drain keep clients
+   * away (Metadata) first.
+   */
+  async releasePartition(topic: string, partition: number): Promise<boolean> {
+    const key = `${topic}/${partition}`;
+    const log = this.#live.get(key) ?? (await this.#logs.get(key)?.catch(() => undefined));
+    if (!log || log.closed) return false;
+    const moved = LogError.notLeader(
+      `Partition "${topic}-${partition}" is moving to another broker; refresh metadata and retry`,
+    );
+    log.refuseAppends(moved);
+    await this.#scheduler.drain();
+    await this.#scheduler.idle();
+    const epoch = log.leaderEpoch;
+    log.shutdown(moved);
+    await log.idleReads();
+    try {
+      await this.#deps.metadata.releasePartition(topic, partition, {
+        brokerId: this.#deps.brokerId,
+        epoch,
+      });
+    } catch (error) {
+      throw toLogError(error, `Cannot release "${topic}-${partition}"`);
+    }
+    this.#deps.logger.info("Released partition", { topic, partition, epoch });
+    return true;
+  }
+
+  /**
    * Flushes everything pending (acks=0 data included), stops timers, and
    * releases ownership by revoking the session lease.
    */

@@ -233,6 +233,8 @@ export class PartitionLog implements FlushSource {
   /** Objects at or beyond the committed end may exist: clean before the next write. */
   #storeDirty: boolean;
   #closedError: LogError | null = null;
+  /** Set while the partition is being handed over: new appends are refused with it. */
+  #appendsRefused: LogError | null = null;
   #startAdvance: StartAdvance | null = null;
   readonly #waiters = new Set<DataWaiter>();
   readonly #loading = new Map<number, Promise<SegmentView>>();
@@ -299,6 +301,7 @@ export class PartitionLog implements FlushSource {
    */
   append(records: Uint8Array, batches: BatchInfo[], opts: AppendOptions): Promise<AppendResult> {
     if (this.#closedError) return Promise.reject(this.#closedError);
+    if (this.#appendsRefused) return Promise.reject(this.#appendsRefused);
     if (batches.length === 0) {
       return Promise.reject(new Error("Broken invariant: append without batches"));
     }
@@ -724,6 +727,14 @@ export class PartitionLog implements FlushSource {
    * polls, and tells the manager to forget this log. A flush in flight still
    * completes (and acknowledges its appends if its commit succeeds).
    */
+  /**
+   * Refuses every later append with `error` (a hand-over has begun); what is
+   * already pending still flushes. Reads keep working until `shutdown`.
+   */
+  refuseAppends(error: LogError): void {
+    this.#appendsRefused ??= error;
+  }
+
   /** Resolves when no segment load (a fetch's or a read-ahead's) is in flight. */
   async idleReads(): Promise<void> {
     await Promise.allSettled([...this.#loading.values()]);

@@ -138,6 +138,36 @@ Deno.test("manager: another broker takes over only after the owner's lease is go
   }
 });
 
+Deno.test("manager: releasePartition flushes what is pending, refuses new appends, and hands over at once", async () => {
+  const h = await harness();
+  try {
+    const first = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, first, batch(["one"]));
+    const pending = append(first, batch(["two"]), { acks: 1 });
+    const other = await h.newManager({ brokerId: 2 });
+    await assert.rejects(other.partition(TOPIC, 0), isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER));
+    const released = h.manager.releasePartition(TOPIC, 0);
+    await assert.rejects(
+      append(first, batch(["late"]), { acks: 1 }),
+      isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER),
+    );
+    assert.equal(await released, true);
+    assert.equal((await pending).baseOffset, 1, "the pending append was flushed and acked");
+    assert.ok(first.closed);
+    assert.equal(await h.metadata.getPartitionOwner(TOPIC, 0), null);
+    // No lease expiry to wait for: broker 2 acquires right away and sees everything acked.
+    const taken = await other.partition(TOPIC, 0);
+    assert.equal(taken.highWatermark, 2);
+    assert.deepEqual(decode((await taken.read(0, 1 << 20)).chunks).map(([, v]) => v), [
+      "one",
+      "two",
+    ]);
+    assert.equal(await h.manager.releasePartition(TOPIC, 1), false, "not owned: nothing to do");
+  } finally {
+    await h.close();
+  }
+});
+
 /** A memory metadata store whose keep-alives can be made to fail (store unreachable). */
 class FlakyKeepAliveStore extends MemoryMetadataStore {
   failKeepAlives = false;
