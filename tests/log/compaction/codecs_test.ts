@@ -122,3 +122,39 @@ Deno.test("golden: re-compressing real clients' payloads reads back with the sam
     }
   }
 });
+
+/** The data the fixtures in ./fixtures were made from (see fixtures/README.md). */
+function referencePlain(): Uint8Array {
+  const data = new Uint8Array(100_000);
+  for (let i = 0; i < data.length; i++) {
+    data[i] = ((i * 7 + (i >> 9)) % 251) & (i % 3 ? 0xff : 0x0f);
+  }
+  return data;
+}
+
+const FIXTURES = new URL("./fixtures/", import.meta.url);
+
+Deno.test("lz4: frames written by liblz4 with checksums, content size, linked or 256 KiB blocks", () => {
+  const lz4 = codecFor(COMPRESSION.lz4);
+  for (const name of ["liblz4_linked_checksums.lz4", "liblz4_256k_independent.lz4"]) {
+    const frame = Deno.readFileSync(new URL(name, FIXTURES));
+    assert.deepEqual(lz4.decompress(frame, MAX_BYTES), referencePlain(), name);
+  }
+});
+
+Deno.test("lz4: a corrupted content checksum is refused", () => {
+  const frame = Deno.readFileSync(new URL("liblz4_linked_checksums.lz4", FIXTURES));
+  frame[frame.length - 1] ^= 0xff;
+  assert.throws(() => codecFor(COMPRESSION.lz4).decompress(frame, MAX_BYTES), /checksum/);
+});
+
+Deno.test("lz4: writes what Java's KafkaLZ4BlockOutputStream writes (independent 64 KiB blocks)", () => {
+  const frame = codecFor(COMPRESSION.lz4).compress(referencePlain());
+  assert.deepEqual([...frame.subarray(0, 6)], [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40]);
+});
+
+Deno.test("snappy: xerial stream written with libsnappy blocks", () => {
+  const stream = Deno.readFileSync(new URL("xerial.snappy", FIXTURES));
+  assert.ok(isXerialFramed(stream));
+  assert.deepEqual(codecFor(COMPRESSION.snappy).decompress(stream, MAX_BYTES), referencePlain());
+});
