@@ -19,6 +19,7 @@ import {
   topicConfigValue,
   type TopicDefaults,
   topicNameProblem,
+  unknownTopicConfigMessage,
   validateTopicConfigs,
 } from "./topic_config.ts";
 
@@ -306,8 +307,7 @@ export class Broker {
     if (unknown !== undefined) {
       return {
         errorCode: ERROR_CODES.INVALID_CONFIG,
-        errorMessage: `Unsupported topic config "${unknown}"; supported: ` +
-          TOPIC_CONFIGS.filter((c) => c.alterable).map((c) => c.name).join(", "),
+        errorMessage: unknownTopicConfigMessage(unknown),
       };
     }
     const set: Record<string, string> = {};
@@ -318,6 +318,11 @@ export class Broker {
     if (!topic || topic.state !== "active") {
       return { errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION, errorMessage: null };
     }
+    // Cross-key rules (the compaction lags) hold for the result, as Kafka checks them.
+    const merged = options.replace ? set : { ...topic.configs, ...set };
+    for (const [k, v] of Object.entries(changes)) if (v === null) delete merged[k];
+    const conflict = validateTopicConfigs(merged);
+    if (conflict) return { errorCode: ERROR_CODES.INVALID_CONFIG, errorMessage: conflict };
     if (options.validateOnly) return { errorCode: ERROR_CODES.NONE, errorMessage: null };
     const updated = await this.metadata.updateTopicConfigs(name, changes, {
       replace: options.replace,

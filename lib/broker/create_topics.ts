@@ -15,7 +15,7 @@ import {
 } from "../protocol/generated/create_topics_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { ZERO_UUID } from "../protocol/primitives.ts";
-import { TOPIC_CONFIGS } from "./topic_config.ts";
+import { reportedTopicConfigs } from "./topic_config.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 
@@ -80,7 +80,7 @@ export const CREATE_TOPICS_HANDLER = defineHandler<CreateTopicsRequest, CreateTo
         result.topicId = req.validateOnly ? ZERO_UUID : created.topic.topicId;
         result.numPartitions = created.topic.partitions;
         result.replicationFactor = 1;
-        result.configs = TOPIC_CONFIGS.map((spec) => ({
+        result.configs = reportedTopicConfigs(configs).map((spec) => ({
           name: spec.name,
           value: broker.topicConfig(created.topic!, spec.name),
           readOnly: false,

@@ -2,7 +2,7 @@
  * DescribeConfigs (32), versions 0-4: topic and broker resources. Every
  * entry carries its value, its source (v1+; `isDefault` in v0), the
  * read-only flag, synonyms when asked (v1+), and type and documentation
- * (v3+). Topic configs are the whitelist of topic_config.ts; broker configs
+ * (v3+). Topic configs are every key of topic_config.ts; broker configs
  * are this broker's settings and are read-only (they come from `kafscale
  * serve` flags).
  */
@@ -20,7 +20,12 @@ import {
 } from "../protocol/generated/describe_configs_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
-import { TOPIC_CONFIGS, topicConfigValue, topicNameProblem } from "./topic_config.ts";
+import {
+  reportedTopicConfigs,
+  TOPIC_CONFIGS,
+  topicConfigValue,
+  topicNameProblem,
+} from "./topic_config.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import type { Broker } from "./broker.ts";
@@ -36,49 +41,30 @@ export const CONFIG_SOURCE = {
 } as const;
 
 /** Kafka's DescribeConfigsResponse.ConfigType ids. */
-export const CONFIG_TYPE = { BOOLEAN: 1, STRING: 2, INT: 3, LONG: 5, LIST: 7 } as const;
+export const CONFIG_TYPE = {
+  BOOLEAN: 1,
+  STRING: 2,
+  INT: 3,
+  LONG: 5,
+  DOUBLE: 6,
+  LIST: 7,
+} as const;
 
 interface TopicConfigInfo {
   type: number;
-  /** The broker-level config Kafka names as this key's default (its synonym). */
-  brokerSynonym: string;
+  /** The broker-level config Kafka names as this key's default (its synonym), if any. */
+  brokerSynonym: string | null;
   documentation: string;
 }
 
-/** Display facts about each whitelisted topic config (the whitelist itself is topic_config.ts). */
-export const TOPIC_CONFIG_INFO: Readonly<Record<string, TopicConfigInfo>> = {
-  "retention.ms": {
-    type: CONFIG_TYPE.LONG,
-    brokerSynonym: "log.retention.ms",
-    documentation: "How long a segment is kept after its newest record; -1 keeps it forever.",
-  },
-  "retention.bytes": {
-    type: CONFIG_TYPE.LONG,
-    brokerSynonym: "log.retention.bytes",
-    documentation: "Largest size of a partition before its oldest segments are deleted; " +
-      "-1 means no limit.",
-  },
-  "segment.bytes": {
-    type: CONFIG_TYPE.INT,
-    brokerSynonym: "log.segment.bytes",
-    documentation: "Largest segment object one flush writes.",
-  },
-  "max.message.bytes": {
-    type: CONFIG_TYPE.INT,
-    brokerSynonym: "message.max.bytes",
-    documentation: "Largest record batch the broker accepts for this topic.",
-  },
-  "message.timestamp.type": {
-    type: CONFIG_TYPE.STRING,
-    brokerSynonym: "log.message.timestamp.type",
-    documentation: "CreateTime keeps the producer's timestamps; LogAppendTime uses the broker's.",
-  },
-  "cleanup.policy": {
-    type: CONFIG_TYPE.LIST,
-    brokerSynonym: "log.cleanup.policy",
-    documentation: 'Only "delete": segments are removed by retention (no compaction).',
-  },
-};
+/** Display facts about each topic config, from the table of topic_config.ts. */
+export const TOPIC_CONFIG_INFO: Readonly<Record<string, TopicConfigInfo>> = Object.fromEntries(
+  TOPIC_CONFIGS.map((spec) => [spec.name, {
+    type: CONFIG_TYPE[spec.type],
+    brokerSynonym: spec.brokerSynonym,
+    documentation: spec.effect,
+  }]),
+);
 
 interface BrokerConfigEntry {
   name: string;
@@ -138,6 +124,7 @@ export function brokerConfigEntries(broker: Broker): BrokerConfigEntry[] {
   ];
   for (const spec of TOPIC_CONFIGS) {
     const info = TOPIC_CONFIG_INFO[spec.name];
+    if (spec.legacy || info.brokerSynonym === null) continue;
     const dynamic = spec.name === "segment.bytes" || spec.name === "max.message.bytes";
     entries.push({
       name: info.brokerSynonym,
@@ -157,7 +144,8 @@ function topicEntries(
   req: DescribeConfigsRequest,
 ): DescribeConfigsResourceResult[] {
   const defaults = broker.topicDefaults;
-  return TOPIC_CONFIGS.filter((spec) => !keys || keys.has(spec.name)).map((spec) => {
+  const specs = reportedTopicConfigs(topic.configs).filter((spec) => !keys || keys.has(spec.name));
+  return specs.map((spec) => {
     const info = TOPIC_CONFIG_INFO[spec.name];
     const overridden = topic.configs[spec.name] !== undefined;
     const value = broker.topicConfig(topic, spec.name);
@@ -167,11 +155,13 @@ function topicEntries(
       if (overridden) {
         synonyms.push({ name: spec.name, value, source: CONFIG_SOURCE.DYNAMIC_TOPIC_CONFIG });
       }
-      synonyms.push({
-        name: info.brokerSynonym,
-        value: brokerDefault,
-        source: CONFIG_SOURCE.DEFAULT_CONFIG,
-      });
+      if (info.brokerSynonym !== null) {
+        synonyms.push({
+          name: info.brokerSynonym,
+          value: brokerDefault,
+          source: CONFIG_SOURCE.DEFAULT_CONFIG,
+        });
+      }
     }
     return {
       name: spec.name,

@@ -16,6 +16,7 @@ import { ClusterMetadata } from "../metadata/cluster_metadata.ts";
 import { LogManager } from "../log/log_manager.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
+import { retentionLimits } from "../broker/topic_config.ts";
 import { GroupCoordinator, type GroupCoordinatorConfig } from "../coordinator/group_coordinator.ts";
 import { Dispatcher } from "../broker/dispatcher.ts";
 import { HANDLERS } from "../broker/handler_table.ts";
@@ -234,10 +235,8 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     logger,
     brokerId: config.brokerId,
     intervalMs: deps.retentionCheckIntervalMs ?? config.retentionCheckIntervalMs,
-    policyFor: (topic) => ({
-      retentionMs: Number(broker.topicConfig(topic, "retention.ms")),
-      retentionBytes: Number(broker.topicConfig(topic, "retention.bytes")),
-    }),
+    // Retention applies only when cleanup.policy contains "delete".
+    policyFor: (topic) => retentionLimits(topic.configs, broker.topicDefaults),
   });
   retention.start();
   ready = true;

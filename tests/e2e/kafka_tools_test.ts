@@ -222,7 +222,7 @@ Deno.test("Kafka's CLI tools against kafscale: topics, configs and consumer grou
       "--entity-name",
       "jt",
       "--add-config",
-      "compression.type=lz4",
+      "compression.type=lzma",
       ...bs,
     );
     assert.notEqual(refused.code, 0);
