@@ -19,6 +19,7 @@
  */
 import { PRODUCE_REQUEST, type ProduceRequest } from "../protocol/generated/produce_request.ts";
 import {
+  type BatchIndexAndErrorMessage,
   PRODUCE_RESPONSE,
   type ProduceResponse,
   type TopicProduceResponse,
@@ -32,6 +33,7 @@ import type { TopicRecord } from "../metadata/cluster_metadata.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
+import { keylessRecordsRefusal } from "./keyless_records.ts";
 
 interface PartitionResult {
   index: number;
@@ -40,6 +42,8 @@ interface PartitionResult {
   baseOffset: number;
   logAppendTimeMs: number;
   logStartOffset: number;
+  /** Produce v8+ per-record errors (KIP-467). */
+  recordErrors?: BatchIndexAndErrorMessage[];
 }
 
 /** One partition's validated input, ready to append. */
@@ -156,6 +160,13 @@ async function appendPartition(
   const maxBatchBytes = Number(broker.topicConfig(topic, "max.message.bytes"));
   const valid = validateBatches(records, { maxBatchBytes, allowZstd: apiVersion >= 7 });
   if (!valid.ok) return failed(index, valid.errorCode, valid.message);
+  // Compacted topics refuse records without a key (keyless_records.ts).
+  const keyless = keylessRecordsRefusal(topic.name, topic.configs, index, records, valid.batches);
+  if (keyless) {
+    const refused = failed(index, ERROR_CODES.INVALID_RECORD, keyless.errorMessage);
+    refused.result.recordErrors = keyless.recordErrors;
+    return refused;
+  }
   const logAppendTime = broker.topicConfig(topic, "message.timestamp.type") === "LogAppendTime";
   let log: PartitionLog;
   try {
@@ -219,7 +230,7 @@ function response(topics: { name: string; partitions: Prepared[] }[]): ProduceRe
       baseOffset: result.baseOffset,
       logAppendTimeMs: result.logAppendTimeMs,
       logStartOffset: result.logStartOffset,
-      recordErrors: [],
+      recordErrors: result.recordErrors ?? [],
       errorMessage: result.errorCode === ERROR_CODES.NONE ? null : result.errorMessage,
     })),
   }));
