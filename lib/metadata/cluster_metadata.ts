@@ -771,4 +771,84 @@ export class ClusterMetadata {
       a.brokerId - b.brokerId
     );
   }
+
+  // ---- control surface (lib/control): ownership listing and watch, drain markers ----------
+  // Drain markers: `draining/<brokerId>` → `BrokerDrain`, on the draining broker's session
+  // lease (gone when it stops); Metadata gives unowned partitions to brokers not draining them.
+
+  /** Every live partition owner key, with its modRevision (the watch's ordering). */
+  async listPartitionOwnerEntries(): Promise<PartitionOwnerEvent[]> {
+    const prefix = `${this.#prefix}partitions/`;
+    const out: PartitionOwnerEvent[] = [];
+    for (const entry of await this.#store.list(prefix)) {
+      const ref = ownerKeyRef(entry.key.slice(prefix.length));
+      if (ref) {
+        out.push({
+          ...ref,
+          owner: decodeJson<PartitionOwner>(entry),
+          modRevision: entry.modRevision,
+        });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Calls `onEvent` for every owner key written (an acquisition: `owner` set) or deleted (a
+   * release or an expired lease: `owner` null) after this call. Returns a function that stops.
+   */
+  watchPartitionOwners(onEvent: (event: PartitionOwnerEvent) => void): () => void {
+    const prefix = `${this.#prefix}partitions/`;
+    return this.#store.watch(prefix, (event) => {
+      const key = event.type === "put" ? event.entry.key : event.key;
+      const ref = ownerKeyRef(key.slice(prefix.length));
+      if (!ref) return;
+      if (event.type === "delete") {
+        onEvent({ ...ref, owner: null, modRevision: event.modRevision });
+      } else {
+        let owner: PartitionOwner | null = null;
+        try {
+          owner = decodeJson<PartitionOwner>(event.entry);
+        } catch {
+          return; // an unreadable owner key is reported by the readers that need it
+        }
+        onEvent({ ...ref, owner, modRevision: event.entry.modRevision });
+      }
+    });
+  }
+
+  /** Publishes (or replaces) this broker's drain marker on its session lease. */
+  async putBrokerDrain(drain: BrokerDrain, leaseId: number): Promise<void> {
+    await this.#store.put(`${this.#prefix}draining/${drain.brokerId}`, encodeJson(drain), {
+      lease: leaseId,
+    });
+  }
+
+  /** The drain markers of live brokers. */
+  async listBrokerDrains(): Promise<BrokerDrain[]> {
+    const entries = await this.#store.list(`${this.#prefix}draining/`);
+    return entries.map((e) => decodeJson<BrokerDrain>(e));
+  }
+}
+
+/** A partition owner key's state: `owner` null when the key was deleted. */
+export interface PartitionOwnerEvent {
+  topic: string;
+  partition: number;
+  owner: PartitionOwner | null;
+  modRevision: number;
+}
+
+/** A broker handing its partitions over: all of them, or the listed ones. */
+export interface BrokerDrain {
+  brokerId: number;
+  all: boolean;
+  partitions: TopicPartitionRef[];
+}
+
+/** `<topic>/<partition>/owner` → the partition, else null. */
+function ownerKeyRef(rest: string): TopicPartitionRef | null {
+  const parts = rest.split("/");
+  if (parts.length !== 3 || parts[2] !== "owner" || !/^\d+$/.test(parts[1])) return null;
+  return { topic: parts[0], partition: Number(parts[1]) };
 }

@@ -52,6 +52,16 @@ export class Metrics {
     this.#bump(this.#get(name, "gauge", help), labelKey(labels), () => value);
   }
 
+  /** Sets a counter to a total kept by its owner (copied by a collector). */
+  setCounter(name: string, help: string, value: number, labels?: Labels): void {
+    this.#bump(this.#get(name, "counter", help), labelKey(labels), () => value);
+  }
+
+  /** Drops every series of `name`, for a collector that rebuilds them on each render. */
+  reset(name: string): void {
+    this.#series.get(name)?.values.clear();
+  }
+
   value(name: string, labels?: Labels): number {
     return this.#series.get(name)?.values.get(labelKey(labels)) ?? 0;
   }
