@@ -55,6 +55,8 @@ export interface RecordView {
   timestamp: number;
   /** View of the key bytes; null for a record without a key. */
   key: Uint8Array | null;
+  /** View of the value bytes; null for a tombstone. */
+  value: Uint8Array | null;
   /** True for a tombstone (null value). */
   valueIsNull: boolean;
   /** Byte range of the whole record, its length varint included, in `section`. */
@@ -153,6 +155,9 @@ function walk(section: Uint8Array, batch: BatchInfo): RecordView[] {
     if (valueLength < -1 || valueLength > bodyEnd - cursor.pos) {
       throw new RecordFormatError(`Record ${i} has invalid value length ${valueLength}`);
     }
+    const value = valueLength === -1
+      ? null
+      : section.subarray(cursor.pos, cursor.pos + valueLength);
     // Headers are carried inside the record's bytes; the compactor never reads them.
     cursor.pos = bodyEnd;
     records.push({
@@ -160,7 +165,8 @@ function walk(section: Uint8Array, batch: BatchInfo): RecordView[] {
       offsetDelta,
       timestamp: logAppendTime ? batch.maxTimestamp : batch.baseTimestamp + timestampDelta,
       key,
-      valueIsNull: valueLength === -1,
+      value,
+      valueIsNull: value === null,
       start,
       end: bodyEnd,
     });

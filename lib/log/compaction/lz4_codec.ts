@@ -16,7 +16,7 @@
 
 import lz4js from "lz4js";
 import xxh32js from "lz4js/xxh32.js";
-import { codecFailure, CodecError, type RecordCodec } from "./record_codec.ts";
+import { CodecError, codecFailure, type RecordCodec } from "./record_codec.ts";
 
 interface Lz4Js {
   compressBound(n: number): number;

@@ -15,7 +15,7 @@
  */
 
 import snappyjs from "snappyjs";
-import { codecFailure, CodecError, type RecordCodec } from "./record_codec.ts";
+import { CodecError, codecFailure, type RecordCodec } from "./record_codec.ts";
 
 interface SnappyJs {
   uncompress(data: Uint8Array, maxLength?: number): Uint8Array;
@@ -59,7 +59,9 @@ function decompressXerial(payload: Uint8Array, maxBytes: number): Uint8Array {
     const length = view.getInt32(pos);
     pos += 4;
     if (length < 0 || length > payload.length - pos) {
-      throw new CodecError(`Cannot inflate "snappy" payload: chunk at ${pos - 4} of ${length} bytes`);
+      throw new CodecError(
+        `Cannot inflate "snappy" payload: chunk at ${pos - 4} of ${length} bytes`,
+      );
     }
     const part = uncompressBlock(payload.subarray(pos, pos + length), maxBytes - total);
     parts.push(part);

@@ -30,9 +30,8 @@ export interface GoldenBatch {
 /** Every CRC-valid v2 batch in the captured Produce and Fetch frames. */
 export function goldenBatches(): GoldenBatch[] {
   const found: GoldenBatch[] = [];
-  const clients = [...Deno.readDirSync(GOLDEN_DIR)].filter((d) => d.isDirectory).map((d) =>
-    d.name
-  ).sort();
+  const clients = [...Deno.readDirSync(GOLDEN_DIR)].filter((d) => d.isDirectory).map((d) => d.name)
+    .sort();
   for (const client of clients) {
     const dir = new URL(`${client}/`, GOLDEN_DIR);
     const files = [...Deno.readDirSync(dir)].map((f) => f.name).filter((n) =>
