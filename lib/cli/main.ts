@@ -5,6 +5,7 @@
 import { runServe } from "./serve.ts";
 import { runTopics } from "./topics.ts";
 import { runGroups } from "./groups.ts";
+import { runMetadata } from "./metadata.ts";
 
 export const VERSION = "0.1.0";
 
@@ -18,6 +19,7 @@ export function mainHelp(): string {
     "  serve     Run the broker",
     "  topics    Manage topics (create, list, describe, alter, delete)",
     "  groups    Manage consumer groups (list, describe, delete, reset-offsets)",
+    "  metadata  Check or repair the embedded metadata store of a stopped broker",
     "",
     "Options:",
     "  -h, --help     Show this help",
@@ -45,6 +47,8 @@ export async function main(args: string[]): Promise<number> {
       return await runTopics(rest);
     case "groups":
       return await runGroups(rest);
+    case "metadata":
+      return await runMetadata(rest);
     default:
       console.error(`Unknown command "${command}"; run "kafscale --help" for the list`);
       return 2;

@@ -18,10 +18,18 @@
  * - `LOCK`: held with an exclusive `flock` while open, so two processes never
  *   share a directory.
  *
- * Recovery on open: load the snapshot, replay log records newer than it;
- * a torn or corrupt record ends the log — it and everything after it are
- * truncated (and logged): only the last group-commit write can be torn, and
- * its writes were never acknowledged.
+ * Recovery on open: load the snapshot, replay log records newer than it.
+ * A bad record (short, checksum mismatch, undecodable) is a torn tail only
+ * when no valid record follows it anywhere in the file: only the last
+ * group-commit write can be torn, and its writes were never acknowledged, so
+ * that tail is truncated (and logged). A bad record with a valid record after
+ * it is damage in the middle of the log: the records after it were
+ * acknowledged (later end-offset commits among them), so the store refuses to
+ * open (`MetadataLogCorruptError`, naming the file and the byte offset)
+ * rather than truncate them. `repairEmbeddedMetadataStore` (the
+ * `kafscale metadata repair` command) is the way out: it keeps the damaged
+ * files as backups and rebuilds the state from every record that is still
+ * valid. It only ever touches this directory, never segment data.
  *
  * Leases do not survive a restart: the process that kept them alive is gone,
  * so on open every key attached to a lease of the previous run is deleted
@@ -47,6 +55,32 @@ import {
   MemoryMetadataStore,
 } from "./memory_metadata_store.ts";
 import { MetadataStoreError, type Operation } from "./metadata_store.ts";
+
+/**
+ * The log is damaged before its end: valid records follow a bad one, so
+ * truncating would drop acknowledged writes. Opening refuses; the operator
+ * runs `kafscale metadata repair` (see `repairEmbeddedMetadataStore`).
+ */
+export class MetadataLogCorruptError extends MetadataStoreError {
+  override name = "MetadataLogCorruptError";
+  constructor(
+    /** The log file. */
+    readonly file: string,
+    /** Byte offset of the first bad record. */
+    readonly offset: number,
+    /** Byte offset of the next valid record after it. */
+    readonly nextValidOffset: number,
+    readonly reason: string,
+  ) {
+    super(
+      `Cannot open metadata store: log "${file}" is corrupt at byte ${offset} (${reason}) ` +
+        `and valid records follow at byte ${nextValidOffset}, so it is not a torn tail and ` +
+        `truncating it would lose acknowledged writes; stop the broker and run ` +
+        `"kafscale metadata repair --data-dir DIR" (keeps the damaged log as a backup) ` +
+        `or restore the directory from a backup`,
+    );
+  }
+}
 
 /** Default log size that triggers a snapshot. */
 export const COMPACT_LOG_BYTES = 64 * 1024 * 1024;
@@ -508,49 +542,79 @@ function decodeRecordBody(body: Uint8Array): { revision: number; changes: KvChan
   return { revision, changes };
 }
 
+type ParsedRecord =
+  | { ok: true; end: number; revision: number; changes: KvChange[] }
+  | { ok: false; reason: string };
+
+/** Parses the log record at `offset`, checking length, checksum and body. */
+function parseRecord(data: Uint8Array, view: DataView, offset: number): ParsedRecord {
+  if (data.length - offset < RECORD_HEADER_BYTES) {
+    return { ok: false, reason: "incomplete record header" };
+  }
+  const bodyBytes = view.getUint32(offset);
+  const end = offset + RECORD_HEADER_BYTES + bodyBytes;
+  if (bodyBytes > MAX_RECORD_BYTES || end > data.length) {
+    return { ok: false, reason: `record of ${bodyBytes} bytes runs past the end` };
+  }
+  if (view.getUint32(offset + 4) !== crc32c(data, offset + RECORD_HEADER_BYTES, end)) {
+    return { ok: false, reason: "checksum mismatch" };
+  }
+  try {
+    return { ok: true, end, ...decodeRecordBody(data.subarray(offset + RECORD_HEADER_BYTES, end)) };
+  } catch (error) {
+    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** Smallest body: type, revision, change count, one delete of an empty key. */
+const MIN_RECORD_BODY_BYTES = 1 + 8 + 4 + 1 + 4;
+
+/**
+ * The offset of the first valid record at or after `from`, or -1. Tries
+ * every byte position (records carry no sync marker); cheap header checks
+ * come first, so the checksum runs only where a header is plausible.
+ */
+function findNextRecord(data: Uint8Array, view: DataView, from: number): number {
+  const last = data.length - RECORD_HEADER_BYTES - MIN_RECORD_BODY_BYTES;
+  for (let p = from; p <= last; p++) {
+    const bodyBytes = view.getUint32(p);
+    if (bodyBytes < MIN_RECORD_BODY_BYTES || p + RECORD_HEADER_BYTES + bodyBytes > data.length) {
+      continue;
+    }
+    const body = p + RECORD_HEADER_BYTES;
+    if (data[body] !== RECORD_TYPE_WRITE || view.getUint32(body + 1) > 0x1f_ffff) continue;
+    const count = view.getUint32(body + 9);
+    if (count === 0 || count * 5 > bodyBytes) continue;
+    if (parseRecord(data, view, p).ok) return p;
+  }
+  return -1;
+}
+
 /**
  * Replays the log into `state` and returns the length of its valid prefix,
- * truncating a torn or corrupt tail.
+ * truncating a torn tail; damage with valid records after it throws
+ * `MetadataLogCorruptError` (see the header).
  */
 async function replayLog(dir: string, state: KvStateMachine, logger: Logger): Promise<number> {
   const path = `${dir}/${LOG_FILE}`;
-  let data: Uint8Array;
-  try {
-    data = await Deno.readFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return 0;
-    throw ioError(`Cannot open metadata store: cannot read "${path}"`, error);
-  }
+  const data = await readLog(path);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let offset = 0;
   let replayed = 0;
   let badReason: string | null = null;
   while (offset < data.length) {
-    if (data.length - offset < RECORD_HEADER_BYTES) {
-      badReason = "incomplete record header";
-      break;
-    }
-    const bodyBytes = view.getUint32(offset);
-    const end = offset + RECORD_HEADER_BYTES + bodyBytes;
-    if (bodyBytes > MAX_RECORD_BYTES || end > data.length) {
-      badReason = `record of ${bodyBytes} bytes runs past the end`;
-      break;
-    }
-    if (view.getUint32(offset + 4) !== crc32c(data, offset + RECORD_HEADER_BYTES, end)) {
-      badReason = "checksum mismatch";
-      break;
-    }
-    let record: { revision: number; changes: KvChange[] };
-    try {
-      record = decodeRecordBody(data.subarray(offset + RECORD_HEADER_BYTES, end));
-    } catch (error) {
-      badReason = error instanceof Error ? error.message : String(error);
+    const record = parseRecord(data, view, offset);
+    if (!record.ok) {
+      const next = findNextRecord(data, view, offset + 1);
+      if (next >= 0) throw new MetadataLogCorruptError(path, offset, next, record.reason);
+      badReason = record.reason;
       break;
     }
     if (record.revision > state.revision + 1) {
       throw new MetadataStoreError(
         `Cannot open metadata store: log "${path}" jumps from revision ${state.revision} ` +
-          `to ${record.revision} at byte ${offset}; restore the directory from a backup`,
+          `to ${record.revision} at byte ${offset}; run "kafscale metadata repair --data-dir DIR" ` +
+          `or restore the directory from a backup`,
       );
     }
     // Records at or below the snapshot's revision are already in it.
@@ -558,10 +622,10 @@ async function replayLog(dir: string, state: KvStateMachine, logger: Logger): Pr
       state.apply(record.revision, record.changes);
       replayed++;
     }
-    offset = end;
+    offset = record.end;
   }
   if (badReason !== null) {
-    logger.warn("Truncating torn or corrupt tail of the metadata log", {
+    logger.warn("Truncating torn tail of the metadata log (no valid record follows it)", {
       file: path,
       offset,
       droppedBytes: data.length - offset,
@@ -581,6 +645,195 @@ async function replayLog(dir: string, state: KvStateMachine, logger: Logger): Pr
   }
   logger.debug("Replayed metadata log", { file: path, records: replayed, bytes: offset });
   return offset;
+}
+
+async function readLog(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return new Uint8Array(0);
+    throw ioError(`Cannot open metadata store: cannot read "${path}"`, error);
+  }
+}
+
+// ---- Repair ------------------------------------------------------------------
+
+/** A stretch of the log that held no valid record. */
+export interface DamagedRange {
+  /** Byte offset of the first bad byte. */
+  offset: number;
+  /** Bytes skipped up to the next valid record (or the end of the file). */
+  bytes: number;
+  reason: string;
+  /** True when no valid record follows: a torn last write, never acknowledged. */
+  tornTail: boolean;
+  /**
+   * Keys the damaged record seems to name, read without a valid checksum:
+   * a hint at what may be lost, not a certainty.
+   */
+  possibleKeys: string[];
+}
+
+export interface MetadataRepairReport {
+  /** The metadata directory. */
+  dir: string;
+  /** False when the log was clean: nothing was written. */
+  repaired: boolean;
+  damaged: DamagedRange[];
+  /** Revisions whose records were lost, as inclusive ranges. */
+  missingRevisions: [number, number][];
+  /** Log records whose writes are in the rebuilt state. */
+  recordsReplayed: number;
+  /** The revision of the rebuilt state. */
+  revision: number;
+  keys: number;
+  /** Copies of the files as they were before the repair. */
+  backups: string[];
+}
+
+/** Bound on the keys reported per damaged record. */
+const MAX_POSSIBLE_KEYS = 100;
+
+/**
+ * Rebuilds a store whose log is damaged, for `kafscale metadata repair`.
+ * Takes the directory lock (the broker must be stopped), loads the snapshot
+ * and replays every valid record in order, skipping damaged bytes; a
+ * revision gap left by a lost record is stepped over. Records carry resolved
+ * values, not operations, so each later record applies as written: what is
+ * lost is exactly the changes of the damaged records whose keys were not
+ * written again later (a lost delete may bring a key back).
+ *
+ * With `dryRun`, or when nothing is damaged, nothing is written. Otherwise
+ * the log (and snapshot) are first copied to `wal.corrupt-<time>` (and
+ * `snapshot.before-repair-<time>`), then the rebuilt state is written as the
+ * snapshot and the log starts empty. Every step is crash-safe: rerunning
+ * after a crash gives the same state. Never touches anything outside `dir`.
+ */
+export async function repairEmbeddedMetadataStore(
+  dir: string,
+  options: { dryRun?: boolean; now?: Date } = {},
+): Promise<MetadataRepairReport> {
+  try {
+    await Deno.stat(dir);
+  } catch (error) {
+    throw ioError(`Cannot repair metadata store: cannot read "${dir}"`, error);
+  }
+  const lock = await acquireLock(dir);
+  try {
+    const state = new KvStateMachine();
+    await loadSnapshot(dir, state);
+    const logPath = `${dir}/${LOG_FILE}`;
+    const data = await readLog(logPath);
+    const scan = salvageLog(data, state);
+    const report: MetadataRepairReport = {
+      dir,
+      repaired: false,
+      ...scan,
+      revision: state.revision,
+      keys: state.size,
+      backups: [],
+    };
+    if (scan.damaged.length === 0 || options.dryRun) return report;
+
+    const stamp = (options.now ?? new Date()).toISOString().replace(/[:.]/g, "-");
+    const logBackup = `${logPath}.corrupt-${stamp}`;
+    await Deno.copyFile(logPath, logBackup);
+    report.backups.push(logBackup);
+    const snapshotPath = `${dir}/${SNAPSHOT_FILE}`;
+    const snapshotBackup = `${snapshotPath}.before-repair-${stamp}`;
+    try {
+      await Deno.copyFile(snapshotPath, snapshotBackup);
+      report.backups.push(snapshotBackup);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    for (const backup of report.backups) await fsyncFile(backup);
+    await syncDirectory(dir);
+    // The new snapshot holds everything; if we crash before the log is
+    // replaced, the old log's records are all at or below its revision, and
+    // a rerun of the repair ends in the same state.
+    await writeFileDurably(dir, SNAPSHOT_FILE, encodeSnapshot(state));
+    await writeFileDurably(dir, LOG_FILE, new Uint8Array(0));
+    report.repaired = true;
+    return report;
+  } catch (error) {
+    if (error instanceof MetadataStoreError) throw error;
+    throw ioError(`Cannot repair metadata store in "${dir}"`, error);
+  } finally {
+    lock.close();
+  }
+}
+
+/** Replays every valid record of `data` into `state`, skipping damage (see the repair). */
+function salvageLog(
+  data: Uint8Array,
+  state: KvStateMachine,
+): Pick<MetadataRepairReport, "damaged" | "missingRevisions" | "recordsReplayed"> {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const damaged: DamagedRange[] = [];
+  const missingRevisions: [number, number][] = [];
+  let recordsReplayed = 0;
+  let offset = 0;
+  while (offset < data.length) {
+    const record = parseRecord(data, view, offset);
+    if (!record.ok) {
+      const next = findNextRecord(data, view, offset + 1);
+      const end = next >= 0 ? next : data.length;
+      damaged.push({
+        offset,
+        bytes: end - offset,
+        reason: record.reason,
+        tornTail: next < 0,
+        possibleKeys: possibleKeys(data, view, offset),
+      });
+      offset = end;
+      continue;
+    }
+    offset = record.end;
+    if (record.revision <= state.revision) continue; // in the snapshot already
+    if (record.revision > state.revision + 1) {
+      missingRevisions.push([state.revision + 1, record.revision - 1]);
+      state.restoreRevision(record.revision - 1);
+    }
+    state.apply(record.revision, record.changes);
+    recordsReplayed++;
+  }
+  return { damaged, missingRevisions, recordsReplayed };
+}
+
+/** Keys a damaged record seems to name (no checksum: a hint only). */
+function possibleKeys(data: Uint8Array, view: DataView, offset: number): string[] {
+  if (data.length - offset < RECORD_HEADER_BYTES) return [];
+  const bodyEnd = Math.min(data.length, offset + RECORD_HEADER_BYTES + view.getUint32(offset));
+  const reader = new Reader(data.subarray(offset + RECORD_HEADER_BYTES, bodyEnd));
+  const keys: string[] = [];
+  try {
+    if (reader.u8() !== RECORD_TYPE_WRITE) return keys;
+    reader.u64();
+    const count = reader.u32();
+    for (let i = 0; i < count && keys.length < MAX_POSSIBLE_KEYS; i++) {
+      const kind = reader.u8();
+      keys.push(reader.string());
+      if (kind === CHANGE_PUT) {
+        reader.u64();
+        reader.bytes();
+      } else if (kind !== CHANGE_DELETE) {
+        break;
+      }
+    }
+  } catch {
+    // The damage ends what can be read.
+  }
+  return keys;
+}
+
+async function fsyncFile(path: string): Promise<void> {
+  const file = await Deno.open(path, { read: true, write: true });
+  try {
+    await file.sync();
+  } finally {
+    file.close();
+  }
 }
 
 // ---- I/O helpers -------------------------------------------------------------
