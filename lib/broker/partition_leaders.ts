@@ -8,7 +8,9 @@
  *   registered has no address to give: LEADER_NOT_AVAILABLE, and clients ask again.
  * - A partition nobody owns (new, or its owner's lease expired) is given to a registered broker
  *   picked by hashing its topic and index, so every broker answers the same and clients spread
- *   over the brokers; the first request there acquires it.
+ *   over the brokers; the first request there acquires it. Brokers draining the partition (a
+ *   drain marker, `ClusterMetadata.listBrokerDrains`, lib/control/partition_drain.ts) are left
+ *   out of the pick while another broker remains, so a drained partition moves at once.
  * - When the store does not answer, this broker claims what it cannot look up: its produce and
  *   fetch then answer retriable errors until the store is back, which beats sending clients
  *   nowhere.
@@ -16,6 +18,7 @@
  * Reads the store on each call (Metadata is rare next to Produce and Fetch).
  */
 import type {
+  BrokerDrain,
   BrokerRegistration,
   PartitionOwner,
   TopicRecord,
@@ -65,6 +68,11 @@ export async function partitionLeaders(
   }
   byId.set(self.nodeId, self);
   const live = [...byId.keys()].sort((a, b) => a - b);
+  const drains = await broker.metadata.listBrokerDrains().catch((err) => {
+    broker.logger.debug("Metadata: cannot list drain markers", { err: String(err) });
+    return [] as BrokerDrain[];
+  });
+  const candidatesFor = candidatePicker(live, drains);
 
   const owners = new Map<string, Map<number, PartitionOwner> | null>();
   const names = [...new Set(topics.map((t) => t.name))];
@@ -92,8 +100,32 @@ export async function partitionLeaders(
       if (topicOwners === null || topicOwners === undefined) return self.nodeId;
       const owner = topicOwners.get(partition);
       if (owner) return byId.has(owner.brokerId) ? owner.brokerId : -1;
-      return live[(hashName(topic) + partition) % live.length];
+      const candidates = candidatesFor(topic, partition);
+      return candidates[(hashName(topic) + partition) % candidates.length];
     },
+  };
+}
+
+/** The live brokers that may take an unowned partition: those not draining it, if any remain. */
+function candidatePicker(
+  live: number[],
+  drains: BrokerDrain[],
+): (topic: string, partition: number) => number[] {
+  if (drains.length === 0) return () => live;
+  const all = new Set(drains.filter((d) => d.all).map((d) => d.brokerId));
+  const named = new Map<string, Set<number>>();
+  for (const d of drains) {
+    for (const p of d.partitions) {
+      const key = `${p.topic}/${p.partition}`;
+      if (!named.has(key)) named.set(key, new Set());
+      named.get(key)!.add(d.brokerId);
+    }
+  }
+  const notLeaving = live.filter((id) => !all.has(id));
+  return (topic, partition) => {
+    const leaving = named.get(`${topic}/${partition}`);
+    const candidates = leaving ? notLeaving.filter((id) => !leaving.has(id)) : notLeaving;
+    return candidates.length > 0 ? candidates : live;
   };
 }
 

@@ -6,8 +6,10 @@ import { runServe } from "./serve.ts";
 import { runTopics } from "./topics.ts";
 import { runGroups } from "./groups.ts";
 import { runMetadata } from "./metadata.ts";
+import { runBroker } from "./broker.ts";
+import { VERSION } from "./version.ts";
 
-export const VERSION = "0.1.0";
+export { VERSION };
 
 export function mainHelp(): string {
   return [
@@ -20,6 +22,7 @@ export function mainHelp(): string {
     "  topics    Manage topics (create, list, describe, alter, delete)",
     "  groups    Manage consumer groups (list, describe, delete, reset-offsets)",
     "  metadata  Check or repair the embedded metadata store of a stopped broker",
+    "  broker    Control a running broker over gRPC (status, drain, flush, watch)",
     "",
     "Options:",
     "  -h, --help     Show this help",
@@ -49,6 +52,8 @@ export async function main(args: string[]): Promise<number> {
       return await runGroups(rest);
     case "metadata":
       return await runMetadata(rest);
+    case "broker":
+      return await runBroker(rest);
     default:
       console.error(`Unknown command "${command}"; run "kafscale --help" for the list`);
       return 2;

@@ -1,6 +1,7 @@
 /**
  * Assembles a running broker node from its parts — object store, metadata
- * store, log manager, broker, Kafka listener and HTTP health/metrics — so
+ * store, log manager, broker, Kafka listener, HTTP health/metrics and the gRPC
+ * control service — so
  * `kafscale serve` and the tests start exactly the same thing with
  * different stores behind it.
  *
@@ -13,7 +14,6 @@ import { Metrics } from "../util/metrics.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { ClusterMetadata } from "../metadata/cluster_metadata.ts";
-import { LogManager } from "../log/log_manager.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
 import { retentionLimits } from "../broker/topic_config.ts";
@@ -22,6 +22,18 @@ import { Dispatcher } from "../broker/dispatcher.ts";
 import { HANDLERS } from "../broker/handler_table.ts";
 import { KafkaServer } from "../server/kafka_server.ts";
 import { type HealthCheck, startHttpServer } from "../control/http_server.ts";
+import {
+  type DrainResult,
+  GuardedLogManager,
+  PartitionDrainer,
+} from "../control/partition_drain.ts";
+import { MetricsSamples } from "../control/metrics_samples.ts";
+import {
+  type ControlServer,
+  ControlService,
+  startControlServer,
+} from "../control/control_service.ts";
+import { VERSION } from "./version.ts";
 import { BrokerRegistrar } from "./broker_registrar.ts";
 import { advertisedAddress, type ServeConfig } from "./serve_config.ts";
 
@@ -33,6 +45,8 @@ const LEASE_TTL_MS = 10_000;
 const INDEX_INTERVAL_MESSAGES = 100;
 /** How often the broker registration is checked against the current session lease. */
 const REGISTRATION_CHECK_MS = Math.floor(LEASE_TTL_MS / 3);
+/** How long a stop waits for control calls in flight (open watch streams are ended first). */
+const CONTROL_STOP_GRACE_MS = 1_000;
 
 export interface NodeDeps {
   config: ServeConfig;
@@ -55,18 +69,27 @@ export interface RunningNode {
   broker: Broker;
   kafkaAddress: Deno.NetAddr;
   httpAddress: Deno.NetAddr;
+  /** The gRPC control listener (kafscale.control). */
+  controlAddress: { hostname: string; port: number };
   metrics: Metrics;
   /** The background retention task (`runOnce()` runs a pass now). */
   retention: RetentionTask;
+  /**
+   * Hands every owned partition to the other brokers (DrainPartitions with none named; with no
+   * other broker it only flushes). `serve` runs it on SIGTERM before `stop()`.
+   */
+  drain(reason: string, deadlineMs: number): Promise<DrainResult>;
   /** Graceful stop: no new requests, in-flight ones answered, pending data flushed. */
   stop(): Promise<void>;
 }
 
 export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   const { config, objectStore, metadataStore, clock, logger } = deps;
+  // The gRPC library loads while the stores start (it is needed only at the end).
+  const grpcLoading = import("../control/grpc_adapter.ts").catch(() => undefined);
   const metrics = new Metrics();
   const metadata = new ClusterMetadata(metadataStore);
-  const logs = new LogManager({
+  const logs = new GuardedLogManager({
     objectStore,
     metadata,
     clock,
@@ -83,6 +106,8 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       producerIdExpirationMs: config.producerIdExpirationMs,
     },
   });
+  const drainer = new PartitionDrainer({ logs, metadata, brokerId: config.brokerId, logger });
+  logs.setAcquireGuard((topic, partition) => drainer.refuses(topic, partition));
   await logs.start();
   const initial = advertisedAddress(config, config.listen.port);
   const coordinator = new GroupCoordinator({
@@ -239,15 +264,52 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     policyFor: (topic) => retentionLimits(topic.configs, broker.topicDefaults),
   });
   retention.start();
+  const samples = new MetricsSamples(() => clock.now());
+  metrics.addCollector(() => samples.collectInto(metrics));
+  const httpServer = http;
+  let control: ControlServer;
+  try {
+    await grpcLoading;
+    control = await startControlServer({
+      hostname: config.controlListen.host,
+      port: config.controlListen.port,
+      token: config.controlToken,
+      logger,
+      service: new ControlService({
+        brokerId: config.brokerId,
+        version: VERSION,
+        logs,
+        metadata,
+        drainer,
+        samples,
+        isReady: async () => (await httpServer.report()).status === "ok",
+        logger,
+      }),
+    });
+  } catch (err) {
+    await retention.stop();
+    await server.stop(0);
+    broker.stop();
+    await registrar.stop();
+    await logs.close();
+    await http.stop();
+    throw new Error(
+      `Cannot listen on "${config.controlListen.host}:${config.controlListen.port}" (gRPC ` +
+        `control): ${(err as Error).message}`,
+    );
+  }
   ready = true;
   return {
     broker,
     kafkaAddress,
     httpAddress: http.addr,
+    controlAddress: control.address,
     metrics,
     retention,
+    drain: (reason, deadlineMs) => drainer.drain({ partitions: null, deadlineMs, reason }),
     async stop() {
       ready = false;
+      await control.stop(CONTROL_STOP_GRACE_MS);
       await retention.stop();
       // The listener stops reading first; then the coordinator answers the JoinGroup and
       // SyncGroup requests it holds (NOT_COORDINATOR), so the drain does not wait for them.

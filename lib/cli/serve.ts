@@ -1,8 +1,8 @@
 /**
- * `kafscale serve`: wires stores, log, broker, Kafka listener and HTTP
- * health/metrics together, logs one "Broker ready" line, and stops
- * gracefully on SIGINT/SIGTERM (stop accepting, finish in-flight requests,
- * flush, exit 0).
+ * `kafscale serve`: wires stores, log, broker, Kafka listener, HTTP
+ * health/metrics and gRPC control together, logs one "Broker ready" line, and
+ * stops gracefully on SIGINT/SIGTERM (drain: hand the partitions to the other
+ * brokers; then stop accepting, finish in-flight requests, flush, exit 0).
  *
  * Stores: segments in S3 (`--s3-bucket`) or a local directory (`--data-dir`),
  * metadata in etcd (`--etcd-endpoints`) or the embedded store under the data
@@ -50,7 +50,8 @@ export function serveHelp(): string {
   return [
     "Usage: kafscale serve [options]",
     "",
-    "Runs the broker: Kafka listener, segment store, metadata store and HTTP health/metrics.",
+    "Runs the broker: Kafka listener, segment store, metadata store, HTTP health/metrics and",
+    "the gRPC control service. SIGTERM/SIGINT hand the partitions to the other brokers first.",
     "Settings come from flags, then KAFSCALE_* environment variables, then --config FILE",
     "(key=value lines or a JSON object, keys as the flag names), then defaults.",
     "",
@@ -179,10 +180,11 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
     await stores.close();
     throw err;
   }
-  const { kafkaAddress, httpAddress, broker } = node;
+  const { kafkaAddress, httpAddress, controlAddress, broker } = node;
   logger.info("Broker ready", {
     kafka: `${kafkaAddress.hostname}:${kafkaAddress.port}`,
     http: `${httpAddress.hostname}:${httpAddress.port}`,
+    control: `${controlAddress.hostname}:${controlAddress.port}`,
     advertised: `${broker.settings.host}:${broker.settings.port}`,
     node: config.brokerId,
     ...stores.describe,
@@ -190,6 +192,16 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
   });
   const signal = await waitForStopSignal();
   logger.info("Stopping", { signal });
+  // Hand the partitions to the other brokers first, so they move at once (no lease expiry).
+  const drained = await node.drain(signal, config.shutdownTimeoutMs).catch((err) => {
+    logger.warn("Drain before stop failed; the partitions move when the lease ends", {
+      error: err instanceof Error ? err.message : String(err),
+    });
+    return null;
+  });
+  if (drained && drained.pending.length > 0) {
+    logger.warn("Drain before stop left partitions pending", { pending: drained.pending.length });
+  }
   await node.stop();
   await stores.close();
   logger.info("Stopped");

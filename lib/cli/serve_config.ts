@@ -56,7 +56,16 @@ export const SERVE_SETTINGS = [
     env: "KAFSCALE_CONTROL_LISTEN",
     kind: "hostport",
     default: "127.0.0.1:9094",
-    help: "gRPC control listener (reserved; not served yet)",
+    help: "gRPC control listener (kafscale.control: status, drain, flush, metrics, assignments); " +
+      "loopback unless set",
+  },
+  {
+    name: "control-token",
+    env: "KAFSCALE_CONTROL_TOKEN",
+    kind: "string",
+    default: null,
+    help: 'Bearer token every control call must send ("authorization: Bearer <token>"); ' +
+      "required when the control listener is not on loopback",
   },
   {
     name: "broker-id",
@@ -347,6 +356,7 @@ export interface ServeConfig {
   dataDir: string;
   httpListen: HostPort;
   controlListen: HostPort;
+  controlToken: string | null;
   brokerId: number;
   namespace: string;
   s3Bucket: string | null;
@@ -515,6 +525,22 @@ function validate(cfg: ServeConfig): void {
   }
   validateS3(cfg);
   validateEtcd(cfg);
+  validateControl(cfg);
+}
+
+/** Whether `host` names this machine's loopback interface only. */
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function validateControl(cfg: ServeConfig): void {
+  // Drain and flush are operator actions: reachable from other hosts only with a token.
+  if (!isLoopbackHost(cfg.controlListen.host) && cfg.controlToken === null) {
+    throw new ConfigError(
+      `"control-listen" is "${cfg.controlListen.host}:${cfg.controlListen.port}", not loopback, ` +
+        'but "control-token" is not set; set "--control-token" (or KAFSCALE_CONTROL_TOKEN)',
+    );
+  }
 }
 
 /** An http(s) URL, or null. */

@@ -87,7 +87,7 @@ function oneLine(text: string): string {
 
 export function startHttpServer(
   opts: HttpServerOptions,
-): { addr: Deno.NetAddr; stop(): Promise<void> } {
+): { addr: Deno.NetAddr; report(): Promise<HealthReport>; stop(): Promise<void> } {
   const checks = opts.checks.map((c) =>
     new SharedCheck(c, opts.checkTimeoutMs ?? CHECK_TIMEOUT_MS)
   );
@@ -124,6 +124,8 @@ export function startHttpServer(
   );
   return {
     addr: server.addr as Deno.NetAddr,
+    /** The `/healthz` body; `/readyz` answers 200 exactly when its status is "ok". */
+    report,
     stop: async () => {
       await server.shutdown();
     },
