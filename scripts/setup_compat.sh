@@ -11,6 +11,9 @@
 #                    against each -> .tools/compat-matrix/java/classes-VERSION
 #   Kafka CLI tools  the jars of Apache Kafka $KAFKA_CLI_VERSION (scripts/reference_kafka.sh fetch)
 #                    plus org.apache.kafka:kafka-tools -> .tools/kafka-ref/tools-VERSION
+#   Connect/Streams  org.apache.kafka:connect-runtime and kafka-streams $STATEFUL_KAFKA_VERSION
+#                    (tests/compat/stateful/versions.env) -> .tools/compat-stateful/libs-VERSION;
+#                    the test connector and Streams app compiled -> .tools/compat-stateful/classes-VERSION
 #
 # Versions: tests/compat/matrix/versions.env.
 # Usage: bash scripts/setup_compat.sh        (scripts/setup.sh runs it)
@@ -109,6 +112,34 @@ build_java_client() {
   echo "$want" >"$classes/.stamp"
 }
 
+# The Kafka Connect worker and Kafka Streams app of tests/e2e/connect_streams_test.ts.
+build_stateful_apps() {
+  local dir="$KAFSCALE_ROOT/tests/compat/stateful" version want
+  # shellcheck source=tests/compat/stateful/versions.env
+  version="$(source "$dir/versions.env" && echo "$STATEFUL_KAFKA_VERSION")"
+  local libs="$KAFSCALE_TOOLS/compat-stateful/libs-$version"
+  local classes="$KAFSCALE_TOOLS/compat-stateful/classes-$version"
+  if [[ ! -f "$libs/.complete" ]]; then
+    log "fetching connect-runtime and kafka-streams $version into ${libs#"$KAFSCALE_ROOT/"} (Maven)"
+    rm -rf "$libs"
+    quiet "Maven could not fetch connect-runtime and kafka-streams \"$version\"" \
+      mvn -q -B -Dstyle.color=never -f "$dir/java/pom.xml" dependency:copy-dependencies \
+      -Dkafka.version="$version" -DoutputDirectory="$libs"
+    [[ -f "$libs/connect-runtime-$version.jar" && -f "$libs/kafka-streams-$version.jar" ]] ||
+      die "Maven finished but connect-runtime or kafka-streams $version is missing in \"$libs\"."
+    touch "$libs/.complete"
+  fi
+  want="$(cat "$dir/java/pom.xml" "$dir"/java/*.java | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$classes/.stamp" && "$(cat "$classes/.stamp")" == "$want" ]]; then return; fi
+  log "compiling the test connector and Streams app against Kafka $version"
+  rm -rf "$classes"
+  mkdir -p "$classes"
+  quiet "javac of tests/compat/stateful/java against Kafka \"$version\" failed" \
+    javac -nowarn -d "$classes" -cp "$libs/*" "$dir"/java/*.java
+  cp -r "$dir/java/META-INF" "$classes/"
+  echo "$want" >"$classes/.stamp"
+}
+
 fetch_kafka_cli() {
   local version="$KAFKA_CLI_VERSION" tools="$KAFSCALE_TOOLS/kafka-ref/tools-$KAFKA_CLI_VERSION"
   if [[ ! -f "$KAFSCALE_TOOLS/kafka-ref/libs-$version/.complete" ]]; then
@@ -126,3 +157,4 @@ install_jdk
 build_go_programs
 for version in $JAVA_CLIENT_VERSIONS; do build_java_client "$version"; done
 fetch_kafka_cli
+build_stateful_apps
