@@ -4,7 +4,8 @@
  * Kafka's command-line tools) ask for instead of Metadata. This broker
  * answers for itself, as it does in Metadata; only broker endpoints exist
  * (endpoint type 1), a request for controller endpoints gets
- * UNSUPPORTED_ENDPOINT_TYPE.
+ * UNSUPPORTED_ENDPOINT_TYPE. Cluster authorized operations, when asked for,
+ * are every cluster operation (no authorizer; authorized_operations.ts).
  */
 import {
   DESCRIBE_CLUSTER_REQUEST,
@@ -16,12 +17,9 @@ import {
 } from "../protocol/generated/describe_cluster_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { defineHandler } from "./handler.ts";
+import { authorizedOperations, CLUSTER_OPERATIONS } from "./authorized_operations.ts";
 
 const BROKER_ENDPOINTS = 1;
-/** Kafka's "authorized operations not requested" marker. */
-const OPERATIONS_NOT_REQUESTED = -2147483648;
-/** Without ACLs every cluster operation is allowed (bits of Kafka's AclOperation ids 4-12). */
-const ALL_CLUSTER_OPERATIONS = [4, 5, 7, 8, 9, 10, 11, 12].reduce((acc, op) => acc | (1 << op), 0);
 
 export const DESCRIBE_CLUSTER_HANDLER = defineHandler<
   DescribeClusterRequest,
@@ -42,9 +40,10 @@ export const DESCRIBE_CLUSTER_HANDLER = defineHandler<
       endpointType,
       clusterId: broker.clusterId,
       controllerId: s.nodeId,
-      clusterAuthorizedOperations: req.includeClusterAuthorizedOperations
-        ? ALL_CLUSTER_OPERATIONS
-        : OPERATIONS_NOT_REQUESTED,
+      clusterAuthorizedOperations: authorizedOperations(
+        req.includeClusterAuthorizedOperations,
+        CLUSTER_OPERATIONS,
+      ),
     };
     if (endpointType !== BROKER_ENDPOINTS) {
       return {

@@ -13,11 +13,10 @@ import {
   type DescribeGroupsResponse,
 } from "../protocol/generated/describe_groups_response.ts";
 import { defineHandler } from "./handler.ts";
+import { authorizedOperations, GROUP_OPERATIONS } from "./authorized_operations.ts";
 
 /** Without an authorizer every group operation is allowed: READ (3), DELETE (6), DESCRIBE (8). */
-export const GROUP_AUTHORIZED_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8);
-/** Kafka's "not requested" value for authorized operations. */
-const AUTHORIZED_OPERATIONS_OMITTED = -2147483648;
+export const GROUP_AUTHORIZED_OPERATIONS = GROUP_OPERATIONS;
 
 export const DESCRIBE_GROUPS_HANDLER = defineHandler<
   DescribeGroupsRequest,
@@ -48,9 +47,7 @@ export const DESCRIBE_GROUPS_HANDLER = defineHandler<
           memberMetadata: m.metadata,
           memberAssignment: m.assignment,
         })),
-        authorizedOperations: includeOps
-          ? GROUP_AUTHORIZED_OPERATIONS
-          : AUTHORIZED_OPERATIONS_OMITTED,
+        authorizedOperations: authorizedOperations(includeOps, GROUP_OPERATIONS),
       });
     }
     return { throttleTimeMs: 0, groups };

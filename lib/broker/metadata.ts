@@ -6,7 +6,8 @@
  * or for an unowned one a registered broker picked by hash
  * (partition_leaders.ts); with one broker, that is always this one.
  * Durability comes from the object store, so the replica and ISR lists hold
- * just the leader.
+ * just the leader. Topic (v8+) and cluster (v8-10) authorized operations,
+ * when asked for, are every operation (no authorizer; authorized_operations.ts).
  */
 import { METADATA_REQUEST, type MetadataRequest } from "../protocol/generated/metadata_request.ts";
 import {
@@ -19,14 +20,12 @@ import { ZERO_UUID } from "../protocol/primitives.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
 import { defineHandler } from "./handler.ts";
 import { partitionLeaders } from "./partition_leaders.ts";
-
-/** Kafka's "authorized operations not requested" marker. */
-const OPERATIONS_NOT_REQUESTED = -2147483648;
-/**
- * Without ACLs every operation is allowed: READ(3) WRITE(4) CREATE(5)
- * DELETE(6) ALTER(7) DESCRIBE(8) DESCRIBE_CONFIGS(10) ALTER_CONFIGS(11).
- */
-const ALL_TOPIC_OPERATIONS = [3, 4, 5, 6, 7, 8, 10, 11].reduce((acc, op) => acc | (1 << op), 0);
+import {
+  authorizedOperations,
+  CLUSTER_OPERATIONS,
+  OPERATIONS_NOT_REQUESTED,
+  TOPIC_OPERATIONS,
+} from "./authorized_operations.ts";
 
 /**
  * A topic's metadata; `leaderOf` names each partition's leader (-1: the
@@ -57,7 +56,7 @@ export function topicMetadata(
     topicId: topic.topicId,
     isInternal: false,
     partitions,
-    topicAuthorizedOperations: includeOperations ? ALL_TOPIC_OPERATIONS : OPERATIONS_NOT_REQUESTED,
+    topicAuthorizedOperations: authorizedOperations(includeOperations, TOPIC_OPERATIONS),
   };
 }
 
@@ -85,7 +84,10 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
   response: METADATA_RESPONSE,
   async handle(req, ctx) {
     const broker = ctx.broker;
-    const includeOps = req.includeTopicAuthorizedOperations === true;
+    // Both flags exist from v8; v11 dropped the cluster one (KIP-700 moved it to DescribeCluster).
+    const includeOps = ctx.apiVersion >= 8 && req.includeTopicAuthorizedOperations === true;
+    const includeClusterOps = ctx.apiVersion >= 8 && ctx.apiVersion <= 10 &&
+      req.includeClusterAuthorizedOperations === true;
     const allowAutoCreate = ctx.apiVersion < 4 || req.allowAutoTopicCreation !== false;
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     const all = req.topics === null || (ctx.apiVersion === 0 && req.topics.length === 0);
@@ -139,7 +141,7 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
       clusterId: broker.clusterId,
       controllerId: broker.settings.nodeId,
       topics,
-      clusterAuthorizedOperations: OPERATIONS_NOT_REQUESTED,
+      clusterAuthorizedOperations: authorizedOperations(includeClusterOps, CLUSTER_OPERATIONS),
     };
   },
 });
