@@ -7,6 +7,9 @@
 #   MinIO   built from source with `go install github.com/minio/minio@$MINIO_VERSION` into
 #           .tools/bin/minio (needs Go >= 1.24 on PATH or in /usr/local/go/bin; the first build
 #           takes a few minutes, later runs reuse the binary while the pinned version is unchanged)
+#   grpcurl `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION` into
+#           .tools/bin/grpcurl: the gRPC client that is not ours, which the control-service
+#           tests (tests/control, tests/e2e/distributed_drain_test.ts) call (about a minute)
 #
 # MinIO publishes only RELEASE.* tags, which the Go module proxy does not resolve, so the pin is
 # the proxy's pseudo-version of a master commit; MinIO from that commit enforces conditional
@@ -23,6 +26,10 @@ MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 MINIO_BIN="$KAFSCALE_TOOLS/bin/minio"
 MINIO_STAMP="$KAFSCALE_TOOLS/bin/.minio.version"
 ETCD_BIN="/usr/bin/etcd"
+GRPCURL_MODULE="github.com/fullstorydev/grpcurl/cmd/grpcurl"
+GRPCURL_VERSION="v1.9.3"
+GRPCURL_BIN="$KAFSCALE_TOOLS/bin/grpcurl"
+GRPCURL_STAMP="$KAFSCALE_TOOLS/bin/.grpcurl.version"
 
 log() { echo "setup_backends: $*" >&2; }
 die() {
@@ -97,5 +104,29 @@ install_minio() {
   echo "$MINIO_VERSION" >"$MINIO_STAMP"
 }
 
+install_grpcurl() {
+  if [[ -x "$GRPCURL_BIN" && -f "$GRPCURL_STAMP" && "$(cat "$GRPCURL_STAMP")" == "$GRPCURL_VERSION" ]]; then
+    return
+  fi
+  local go
+  go="$(find_go)"
+  [[ -n "$go" ]] || die "Cannot build grpcurl: Go is not installed; install Go >= 1.24 (https://go.dev/dl) and rerun."
+  log "building grpcurl $GRPCURL_VERSION into .tools/bin/grpcurl (go install)"
+  mkdir -p "$KAFSCALE_TOOLS/bin"
+  local build_log rc=0
+  build_log="$(mktemp)"
+  (cd / && GOBIN="$KAFSCALE_TOOLS/bin" GOFLAGS=-buildvcs=false \
+    "$go" install "$GRPCURL_MODULE@$GRPCURL_VERSION") >"$build_log" 2>&1 || rc=$?
+  if ((rc != 0)); then
+    tail -n 40 "$build_log" >&2
+    rm -f "$build_log"
+    die "go install $GRPCURL_MODULE@$GRPCURL_VERSION failed (exit $rc); see its output above."
+  fi
+  rm -f "$build_log"
+  "$GRPCURL_BIN" -version >/dev/null 2>&1 || die "The grpcurl binary at $GRPCURL_BIN does not run."
+  echo "$GRPCURL_VERSION" >"$GRPCURL_STAMP"
+}
+
 install_etcd
 install_minio
+install_grpcurl
