@@ -4,13 +4,14 @@
  * record in the v8+ `recordErrors` (KIP-467) and says why in `errorMessage`
  * (LogValidator.validateKey and processRecordErrors). This does the same.
  *
- * Which batches are checked: uncompressed ones always (their records were
- * already walked by validateBatches). A compressed batch is checked only
- * when the caller passes an `inflate` function (the compactor's codec
- * adapters); without one it is stored unchecked, since the broker does not
- * decompress on the produce path (DESIGN.md). Java, librdkafka and Go
- * clients produce uncompressed batches by default, and Kafka Connect and
- * Kafka Streams keep that default.
+ * Which batches are checked: all of them. Uncompressed ones are walked in
+ * place (validateBatches already checked their framing). A compressed batch
+ * is inflated with the compactor's codec adapters (gzip, snappy, lz4, zstd;
+ * lib/log/compaction/record_codecs.ts), as Kafka decompresses to validate:
+ * this is the one place the produce path decompresses, and only for topics
+ * whose cleanup.policy contains "compact" (DESIGN.md: the broker never
+ * decompresses otherwise). A batch the adapters cannot inflate is stored as
+ * it came, like every compressed batch (there is no codec check on produce).
  */
 import type { BatchIndexAndErrorMessage } from "../protocol/generated/produce_response.ts";
 import {
@@ -20,6 +21,7 @@ import {
   RecordFormatError,
 } from "../protocol/record_batch.ts";
 import { keylessRecordIndexes } from "../protocol/record_keys.ts";
+import { decompressRecords } from "../log/compaction/record_codecs.ts";
 import { cleanupPolicy } from "./topic_config.ts";
 
 /** Inflates a compressed records section (codec id 1-4) to at most `maxBytes`, or throws. */
@@ -50,7 +52,7 @@ export function keylessRecordsRefusal(
   partition: number,
   records: Uint8Array,
   batches: readonly BatchInfo[],
-  inflate?: RecordsInflater,
+  inflate: RecordsInflater = decompressRecords,
 ): KeylessRefusal | null {
   if (!cleanupPolicy(configs).compact) return null;
   const why = `Compacted topic cannot accept message without key in topic partition ` +
@@ -78,14 +80,13 @@ export function keylessRecordsRefusal(
 function keylessIn(
   records: Uint8Array,
   batch: BatchInfo,
-  inflate: RecordsInflater | undefined,
+  inflate: RecordsInflater,
 ): number[] {
   const start = batch.position + BATCH_HEADER_BYTES;
   const end = batch.position + batch.size;
   if (batch.compression === COMPRESSION.none) {
     return keylessRecordIndexes(records, start, end, batch.recordsCount);
   }
-  if (!inflate) return [];
   let section: Uint8Array;
   try {
     section = inflate(batch.compression, records.subarray(start, end), MAX_INFLATED_RECORDS_BYTES);

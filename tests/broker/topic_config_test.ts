@@ -219,11 +219,12 @@ Deno.test("keyless records: found by index; empty keys and tombstones are keyed"
   );
 });
 
-Deno.test("keyless records: compressed batches are checked only through an inflater", () => {
+Deno.test("keyless records: compressed batches are inflated to be checked", () => {
   const bytes = encodeRecordBatch([record("a", "1"), record(null, "2")], { compression: "gzip" });
   const batches = validated(bytes);
   const compacted = { "cleanup.policy": "compact,delete" };
-  assert.equal(keylessRecordsRefusal("t", compacted, 0, bytes, batches), null, "unchecked");
+  const byAdapters = keylessRecordsRefusal("t", compacted, 0, bytes, batches);
+  assert.deepEqual(byAdapters!.recordErrors.map((e) => e.batchIndex), [1], "codec adapters");
   const inflate = (codec: number, payload: Uint8Array) => {
     assert.equal(codec, COMPRESSION.gzip);
     return new Uint8Array(gunzipSync(payload));
@@ -334,14 +335,19 @@ Deno.test("Produce: a compacted topic refuses records without a key (INVALID_REC
   const conn = await b.connect();
   await createTopic(conn, "compacted", { "cleanup.policy": "compact" });
   await createTopic(conn, "plain", {});
-  const send = async (topic: string, records: ProducerRecord[], version: number) => {
+  const send = async (
+    topic: string,
+    records: ProducerRecord[],
+    version: number,
+    compression: "none" | "gzip" = "none",
+  ) => {
     const res = await conn.send(PRODUCE, version, {
       transactionalId: null,
       acks: -1,
       timeoutMs: 10_000,
       topicData: [{
         name: topic,
-        partitionData: [{ index: 0, records: encodeRecordBatch(records) }],
+        partitionData: [{ index: 0, records: encodeRecordBatch(records, { compression }) }],
       }],
     });
     return res!.responses[0].partitionResponses[0];
@@ -359,7 +365,10 @@ Deno.test("Produce: a compacted topic refuses records without a key (INVALID_REC
     const plain = await send("plain", [record(null, "1")], v);
     assert.equal(plain.errorCode, ERROR_CODES.NONE, `v${v}`);
   }
+  const gzipped = await send("compacted", [record(null, "1"), record("k", "2")], 9, "gzip");
+  assert.equal(gzipped.errorCode, ERROR_CODES.INVALID_RECORD, "a gzip batch is inflated");
+  assert.deepEqual(gzipped.recordErrors!.map((e) => e.batchIndex), [0]);
   // Nothing of a refused batch is stored: only the keyed batches took offsets.
-  const keyed = await send("compacted", [record("last", "x")], 9);
+  const keyed = await send("compacted", [record("last", "x")], 9, "gzip");
   assert.equal(keyed.baseOffset, 8);
 });
