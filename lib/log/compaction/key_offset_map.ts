@@ -23,12 +23,22 @@ export const KEY_MAP_ENTRY_OVERHEAD_BYTES = 64;
 /** Largest key turned into a string in one call (String.fromCharCode's argument limit). */
 const KEY_CHUNK_BYTES = 8192;
 
+/** Keys up to this length are converted byte by byte (faster than a call with spread arguments). */
+const KEY_SHORT_BYTES = 48;
+
 /** The key bytes as a one-byte-per-char string: a Map key equal exactly when the bytes are. */
 function keyString(key: Uint8Array): string {
-  if (key.length <= KEY_CHUNK_BYTES) return String.fromCharCode(...key);
+  if (key.length <= KEY_SHORT_BYTES) {
+    let out = "";
+    for (let i = 0; i < key.length; i++) out += String.fromCharCode(key[i]);
+    return out;
+  }
   let out = "";
   for (let pos = 0; pos < key.length; pos += KEY_CHUNK_BYTES) {
-    out += String.fromCharCode(...key.subarray(pos, pos + KEY_CHUNK_BYTES));
+    out += String.fromCharCode.apply(
+      null,
+      key.subarray(pos, pos + KEY_CHUNK_BYTES) as unknown as number[],
+    );
   }
   return out;
 }
