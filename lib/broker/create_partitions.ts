@@ -1,8 +1,8 @@
 /**
  * CreatePartitions (37), versions 0-3: grows topics (never shrinks them),
- * with validate-only. Every partition is led by this broker and durability
- * belongs to the object store, so a manual assignment may only name this
- * broker, one replica per new partition.
+ * with validate-only. A manual assignment (one per new partition) is checked
+ * by Kafka's rules against the registered brokers and not recorded: see
+ * replica_assignment.ts for what it means here.
  */
 import {
   CREATE_PARTITIONS_REQUEST,
@@ -16,12 +16,18 @@ import {
 } from "../protocol/generated/create_partitions_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { defineHandler } from "./handler.ts";
+import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
+import { registeredBrokerIds, replicaListProblem } from "./replica_assignment.ts";
 
-function assignmentProblem(t: CreatePartitionsTopic, nodeId: number): string | null {
+async function assignmentProblem(t: CreatePartitionsTopic, broker: Broker): Promise<string | null> {
   if (t.assignments === null) return null;
-  const ok = t.assignments.every((a) => a.brokerIds.length === 1 && a.brokerIds[0] === nodeId);
-  return ok ? null : `Replica assignments may only name broker ${nodeId}, one replica each`;
+  const registered = await registeredBrokerIds(broker);
+  for (const a of t.assignments) {
+    const problem = replicaListProblem(a.brokerIds, registered);
+    if (problem) return problem;
+  }
+  return null;
 }
 
 export const CREATE_PARTITIONS_HANDLER = defineHandler<
@@ -51,13 +57,13 @@ export const CREATE_PARTITIONS_HANDLER = defineHandler<
         result.errorMessage = `Topic "${t.name}" appears more than once in the request`;
         continue;
       }
-      const problem = assignmentProblem(t, broker.settings.nodeId);
-      if (problem) {
-        result.errorCode = ERROR_CODES.INVALID_REPLICA_ASSIGNMENT;
-        result.errorMessage = problem;
-        continue;
-      }
       try {
+        const problem = await assignmentProblem(t, broker);
+        if (problem) {
+          result.errorCode = ERROR_CODES.INVALID_REPLICA_ASSIGNMENT;
+          result.errorMessage = problem;
+          continue;
+        }
         const topic = await broker.topic(t.name);
         if (
           topic && t.assignments !== null && t.assignments.length !== t.count - topic.partitions

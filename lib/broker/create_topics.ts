@@ -1,8 +1,10 @@
 /**
  * CreateTopics (19), versions 0-7: partitions, configs and validate-only.
  * Replication factor 1 or -1 is accepted; durability belongs to the object
- * store, so there are no replicas to place. Manual replica assignments are
- * refused (INVALID_REQUEST).
+ * store, so there are no replicas to place. A manual replica assignment is
+ * accepted by Kafka's rules (partition count and replication factor -1, the
+ * partitions 0..n-1, registered brokers only, none twice) and only sets the
+ * partition count; see replica_assignment.ts for what it means here.
  */
 import {
   CREATE_TOPICS_REQUEST,
@@ -18,6 +20,7 @@ import { ZERO_UUID } from "../protocol/primitives.ts";
 import { reportedTopicConfigs } from "./topic_config.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
+import { registeredBrokerIds, topicAssignmentProblem } from "./replica_assignment.ts";
 
 export const CREATE_TOPICS_HANDLER = defineHandler<CreateTopicsRequest, CreateTopicsResponse>({
   apiKey: 19,
@@ -53,6 +56,15 @@ export const CREATE_TOPICS_HANDLER = defineHandler<CreateTopicsRequest, CreateTo
         continue;
       }
       seen.add(t.name);
+      const manual = t.assignments.length > 0;
+      if (manual && (t.numPartitions !== -1 || t.replicationFactor !== -1)) {
+        fail(
+          ERROR_CODES.INVALID_REQUEST,
+          "A manual partition assignment was specified, but numPartitions or replication " +
+            "factor was not set to -1",
+        );
+        continue;
+      }
       if (t.replicationFactor !== 1 && t.replicationFactor !== -1) {
         fail(
           ERROR_CODES.INVALID_REPLICATION_FACTOR,
@@ -60,16 +72,19 @@ export const CREATE_TOPICS_HANDLER = defineHandler<CreateTopicsRequest, CreateTo
         );
         continue;
       }
-      if (t.assignments.length > 0) {
-        fail(ERROR_CODES.INVALID_REQUEST, "Manual replica assignment is not supported");
-        continue;
-      }
       const configs: Record<string, string> = {};
       for (const c of t.configs) if (c.value !== null) configs[c.name] = c.value;
       try {
+        if (manual) {
+          const problem = topicAssignmentProblem(t.assignments, await registeredBrokerIds(broker));
+          if (problem) {
+            fail(ERROR_CODES.INVALID_REPLICA_ASSIGNMENT, problem);
+            continue;
+          }
+        }
         const created = await broker.createTopic(
           t.name,
-          t.numPartitions,
+          manual ? t.assignments.length : t.numPartitions,
           configs,
           req.validateOnly === true,
         );
