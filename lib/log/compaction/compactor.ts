@@ -33,7 +33,8 @@
  *   kept, CRC recomputed, same codec); one that loses all is dropped, except
  *   the last batch of a producer id, which stays as an empty batch
  *   (Kafka's BatchRetention.RETAIN_EMPTY) so the producer's last sequence and
- *   offset survive for idempotence after a reload.
+ *   offset survive for idempotence after a reload. Such an empty batch goes
+ *   in a later run once it is no longer its producer's last.
  * - Transactions: transactional batches and control batches (markers) pass
  *   through untouched and do not feed the map. The broker does not accept
  *   transactional produce today. Supporting it needs the aborted-transaction
@@ -369,7 +370,11 @@ function filterPass(
     }
     const opened = readBatchRecords(entry.bytes, entry.info, maxBytes);
     const keep = recordsToKeep(opened, entry.segment, ctx);
-    if (keep.length === opened.records.length) {
+    if (opened.records.length === 0 && !retainEmpty(entry.info)) {
+      // An empty batch left by an earlier run whose producer has written
+      // since (or expired): Kafka's BatchRetention.DELETE_EMPTY.
+      ctx.stats.batchesRemoved++;
+    } else if (keep.length === opened.records.length) {
       out.push(entry);
     } else if (keep.length > 0 || retainEmpty(entry.info)) {
       const bytes = keep.length > 0
