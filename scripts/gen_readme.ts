@@ -2,13 +2,15 @@
  * Regenerates the README sections that are derived from code, between
  * `<!-- BEGIN name -->` and `<!-- END name -->` markers:
  * - `api-table`: the APIs and versions the broker advertises (the handler table);
- * - `serve-config`: the settings of `kafscale serve` (flags, environment, defaults).
+ * - `serve-config`: the settings of `kafscale serve` (flags, environment, defaults);
+ * - `topic-configs`: the topic configs, with what the broker does with each (topic_config.ts).
  *
  * `deno task readme` writes README.md; `--check` exits 1 when it is stale
  * (tests/readme_test.ts runs the same comparison).
  */
 import { HANDLERS } from "../lib/broker/handler_table.ts";
 import { SERVE_SETTINGS } from "../lib/cli/serve_config.ts";
+import { TOPIC_CONFIGS } from "../lib/broker/topic_config.ts";
 
 export function apiTable(): string {
   const rows = [...HANDLERS.values()]
@@ -26,6 +28,28 @@ export function serveConfigTable(): string {
     "| Flag / config-file key | Environment | Default | Meaning |",
     "| --- | --- | --- | --- |",
     "| `--config` | `KAFSCALE_CONFIG` | — | Settings file: `key=value` lines or a JSON object |",
+    ...rows,
+  ].join("\n");
+}
+
+export function topicConfigTable(): string {
+  const setting = (name: string) => Number(SERVE_SETTINGS.find((s) => s.name === name)!.default);
+  const defaults = {
+    segmentBytes: setting("segment-bytes"),
+    messageMaxBytes: setting("message-max-bytes"),
+  };
+  const rows = TOPIC_CONFIGS.map((c) => {
+    const value = c.defaultValue(defaults);
+    const name = c.legacy ? `\`${c.name}\` (Kafka 3.x)` : `\`${c.name}\``;
+    const use = c.use === "acted" ? "**acted on**" : "stored only";
+    // The Broker column already says "stored only".
+    const effect = c.effect.replace(/^Stored only(: |\.$)/, "");
+    const what = effect === "" ? "—" : effect[0].toUpperCase() + effect.slice(1);
+    return `| ${name} | ${value === "" ? "(empty)" : `\`${value}\``} | ${use} | ${what} |`;
+  });
+  return [
+    "| Topic config | Default | Broker | What the broker does with it |",
+    "| --- | --- | --- | --- |",
     ...rows,
   ].join("\n");
 }
@@ -50,6 +74,7 @@ export async function render(readme: string): Promise<string> {
   const sections: Record<string, string> = {
     "api-table": apiTable(),
     "serve-config": serveConfigTable(),
+    "topic-configs": topicConfigTable(),
   };
   let out = readme;
   for (const [name, body] of Object.entries(sections)) {

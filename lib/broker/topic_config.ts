@@ -247,7 +247,8 @@ export const TOPIC_CONFIGS: readonly TopicConfigSpec[] = [
     "2147483639",
     integer("INT", 1n, 2147483639n),
     "max.decompressed.message.bytes",
-    "Stored only: the broker does not decompress batches on the produce path.",
+    "Stored only: the broker inflates batches only to check the keys of compacted topics, up " +
+      "to 64 MiB per batch.",
   ),
   stored(
     "index.interval.bytes",
