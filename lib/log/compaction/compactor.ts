@@ -201,6 +201,30 @@ export function cleanablePoint(
   return headOffset;
 }
 
+/**
+ * Kafka's cleanable ratio (LogCleanerManager): the bytes of batches from
+ * `firstDirtyOffset` on, over the bytes of all batches, counting only
+ * batches entirely before `cleanablePointOffset`. 0 when none are. The
+ * scheduler compares it with min.cleanable.dirty.ratio; /metrics shows it.
+ * Reads batch headers only.
+ */
+export function dirtyRatio(
+  segments: readonly SegmentInput[],
+  firstDirtyOffset: number,
+  cleanablePointOffset: number,
+): number {
+  let total = 0;
+  let dirty = 0;
+  for (const segment of segments) {
+    for (const batch of scanBatches(segment.batches).batches) {
+      if (lastOffset(batch) >= cleanablePointOffset) continue;
+      total += batch.size;
+      if (lastOffset(batch) >= firstDirtyOffset) dirty += batch.size;
+    }
+  }
+  return total === 0 ? 0 : dirty / total;
+}
+
 function loadEntries(segments: readonly SegmentInput[], cleanablePointOffset: number): Entry[] {
   const entries: Entry[] = [];
   let previousLast = -1;

@@ -18,6 +18,7 @@ import {
   CompactionInputError,
   type CompactionOptions,
   compactSegments,
+  dirtyRatio,
   type SegmentInput,
 } from "../../../lib/log/compaction/compactor.ts";
 import { bytes, concat, makeBatch, readRecords } from "./support.ts";
@@ -311,4 +312,16 @@ Deno.test("cleanablePoint: the head, or the first batch within min.compaction.la
   assert.equal(cleanablePoint(segs, 3, T0 + 30_000, 25_000), 1);
   assert.equal(cleanablePoint(segs, 2, T0 + 30_000, 5_000), 2);
   assert.equal(readBatchInfo(batches, 0).baseOffset, 0);
+});
+
+Deno.test("dirtyRatio: dirty bytes over all bytes before the cleanable point", () => {
+  const input = log([[[["a", "1"]], [["b", "1"]]], [[["c", "1"]], [["d", "1"]]]]);
+  const sizes = input.flatMap((s) => scanBatches(s.batches).batches.map((b) => b.size));
+  const before = (n: number) => sizes.slice(0, n).reduce((a, b) => a + b, 0);
+  assert.equal(dirtyRatio(input, 0, 4), 1);
+  assert.equal(dirtyRatio(input, 2, 4), (before(4) - before(2)) / before(4));
+  assert.equal(dirtyRatio(input, 1, 3), (before(3) - before(1)) / before(3));
+  assert.equal(dirtyRatio(input, 0, 0), 0);
+  const { cleanedThroughOffset } = compactSegments(input, options({ cleanablePoint: 3 }));
+  assert.equal(dirtyRatio(input, cleanedThroughOffset, 3), 0);
 });
