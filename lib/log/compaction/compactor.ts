@@ -7,7 +7,7 @@
  * record of every key remains, and tombstones go once they have been visible
  * for `delete.retention.ms`. The caller (the sealing pipeline) reads the
  * segments, calls this, writes the changed segments create-only and swaps
- * them in with an epoch-checked metadata commit. See README "Compaction".
+ * them in with an epoch-checked metadata commit (README, "Compaction").
  *
  * Rules, with Kafka's names (LogCleaner.scala, MemoryRecords.filterTo):
  * - Key map. Records with a key, from `firstDirtyOffset` up to the cleanable
@@ -460,7 +460,11 @@ function assembleOutputs(
 
 /**
  * Compacts a partition's sealed segments (see the module comment for the
- * rules). Guarantees, for the returned segments:
+ * rules). `segments` must start at the log start offset and be in offset
+ * order: a prefix of the sealed log is fine (later records are just not
+ * seen), a window that skips the oldest segments is not (a tombstone could
+ * expire while an older value of its key sits in a skipped segment).
+ * Guarantees, for the returned segments:
  * - every batch is a valid v2 batch (CRC32C correct), offsets strictly
  *   increase, and each batch keeps the base and last offset it had;
  * - a batch that lost no record is the input's bytes (same view, not a copy);

@@ -13,13 +13,14 @@ import {
 } from "../../../lib/protocol/record_batch.ts";
 import { decodeRecordBatches, type ProducerRecord } from "../../../lib/protocol/records.ts";
 import {
+  BatchRecordsError,
   emptyBatchLike,
   readBatchRecords,
   rewriteBatch,
 } from "../../../lib/log/compaction/batch_records.ts";
 import { isXerialFramed } from "../../../lib/log/compaction/snappy_codec.ts";
 import { goldenBatches } from "./golden_batches.ts";
-import { bytes, makeBatch, text } from "./support.ts";
+import { bytes, makeBatch, mulberry32, text } from "./support.ts";
 
 const CODECS = [
   COMPRESSION.none,
@@ -204,4 +205,31 @@ Deno.test("golden: batches from real clients, every codec, rewrite without their
     rewritten++;
   }
   assert.ok(rewritten > 10, `only ${rewritten} golden batches with 2+ records`);
+});
+
+Deno.test("fuzz: mutated record sections in every codec fail only with BatchRecordsError", () => {
+  const random = mulberry32(4242);
+  const originals = CODECS.map((compression) => makeBatch(fiveRecords(), { ...SPEC, compression }));
+  for (const golden of goldenBatches()) {
+    if (golden.batch.isControl) continue;
+    originals.push(
+      golden.frame.slice(golden.batch.position, golden.batch.position + golden.batch.size),
+    );
+  }
+  let failures = 0;
+  for (let round = 0; round < 3000; round++) {
+    const batch = originals[round % originals.length].slice();
+    const flips = 1 + Math.floor(random() * 4);
+    for (let f = 0; f < flips; f++) {
+      const at = BATCH_HEADER_BYTES + Math.floor(random() * (batch.length - BATCH_HEADER_BYTES));
+      batch[at] = Math.floor(random() * 256);
+    }
+    try {
+      readBatchRecords(batch, readBatchInfo(batch, 0), 1 << 20);
+    } catch (e) {
+      assert.ok(e instanceof BatchRecordsError, `round ${round}: ${e}`);
+      failures++;
+    }
+  }
+  assert.ok(failures > 0);
 });
