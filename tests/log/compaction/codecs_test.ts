@@ -157,6 +157,15 @@ Deno.test("lz4: a corrupted content checksum is refused", () => {
 Deno.test("lz4: writes what Java's KafkaLZ4BlockOutputStream writes (independent 64 KiB blocks)", () => {
   const frame = codecFor(COMPRESSION.lz4).compress(referencePlain());
   assert.deepEqual([...frame.subarray(0, 6)], [0x04, 0x22, 0x4d, 0x18, 0x60, 0x40]);
+  // The whole 7-byte frame header (magic, FLG, BD, header checksum) matches Java's.
+  const java = goldenBatches().filter((g) =>
+    g.source.startsWith("java") && g.batch.compression === COMPRESSION.lz4
+  );
+  assert.ok(java.length > 0);
+  for (const { frame: f, batch, source } of java) {
+    const header = f.subarray(batch.position + 61, batch.position + 61 + 7);
+    assert.deepEqual([...header], [...frame.subarray(0, 7)], source);
+  }
 });
 
 Deno.test("snappy: xerial stream written with libsnappy blocks", () => {
