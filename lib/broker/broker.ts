@@ -118,6 +118,11 @@ export class Broker {
     return stored;
   }
 
+  /** A topic from the cache only (no store read): for synchronous callers such as sealing. */
+  cachedTopic(name: string): TopicRecord | undefined {
+    return this.#topics.get(name);
+  }
+
   get clusterId(): string {
     return this.#clusterId;
   }

@@ -14,6 +14,7 @@ import { Metrics } from "../util/metrics.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { ClusterMetadata } from "../metadata/cluster_metadata.ts";
+import { MAX_TXN_OPERATIONS } from "../metadata/metadata_store.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
 import { retentionLimits } from "../broker/topic_config.ts";
@@ -28,6 +29,7 @@ import {
   PartitionDrainer,
 } from "../control/partition_drain.ts";
 import { MetricsSamples } from "../control/metrics_samples.ts";
+import { EagerTakeover } from "../control/eager_takeover.ts";
 import {
   type ControlServer,
   ControlService,
@@ -88,7 +90,12 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   // The gRPC library loads while the stores start (it is needed only at the end).
   const grpcLoading = import("../control/grpc_adapter.ts").catch(() => undefined);
   const metrics = new Metrics();
-  const metadata = new ClusterMetadata(metadataStore);
+  const metadata = new ClusterMetadata(metadataStore, {
+    // One transaction per flush round on the embedded store; etcd caps transactions.
+    txnOpsMax: config.etcdEndpoints.length > 0 ? config.etcdMaxTxnOps : MAX_TXN_OPERATIONS,
+  });
+  // The broker (constructed below) keeps the topic cache the sealing policy reads.
+  const topics: { broker: Broker | null } = { broker: null };
   const logs = new GuardedLogManager({
     objectStore,
     metadata,
@@ -104,6 +111,16 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       indexIntervalMessages: INDEX_INTERVAL_MESSAGES,
       leaseTtlMs: LEASE_TTL_MS,
       producerIdExpirationMs: config.producerIdExpirationMs,
+      sealMaxAgeMs: config.sealMaxAgeMs,
+    },
+    sealPolicyFor: (name) => {
+      const broker = topics.broker;
+      const topic = broker?.cachedTopic(name);
+      if (!broker || !topic) return undefined;
+      return {
+        segmentBytes: Number(broker.topicConfig(topic, "segment.bytes")),
+        segmentMs: Number(broker.topicConfig(topic, "segment.ms")),
+      };
     },
   });
   const drainer = new PartitionDrainer({ logs, metadata, brokerId: config.brokerId, logger });
@@ -149,6 +166,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     metrics,
     coordinator,
   });
+  topics.broker = broker;
   try {
     await broker.start();
   } catch (err) {
@@ -207,10 +225,44 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   metrics.addCollector(() => {
     const flush = logs.flushStats;
     metrics.set("kafscale_flush_rounds", "Flush rounds run", flush.rounds);
-    metrics.set("kafscale_flush_partition_flushes", "Partition segments flushed", flush.flushes);
+    metrics.set(
+      "kafscale_flush_partition_flushes",
+      "Partition shares of flush rounds committed or failed",
+      flush.flushes,
+    );
     metrics.set("kafscale_flush_failed", "Partition flushes that failed", flush.failedFlushes);
-    metrics.set("kafscale_flush_write_ms", "Time spent writing segment objects", flush.writeMs);
+    metrics.set("kafscale_flush_write_ms", "Time spent writing ahead", flush.writeMs);
     metrics.set("kafscale_flush_commit_ms", "Time spent committing end offsets", flush.commitMs);
+    const wal = logs.walStats;
+    metrics.set("kafscale_wal_rounds", "Flush rounds written ahead", wal.rounds);
+    metrics.set("kafscale_wal_bytes", "Bytes written ahead", wal.bytes);
+    metrics.set(
+      "kafscale_objects_written",
+      "Objects created in the object store (write-ahead files or objects, segments, indexes)",
+      logs.objectsWritten,
+    );
+    const gc = logs.walGcStats;
+    metrics.set(
+      "kafscale_wal_objects_outstanding",
+      "Write-ahead objects still referenced at the last garbage collection",
+      gc.objectsOutstanding,
+    );
+    metrics.set(
+      "kafscale_wal_bytes_outstanding",
+      "Bytes of ranges in write-ahead objects still referenced at the last garbage collection",
+      gc.bytesOutstanding,
+    );
+    metrics.set(
+      "kafscale_wal_objects_deleted",
+      "Write-ahead objects deleted once fully sealed",
+      gc.objectsDeleted,
+    );
+    metrics.set("kafscale_unsealed_bytes", "Record bytes not sealed yet", logs.unsealedBytes);
+    const seal = logs.sealStats;
+    metrics.set("kafscale_seal_segments", "Segments sealed", seal.segments);
+    metrics.set("kafscale_seal_bytes", "Bytes of sealed segments", seal.bytes);
+    metrics.set("kafscale_seal_ms", "Time spent sealing (reads to commit)", seal.totalMs);
+    metrics.set("kafscale_seal_failures", "Seals that failed and were retried", seal.failures);
     metrics.set(
       "kafscale_flush_pending_bytes",
       "Appended bytes waiting for a flush",
@@ -264,6 +316,9 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     policyFor: (topic) => retentionLimits(topic.configs, broker.topicDefaults),
   });
   retention.start();
+  // Partitions released by a drain elsewhere are taken over at once, not on first use.
+  const takeover = new EagerTakeover({ broker, logs, metadata, drainer, logger });
+  takeover.start();
   const samples = new MetricsSamples(() => clock.now());
   metrics.addCollector(() => samples.collectInto(metrics));
   const httpServer = http;
@@ -287,6 +342,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       }),
     });
   } catch (err) {
+    await takeover.stop();
     await retention.stop();
     await server.stop(0);
     broker.stop();
@@ -310,6 +366,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     async stop() {
       ready = false;
       await control.stop(CONTROL_STOP_GRACE_MS);
+      await takeover.stop();
       await retention.stop();
       // The listener stops reading first; then the coordinator answers the JoinGroup and
       // SyncGroup requests it holds (NOT_COORDINATOR), so the drain does not wait for them.

@@ -164,6 +164,16 @@ export const SERVE_SETTINGS = [
     help: "Comma-separated etcd URLs (instead of the embedded metadata store)",
   },
   {
+    name: "etcd-max-txn-ops",
+    env: "KAFSCALE_ETCD_MAX_TXN_OPS",
+    kind: "int",
+    default: 128,
+    min: 2,
+    max: 100_000,
+    help: "Operations etcd takes in one transaction (its --max-txn-ops, 128 by default); a " +
+      "flush round touching more partitions commits in several transactions",
+  },
+  {
     name: "etcd-username",
     env: "KAFSCALE_ETCD_USERNAME",
     kind: "string",
@@ -205,26 +215,39 @@ export const SERVE_SETTINGS = [
     default: 64 * MIB,
     min: 64 * 1024,
     max: 1024 * MIB,
-    help: "Largest segment object one flush writes",
+    help: "Default segment.bytes of topics: unsealed data is sealed into a segment once a " +
+      "partition has this much",
+  },
+  {
+    name: "seal-max-age-ms",
+    env: "KAFSCALE_SEAL_MAX_AGE_MS",
+    kind: "int",
+    default: 600_000,
+    min: 100,
+    max: 7 * 86_400_000,
+    help: "Longest data stays in the write-ahead stream before it is sealed into a segment, " +
+      "whatever the topic's segment.ms (bounds how long write-ahead objects are kept)",
   },
   {
     name: "flush-interval-ms",
     env: "KAFSCALE_FLUSH_INTERVAL_MS",
     kind: "int",
-    default: 0,
+    default: null,
     min: 0,
     max: 60_000,
-    help: "Longest time appended data waits before a flush starts (0: flush as soon as no " +
-      "flush is in flight; data arriving meanwhile joins the next one)",
+    help: "Longest time appended data waits before a flush round starts. Default 0 on a " +
+      "local directory (a round starts as soon as none is in flight; data arriving meanwhile " +
+      "joins the next one) and 250 on S3 (at most ~4 write-ahead PUTs per second)",
   },
   {
     name: "flush-bytes",
     env: "KAFSCALE_FLUSH_BYTES",
     kind: "int",
-    default: 4 * MIB,
+    default: null,
     min: 1024,
     max: 1024 * MIB,
-    help: "Pending bytes that start a flush at once",
+    help: "Pending bytes that start a flush round at once (default 4 MiB on a local " +
+      "directory, 16 MiB on S3, where each round is one PUT)",
   },
   {
     name: "cache-bytes",
@@ -378,6 +401,8 @@ export interface ServeConfig {
   segmentBytes: number;
   flushIntervalMs: number;
   flushBytes: number;
+  sealMaxAgeMs: number;
+  etcdMaxTxnOps: number;
   cacheBytes: number;
   maxFrameBytes: number;
   maxConnections: number;
@@ -482,10 +507,17 @@ export function resolveServeConfig(
   if (typeof cfg.controlListen === "string") {
     cfg.controlListen = parseHostPort(cfg.controlListen, '"control-listen"');
   }
+  // Backend-dependent defaults: each round on S3 is one PUT, so rounds there are
+  // spaced (WarpStream uses 250 ms, KafScale 500 ms) and larger.
+  cfg.flushIntervalMs ??= cfg.s3Bucket ? S3_FLUSH_INTERVAL_MS : 0;
+  cfg.flushBytes ??= cfg.s3Bucket ? 16 * MIB : 4 * MIB;
   const config = cfg as unknown as ServeConfig;
   validate(config);
   return config;
 }
+
+/** Default flush window on S3. */
+export const S3_FLUSH_INTERVAL_MS = 250;
 
 function convert(spec: SettingSpec, { value, where }: Source): unknown {
   switch (spec.kind) {

@@ -1,13 +1,15 @@
 /**
  * Group commit for all partitions of one LogManager (DESIGN invariant 2).
  *
- * A flush round takes everything pending in every partition, writes each
- * partition's segment and index objects concurrently (at most
- * `writeConcurrency` partitions at a time), then commits ALL their new end
- * offsets in one `commitPartitions` call, and only then tells each partition
- * how its flush ended (which resolves producers and wakes fetch long-polls).
- * Appends arriving during a round go to the next round; one round is in
- * flight at a time.
+ * A flush round takes everything pending in every partition, writes ALL of
+ * it as one write-ahead write (one append + fdatasync to the local file, or
+ * one PUT on S3: `WalWriter`), then commits every touched partition's new
+ * state together with the round's write-ahead index record in one
+ * `commitPartitions` call, and only then tells each partition how its flush
+ * ended (which resolves producers and wakes fetch long-polls). Objects
+ * written per round do not grow with the number of partitions. Appends
+ * arriving during a round go to the next round; one round is in flight at a
+ * time.
  *
  * Triggers: pending bytes >= `flushBytes`, or `flushIntervalMs` after the
  * first pending append (a timer on the injected clock, so a quiet partition
@@ -16,25 +18,33 @@
  * Knows nothing about segment bytes: partitions implement `FlushSource`.
  */
 
-import type { ClusterMetadata, PartitionCommit } from "../metadata/cluster_metadata.ts";
+import type {
+  ClusterMetadata,
+  PartitionCommit,
+  WalIndexEntry,
+} from "../metadata/cluster_metadata.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
 import type { Logger } from "../util/logger.ts";
-import { mapBounded } from "./bounded.ts";
 import { LogError } from "./log_error.ts";
+import type { EncodedChunk, WalChunkInput } from "./wal_format.ts";
+import type { WalWriter } from "./wal_writer.ts";
 
-/** Default bound on partitions writing their objects at once within a round. */
-export const FLUSH_WRITE_CONCURRENCY = 16;
 /** Bound on rounds `drain()` runs before giving up (only reached if appends never stop). */
 export const DRAIN_ROUNDS_MAX = 1_000;
 
+/** Where a partition's chunk of a round went. */
+export interface WrittenChunk extends EncodedChunk {
+  object: string;
+}
+
 /** One partition's share of a flush round. */
 export interface PreparedFlush {
-  /** Writes the segment and index objects; rejects (preferably with LogError) on failure. */
-  write(): Promise<void>;
-  /** The end-offset commit to make once `write` succeeded. Read after `write`. */
+  /** The data to write ahead, or null when only the partition's state changes. */
+  readonly chunk: WalChunkInput | null;
+  /** The state commit to make once the round's write succeeded. */
   commit(): PartitionCommit;
-  /** The commit succeeded with this state revision. */
-  committed(revision: number): void;
+  /** The commit succeeded with this state revision; `written` says where the chunk is. */
+  committed(revision: number, written: WrittenChunk | null): void;
   /**
    * The write or the commit failed; nothing of this flush may be acknowledged.
    * `phase: "commit"` means the outcome of the commit is unknown.
@@ -51,10 +61,10 @@ export interface FlushSchedulerOptions {
   clock: Clock;
   logger: Logger;
   metadata: ClusterMetadata;
+  wal: WalWriter;
   flushBytes: number;
   flushIntervalMs: number;
-  writeConcurrency?: number;
-  /** Called right before the commit; throws LogError to abort it (e.g. lease deadline passed). */
+  /** Called before the write and before the commit; throws LogError to stop (lease deadline passed). */
   beforeCommit?: () => void;
 }
 
@@ -77,7 +87,6 @@ export function toLogError(error: unknown, what: string): LogError {
 
 export class FlushScheduler {
   readonly #options: FlushSchedulerOptions;
-  readonly #writeConcurrency: number;
   readonly #dirty = new Set<FlushSource>();
   #pendingBytes = 0;
   #timer: TimerHandle | null = null;
@@ -94,7 +103,6 @@ export class FlushScheduler {
 
   constructor(options: FlushSchedulerOptions) {
     this.#options = options;
-    this.#writeConcurrency = options.writeConcurrency ?? FLUSH_WRITE_CONCURRENCY;
   }
 
   /** Bytes appended and not yet taken by a round. */
@@ -214,25 +222,56 @@ export class FlushScheduler {
     this.#stats.flushes += flushes.length;
     const { clock } = this.#options;
 
-    const writeStart = clock.monotonic();
-    const written = await mapBounded(flushes, this.#writeConcurrency, (f) => f.write());
-    this.#stats.writeMs += clock.monotonic() - writeStart;
-    const ready: PreparedFlush[] = [];
-    written.forEach((result, i) => {
-      if (result.status === "fulfilled") {
-        ready.push(flushes[i]);
-      } else {
-        this.#stats.failedFlushes++;
-        this.#tell(() => flushes[i].failed(toLogError(result.reason, "Cannot write"), "write"));
+    const withChunk = flushes.filter((f) => f.chunk !== null);
+    let ready = flushes;
+    let written: WrittenChunk[] = [];
+    let index: WalIndexEntry | undefined;
+    if (withChunk.length > 0) {
+      const writeStart = clock.monotonic();
+      try {
+        this.#options.beforeCommit?.();
+        const chunks = withChunk.map((f) => f.chunk!);
+        const write = await this.#options.wal.write(chunks);
+        written = write.chunks.map((c) => ({ ...c, object: write.object }));
+        index = {
+          id: write.indexId,
+          record: {
+            object: write.object,
+            ranges: chunks.map((c, i) => ({
+              topic: c.topic,
+              topicId: c.topicId,
+              partition: c.partition,
+              epoch: c.epoch,
+              baseOffset: c.baseOffset,
+              endOffset: c.endOffset,
+              position: write.chunks[i].position,
+              length: write.chunks[i].length,
+            })),
+          },
+        };
+      } catch (error) {
+        const logError = toLogError(error, "Cannot write ahead");
+        this.#stats.failedFlushes += withChunk.length;
+        for (const f of withChunk) this.#tell(() => f.failed(logError, "write"));
+        ready = flushes.filter((f) => f.chunk === null);
+      } finally {
+        this.#stats.writeMs += clock.monotonic() - writeStart;
       }
-    });
+    }
     if (ready.length === 0) return;
+    const where = new Map<PreparedFlush, WrittenChunk>();
+    withChunk.forEach((f, i) => {
+      if (written[i]) where.set(f, written[i]);
+    });
 
     const commitStart = clock.monotonic();
     let results;
     try {
       this.#options.beforeCommit?.();
-      results = await this.#options.metadata.commitPartitions(ready.map((f) => f.commit()));
+      results = await this.#options.metadata.commitPartitions(
+        ready.map((f) => f.commit()),
+        index,
+      );
     } catch (error) {
       const logError = toLogError(error, "Cannot commit end offsets");
       this.#stats.failedFlushes += ready.length;
@@ -251,7 +290,7 @@ export class FlushScheduler {
         );
         this.#tell(() => ready[i].failed(error, "commit"));
       } else {
-        this.#tell(() => ready[i].committed(result));
+        this.#tell(() => ready[i].committed(result, where.get(ready[i]) ?? null));
       }
     });
   }

@@ -1,7 +1,9 @@
 /**
  * The partition log layer's entry point: owns this broker's session lease,
  * the partitions it has acquired, the shared flush scheduler (group commit)
- * and the shared segment cache.
+ * with this broker's write-ahead stream, the background tasks that seal
+ * unsealed data into segments and delete write-ahead objects once nothing in
+ * them is needed, and the shared segment cache.
  *
  * Ownership (DESIGN invariants 3 and 4): `partition()` acquires the
  * partition in the metadata store on first use (bumping its epoch), reloads
@@ -15,7 +17,11 @@
  * lib/server, lib/coordinator or lib/control.
  */
 
-import type { ClusterMetadata } from "../metadata/cluster_metadata.ts";
+import {
+  type ClusterMetadata,
+  sealedEndOf,
+  type WalIndexEntry,
+} from "../metadata/cluster_metadata.ts";
 import { LeaseExpiredError } from "../metadata/metadata_store.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
@@ -23,8 +29,9 @@ import type { Logger } from "../util/logger.ts";
 import { mapBounded } from "./bounded.ts";
 import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.ts";
 import { LogError } from "./log_error.ts";
-import { type LogConfig, type LogContext, PartitionLog } from "./partition_log.ts";
-import { DELETE_CONCURRENCY, recoverPartition } from "./recovery.ts";
+import { type LogConfig, type LogContext, PartitionLog, type SealPolicy } from "./partition_log.ts";
+import { DELETE_CONCURRENCY, type LocatedWalRange, recoverPartition } from "./recovery.ts";
+import { WalWriter, type WalWriterStats } from "./wal_writer.ts";
 import { SegmentCache } from "./segment_cache.ts";
 import { partitionObjectPrefix } from "./segment_format.ts";
 
@@ -33,6 +40,7 @@ export type {
   AppendResult,
   LogConfig,
   ReadResult,
+  SealPolicy,
   TimestampAndOffset,
 } from "./partition_log.ts";
 export { PartitionLog } from "./partition_log.ts";
@@ -44,6 +52,14 @@ export const LEASE_SAFETY_MARGIN_FRACTION = 0.25;
 export const KEEPALIVES_PER_TTL = 3;
 /** Default bound on pending (not yet flushed) bytes, when the config does not name one. */
 export const DEFAULT_PENDING_BYTES_MAX = 64 * 1024 * 1024;
+/** Defaults of the write-ahead settings in LogConfig. */
+export const DEFAULT_WAL_FILE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_SEAL_CHECK_INTERVAL_MS = 1_000;
+export const DEFAULT_WAL_GC_INTERVAL_MS = 30_000;
+/** Partitions sealing at once. */
+export const SEAL_CONCURRENCY = 4;
+/** Longest `close()` spends sealing before it stops (what is left stays in the write-ahead stream). */
+export const CLOSE_SEAL_BUDGET_MS = 10_000;
 
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
   namespace: "default",
@@ -62,6 +78,24 @@ export interface LogManagerDeps {
   logger: Logger;
   brokerId: number;
   config: LogConfig;
+  /** A topic's sealing policy (its segment.bytes and segment.ms); defaults to segmentBytesMax. */
+  sealPolicyFor?: (topic: string) => SealPolicy | undefined;
+}
+
+export interface SealStats {
+  /** Segments sealed, their bytes, and the summed time from the first read to the commit. */
+  segments: number;
+  bytes: number;
+  totalMs: number;
+  failures: number;
+}
+
+export interface WalGcStats {
+  passes: number;
+  objectsDeleted: number;
+  /** Write-ahead objects still referenced at the last pass, and the bytes of their ranges. */
+  objectsOutstanding: number;
+  bytesOutstanding: number;
 }
 
 interface SessionLease {
@@ -88,7 +122,10 @@ function validateConfig(config: LogConfig): void {
   positive("indexIntervalMessages");
   positive("leaseTtlMs", 3);
   if (config.pendingBytesMax !== undefined) positive("pendingBytesMax");
-  if (config.flushConcurrency !== undefined) positive("flushConcurrency");
+  if (config.walFileBytes !== undefined) positive("walFileBytes");
+  if (config.sealMaxAgeMs !== undefined) positive("sealMaxAgeMs");
+  if (config.sealCheckIntervalMs !== undefined) positive("sealCheckIntervalMs");
+  if (config.walGcIntervalMs !== undefined) positive("walGcIntervalMs");
   if (!/^[A-Za-z0-9._-]+$/.test(config.namespace)) {
     throw new RangeError(
       `Invalid log config "namespace": letters, digits, ".", "_" and "-" only, got "${config.namespace}"`,
@@ -96,12 +133,48 @@ function validateConfig(config: LogConfig): void {
   }
 }
 
+/** Ranges of a write-ahead index listing by "topic/partition", each with its object. */
+function rangesByPartition(entries: WalIndexEntry[]): Map<string, LocatedWalRange[]> {
+  const out = new Map<string, LocatedWalRange[]>();
+  for (const entry of entries) {
+    for (const r of entry.record.ranges) {
+      const key = `${r.topic}/${r.partition}`;
+      const list = out.get(key) ?? [];
+      list.push({ ...r, object: entry.record.object });
+      out.set(key, list);
+    }
+  }
+  return out;
+}
+
 export class LogManager {
   readonly #deps: LogManagerDeps;
   readonly #config: LogConfig;
   readonly #cache: SegmentCache;
   readonly #scheduler: FlushScheduler;
+  readonly #wal: WalWriter;
   readonly #context: LogContext;
+  #objectsWritten = 0;
+  readonly #sealStats: SealStats = { segments: 0, bytes: 0, totalMs: 0, failures: 0 };
+  readonly #gcStats: WalGcStats = {
+    passes: 0,
+    objectsDeleted: 0,
+    objectsOutstanding: 0,
+    bytesOutstanding: 0,
+  };
+  #sealTimer: TimerHandle | null = null;
+  #sealPass: Promise<void> | null = null;
+  #gcTimer: TimerHandle | null = null;
+  #gcPass: Promise<void> | null = null;
+  /** Write-ahead objects found unneeded by the last GC pass: deleted if the next agrees. */
+  #gcCandidates = new Set<string>();
+  /** Completed acquisitions, and the write-ahead index listing shared by concurrent loads. */
+  #acquisitions = 0;
+  #walListing: {
+    afterAcquisition: number;
+    users: number;
+    ranges: Promise<Map<string, LocatedWalRange[]>>;
+  } | null = null;
   readonly #pendingBytesMax: number;
   /** Loads in progress and loaded logs, by "topic/partition". */
   readonly #logs = new Map<string, Promise<PartitionLog>>();
@@ -117,13 +190,20 @@ export class LogManager {
     this.#pendingBytesMax = deps.config.pendingBytesMax ??
       Math.max(4 * deps.config.flushBytes, DEFAULT_PENDING_BYTES_MAX);
     this.#cache = new SegmentCache(deps.config.cacheBytesMax);
+    this.#wal = new WalWriter({
+      objectStore: deps.objectStore,
+      namespace: deps.config.namespace,
+      brokerId: deps.brokerId,
+      clock: deps.clock,
+      fileBytesMax: deps.config.walFileBytes ?? DEFAULT_WAL_FILE_BYTES,
+    });
     this.#scheduler = new FlushScheduler({
       clock: deps.clock,
       logger: deps.logger,
       metadata: deps.metadata,
+      wal: this.#wal,
       flushBytes: deps.config.flushBytes,
       flushIntervalMs: deps.config.flushIntervalMs,
-      writeConcurrency: deps.config.flushConcurrency,
       beforeCommit: () => this.#assertWritable(),
     });
     this.#context = {
@@ -137,6 +217,14 @@ export class LogManager {
       assertWritable: () => this.#assertWritable(),
       reservePending: (bytes) => this.#reservePending(bytes),
       onClosed: (log) => this.#forget(log),
+      noteObjectsWritten: (count) => {
+        this.#objectsWritten += count;
+      },
+      noteSeal: (bytes, elapsedMs) => {
+        this.#sealStats.segments++;
+        this.#sealStats.bytes += bytes;
+        this.#sealStats.totalMs += elapsedMs;
+      },
     };
   }
 
@@ -149,6 +237,30 @@ export class LogManager {
   }
   get flushStats(): Readonly<FlushStats> {
     return this.#scheduler.stats;
+  }
+  /** Rounds and bytes written ahead, and write-ahead objects (files or S3 objects) created. */
+  get walStats(): Readonly<WalWriterStats> {
+    return this.#wal.stats;
+  }
+  /** Whether rounds append to a local file ("file") or each make an object ("object"). */
+  get walMode(): "file" | "object" {
+    return this.#wal.mode;
+  }
+  /** Objects created in the object store: write-ahead objects plus sealed segments and indexes. */
+  get objectsWritten(): number {
+    return this.#objectsWritten + this.#wal.stats.objectsCreated;
+  }
+  get sealStats(): Readonly<SealStats> {
+    return { ...this.#sealStats };
+  }
+  get walGcStats(): Readonly<WalGcStats> {
+    return { ...this.#gcStats };
+  }
+  /** Record bytes committed and not yet sealed, over the loaded partitions. */
+  get unsealedBytes(): number {
+    let bytes = 0;
+    for (const log of this.#live.values()) bytes += log.unsealedBytes;
+    return bytes;
   }
   /** Bytes appended and not yet taken by a flush (for back-pressure). */
   get pendingBytes(): number {
@@ -175,6 +287,8 @@ export class LogManager {
     if (this.#state !== "new") throw new Error(`LogManager.start() called when ${this.#state}`);
     this.#state = "started";
     await this.#ensureLease();
+    this.#scheduleSealPass();
+    this.#scheduleGc();
   }
 
   /** The partition's log: acquired and loaded on first use, cached after. */
@@ -240,7 +354,7 @@ export class LogManager {
   /**
    * Hands the partition over (drain): new appends are refused with
    * NOT_LEADER_OR_FOLLOWER, everything already appended is flushed (and
-   * acknowledged), then the log closes and its owner key is deleted, so
+   * acknowledged) and sealed, then the log closes and its owner key is deleted, so
    * another broker acquires it at once instead of waiting for the lease to
    * expire. Resolves false when this broker did not own the partition. A
    * later request for it acquires it again: callers that drain keep clients
@@ -256,6 +370,9 @@ export class LogManager {
     log.refuseAppends(moved);
     await this.#scheduler.drain();
     await this.#scheduler.idle();
+    // Seal what is unsealed, so the next owner starts from segments; if that
+    // fails, the next owner serves (and seals) the write-ahead ranges itself.
+    await this.#sealFully(log, this.#deps.clock.monotonic() + CLOSE_SEAL_BUDGET_MS);
     const epoch = log.leaderEpoch;
     log.shutdown(moved);
     await log.idleReads();
@@ -290,7 +407,15 @@ export class LogManager {
     if (this.#state === "closed" || this.#state === "closing") return;
     const wasStarted = this.#state === "started";
     this.#state = "closing";
-    if (wasStarted) await this.#scheduler.drain();
+    this.#sealTimer?.cancel();
+    this.#gcTimer?.cancel();
+    await this.#sealPass;
+    await this.#gcPass;
+    if (wasStarted) {
+      await this.#scheduler.drain();
+      await this.#sealAll(this.#deps.clock.monotonic() + CLOSE_SEAL_BUDGET_MS);
+      await this.#scheduler.drain();
+    }
     this.#scheduler.close();
     const live = [...this.#live.values()];
     for (const log of live) {
@@ -302,6 +427,7 @@ export class LogManager {
     await Promise.all(live.map((log) => log.idleReads()));
     this.#logs.clear();
     this.#live.clear();
+    await this.#wal.close();
     await this.#leaseGrant?.catch(() => undefined);
     const lease = this.#lease;
     this.#lease = null;
@@ -347,12 +473,23 @@ export class LogManager {
     if (acquired === "unknown-partition") {
       throw LogError.unknownPartition(`Partition "${topic}-${partition}" does not exist`);
     }
+    const acquisition = ++this.#acquisitions;
     const prefix = partitionObjectPrefix(this.#config.namespace, topic, partition);
     // Never trust a cache from an earlier ownership (invariant 3).
     this.#cache.deletePrefix(prefix);
     let recovered;
     try {
-      recovered = await recoverPartition({ objectStore, prefix, state: acquired.state, logger });
+      const walRanges = sealedEndOf(acquired.state) < acquired.state.endOffset
+        ? await this.#walRangesFor(topic, partition, acquired.topicId, acquisition)
+        : [];
+      recovered = await recoverPartition({
+        objectStore,
+        prefix,
+        state: acquired.state,
+        logger,
+        walRanges,
+        nowMs: this.#deps.clock.now(),
+      });
     } catch (error) {
       throw toLogError(error, `Cannot load "${topic}-${partition}"`);
     }
@@ -367,9 +504,181 @@ export class LogManager {
       epoch: acquired.epoch,
       endOffset: acquired.state.endOffset,
       segments: recovered.segments.length,
+      unsealedRanges: recovered.ranges.length,
       deletedObjects: recovered.deleted,
     });
     return new PartitionLog(this.#context, topic, partition, acquired, recovered);
+  }
+
+  /**
+   * The write-ahead ranges of a partition, from a listing of the index made
+   * after its acquisition committed (every round the previous owner
+   * committed is in it: the index record is written no later than the state
+   * that points into it). Loads running at the same time share one listing.
+   */
+  async #walRangesFor(
+    topic: string,
+    partition: number,
+    topicId: string,
+    acquisition: number,
+  ): Promise<LocatedWalRange[]> {
+    let listing = this.#walListing;
+    if (!listing || listing.afterAcquisition < acquisition) {
+      listing = {
+        afterAcquisition: this.#acquisitions,
+        users: 0,
+        ranges: this.#deps.metadata.listWalIndex().then(rangesByPartition),
+      };
+      this.#walListing = listing;
+    }
+    listing.users++;
+    try {
+      const ranges = await listing.ranges;
+      return (ranges.get(`${topic}/${partition}`) ?? []).filter((r) => r.topicId === topicId);
+    } finally {
+      // The listing can be large: keep it only while loads still need it.
+      if (--listing.users === 0 && this.#walListing === listing) this.#walListing = null;
+    }
+  }
+
+  // ---- sealing and write-ahead garbage collection -------------------------------
+
+  #policyFor(topic: string): SealPolicy {
+    return this.#deps.sealPolicyFor?.(topic) ?? {
+      segmentBytes: this.#config.segmentBytesMax,
+      segmentMs: Number.POSITIVE_INFINITY,
+    };
+  }
+
+  #scheduleSealPass(): void {
+    const interval = this.#config.sealCheckIntervalMs ?? DEFAULT_SEAL_CHECK_INTERVAL_MS;
+    this.#sealTimer = this.#deps.clock.setTimeout(() => {
+      this.#sealTimer = null;
+      if (this.#state !== "started") return;
+      this.#sealPass = this.runSealPass().finally(() => {
+        this.#sealPass = null;
+        if (this.#state === "started") this.#scheduleSealPass();
+      });
+    }, interval);
+  }
+
+  /** Seals every loaded partition whose unsealed data is due (size, age or range count). */
+  async runSealPass(): Promise<void> {
+    const due = [...this.#live.values()].filter((log) => log.sealDue(this.#policyFor(log.topic)));
+    await mapBounded(due, SEAL_CONCURRENCY, (log) => this.#sealOne(log));
+  }
+
+  async #sealOne(log: PartitionLog): Promise<void> {
+    try {
+      await log.seal(this.#policyFor(log.topic));
+    } catch (error) {
+      if (log.closed) return;
+      this.#sealStats.failures++;
+      this.#deps.logger.warn(
+        "Cannot seal; the data stays in the write-ahead stream and is retried",
+        {
+          partition: `${log.topic}-${log.partition}`,
+          error: error instanceof Error ? error.message : String(error),
+        },
+      );
+    }
+  }
+
+  /** Seals everything unsealed of `log` (several segments if needed), until `deadline`. */
+  async #sealFully(log: PartitionLog, deadline: number): Promise<void> {
+    // Bounded: each successful seal removes at least one range.
+    for (let i = 0; i < 10_000 && log.unsealedBytes > 0 && !log.closed; i++) {
+      if (this.#deps.clock.monotonic() >= deadline) return;
+      const before = log.sealedEnd;
+      await this.#sealOne(log);
+      if (log.sealedEnd === before) return;
+    }
+  }
+
+  /** Clean shutdown: seal what every loaded partition has unsealed, within the deadline. */
+  async #sealAll(deadline: number): Promise<void> {
+    const live = [...this.#live.values()].filter((log) => log.unsealedBytes > 0);
+    await mapBounded(live, SEAL_CONCURRENCY, (log) => this.#sealFully(log, deadline));
+  }
+
+  #scheduleGc(): void {
+    const interval = this.#config.walGcIntervalMs ?? DEFAULT_WAL_GC_INTERVAL_MS;
+    this.#gcTimer = this.#deps.clock.setTimeout(() => {
+      this.#gcTimer = null;
+      if (this.#state !== "started") return;
+      this.#gcPass = this.runWalGc().catch((error) => {
+        this.#deps.logger.warn("Write-ahead garbage collection failed; retrying later", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }).finally(() => {
+        this.#gcPass = null;
+        if (this.#state === "started") this.#scheduleGc();
+      });
+    }, interval);
+  }
+
+  /**
+   * Deletes write-ahead objects that nothing needs any more, then their
+   * index records. A range is no longer needed once the committed state of
+   * its partition says it is sealed (sealed end at or past its end), below
+   * the log start, or of a deleted topic; or when it was never committed
+   * (it starts at or beyond the committed end, written by an older owner
+   * epoch). Those facts come from epoch-checked commits, so a stalled former
+   * owner running this deletes nothing that is needed (DESIGN invariant 4).
+   * An object is deleted only when two passes in a row found it unneeded,
+   * so a read that started just before its last range was sealed finishes.
+   * The file this broker is appending to is never deleted.
+   */
+  async runWalGc(): Promise<void> {
+    const { metadata, objectStore, logger } = this.#deps;
+    const [entries, states, topics] = await Promise.all([
+      metadata.listWalIndex(),
+      metadata.listPartitionStates(),
+      metadata.listTopics(),
+    ]);
+    const topicIds = new Map(
+      topics.filter((t) => t.state === "active").map((t) => [t.name, t.topicId]),
+    );
+    const byObject = new Map<string, WalIndexEntry[]>();
+    for (const entry of entries) {
+      const list = byObject.get(entry.record.object) ?? [];
+      list.push(entry);
+      byObject.set(entry.record.object, list);
+    }
+    const needed = (r: LocatedWalRange): boolean => {
+      if (topicIds.get(r.topic) !== r.topicId) return false;
+      const state = states.get(`${r.topic}/${r.partition}`);
+      if (!state) return false;
+      if (r.endOffset <= Math.max(sealedEndOf(state), state.logStartOffset)) return false;
+      if (r.baseOffset >= state.endOffset && r.epoch < state.epoch) return false;
+      return true;
+    };
+    const candidates = new Set<string>();
+    const doomed: [string, WalIndexEntry[]][] = [];
+    let outstandingBytes = 0;
+    for (const [object, list] of byObject) {
+      const inUse = object === this.#wal.activeObject ||
+        list.some((e) => e.record.ranges.some((r) => needed({ ...r, object })));
+      if (inUse) {
+        for (const e of list) for (const r of e.record.ranges) outstandingBytes += r.length;
+        continue;
+      }
+      candidates.add(object);
+      if (this.#gcCandidates.has(object)) doomed.push([object, list]);
+    }
+    this.#gcCandidates = candidates;
+    let deleted = 0;
+    await mapBounded(doomed, DELETE_CONCURRENCY, async ([object, list]) => {
+      await objectStore.delete(object);
+      await metadata.deleteWalIndex(list.map((e) => e.id));
+      this.#gcCandidates.delete(object);
+      deleted++;
+    });
+    this.#gcStats.passes++;
+    this.#gcStats.objectsDeleted += deleted;
+    this.#gcStats.objectsOutstanding = byObject.size - deleted;
+    this.#gcStats.bytesOutstanding = outstandingBytes;
+    if (deleted > 0) logger.debug("Deleted write-ahead objects", { count: deleted });
   }
 
   #forget(log: PartitionLog): void {

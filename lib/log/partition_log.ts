@@ -1,20 +1,28 @@
 /**
  * One partition's log while this broker owns it: offset assignment, the
- * write buffer, its share of each group-commit flush, reads, long-poll
- * wake-ups and timestamp lookups.
+ * write buffer, its share of each group-commit flush round, the unsealed
+ * ranges it has in the write-ahead stream, sealing them into segments,
+ * reads, long-poll wake-ups and timestamp lookups.
+ *
+ * Layout (DESIGN "Storage"): offsets below `sealedEnd` are in sealed
+ * KafScale-format segments (`#segments`); [sealedEnd, committed end) are
+ * chunks of write-ahead objects (`#ranges`), written by flush rounds and
+ * copied into a segment by `seal()`.
  *
  * Invariants (DESIGN "Durability and ownership invariants"):
- * - An append with acks 1/-1 resolves only after its segment and index
- *   objects are written AND the new end offset is committed (1). A failed
- *   round rejects every append in it with a retriable LogError, rolls the
+ * - An append with acks 1/-1 resolves only after its round's write-ahead
+ *   write is durable AND the new end offset is committed (1). A failed round
+ *   rejects every append in it with a retriable LogError, rolls the
  *   in-memory end offset back to the committed one and re-assigns offsets to
  *   the appends queued behind it (they were never visible nor acknowledged).
- * - Offsets are never reused: objects left by a failed round (base offset >=
- *   the committed end) are deleted by this owner, after it re-checked its
- *   ownership, before it writes at that offset again (3, 4).
+ * - Offsets are never reused: write-ahead objects have unique names, and a
+ *   failed commit ends this ownership (a new acquisition reloads the truth)
+ *   (3, 4). Segment objects are written create-only; one at or beyond
+ *   `sealedEnd` is an orphan of a seal that did not commit, deleted by this
+ *   owner after it re-checked its ownership, before it seals there again.
  * - Readers see committed data only: the high watermark is the committed end
- *   offset, and segments enter `#segments` only once committed (5).
- * - Acknowledged data is readable at once: flushed segments enter the cache
+ *   offset; ranges and segments enter the log only once committed (5).
+ * - Acknowledged data is readable at once: a round's chunks enter the cache
  *   before their appends resolve (6).
  *
  * Must not touch sockets or know about Kafka requests; takes its stores,
@@ -36,7 +44,12 @@ import { type ObjectStore, PreconditionFailedError } from "../storage/object_sto
 import type { Clock, TimerHandle } from "../util/clock.ts";
 import type { Logger } from "../util/logger.ts";
 import { firstRejection, mapBounded } from "./bounded.ts";
-import type { FlushScheduler, FlushSource, PreparedFlush } from "./flush_scheduler.ts";
+import type {
+  FlushScheduler,
+  FlushSource,
+  PreparedFlush,
+  WrittenChunk,
+} from "./flush_scheduler.ts";
 import { toLogError } from "./flush_scheduler.ts";
 import { LOG_ERROR_CODE, LogError } from "./log_error.ts";
 import {
@@ -46,7 +59,12 @@ import {
   ProducerStateError,
   ProducerStateTable,
 } from "./producer_state.ts";
-import { DELETE_CONCURRENCY, type RecoveredPartition, type SegmentMeta } from "./recovery.ts";
+import {
+  DELETE_CONCURRENCY,
+  type RecoveredPartition,
+  type SegmentMeta,
+  type WalRange,
+} from "./recovery.ts";
 import type { SegmentCache } from "./segment_cache.ts";
 import {
   type EncodedSegment,
@@ -59,7 +77,6 @@ import {
   partitionObjectPrefix,
   SEGMENT_FOOTER_BYTES,
   SEGMENT_HEADER_BYTES,
-  SEGMENT_OVERHEAD_BYTES,
   type SegmentBatchInput,
   SegmentFormatError,
   segmentObjectKey,
@@ -69,13 +86,22 @@ import {
   findTimestamp,
   type SegmentView,
   selectBatches,
+  viewFromBatchBytes,
   viewFromEncoded,
   viewFromObject,
+  viewFromWritten,
   viewMaxTimestamp,
 } from "./segment_view.ts";
+import { parseWalChunkHeader, type WalChunkInput, WalFormatError } from "./wal_format.ts";
 
-/** Bound on object puts of one partition's flush in flight at once. */
-export const SEGMENT_PUT_CONCURRENCY = 8;
+/** Bound on write-ahead chunks one seal reads at once. */
+export const SEAL_LOAD_CONCURRENCY = 8;
+/**
+ * Unsealed ranges after which a partition seals whatever their size: bounds
+ * the partition's bookkeeping when a trickle of appends makes one tiny range
+ * per flush round.
+ */
+export const UNSEALED_RANGES_MAX = 4_096;
 /** Bound on segments one read walks through. */
 export const READ_SEGMENTS_MAX = 64;
 /** Bound on ranged GETs that return data in one segment read (skipping is bounded by the segment). */
@@ -94,6 +120,8 @@ export const FULL_GET_BYTES_MAX = 8 * 1024 * 1024;
  */
 export const READ_AHEAD_SEGMENTS_MAX = 4;
 export const READ_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
+/** Unsealed ranges a cold read fetches ahead. */
+export const READ_AHEAD_RANGES_MAX = 16;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
 export const DATA_WAITERS_MAX = 10_000;
 /**
@@ -111,7 +139,7 @@ export const PRODUCER_STATE_SCAN_CONCURRENCY = 8;
 export interface LogConfig {
   /** Object key prefix of this cluster's segments ("default"). */
   namespace: string;
-  /** Largest segment object one flush writes; a bigger flush is split. */
+  /** Default size at which unsealed data is sealed into a segment (topic `segment.bytes`). */
   segmentBytesMax: number;
   /** Longest a pending append waits before a flush starts. */
   flushIntervalMs: number;
@@ -125,8 +153,17 @@ export interface LogConfig {
   leaseTtlMs: number;
   /** Bound on appended bytes waiting for a flush (default: max(4 x flushBytes, 64 MiB)). */
   pendingBytesMax?: number;
-  /** Bound on partitions writing objects at once in a flush round. */
-  flushConcurrency?: number;
+  /** Local write-ahead file size after which a new file is started (default 64 MiB). */
+  walFileBytes?: number;
+  /**
+   * Longest data stays unsealed, whatever the topic's `segment.ms` (default
+   * 10 minutes): bounds how long write-ahead objects are kept.
+   */
+  sealMaxAgeMs?: number;
+  /** How often partitions are checked for sealing (default 1 s). */
+  sealCheckIntervalMs?: number;
+  /** How often fully sealed write-ahead objects are looked for and deleted (default 30 s). */
+  walGcIntervalMs?: number;
   /** Idle time after which a producer's state is forgotten (default 1 day). */
   producerIdExpirationMs?: number;
   /** Bound on producers remembered per partition (default 10 000). */
@@ -171,6 +208,10 @@ export interface LogContext {
   scheduler: FlushScheduler;
   /** Throws LogError (NOT_LEADER_OR_FOLLOWER) when this broker's lease may have expired. */
   assertWritable(): void;
+  /** Counts objects created in the object store (metrics: objects written per second). */
+  noteObjectsWritten(count: number): void;
+  /** Counts a committed seal: segment bytes and how long it took. */
+  noteSeal(bytes: number, elapsedMs: number): void;
   /** Throws LogError when `bytes` more pending bytes would exceed the write buffer bound. */
   reservePending(bytes: number): void;
   /** The log stopped (fenced, lease lost, deleted, shut down): forget it. */
@@ -187,20 +228,31 @@ interface PendingAppend {
   reject?: (error: LogError) => void;
 }
 
-interface FlushSegment {
-  encoded: EncodedSegment;
-  batches: { lastOffsetDelta: number; maxTimestamp: number; attributes: number }[];
-  maxTimestamp: number;
-}
-
 interface FlushState {
   entries: PendingAppend[];
+  chunk: WalChunkInput | null;
   endOffset: number;
   /** The log start offset this flush commits (advanced by `advanceLogStartOffset`). */
   logStartOffset: number;
   advance: StartAdvance | null;
+  /** The sealed end this flush commits. */
+  sealedEnd: number;
+  seal: SealAdvance | null;
   expectedRevision: number;
-  segments: FlushSegment[];
+}
+
+/** When a partition's unsealed data is sealed (the topic's segment.bytes and segment.ms). */
+export interface SealPolicy {
+  segmentBytes: number;
+  segmentMs: number;
+}
+
+/** A sealed segment written and waiting for a flush round to commit `sealedEnd` past it. */
+interface SealAdvance {
+  meta: SegmentMeta;
+  view: SegmentView;
+  resolve: () => void;
+  reject: (error: LogError) => void;
 }
 
 /** A log start offset advance (retention) waiting for a flush round to commit it. */
@@ -226,18 +278,27 @@ export class PartitionLog implements FlushSource {
   #committedEnd: number;
   #logStartOffset: number;
   #nextOffset: number;
+  readonly topicId: string;
+  /** Sealed segments, oldest first: offsets below `#sealedEnd`. */
   readonly #segments: SegmentMeta[];
+  #sealedEnd: number;
+  /** Unsealed write-ahead ranges, oldest first: [#sealedEnd, #committedEnd). */
+  #ranges: WalRange[];
+  #rangesBytes: number;
   #pending: PendingAppend[] = [];
   #pendingBytes = 0;
   #inFlight: FlushState | null = null;
-  /** Objects at or beyond the committed end may exist: clean before the next write. */
+  /** Segment objects at or beyond `#sealedEnd` may exist: clean before the next seal. */
   #storeDirty: boolean;
+  #sealing: Promise<boolean> | null = null;
+  #sealAdvance: SealAdvance | null = null;
   #closedError: LogError | null = null;
   /** Set while the partition is being handed over: new appends are refused with it. */
   #appendsRefused: LogError | null = null;
   #startAdvance: StartAdvance | null = null;
   readonly #waiters = new Set<DataWaiter>();
-  readonly #loading = new Map<number, Promise<SegmentView>>();
+  /** Loads in flight, by segment base offset or range cache key. */
+  readonly #loading = new Map<number | string, Promise<SegmentView>>();
   /** Idempotent producers' sequences (KIP-98); rebuilt from the log tail by loadProducerState. */
   readonly #producers: ProducerStateTable;
   #producersLoaded = false;
@@ -259,7 +320,12 @@ export class PartitionLog implements FlushSource {
     this.#committedEnd = acquired.state.endOffset;
     this.#logStartOffset = acquired.state.logStartOffset;
     this.#nextOffset = acquired.state.endOffset;
+    this.topicId = acquired.topicId;
     this.#segments = recovered.segments;
+    this.#sealedEnd = recovered.sealedEnd;
+    this.#ranges = recovered.ranges;
+    this.#rangesBytes = 0;
+    for (const r of this.#ranges) this.#rangesBytes += r.size;
     this.#storeDirty = recovered.undeleted.length > 0;
     this.#producers = new ProducerStateTable({
       expirationMs: ctx.config.producerIdExpirationMs,
@@ -285,9 +351,27 @@ export class PartitionLog implements FlushSource {
   get closed(): boolean {
     return this.#closedError !== null;
   }
-  /** The committed segments, oldest first (a copy). */
+  /** The sealed segments, oldest first (a copy). */
   get segments(): SegmentMeta[] {
     return this.#segments.map((s) => ({ ...s }));
+  }
+  /** Offsets below this are in sealed segments. */
+  get sealedEnd(): number {
+    return this.#sealedEnd;
+  }
+  /** The unsealed write-ahead ranges, oldest first (a copy). */
+  get unsealedRanges(): WalRange[] {
+    return this.#ranges.map((r) => ({ ...r }));
+  }
+  /** Record bytes committed and not sealed yet. */
+  get unsealedBytes(): number {
+    return this.#rangesBytes;
+  }
+  /** Bytes of the sealed segment objects. */
+  get sealedBytes(): number {
+    let bytes = 0;
+    for (const s of this.#segments) bytes += s.size;
+    return bytes;
   }
 
   // ---- append -------------------------------------------------------------
@@ -429,38 +513,44 @@ export class PartitionLog implements FlushSource {
   }
 
   async #scanProducerState(): Promise<void> {
-    const segments = this.#segments;
-    let first = segments.length;
+    const extents: Extent[] = [
+      ...this.#segments.map((meta): Extent => ({ kind: "segment", meta })),
+      ...this.#ranges.map((range): Extent => ({ kind: "wal", range })),
+    ];
+    let first = extents.length;
     let bytes = 0;
-    while (first > 0 && segments.length - first < PRODUCER_STATE_SCAN_SEGMENTS_MAX) {
-      const size = segments[first - 1].size;
-      if (first < segments.length && bytes + size > PRODUCER_STATE_SCAN_BYTES_MAX) break;
+    while (first > 0 && extents.length - first < PRODUCER_STATE_SCAN_SEGMENTS_MAX) {
+      const size = extentSize(extents[first - 1]);
+      if (first < extents.length && bytes + size > PRODUCER_STATE_SCAN_BYTES_MAX) break;
       bytes += size;
       first--;
     }
-    const tail = segments.slice(first);
+    const tail = extents.slice(first);
     const views = await mapBounded(
       tail,
       PRODUCER_STATE_SCAN_CONCURRENCY,
-      (segment) => this.#viewOf(segment),
+      (extent) => this.#viewOfExtent(extent),
     );
     const failure = firstRejection(views);
     if (failure !== undefined) {
       throw toLogError(failure, `Cannot read the producer state of "${this.#name()}"`);
     }
     let batches = 0;
-    for (const result of views) {
+    views.forEach((result, i) => {
       const view = (result as PromiseFulfilledResult<SegmentView>).value;
-      const writtenMs = parseSegmentHeader(view.bytes).createdMs;
-      for (let i = 0; i < view.count; i++) {
-        this.#producers.load(readBatchInfo(view.bytes, view.starts[i]), writtenMs);
+      const extent = tail[i];
+      const writtenMs = extent.kind === "segment"
+        ? parseSegmentHeader(view.bytes).createdMs
+        : extent.range.createdMs;
+      for (let j = 0; j < view.count; j++) {
+        this.#producers.load(readBatchInfo(view.bytes, view.starts[j]), writtenMs);
         batches++;
       }
-    }
+    });
     this.#producers.expire(this.#ctx.clock.now());
     this.#ctx.logger.debug("Loaded producer state", {
       partition: this.#name(),
-      segments: tail.length,
+      extents: tail.length,
       batches,
       producers: this.#producers.size,
     });
@@ -469,24 +559,46 @@ export class PartitionLog implements FlushSource {
   // ---- flush (called by the scheduler) -------------------------------------
 
   takeFlush(): PreparedFlush | null {
-    if (this.#closedError || (this.#pending.length === 0 && !this.#startAdvance)) return null;
+    if (
+      this.#closedError ||
+      (this.#pending.length === 0 && !this.#startAdvance && !this.#sealAdvance)
+    ) {
+      return null;
+    }
     if (this.#inFlight) throw new Error("Broken invariant: two flushes of one partition at once");
     const entries = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
     const advance = this.#startAdvance;
     this.#startAdvance = null;
+    const seal = this.#sealAdvance;
+    this.#sealAdvance = null;
+    const endOffset = entries.length > 0
+      ? entries[entries.length - 1].nextOffset
+      : this.#committedEnd;
     const flush: FlushState = {
       entries,
-      endOffset: entries.length > 0 ? entries[entries.length - 1].nextOffset : this.#committedEnd,
+      chunk: entries.length === 0 ? null : {
+        topic: this.topic,
+        topicId: this.topicId,
+        partition: this.partition,
+        epoch: this.#epoch,
+        baseOffset: entries[0].baseOffset,
+        endOffset,
+        batches: entries.flatMap((e) =>
+          e.batches.map((b) => e.records.subarray(b.position, b.position + b.size))
+        ),
+      },
+      endOffset,
       logStartOffset: Math.max(this.#logStartOffset, advance?.offset ?? 0),
       advance,
+      sealedEnd: seal ? seal.meta.lastOffset + 1 : this.#sealedEnd,
+      seal,
       expectedRevision: this.#stateRevision,
-      segments: [],
     };
     this.#inFlight = flush;
     return {
-      write: () => this.#writeFlush(flush),
+      chunk: flush.chunk,
       commit: () => ({
         topic: this.topic,
         partition: this.partition,
@@ -495,83 +607,274 @@ export class PartitionLog implements FlushSource {
           endOffset: flush.endOffset,
           logStartOffset: flush.logStartOffset,
           epoch: this.#epoch,
+          sealedEnd: flush.sealedEnd,
         },
       }),
-      committed: (revision) => this.#flushCommitted(flush, revision),
+      committed: (revision, written) => this.#flushCommitted(flush, revision, written),
       failed: (error, phase) => this.#flushFailed(flush, error, phase),
     };
   }
 
-  async #writeFlush(flush: FlushState): Promise<void> {
-    this.#ctx.assertWritable();
-    if (this.#closedError) throw this.#closedError;
-    if (this.#storeDirty) await this.#deleteOrphans();
-    if (flush.entries.length === 0) return; // Only a log start offset advance to commit.
-    const createdMs = this.#ctx.clock.now();
-    flush.segments = this.#splitIntoSegments(flush.entries).map((group) => {
-      const encoded = encodeSegment(group.inputs, {
-        createdMs,
-        indexIntervalMessages: this.#ctx.config.indexIntervalMessages,
-      });
-      let maxTimestamp = -1;
-      for (const b of group.batches) maxTimestamp = Math.max(maxTimestamp, b.maxTimestamp);
-      return { encoded, batches: group.batches, maxTimestamp };
-    });
-    await this.#putSegments(flush.segments);
+  #flushCommitted(flush: FlushState, revision: number, written: WrittenChunk | null): void {
+    this.#inFlight = null;
+    this.#stateRevision = revision;
+    if (flush.chunk) {
+      if (!written) {
+        throw new Error(`Broken invariant: flush of "${this.#name()}" committed without its chunk`);
+      }
+      const batches = flush.entries.flatMap((e) => e.batches);
+      const view = viewFromWritten(written.payload, batches);
+      const range: WalRange = {
+        baseOffset: flush.chunk.baseOffset,
+        lastOffset: flush.endOffset - 1,
+        object: written.object,
+        position: written.position,
+        length: written.length,
+        epoch: this.#epoch,
+        size: written.payload.byteLength,
+        maxTimestamp: viewMaxTimestamp(view),
+        createdMs: this.#ctx.clock.now(),
+      };
+      const last = this.#ranges[this.#ranges.length - 1];
+      const expectedBase = last ? last.lastOffset + 1 : this.#committedEnd;
+      if (range.baseOffset !== expectedBase) {
+        throw new Error(
+          `Broken invariant: range ${range.baseOffset} of "${this.#name()}" does not follow ` +
+            `${expectedBase - 1}`,
+        );
+      }
+      this.#ranges.push(range);
+      this.#rangesBytes += range.size;
+      this.#ctx.cache.set(rangeCacheKey(range), { kind: "segment", view });
+    }
+    this.#committedEnd = flush.endOffset;
+    this.#producers.commit(
+      flush.entries.flatMap((e) => e.batches),
+      flush.endOffset,
+      this.#ctx.clock.now(),
+    );
+    if (flush.seal) this.#applySeal(flush.seal);
+    const removed = this.#applyLogStartOffset(flush.logStartOffset);
+    flush.advance?.resolve(removed);
+    const result = { logStartOffset: this.#logStartOffset };
+    for (const entry of flush.entries) entry.resolve?.({ baseOffset: entry.baseOffset, ...result });
+    this.#wakeWaiters();
   }
 
-  #splitIntoSegments(
-    entries: PendingAppend[],
-  ): { inputs: SegmentBatchInput[]; batches: FlushSegment["batches"] }[] {
-    const bodyMax = Math.max(1, this.#ctx.config.segmentBytesMax - SEGMENT_OVERHEAD_BYTES);
-    const groups: { inputs: SegmentBatchInput[]; batches: FlushSegment["batches"] }[] = [];
-    let current = { inputs: [] as SegmentBatchInput[], batches: [] as FlushSegment["batches"] };
-    let currentBytes = 0;
-    for (const entry of entries) {
-      for (const b of entry.batches) {
-        if (current.inputs.length > 0 && currentBytes + b.size > bodyMax) {
-          groups.push(current);
-          current = { inputs: [], batches: [] };
-          currentBytes = 0;
-        }
-        current.inputs.push({
-          bytes: entry.records.subarray(b.position, b.position + b.size),
-          baseOffset: b.baseOffset,
-          lastOffsetDelta: b.lastOffsetDelta,
-          recordsCount: b.recordsCount,
-        });
-        current.batches.push({
-          lastOffsetDelta: b.lastOffsetDelta,
-          maxTimestamp: b.maxTimestamp,
-          attributes: b.attributes,
-        });
-        currentBytes += b.size;
-      }
+  /** A committed seal: the segment replaces the ranges it holds. */
+  #applySeal(seal: SealAdvance): void {
+    const { meta, view } = seal;
+    if (meta.baseOffset !== this.#sealedEnd) {
+      throw new Error(
+        `Broken invariant: sealed segment ${meta.baseOffset} of "${this.#name()}" does not ` +
+          `start at the sealed end ${this.#sealedEnd}`,
+      );
     }
-    groups.push(current);
-    return groups;
+    let count = 0;
+    while (count < this.#ranges.length && this.#ranges[count].lastOffset <= meta.lastOffset) {
+      count++;
+    }
+    if (count === 0 || this.#ranges[count - 1].lastOffset !== meta.lastOffset) {
+      throw new Error(
+        `Broken invariant: sealed segment ${meta.baseOffset}-${meta.lastOffset} of ` +
+          `"${this.#name()}" does not end at a range boundary`,
+      );
+    }
+    for (const r of this.#ranges.splice(0, count)) {
+      this.#rangesBytes -= r.size;
+      this.#ctx.cache.delete(rangeCacheKey(r));
+    }
+    this.#segments.push(meta);
+    this.#sealedEnd = meta.lastOffset + 1;
+    this.#ctx.cache.set(this.#objectKey(meta.baseOffset, "kfs"), { kind: "segment", view });
+    seal.resolve();
   }
 
   /**
-   * Writes every object create-only. A key that already exists is an orphan
-   * of an earlier failed round — or a newer owner's object: after checking
-   * that we still own the partition, orphans are deleted and the puts retried
-   * once.
+   * Moves the start offset up; forgets (and uncaches) the segments and
+   * ranges wholly below it. Write-ahead objects are deleted by the manager's
+   * garbage collection once nothing in them is needed.
    */
-  async #putSegments(segments: FlushSegment[]): Promise<void> {
+  #applyLogStartOffset(offset: number): SegmentMeta[] {
+    if (offset <= this.#logStartOffset) return [];
+    this.#logStartOffset = offset;
+    let count = 0;
+    while (count < this.#segments.length && this.#segments[count].lastOffset < offset) count++;
+    const removed = this.#segments.splice(0, count);
+    for (const s of removed) {
+      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "kfs"));
+      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "index"));
+    }
+    while (this.#ranges.length > 0 && this.#ranges[0].lastOffset < offset) {
+      const r = this.#ranges.shift()!;
+      this.#rangesBytes -= r.size;
+      this.#ctx.cache.delete(rangeCacheKey(r));
+    }
+    return removed;
+  }
+
+  #flushFailed(flush: FlushState, error: LogError, phase: "write" | "commit"): void {
+    this.#inFlight = null;
+    flush.advance?.reject(error);
+    flush.seal?.reject(error);
+    for (const entry of flush.entries) entry.reject?.(error);
+    this.#ctx.logger.warn("Flush failed; its appends were rejected", {
+      partition: this.#name(),
+      phase,
+      baseOffset: flush.entries[0]?.baseOffset ?? flush.endOffset,
+      endOffset: flush.endOffset,
+      error: error.message,
+    });
+    if (phase === "commit" || error.code === LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER) {
+      // Fenced, or the commit's outcome is unknown: only a reload from the
+      // stores (a new acquisition) knows the true end offset.
+      this.shutdown(error);
+      return;
+    }
+    this.#nextOffset = this.#committedEnd;
+    // Pending producer state rolls back with the offsets. A queued append
+    // whose sequence followed a rejected one no longer fits: it fails too
+    // (retriable), and the client resends both in order.
+    this.#producers.rollback();
+    const kept: PendingAppend[] = [];
+    const now = this.#ctx.clock.now();
+    for (const entry of this.#pending) {
+      const idempotent = entry.batches.some(isIdempotent);
+      if (idempotent && this.#producers.check(entry.batches).outcome !== "append") {
+        this.#pendingBytes -= entry.bytes;
+        entry.reject?.(error);
+        continue;
+      }
+      entry.baseOffset = this.#nextOffset;
+      entry.nextOffset = assignOffsets(entry.records, entry.batches, entry.baseOffset);
+      this.#nextOffset = entry.nextOffset;
+      if (idempotent) this.#producers.record(entry.batches, now);
+      kept.push(entry);
+    }
+    this.#pending = kept;
+  }
+
+  // ---- sealing ------------------------------------------------------------------
+
+  /**
+   * Whether the unsealed data is due for sealing: it reached the topic's
+   * `segment.bytes`, its oldest range is older than `segment.ms` (capped by
+   * the broker's `sealMaxAgeMs`), or there are too many ranges to track.
+   */
+  sealDue(policy: SealPolicy): boolean {
+    if (this.#closedError || this.#sealing || this.#ranges.length === 0) return false;
+    if (this.#rangesBytes >= policy.segmentBytes) return true;
+    if (this.#ranges.length >= UNSEALED_RANGES_MAX) return true;
+    const ageMs = this.#ctx.clock.now() - this.#ranges[0].createdMs;
+    return ageMs >= Math.min(policy.segmentMs, this.#sealMaxAgeMs());
+  }
+
+  /**
+   * Copies the oldest unsealed ranges (up to `segmentBytes`, at least one)
+   * into one sealed segment: reads them (cache, else ranged GETs of the
+   * write-ahead objects), writes the `.kfs` and `.index` objects create-only,
+   * and commits the new sealed end through the next flush round (an epoch
+   * compare-and-swap like every commit). Resolves true when a segment was
+   * sealed, false when there was nothing to seal. One seal at a time.
+   */
+  seal(policy: Pick<SealPolicy, "segmentBytes">): Promise<boolean> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    this.#sealing ??= this.#sealOnce(policy).finally(() => {
+      this.#sealing = null;
+    });
+    return this.#sealing;
+  }
+
+  async #sealOnce(policy: Pick<SealPolicy, "segmentBytes">): Promise<boolean> {
+    const chosen: WalRange[] = [];
+    let bytes = 0;
+    for (const r of this.#ranges) {
+      if (chosen.length > 0 && bytes + r.size > policy.segmentBytes) break;
+      chosen.push(r);
+      bytes += r.size;
+    }
+    if (chosen.length === 0) return false;
+    const started = this.#ctx.clock.monotonic();
+    const views = await mapBounded(
+      chosen,
+      SEAL_LOAD_CONCURRENCY,
+      (range) => this.#viewOfExtent({ kind: "wal", range }),
+    );
+    const failure = firstRejection(views);
+    if (failure !== undefined) throw toLogError(failure, `Cannot seal "${this.#name()}"`);
+    const inputs: SegmentBatchInput[] = [];
+    const batches: { lastOffsetDelta: number; maxTimestamp: number; attributes: number }[] = [];
+    let maxTimestamp = -1;
+    for (const result of views) {
+      const view = (result as PromiseFulfilledResult<SegmentView>).value;
+      for (let i = 0; i < view.count; i++) {
+        const info = readBatchInfo(view.bytes, view.starts[i]);
+        inputs.push({
+          bytes: view.bytes.subarray(view.starts[i], view.starts[i + 1]),
+          baseOffset: info.baseOffset,
+          lastOffsetDelta: info.lastOffsetDelta,
+          recordsCount: info.recordsCount,
+        });
+        batches.push({
+          lastOffsetDelta: info.lastOffsetDelta,
+          maxTimestamp: info.maxTimestamp,
+          attributes: info.attributes,
+        });
+        maxTimestamp = Math.max(maxTimestamp, info.maxTimestamp);
+      }
+    }
+    if (this.#closedError) throw this.#closedError;
+    if (chosen[0].baseOffset !== this.#sealedEnd) {
+      throw new Error(`Broken invariant: unsealed ranges of "${this.#name()}" moved while sealing`);
+    }
+    const encoded = encodeSegment(inputs, {
+      createdMs: this.#ctx.clock.now(),
+      indexIntervalMessages: this.#ctx.config.indexIntervalMessages,
+    });
+    await this.#putSegment(encoded);
+    const meta: SegmentMeta = {
+      baseOffset: encoded.baseOffset,
+      lastOffset: encoded.lastOffset,
+      size: encoded.segment.byteLength,
+      hasIndex: true,
+      maxTimestamp,
+    };
+    await new Promise<void>((resolve, reject) => {
+      this.#sealAdvance = { meta, view: viewFromEncoded(encoded, batches), resolve, reject };
+      this.#ctx.scheduler.notePending(this, 0);
+      this.#ctx.scheduler.flushNow();
+    });
+    this.#ctx.noteSeal(encoded.segment.byteLength, this.#ctx.clock.monotonic() - started);
+    return true;
+  }
+
+  #sealMaxAgeMs(): number {
+    return this.#ctx.config.sealMaxAgeMs ?? DEFAULT_SEAL_MAX_AGE_MS;
+  }
+
+  /**
+   * Writes the segment's objects create-only. A key that already exists is
+   * an orphan of a seal that did not commit — or a newer owner's object:
+   * after checking that we still own the partition, orphans are deleted and
+   * the puts retried once.
+   */
+  async #putSegment(encoded: EncodedSegment): Promise<void> {
+    if (this.#storeDirty) await this.#deleteOrphans();
     const { objectStore } = this.#ctx;
     // The index is derivable from its segment, so it is not flushed to
     // stable storage: readers fall back to scanning when it is missing or torn.
-    const puts: [string, Uint8Array, boolean][] = segments.flatMap((s) => [
-      [this.#objectKey(s.encoded.baseOffset, "kfs"), s.encoded.segment, true],
-      [this.#objectKey(s.encoded.baseOffset, "index"), s.encoded.index, false],
-    ]);
+    const puts: [string, Uint8Array, boolean][] = [
+      [this.#objectKey(encoded.baseOffset, "kfs"), encoded.segment, true],
+      [this.#objectKey(encoded.baseOffset, "index"), encoded.index, false],
+    ];
     for (let attempt = 0;; attempt++) {
-      const results = await mapBounded(
-        puts,
-        SEGMENT_PUT_CONCURRENCY,
-        ([key, data, durable]) => objectStore.put(key, data, { ifNoneMatch: true, durable }),
+      this.#ctx.assertWritable();
+      const results = await Promise.allSettled(
+        puts.map(([key, data, durable]) =>
+          objectStore.put(key, data, { ifNoneMatch: true, durable })
+        ),
       );
+      this.#ctx.noteObjectsWritten(results.filter((r) => r.status === "fulfilled").length);
       const rejected = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
       if (rejected.length === 0) return;
       const onlyConflicts = rejected.every((r) => r.reason instanceof PreconditionFailedError);
@@ -601,7 +904,7 @@ export class PartitionLog implements FlushSource {
     }
   }
 
-  /** Deletes this partition's objects at or beyond the committed end offset. */
+  /** Deletes this partition's segment objects at or beyond the sealed end (uncommitted seals). */
   async #deleteOrphans(): Promise<void> {
     this.#ctx.assertWritable();
     const { objectStore } = this.#ctx;
@@ -611,7 +914,7 @@ export class PartitionLog implements FlushSource {
         .map((o) => o.key)
         .filter((key) => {
           const parsed = parseSegmentObjectKey(key);
-          return parsed !== null && parsed.baseOffset >= this.#committedEnd;
+          return parsed !== null && parsed.baseOffset >= this.#sealedEnd;
         });
     } catch (error) {
       throw toLogError(error, `Cannot list objects of "${this.#name()}"`);
@@ -631,102 +934,6 @@ export class PartitionLog implements FlushSource {
     this.#storeDirty = false;
   }
 
-  #flushCommitted(flush: FlushState, revision: number): void {
-    this.#inFlight = null;
-    this.#stateRevision = revision;
-    this.#committedEnd = flush.endOffset;
-    this.#producers.commit(
-      flush.entries.flatMap((e) => e.batches),
-      flush.endOffset,
-      this.#ctx.clock.now(),
-    );
-    for (const s of flush.segments) {
-      const last = this.#segments[this.#segments.length - 1];
-      if (last && s.encoded.baseOffset !== last.lastOffset + 1) {
-        throw new Error(
-          `Broken invariant: segment ${s.encoded.baseOffset} of "${this.#name()}" ` +
-            `does not follow ${last.lastOffset}`,
-        );
-      }
-      this.#segments.push({
-        baseOffset: s.encoded.baseOffset,
-        lastOffset: s.encoded.lastOffset,
-        size: s.encoded.segment.byteLength,
-        hasIndex: true,
-        maxTimestamp: s.maxTimestamp,
-      });
-      this.#ctx.cache.set(this.#objectKey(s.encoded.baseOffset, "kfs"), {
-        kind: "segment",
-        view: viewFromEncoded(s.encoded, s.batches),
-      });
-    }
-    const removed = this.#applyLogStartOffset(flush.logStartOffset);
-    flush.advance?.resolve(removed);
-    const result = { logStartOffset: this.#logStartOffset };
-    for (const entry of flush.entries) entry.resolve?.({ baseOffset: entry.baseOffset, ...result });
-    this.#wakeWaiters();
-  }
-
-  /** Moves the start offset up; forgets (and uncaches) the segments wholly below it. */
-  #applyLogStartOffset(offset: number): SegmentMeta[] {
-    if (offset <= this.#logStartOffset) return [];
-    this.#logStartOffset = offset;
-    let count = 0;
-    while (count < this.#segments.length && this.#segments[count].lastOffset < offset) count++;
-    const removed = this.#segments.splice(0, count);
-    for (const s of removed) {
-      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "kfs"));
-      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "index"));
-    }
-    return removed;
-  }
-
-  #flushFailed(flush: FlushState, error: LogError, phase: "write" | "commit"): void {
-    this.#inFlight = null;
-    flush.advance?.reject(error);
-    for (const entry of flush.entries) entry.reject?.(error);
-    this.#ctx.logger.warn("Flush failed; its appends were rejected", {
-      partition: this.#name(),
-      phase,
-      baseOffset: flush.entries[0]?.baseOffset ?? flush.endOffset,
-      endOffset: flush.endOffset,
-      error: error.message,
-    });
-    if (phase === "commit" || error.code === LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER) {
-      // Fenced, or the commit's outcome is unknown: only a reload from the
-      // stores (a new acquisition) knows the true end offset.
-      this.shutdown(error);
-      return;
-    }
-    this.#storeDirty = true;
-    this.#nextOffset = this.#committedEnd;
-    // Pending producer state rolls back with the offsets. A queued append
-    // whose sequence followed a rejected one no longer fits: it fails too
-    // (retriable), and the client resends both in order.
-    this.#producers.rollback();
-    const kept: PendingAppend[] = [];
-    const now = this.#ctx.clock.now();
-    for (const entry of this.#pending) {
-      const idempotent = entry.batches.some(isIdempotent);
-      if (idempotent && this.#producers.check(entry.batches).outcome !== "append") {
-        this.#pendingBytes -= entry.bytes;
-        entry.reject?.(error);
-        continue;
-      }
-      entry.baseOffset = this.#nextOffset;
-      entry.nextOffset = assignOffsets(entry.records, entry.batches, entry.baseOffset);
-      this.#nextOffset = entry.nextOffset;
-      if (idempotent) this.#producers.record(entry.batches, now);
-      kept.push(entry);
-    }
-    this.#pending = kept;
-  }
-
-  /**
-   * Ends this ownership: rejects queued appends with `error`, wakes long
-   * polls, and tells the manager to forget this log. A flush in flight still
-   * completes (and acknowledges its appends if its commit succeeds).
-   */
   /**
    * Refuses every later append with `error` (a hand-over has begun); what is
    * already pending still flushes. Reads keep working until `shutdown`.
@@ -735,16 +942,23 @@ export class PartitionLog implements FlushSource {
     this.#appendsRefused ??= error;
   }
 
-  /** Resolves when no segment load (a fetch's or a read-ahead's) is in flight. */
+  /** Resolves when no segment load (a fetch's or a read-ahead's) and no seal is in flight. */
   async idleReads(): Promise<void> {
-    await Promise.allSettled([...this.#loading.values()]);
+    await Promise.allSettled([...this.#loading.values(), this.#sealing]);
   }
 
+  /**
+   * Ends this ownership: rejects queued appends with `error`, wakes long
+   * polls, and tells the manager to forget this log. A flush in flight still
+   * completes (and acknowledges its appends if its commit succeeds).
+   */
   shutdown(error: LogError): void {
     if (this.#closedError) return;
     this.#closedError = error;
     this.#startAdvance?.reject(error);
     this.#startAdvance = null;
+    this.#sealAdvance?.reject(error);
+    this.#sealAdvance = null;
     const pending = this.#pending;
     this.#pending = [];
     this.#ctx.scheduler.discard(this, this.#pendingBytes);
@@ -832,21 +1046,43 @@ export class PartitionLog implements FlushSource {
     }
     let offset = fetchOffset;
     for (let i = 0; i < READ_SEGMENTS_MAX && offset < highWatermark; i++) {
-      const segment = this.#segmentFor(offset);
-      if (!segment) {
-        throw LogError.storage(
-          `No segment of "${this.#name()}" holds offset ${offset}: committed data is missing ` +
-            `from the object store`,
-        );
-      }
       const minOne = (opts.minOneBatch ?? false) && result.bytes === 0;
-      const part = await this.#readSegment(segment, offset, maxBytes - result.bytes, minOne);
+      let part: { chunks: Uint8Array[]; reachedEnd: boolean };
+      let next: number;
+      if (offset < this.#sealedEnd) {
+        const segment = this.#segmentFor(offset);
+        if (!segment) {
+          throw LogError.storage(
+            `No segment of "${this.#name()}" holds offset ${offset}: committed data is ` +
+              `missing from the object store`,
+          );
+        }
+        part = await this.#readSegment(segment, offset, maxBytes - result.bytes, minOne);
+        next = segment.lastOffset + 1;
+      } else {
+        const index = this.#rangeIndex(offset);
+        if (index < 0) {
+          throw LogError.storage(
+            `No write-ahead range of "${this.#name()}" holds offset ${offset}: committed ` +
+              `data is missing`,
+          );
+        }
+        const range = this.#ranges[index];
+        const cached = this.#ctx.cache.get(rangeCacheKey(range));
+        if (!cached) this.#readAheadRanges(index + 1);
+        const view = cached?.kind === "segment"
+          ? cached.view
+          : await this.#viewOfExtent({ kind: "wal", range });
+        const { chunk, reachedEnd } = selectBatches(view, offset, maxBytes - result.bytes, minOne);
+        part = { chunks: chunk ? [chunk] : [], reachedEnd };
+        next = range.lastOffset + 1;
+      }
       for (const chunk of part.chunks) {
         result.chunks.push(chunk);
         result.bytes += chunk.byteLength;
       }
       if (!part.reachedEnd) break;
-      offset = segment.lastOffset + 1;
+      offset = next;
     }
     return result;
   }
@@ -882,11 +1118,12 @@ export class PartitionLog implements FlushSource {
   /** The first offset whose timestamp is >= `timestampMs` (ListOffsets), or null. */
   async offsetForTimestamp(timestampMs: number): Promise<TimestampAndOffset | null> {
     if (this.#closedError) throw this.#closedError;
-    const highWatermark = this.#committedEnd;
-    for (const segment of [...this.#segments]) {
-      if (segment.baseOffset >= highWatermark) break;
-      if (segment.maxTimestamp !== null && segment.maxTimestamp < timestampMs) continue;
-      const found = findTimestamp(await this.#viewOf(segment), timestampMs);
+    for (const extent of this.#extents()) {
+      const known = extent.kind === "segment"
+        ? extent.meta.maxTimestamp
+        : extent.range.maxTimestamp;
+      if (known !== null && known < timestampMs) continue;
+      const found = findTimestamp(await this.#viewOfExtent(extent), timestampMs);
       if (found) {
         return { offset: Math.max(found.offset, this.#logStartOffset), timestamp: found.timestamp };
       }
@@ -897,15 +1134,32 @@ export class PartitionLog implements FlushSource {
   /** The record with the largest timestamp (ListOffsets -3, KIP-734), or null when empty. */
   async maxTimestamp(): Promise<TimestampAndOffset | null> {
     if (this.#closedError) throw this.#closedError;
-    let best: SegmentMeta | null = null;
-    for (const segment of [...this.#segments]) {
-      if (segment.maxTimestamp === null) await this.#viewOf(segment);
-      if (best === null || segment.maxTimestamp! > best.maxTimestamp!) best = segment;
+    let best: Extent | null = null;
+    let bestTimestamp = -1;
+    for (const extent of this.#extents()) {
+      if (extent.kind === "segment" && extent.meta.maxTimestamp === null) {
+        await this.#viewOfExtent(extent);
+      }
+      const ts =
+        (extent.kind === "segment" ? extent.meta.maxTimestamp : extent.range.maxTimestamp) ??
+          -1;
+      if (best === null || ts > bestTimestamp) {
+        best = extent;
+        bestTimestamp = ts;
+      }
     }
     if (best === null) return null;
-    const found = findMaxTimestamp(await this.#viewOf(best));
+    const found = findMaxTimestamp(await this.#viewOfExtent(best));
     if (!found) return null;
     return { offset: Math.max(found.offset, this.#logStartOffset), timestamp: found.timestamp };
+  }
+
+  /** Sealed segments then unsealed ranges, oldest first (a snapshot). */
+  #extents(): Extent[] {
+    return [
+      ...this.#segments.map((meta): Extent => ({ kind: "segment", meta })),
+      ...this.#ranges.map((range): Extent => ({ kind: "wal", range })),
+    ];
   }
 
   #wakeWaiters(): void {
@@ -936,6 +1190,104 @@ export class PartitionLog implements FlushSource {
       }
     }
     return found < 0 || segments[found].lastOffset < offset ? -1 : found;
+  }
+
+  /** Index of the unsealed range holding `offset`, or -1. */
+  #rangeIndex(offset: number): number {
+    const ranges = this.#ranges;
+    let lo = 0;
+    let hi = ranges.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ranges[mid].baseOffset <= offset) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found < 0 || ranges[found].lastOffset < offset ? -1 : found;
+  }
+
+  /** Starts background loads of the unsealed ranges from `index` on that are not cached. */
+  #readAheadRanges(index: number): void {
+    let bytes = 0;
+    let started = 0;
+    const budget = Math.min(READ_AHEAD_BYTES_MAX, Math.floor(this.#ctx.config.cacheBytesMax / 4));
+    for (let i = index; i < this.#ranges.length && started < READ_AHEAD_RANGES_MAX; i++) {
+      const range = this.#ranges[i];
+      if (bytes + range.length > budget) break;
+      bytes += range.length;
+      const key = rangeCacheKey(range);
+      if (this.#ctx.cache.get(key) || this.#loading.has(key)) continue;
+      started++;
+      // A failed read-ahead is only a missed optimisation (see #readAhead).
+      this.#viewOfExtent({ kind: "wal", range }).catch(() => {});
+    }
+  }
+
+  /** The view of a segment or range: cached, or loaded (once, however many readers wait). */
+  #viewOfExtent(extent: Extent): Promise<SegmentView> {
+    if (extent.kind === "segment") return this.#viewOf(extent.meta);
+    const range = extent.range;
+    const key = rangeCacheKey(range);
+    const cached = this.#ctx.cache.get(key);
+    if (cached?.kind === "segment") return Promise.resolve(cached.view);
+    let loading = this.#loading.get(key);
+    if (!loading) {
+      loading = this.#loadRangeView(range, key).finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
+    }
+    return loading;
+  }
+
+  /** Reads a write-ahead chunk back, checks its header and CRC, and caches its batches. */
+  async #loadRangeView(range: WalRange, key: string): Promise<SegmentView> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.#ctx.objectStore.getRange(
+        range.object,
+        range.position,
+        range.position + range.length,
+      );
+    } catch (error) {
+      throw toLogError(error, `Cannot read write-ahead object "${range.object}"`);
+    }
+    if (!bytes || bytes.byteLength !== range.length) {
+      throw LogError.storage(
+        `Write-ahead object "${range.object}" is missing or shorter than its index says`,
+      );
+    }
+    let view: SegmentView;
+    try {
+      const header = parseWalChunkHeader(bytes, true);
+      if (
+        header.topic !== this.topic || header.partition !== this.partition ||
+        header.baseOffset !== range.baseOffset || header.endOffset !== range.lastOffset + 1
+      ) {
+        throw new WalFormatError(
+          `chunk at ${range.position} holds "${header.topic}-${header.partition}" offsets ` +
+            `${header.baseOffset}-${
+              header.endOffset - 1
+            }, expected ${range.baseOffset}-${range.lastOffset}`,
+        );
+      }
+      view = viewFromBatchBytes(
+        bytes.subarray(header.headerBytes),
+        range.baseOffset,
+        range.lastOffset + 1,
+      );
+    } catch (error) {
+      if (!(error instanceof WalFormatError || error instanceof SegmentFormatError)) throw error;
+      throw LogError.storage(
+        `Write-ahead object "${range.object}" is corrupt for "${this.#name()}": ${error.message}`,
+        error,
+      );
+    }
+    range.maxTimestamp = viewMaxTimestamp(view);
+    this.#ctx.cache.set(key, { kind: "segment", view });
+    return view;
   }
 
   async #readSegment(
@@ -1154,4 +1506,19 @@ export class PartitionLog implements FlushSource {
   #name(): string {
     return `${this.topic}-${this.partition}`;
   }
+}
+
+/** Longest data stays unsealed by default (LogConfig.sealMaxAgeMs). */
+export const DEFAULT_SEAL_MAX_AGE_MS = 10 * 60 * 1000;
+
+/** A piece of the log: a sealed segment or an unsealed write-ahead range. */
+type Extent = { kind: "segment"; meta: SegmentMeta } | { kind: "wal"; range: WalRange };
+
+function extentSize(extent: Extent): number {
+  return extent.kind === "segment" ? extent.meta.size : extent.range.size;
+}
+
+/** Cache key of a range: chunks never change, so it is valid across ownerships. */
+function rangeCacheKey(range: WalRange): string {
+  return `${range.object}@${range.position}`;
 }

@@ -293,7 +293,7 @@ const BATCH_CRC_START = 21;
  * produced) and its first 21 bytes, so the segment body is not read twice.
  * Anything that is not a v2 batch is read in full.
  */
-function batchCrc(bytes: Uint8Array): number {
+export function batchCrc(bytes: Uint8Array): number {
   if (bytes.byteLength <= BATCH_CRC_START || bytes[16] !== 2) return crc32c(bytes);
   const stored = ((bytes[17] << 24) | (bytes[18] << 16) | (bytes[19] << 8) | bytes[20]) >>> 0;
   return crc32cCombine(

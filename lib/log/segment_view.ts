@@ -70,6 +70,78 @@ export function viewFromEncoded(
 }
 
 /**
+ * The view of batches this broker just wrote ahead: `bytes` is their
+ * concatenation in offset order, `batches` their headers (offsets assigned).
+ */
+export function viewFromWritten(
+  bytes: Uint8Array,
+  batches: {
+    baseOffset: number;
+    lastOffsetDelta: number;
+    maxTimestamp: number;
+    attributes: number;
+    size: number;
+  }[],
+): SegmentView {
+  const count = batches.length;
+  const view = allocate(bytes, count);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const b = batches[i];
+    view.starts[i] = at;
+    view.baseOffsets[i] = b.baseOffset;
+    view.lastOffsets[i] = b.baseOffset + b.lastOffsetDelta;
+    view.maxTimestamps[i] = b.maxTimestamp;
+    view.attributes[i] = b.attributes;
+    at += b.size;
+  }
+  view.starts[count] = at;
+  view.baseOffset = count > 0 ? view.baseOffsets[0] : 0;
+  view.lastOffset = count > 0 ? view.lastOffsets[count - 1] : -1;
+  return view;
+}
+
+/**
+ * Parses whole batches read back from a write-ahead chunk and checks they
+ * hold exactly offsets [baseOffset, endOffset). Throws SegmentFormatError.
+ */
+export function viewFromBatchBytes(
+  bytes: Uint8Array,
+  baseOffset: number,
+  endOffset: number,
+): SegmentView {
+  const { batches, validBytes } = scanBatches(bytes);
+  if (validBytes !== bytes.byteLength || batches.length === 0) {
+    throw new SegmentFormatError(
+      `Chunk of offsets ${baseOffset}-${endOffset - 1} has torn batches`,
+    );
+  }
+  const view = allocate(bytes, batches.length);
+  let expected = baseOffset;
+  for (let i = 0; i < batches.length; i++) {
+    const b = batches[i];
+    if (b.baseOffset !== expected) {
+      throw new SegmentFormatError(
+        `Chunk batch ${i} has base offset ${b.baseOffset}, expected ${expected}`,
+      );
+    }
+    view.starts[i] = b.position;
+    view.baseOffsets[i] = b.baseOffset;
+    view.lastOffsets[i] = b.baseOffset + b.lastOffsetDelta;
+    view.maxTimestamps[i] = b.maxTimestamp;
+    view.attributes[i] = b.attributes;
+    expected = b.baseOffset + b.lastOffsetDelta + 1;
+  }
+  if (expected !== endOffset) {
+    throw new SegmentFormatError(`Chunk ends at offset ${expected - 1}, expected ${endOffset - 1}`);
+  }
+  view.starts[batches.length] = bytes.byteLength;
+  view.baseOffset = baseOffset;
+  view.lastOffset = endOffset - 1;
+  return view;
+}
+
+/**
  * Parses and validates a whole `.kfs` object (header, footer, CRC32C when
  * `checkCrc`, batch framing, contiguous offsets matching header and footer).
  * Throws SegmentFormatError.

@@ -21,6 +21,9 @@
  * - `group-owners/<encodeURIComponent(group)>` → `{ brokerId }`, on the coordinator's lease;
  *   its modRevision is the ownership epoch (`GroupOwner`)
  * - `brokers/<brokerId>` → `BrokerRegistration`, on the broker's lease
+ * - `wal/<brokerId>/<fileId>/<round>` → `WalIndexRecord`: where one flush round put each
+ *   partition's data in the write-ahead stream; written in the round's commit transaction,
+ *   deleted once every range in it is sealed (or gone with retention or topic deletion)
  * - `cluster/id` → the cluster id; `counters/producer-id` → next producer id
  */
 
@@ -71,7 +74,50 @@ export interface PartitionState {
   logStartOffset: number;
   /** The owner epoch; bumped by every acquisition. */
   epoch: number;
+  /**
+   * Offsets below this are in sealed segments; [sealedEnd, endOffset) are in
+   * the write-ahead stream (`wal/` records). Absent in states written before
+   * the write-ahead stream existed: everything is sealed (see `sealedEndOf`).
+   */
+  sealedEnd?: number;
 }
+
+/** Where sealed segments end: the state's `sealedEnd`, or its end offset for older states. */
+export function sealedEndOf(state: PartitionState): number {
+  return state.sealedEnd ?? state.endOffset;
+}
+
+/**
+ * One partition's data in a write-ahead object: the chunk at `position`
+ * (`length` bytes, header included) holds offsets [baseOffset, endOffset),
+ * written by the owner at `epoch` of the topic with id `topicId`.
+ */
+export interface WalRangeRecord {
+  topic: string;
+  topicId: string;
+  partition: number;
+  epoch: number;
+  baseOffset: number;
+  endOffset: number;
+  position: number;
+  length: number;
+}
+
+/** What one flush round wrote to the write-ahead stream. */
+export interface WalIndexRecord {
+  /** The write-ahead object's key in the object store. */
+  object: string;
+  ranges: WalRangeRecord[];
+}
+
+/** A `wal/` record with its id (`<brokerId>/<fileId>/<round>`). */
+export interface WalIndexEntry {
+  id: string;
+  record: WalIndexRecord;
+}
+
+/** Stored form of a range: an array, to keep etcd values small. */
+type StoredWalRange = [string, string, number, number, number, number, number, number];
 
 export interface PartitionOwner {
   brokerId: number;
@@ -115,6 +161,8 @@ export interface BrokerRegistration {
 
 export interface AcquiredPartition {
   epoch: number;
+  /** The topic's id at acquisition (write-ahead ranges of a deleted namesake are not ours). */
+  topicId: string;
   state: PartitionState;
   /** The modRevision of the state key after acquisition: the first commit's expected revision. */
   stateRevision: number;
@@ -165,6 +213,40 @@ function decodeJson<T>(entry: KvEntry): T {
   }
 }
 
+function encodeWalIndex(record: WalIndexRecord): Uint8Array {
+  const ranges: StoredWalRange[] = record.ranges.map((r) => [
+    r.topic,
+    r.topicId,
+    r.partition,
+    r.epoch,
+    r.baseOffset,
+    r.endOffset,
+    r.position,
+    r.length,
+  ]);
+  return encodeJson({ object: record.object, ranges });
+}
+
+function decodeWalIndex(entry: KvEntry): WalIndexRecord {
+  const stored = decodeJson<{ object: string; ranges: StoredWalRange[] }>(entry);
+  if (typeof stored?.object !== "string" || !Array.isArray(stored.ranges)) {
+    throw new MetadataStoreError(`Write-ahead index "${entry.key}" is malformed; repair it`);
+  }
+  return {
+    object: stored.object,
+    ranges: stored.ranges.map((r) => ({
+      topic: r[0],
+      topicId: r[1],
+      partition: r[2],
+      epoch: r[3],
+      baseOffset: r[4],
+      endOffset: r[5],
+      position: r[6],
+      length: r[7],
+    })),
+  };
+}
+
 function assertTopicName(name: string): void {
   if (!TOPIC_NAME_PATTERN.test(name)) {
     throw new Error(`Invalid topic name "${name}": expected 1-249 of [a-zA-Z0-9._-]`);
@@ -196,8 +278,16 @@ export class ClusterMetadata {
   readonly #store: MetadataStore;
   readonly #prefix: string;
   readonly #now: () => number;
+  readonly #txnOpsMax: number;
 
-  constructor(store: MetadataStore, options: { prefix?: string; now?: () => number } = {}) {
+  /**
+   * `txnOpsMax`: most operations the store takes in one transaction (etcd's
+   * `--max-txn-ops`, 128 by default); bigger multi-key writes are split.
+   */
+  constructor(
+    store: MetadataStore,
+    options: { prefix?: string; now?: () => number; txnOpsMax?: number } = {},
+  ) {
     const prefix = options.prefix ?? DEFAULT_METADATA_PREFIX;
     if (!prefix.endsWith("/")) {
       throw new Error(`Invalid metadata prefix "${prefix}": it must end with "/"`);
@@ -205,6 +295,10 @@ export class ClusterMetadata {
     this.#store = store;
     this.#prefix = prefix;
     this.#now = options.now ?? Date.now;
+    this.#txnOpsMax = options.txnOpsMax ?? TXN_OPS_MAX;
+    if (!Number.isSafeInteger(this.#txnOpsMax) || this.#txnOpsMax < 2) {
+      throw new RangeError(`Invalid txnOpsMax ${options.txnOpsMax}: expected an integer >= 2`);
+    }
   }
 
   /** The underlying store (leases and watches for callers that need them). */
@@ -241,6 +335,9 @@ export class ClusterMetadata {
   }
   #brokerKey(brokerId: number): string {
     return `${this.#prefix}brokers/${brokerId}`;
+  }
+  #walKey(id: string): string {
+    return `${this.#prefix}wal/${id}`;
   }
 
   /**
@@ -328,7 +425,7 @@ export class ClusterMetadata {
     // A partition whose state key is absent reads as INITIAL_PARTITION_STATE,
     // so states beyond one transaction's op limit may follow in later ones.
     const states = this.#initialStateOps(topic.name, 0, topic.partitions);
-    const first = states.slice(0, TXN_OPS_MAX - 1);
+    const first = states.slice(0, this.#txnOpsMax - 1);
     const result = await this.#store.txn(
       [{ key, target: "exists", equals: false }],
       [{ op: "put", key, value: encodeJson(record) }, ...first.map((s) => s.op)],
@@ -384,7 +481,7 @@ export class ClusterMetadata {
       if (!Number.isSafeInteger(newCount) || newCount <= topic.partitions) return "invalid-count";
       const updated = { ...topic, partitions: newCount };
       const states = this.#initialStateOps(name, topic.partitions, newCount);
-      const first = states.slice(0, TXN_OPS_MAX - 1);
+      const first = states.slice(0, this.#txnOpsMax - 1);
       const result = await this.#store.txn(
         [{ key: entry.key, target: "modRevision", equals: entry.modRevision }],
         [{ op: "put", key: entry.key, value: encodeJson(updated) }, ...first.map((s) => s.op)],
@@ -412,7 +509,7 @@ export class ClusterMetadata {
     const doomed = entries
       .filter((e) => e.key.slice(offsetsPrefix.length).split("/")[1] === name)
       .map((e): Operation => ({ op: "delete", key: e.key }));
-    for (const chunk of chunks(doomed, TXN_OPS_MAX)) await this.#store.txn([], chunk);
+    for (const chunk of chunks(doomed, this.#txnOpsMax)) await this.#store.txn([], chunk);
   }
 
   async #updateTopic(
@@ -519,7 +616,9 @@ export class ClusterMetadata {
           { op: "put", key: stateKey, value: encodeJson(state) },
         ],
       );
-      if (result.succeeded) return { epoch, state, stateRevision: result.revision };
+      if (result.succeeded) {
+        return { epoch, topicId: record.topicId, state, stateRevision: result.revision };
+      }
     }
     throw new MetadataStoreError(
       `Cannot acquire partition "${topic}-${partition}": contended; retry`,
@@ -547,11 +646,18 @@ export class ClusterMetadata {
   /**
    * Commits new partition states, each a compare-and-swap on the state key's
    * modRevision (the owner is the only writer of its state, so a changed
-   * revision means another broker acquired it). One transaction for all
-   * commits (per TXN_OPS_MAX); when it fails, per-partition transactions
-   * find out which partitions were fenced and commit the rest.
+   * revision means another broker acquired it), together with the flush
+   * round's write-ahead index record when there is one. One transaction for
+   * everything (split at `txnOpsMax` operations); when one fails,
+   * per-partition transactions find out which partitions were fenced and
+   * commit the rest. The index record is always written no later than the
+   * first state that points into it.
    */
-  async commitPartitions(commits: PartitionCommit[]): Promise<CommitResult[]> {
+  async commitPartitions(
+    commits: PartitionCommit[],
+    wal?: WalIndexEntry,
+  ): Promise<CommitResult[]> {
+    if (commits.length === 0 && !wal) return [];
     const seen = new Set<string>();
     for (const c of commits) {
       const key = this.partitionStateKey(c.topic, c.partition);
@@ -560,24 +666,35 @@ export class ClusterMetadata {
     }
     const results: CommitResult[] = new Array(commits.length);
     const indexed = commits.map((commit, i) => ({ commit, i }));
-    for (const chunk of chunks(indexed, TXN_OPS_MAX)) {
-      const compare = (c: PartitionCommit): Compare => ({
-        key: this.partitionStateKey(c.topic, c.partition),
-        target: "modRevision",
-        equals: c.expectedRevision,
-      });
-      const put = (c: PartitionCommit): Operation => ({
-        op: "put",
-        key: this.partitionStateKey(c.topic, c.partition),
-        value: encodeJson(c.state),
-      });
+    const compare = (c: PartitionCommit): Compare => ({
+      key: this.partitionStateKey(c.topic, c.partition),
+      target: "modRevision",
+      equals: c.expectedRevision,
+    });
+    const put = (c: PartitionCommit): Operation => ({
+      op: "put",
+      key: this.partitionStateKey(c.topic, c.partition),
+      value: encodeJson(c.state),
+    });
+    let walOp: Operation | null = wal
+      ? { op: "put", key: this.#walKey(wal.id), value: encodeWalIndex(wal.record) }
+      : null;
+    const size = this.#txnOpsMax - 1;
+    const groups = indexed.length > 0 ? chunks(indexed, size) : [[]];
+    for (const chunk of groups) {
+      const extra = walOp ? [walOp] : [];
       const all = await this.#store.txn(
         chunk.map((x) => compare(x.commit)),
-        chunk.map((x) => put(x.commit)),
+        [...extra, ...chunk.map((x) => put(x.commit))],
       );
       if (all.succeeded) {
+        walOp = null;
         for (const x of chunk) results[x.i] = all.revision;
         continue;
+      }
+      if (walOp) {
+        await this.#store.txn([], [walOp]);
+        walOp = null;
       }
       await Promise.all(chunk.map(async (x) => {
         const one = await this.#store.txn([compare(x.commit)], [put(x.commit)]);
@@ -587,11 +704,38 @@ export class ClusterMetadata {
     return results;
   }
 
+  /** Every write-ahead index record of the cluster, oldest round first per file. */
+  async listWalIndex(): Promise<WalIndexEntry[]> {
+    const prefix = `${this.#prefix}wal/`;
+    return (await this.#store.list(prefix)).map((entry) => ({
+      id: entry.key.slice(prefix.length),
+      record: decodeWalIndex(entry),
+    }));
+  }
+
+  /** Deletes write-ahead index records (their objects are gone or about to be). */
+  async deleteWalIndex(ids: string[]): Promise<void> {
+    const ops = ids.map((id): Operation => ({ op: "delete", key: this.#walKey(id) }));
+    for (const chunk of chunks(ops, this.#txnOpsMax)) await this.#store.txn([], chunk);
+  }
+
+  /** Every partition state of the cluster, by `"<topic>/<partition>"`. */
+  async listPartitionStates(): Promise<Map<string, PartitionState>> {
+    const prefix = `${this.#prefix}partitions/`;
+    const out = new Map<string, PartitionState>();
+    for (const entry of await this.#store.list(prefix)) {
+      const rest = entry.key.slice(prefix.length);
+      if (!rest.endsWith("/state")) continue;
+      out.set(rest.slice(0, -"/state".length), decodeJson<PartitionState>(entry));
+    }
+    return out;
+  }
+
   // ---- committed offsets ------------------------------------------------
 
   async commitOffsets(group: string, entries: OffsetCommitEntry[]): Promise<void> {
     const ops = this.#offsetOps(group, entries);
-    for (const chunk of chunks(ops, TXN_OPS_MAX)) await this.#store.txn([], chunk);
+    for (const chunk of chunks(ops, this.#txnOpsMax)) await this.#store.txn([], chunk);
   }
 
   #offsetOps(group: string, entries: OffsetCommitEntry[]): Operation[] {
@@ -743,7 +887,7 @@ export class ClusterMetadata {
   ): Promise<"committed" | "fenced"> {
     const ops = this.#offsetOps(group, entries);
     const owner = this.#ownerCompare(group, ownerEpoch);
-    for (const chunk of chunks(ops, TXN_OPS_MAX)) {
+    for (const chunk of chunks(ops, this.#txnOpsMax)) {
       if (!(await this.#store.txn([owner], chunk)).succeeded) return "fenced";
     }
     return "committed";

@@ -24,13 +24,14 @@
 
 import type { Clock } from "../util/clock.ts";
 import {
+  type AppendableObject,
   type ObjectInfo,
   type ObjectStore,
   ObjectStoreError,
   type PutOptions,
 } from "./object_store.ts";
 
-export type ObjectStoreOperation = "get" | "getRange" | "put" | "list" | "delete";
+export type ObjectStoreOperation = "get" | "getRange" | "put" | "list" | "delete" | "append";
 export type FaultMode = "before" | "after";
 
 const ALL_OPERATIONS: readonly ObjectStoreOperation[] = [
@@ -39,6 +40,7 @@ const ALL_OPERATIONS: readonly ObjectStoreOperation[] = [
   "put",
   "list",
   "delete",
+  "append",
 ];
 /** Bound on scripted one-shot faults waiting to fire. */
 const MAX_QUEUED_FAULTS = 1024;
@@ -132,6 +134,27 @@ export class FaultyObjectStore implements ObjectStore {
     return this.#inner.close();
   }
 
+  /**
+   * Appendable objects of the inner store (when it has them), with faults on
+   * each `append`: "before" writes nothing, "after" writes it all and reports
+   * failure (a fsync error after the write). Creation counts as a put.
+   */
+  get createAppendable(): ((key: string) => Promise<AppendableObject>) | undefined {
+    const create = this.#inner.createAppendable?.bind(this.#inner);
+    if (!create) return undefined;
+    return async (key: string) => {
+      const inner = await this.#call("put", key, () => create(key));
+      return {
+        key,
+        get size() {
+          return inner.size;
+        },
+        append: (data: Uint8Array) => this.#call("append", key, () => inner.append(data)),
+        close: () => inner.close(),
+      };
+    };
+  }
+
   async #call<T>(operation: ObjectStoreOperation, key: string, run: () => Promise<T>): Promise<T> {
     this.#stats.calls++;
     // Draw a fixed number of values per call so faults replay from the seed.
@@ -169,7 +192,7 @@ export class FaultyObjectStore implements ObjectStore {
   ): FaultMode | undefined {
     if (!this.#operations.has(operation)) return undefined;
     if (beforeRoll < this.#failBeforeRate) return "before";
-    const mutates = operation === "put" || operation === "delete";
+    const mutates = operation === "put" || operation === "delete" || operation === "append";
     if (mutates && afterRoll < this.#failAfterRate) return "after";
     return undefined;
   }

@@ -23,6 +23,7 @@
  */
 
 import {
+  type AppendableObject,
   type ObjectInfo,
   type ObjectStore,
   ObjectStoreError,
@@ -151,6 +152,64 @@ export class LocalObjectStore implements ObjectStore {
       if (options.ifNoneMatch || !published) await Deno.remove(temp).catch(() => {});
       this.#inFlightTemps.delete(temp);
     }
+  }
+
+  /**
+   * A new file for appends (the write-ahead file): created exclusively, its
+   * directory entry made durable at once; each append is written at the end
+   * and fdatasync'ed before it resolves (no directory sync per append).
+   */
+  async createAppendable(key: string): Promise<AppendableObject> {
+    const path = this.#pathOf(key);
+    const dir = parentOf(path);
+    let file: Deno.FsFile;
+    try {
+      try {
+        file = await Deno.open(path, { write: true, createNew: true });
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        await this.#makeDirectories(dir);
+        file = await Deno.open(path, { write: true, createNew: true });
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.AlreadyExists) throw new PreconditionFailedError(key);
+      throw this.#error("create", key, error);
+    }
+    try {
+      await this.#syncDirectory(dir);
+    } catch (error) {
+      file.close();
+      throw this.#error("create", key, error);
+    }
+    let size = 0;
+    let closed = false;
+    const fail = (error: unknown) => this.#error("append to", key, error);
+    return {
+      key,
+      get size() {
+        return size;
+      },
+      async append(data: Uint8Array): Promise<number> {
+        if (closed) throw new ObjectStoreError(`Appendable object "${key}" is closed`);
+        const position = size;
+        try {
+          let written = 0;
+          while (written < data.length) written += await file.write(data.subarray(written));
+          await file.syncData();
+        } catch (error) {
+          throw fail(error);
+        }
+        size += data.length;
+        return position;
+      },
+      close(): Promise<void> {
+        if (!closed) {
+          closed = true;
+          file.close();
+        }
+        return Promise.resolve();
+      },
+    };
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {

@@ -9,6 +9,7 @@
  */
 
 import {
+  type AppendableObject,
   type ObjectInfo,
   type ObjectStore,
   PreconditionFailedError,
@@ -68,6 +69,35 @@ export class MemoryObjectStore implements ObjectStore {
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  createAppendable(key: string): Promise<AppendableObject> {
+    if (this.#objects.has(key)) return Promise.reject(new PreconditionFailedError(key));
+    this.#objects.set(key, new Uint8Array(0));
+    const objects = this.#objects;
+    let buffer = new Uint8Array(1024);
+    let size = 0;
+    return Promise.resolve({
+      key,
+      get size() {
+        return size;
+      },
+      append(data: Uint8Array): Promise<number> {
+        // Deleted under the writer (as a file can be unlinked): later appends are lost.
+        if (!objects.has(key)) return Promise.resolve(size);
+        if (size + data.length > buffer.length) {
+          const bigger = new Uint8Array(Math.max(buffer.length * 2, size + data.length));
+          bigger.set(buffer.subarray(0, size));
+          buffer = bigger;
+        }
+        buffer.set(data, size);
+        const position = size;
+        size += data.length;
+        objects.set(key, buffer.subarray(0, size));
+        return Promise.resolve(position);
+      },
+      close: () => Promise.resolve(),
+    });
   }
 
   /** Number of stored objects (test helper). */

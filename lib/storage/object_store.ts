@@ -33,9 +33,34 @@ export interface PutOptions {
   durable?: boolean;
 }
 
+/**
+ * An object that grows by appends (the local write-ahead file). Readers use
+ * the store's `get`/`getRange` on its key; bytes below `size` after an
+ * append resolved are durable and never change.
+ */
+export interface AppendableObject {
+  readonly key: string;
+  /** Bytes appended so far. */
+  readonly size: number;
+  /**
+   * Appends `data` at the end and makes it durable (fdatasync) before
+   * resolving with the position it starts at. After a failed append the
+   * tail is unknown: callers must not append to this object again.
+   */
+  append(data: Uint8Array): Promise<number>;
+  /** Releases the file handle; the object stays. */
+  close(): Promise<void>;
+}
+
 export interface ObjectStore {
   /** Whether `put(…, { ifNoneMatch: true })` is enforced by this backend. */
   readonly supportsConditionalPut: boolean;
+  /**
+   * Creates a new, empty appendable object (create-only: fails with
+   * `PreconditionFailedError` when the key exists). Absent on backends that
+   * only write whole objects (S3): callers then write one object per batch.
+   */
+  createAppendable?(key: string): Promise<AppendableObject>;
   /** The whole object, or `null` when it does not exist. */
   get(key: string): Promise<Uint8Array | null>;
   /**

@@ -7,9 +7,12 @@ import {
 import { LOG_ERROR_CODE, LogError } from "../../lib/log/log_error.ts";
 import { type AcquiredPartition, ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import { WalWriter } from "../../lib/log/wal_writer.ts";
+import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
+import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import { ManualClock } from "../../lib/util/clock.ts";
 import { silentLogger } from "../../lib/util/logger.ts";
-import { settle } from "./log_fixture.ts";
+import { GatedObjectStore, settle } from "./log_fixture.ts";
 
 const INTERVAL_MS = 5;
 const FLUSH_BYTES = 1_000;
@@ -19,8 +22,8 @@ class FakeSource implements FlushSource {
   takes = 0;
   end = 0;
   outcomes: string[] = [];
-  writeGate: Promise<void> | null = null;
-  writeError: Error | null = null;
+  /** Where the last committed chunk went. */
+  written: { object: string; position: number; length: number } | null = null;
 
   constructor(
     readonly scheduler: FlushScheduler,
@@ -37,12 +40,19 @@ class FakeSource implements FlushSource {
   takeFlush(): PreparedFlush | null {
     if (this.pending === 0) return null;
     this.takes++;
+    const baseOffset = this.end;
     const endOffset = this.end + this.pending;
+    const bytes = new Uint8Array(this.pending);
     this.pending = 0;
     return {
-      write: async () => {
-        await this.writeGate;
-        if (this.writeError) throw this.writeError;
+      chunk: {
+        topic: "t",
+        topicId: "",
+        partition: this.partition,
+        epoch: this.epoch,
+        baseOffset,
+        endOffset,
+        batches: [bytes],
       },
       commit: () => ({
         topic: "t",
@@ -50,8 +60,9 @@ class FakeSource implements FlushSource {
         expectedRevision: this.revision,
         state: { endOffset, logStartOffset: 0, epoch: this.epoch },
       }),
-      committed: (revision) => {
+      committed: (revision, written) => {
         this.revision = revision;
+        this.written = written;
         this.end = endOffset;
         this.outcomes.push("committed");
       },
@@ -60,16 +71,30 @@ class FakeSource implements FlushSource {
   }
 }
 
+function walOver(objects: FaultyObjectStore | GatedObjectStore, clock: ManualClock): WalWriter {
+  return new WalWriter({
+    objectStore: objects,
+    namespace: "default",
+    brokerId: 1,
+    clock,
+    fileBytesMax: 1 << 20,
+  });
+}
+
 async function setup(partitions = 2) {
   const clock = new ManualClock();
   const store = new MemoryMetadataStore({ clock });
   const metadata = new ClusterMetadata(store);
   await metadata.createTopic({ name: "t", partitions });
   const lease = await metadata.grantLease(60_000);
+  const memory = new MemoryObjectStore();
+  const objects = new FaultyObjectStore(memory);
+  const gated = new GatedObjectStore(objects);
   const scheduler = new FlushScheduler({
     clock,
     logger: silentLogger,
     metadata,
+    wal: walOver(gated, clock),
     flushBytes: FLUSH_BYTES,
     flushIntervalMs: INTERVAL_MS,
   });
@@ -78,7 +103,7 @@ async function setup(partitions = 2) {
     const a = (await metadata.acquirePartition("t", p, 1, lease.id)) as AcquiredPartition;
     sources.push(new FakeSource(scheduler, p, a.stateRevision, a.epoch));
   }
-  return { clock, store, metadata, scheduler, sources };
+  return { clock, store, metadata, scheduler, sources, memory, objects, gated };
 }
 
 Deno.test("flush scheduler: the interval timer starts at the first pending append", async () => {
@@ -97,6 +122,9 @@ Deno.test("flush scheduler: the interval timer starts at the first pending appen
     assert.deepEqual([a.outcomes, b.outcomes], [["committed"], ["committed"]]);
     assert.equal(scheduler.stats.rounds, 1);
     assert.equal(clock.pendingTimers(), leaseTimers, "no flush timer left");
+    // One write-ahead object for the round, both partitions in it.
+    assert.equal(a.written!.object, b.written!.object);
+    assert.notEqual(a.written!.position, b.written!.position);
   } finally {
     scheduler.close();
     await store.close();
@@ -116,10 +144,9 @@ Deno.test("flush scheduler: flushBytes starts a round at once", async () => {
 });
 
 Deno.test("flush scheduler: one round at a time; appends during a round wait for the next", async () => {
-  const { clock, store, scheduler, sources: [a, b] } = await setup();
+  const { clock, store, scheduler, gated, sources: [a, b] } = await setup();
   try {
-    let open!: () => void;
-    a.writeGate = new Promise((r) => (open = r));
+    gated.hold();
     a.add(10);
     clock.advance(INTERVAL_MS);
     await settle();
@@ -127,7 +154,7 @@ Deno.test("flush scheduler: one round at a time; appends during a round wait for
     b.add(FLUSH_BYTES); // over the threshold, but a round is in flight
     await settle();
     assert.equal(b.takes, 0);
-    open();
+    gated.release();
     await settle();
     assert.deepEqual(a.outcomes, ["committed"]);
     assert.deepEqual(b.outcomes, ["committed"], "the threshold request ran right after");
@@ -138,16 +165,38 @@ Deno.test("flush scheduler: one round at a time; appends during a round wait for
   }
 });
 
-Deno.test("flush scheduler: a write failure fails only its partition", async () => {
-  const { clock, store, scheduler, sources: [a, b] } = await setup();
+Deno.test("flush scheduler: a failed write-ahead write fails every partition of the round", async () => {
+  const { clock, store, objects, scheduler, sources: [a, b] } = await setup();
   try {
-    a.writeError = new Error("disk on fire");
+    objects.failNext("put");
     a.add(10);
     b.add(10);
     clock.advance(INTERVAL_MS);
     await settle();
-    assert.deepEqual(a.outcomes, [`write:${LOG_ERROR_CODE.KAFKA_STORAGE_ERROR}`]);
-    assert.deepEqual(b.outcomes, ["committed"]);
+    const failed = [`write:${LOG_ERROR_CODE.KAFKA_STORAGE_ERROR}`];
+    assert.deepEqual([a.outcomes, b.outcomes], [failed, failed]);
+    assert.equal(scheduler.stats.failedFlushes, 2);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: one round is one write-ahead object and one index record", async () => {
+  const { clock, store, metadata, memory, scheduler, sources } = await setup(5);
+  try {
+    for (const s of sources) s.add(10 + s.partition);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    for (const s of sources) assert.deepEqual(s.outcomes, ["committed"]);
+    assert.equal(memory.size, 1, "one object, whatever the partition count");
+    const index = await metadata.listWalIndex();
+    assert.equal(index.length, 1);
+    assert.deepEqual(
+      index[0].record.ranges.map((r) => [r.partition, r.baseOffset, r.endOffset]),
+      sources.map((s) => [s.partition, 0, 10 + s.partition]),
+    );
+    assert.equal(index[0].record.object, sources[0].written!.object);
   } finally {
     scheduler.close();
     await store.close();
@@ -171,7 +220,7 @@ Deno.test("flush scheduler: a fenced partition fails, the others commit", async 
   }
 });
 
-Deno.test("flush scheduler: a failing commit fails every partition of the round", async () => {
+Deno.test("flush scheduler: a refused lease check or a failing commit fails every partition", async () => {
   const clock = new ManualClock();
   const store = new MemoryMetadataStore({ clock });
   const metadata = new ClusterMetadata(store);
@@ -180,6 +229,7 @@ Deno.test("flush scheduler: a failing commit fails every partition of the round"
     clock,
     logger: silentLogger,
     metadata,
+    wal: walOver(new FaultyObjectStore(new MemoryObjectStore()), clock),
     flushBytes: FLUSH_BYTES,
     flushIntervalMs: INTERVAL_MS,
     beforeCommit: () => {
@@ -195,8 +245,18 @@ Deno.test("flush scheduler: a failing commit fails every partition of the round"
     b.add(10);
     clock.advance(INTERVAL_MS);
     await settle();
-    const expected = [`commit:${LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER}`];
+    // Refused before anything was written.
+    const expected = [`write:${LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER}`];
     assert.deepEqual([a.outcomes, b.outcomes], [expected, expected]);
+    // A store that fails the commit: its outcome is unknown.
+    refuse = false;
+    store.close();
+    a.add(10);
+    b.add(10);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    assert.equal(a.outcomes[1], `commit:${LOG_ERROR_CODE.KAFKA_STORAGE_ERROR}`);
+    assert.equal(b.outcomes[1], `commit:${LOG_ERROR_CODE.KAFKA_STORAGE_ERROR}`);
   } finally {
     scheduler.close();
     await store.close();

@@ -73,6 +73,22 @@ export async function appendAcked(
   return await ack;
 }
 
+/** Seals everything unsealed (segments of about `segmentBytes`, at range boundaries). */
+export async function sealAll(log: PartitionLog, segmentBytes = 1 << 30): Promise<void> {
+  for (let i = 0; i < 1_000 && log.unsealedBytes > 0; i++) await log.seal({ segmentBytes });
+}
+
+/** Appends, flushes and seals: one sealed segment per call. */
+export async function appendSealed(
+  h: { flush(): Promise<void> },
+  log: PartitionLog,
+  b: TestBatch,
+): Promise<AppendResult> {
+  const result = await appendAcked(h, log, b);
+  await sealAll(log);
+  return result;
+}
+
 /** A batch with one record of `size` value bytes. */
 export function bigBatch(tag: string, size: number): TestBatch {
   return batch([tag.padEnd(size, ".")]);

@@ -19,6 +19,7 @@ import {
   eventually,
   FLUSH_INTERVAL_MS,
   harness,
+  sealAll,
   settle,
   TEST_CONFIG,
   TOPIC,
@@ -64,7 +65,12 @@ Deno.test("manager: restart on the same stores sees exactly the committed data",
     const reloaded = await restarted.partition(TOPIC, 0);
     assert.equal(reloaded.highWatermark, 3);
     assert.equal(reloaded.leaderEpoch, 2);
-    assert.deepEqual(reloaded.segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 1], [2, 2]]);
+    // Nothing was sealed: the new owner serves both rounds from the write-ahead stream.
+    assert.deepEqual(reloaded.segments, []);
+    assert.deepEqual(
+      reloaded.unsealedRanges.map((r) => [r.baseOffset, r.lastOffset, r.epoch]),
+      [[0, 1, 1], [2, 2, 1]],
+    );
     assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [[0, "a"], [1, "b"], [
       2,
       "c",
@@ -293,12 +299,13 @@ Deno.test("manager: dropPartition fails queued appends and deletes the objects",
   }
 });
 
-Deno.test("recovery: orphans beyond the end offset are deleted on load", async () => {
+Deno.test("recovery: segment orphans beyond the sealed end are deleted on load", async () => {
   const objectStore = new MemoryObjectStore();
   const h = await harness({ objectStore });
   try {
     const log = await h.manager.partition(TOPIC, 0);
     await appendAcked(h, log, batch(["a"]));
+    await sealAll(log);
     const orphan = segmentObjectKey("default", TOPIC, 0, 1, "kfs");
     const orphanIndex = segmentObjectKey("default", TOPIC, 0, 1, "index");
     const far = segmentObjectKey("default", TOPIC, 0, 500, "kfs");
@@ -319,10 +326,15 @@ Deno.test("recovery: start-up reads no object bodies", async () => {
   const h = await harness({ objectStore: store });
   try {
     const log = await h.manager.partition(TOPIC, 0);
-    for (let i = 0; i < 5; i++) await appendAcked(h, log, batch([`v${i}`]));
+    for (let i = 0; i < 5; i++) {
+      await appendAcked(h, log, batch([`v${i}`]));
+      await sealAll(log);
+    }
+    for (let i = 0; i < 3; i++) await appendAcked(h, log, batch([`w${i}`]));
     const before = { ...store.counts };
     const reloaded = await (await h.newManager()).partition(TOPIC, 0);
     assert.equal(reloaded.segments.length, 5);
+    assert.equal(reloaded.unsealedRanges.length, 3);
     assert.equal(store.counts.get, before.get);
     assert.equal(store.counts.getRange, before.getRange);
     assert.equal(store.counts.list, before.list + 1);

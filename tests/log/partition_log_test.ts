@@ -7,6 +7,8 @@ import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import {
   append,
+  appendAcked,
+  appendSealed,
   batch,
   bigBatch,
   CountingObjectStore,
@@ -16,6 +18,7 @@ import {
   GatedObjectStore,
   harness,
   isSettled,
+  sealAll,
   settle,
   TOPIC,
 } from "./log_fixture.ts";
@@ -46,11 +49,26 @@ Deno.test("append/read: acked batches read back with contiguous offsets", async 
       [5, "c2"],
     ]);
     assert.equal(read.bytes, read.chunks.reduce((n, c) => n + c.length, 0));
-    // One round, one segment, one state commit.
+    // One round: one write-ahead object, one state commit, nothing sealed yet.
     assert.equal(h.manager.flushStats.rounds, 1);
-    assert.equal((await h.metadata.getPartitionState(TOPIC, 0)).state.endOffset, 6);
+    const { state } = await h.metadata.getPartitionState(TOPIC, 0);
+    assert.equal(state.endOffset, 6);
+    assert.equal(state.sealedEnd, 0);
+    assert.equal((await h.objectStore.list("default/~wal/")).length, 1);
+    assert.equal(await h.objectStore.get(segmentObjectKey("default", TOPIC, 0, 0, "kfs")), null);
+    // Sealing copies the range into a segment; reads are the same.
+    await sealAll(log);
+    assert.equal((await h.metadata.getPartitionState(TOPIC, 0)).state.sealedEnd, 6);
     assert.ok(await h.objectStore.get(segmentObjectKey("default", TOPIC, 0, 0, "kfs")));
     assert.ok(await h.objectStore.get(segmentObjectKey("default", TOPIC, 0, 0, "index")));
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks).map(([o]) => o), [
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+    ]);
   } finally {
     await h.close();
   }
@@ -143,24 +161,24 @@ Deno.test("flush: appends arriving during a round go to the next round", async (
     await h.flush();
     assert.deepEqual(await second, { baseOffset: 1, logStartOffset: 0 });
     assert.equal(h.manager.flushStats.rounds, 2);
-    assert.deepEqual(log.segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 0], [1, 1]]);
+    assert.deepEqual(log.unsealedRanges.map((r) => [r.baseOffset, r.lastOffset]), [[0, 0], [1, 1]]);
   } finally {
     gated.release();
     await h.close();
   }
 });
 
-Deno.test("flush: a flush bigger than segmentBytesMax is split into several segments", async () => {
-  const h = await harness({ config: { segmentBytesMax: 4_096 } });
+Deno.test("seal: ranges are sealed into segments of about segment.bytes, at range boundaries", async () => {
+  const h = await harness();
   try {
     const log = await h.manager.partition(TOPIC, 0);
-    const acks = [];
-    for (let i = 0; i < 6; i++) acks.push(append(log, bigBatch(`b${i}`, 1_500), { acks: 1 }));
-    await h.flush();
-    await Promise.all(acks);
+    for (let i = 0; i < 6; i++) await appendAcked(h, log, bigBatch(`b${i}`, 1_500));
+    assert.equal(log.unsealedRanges.length, 6);
+    await sealAll(log, 4_096);
     const segments = log.segments;
-    assert.ok(segments.length >= 3, `expected splits, got ${segments.length}`);
-    assert.ok(segments.every((s) => s.size <= 4_096));
+    assert.deepEqual(segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 1], [2, 3], [4, 5]]);
+    assert.equal(log.unsealedBytes, 0);
+    assert.equal(log.sealedEnd, 6);
     assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks).map(([o]) => o), [
       0,
       1,
@@ -169,6 +187,13 @@ Deno.test("flush: a flush bigger than segmentBytesMax is split into several segm
       4,
       5,
     ]);
+    // A restart finds the same segments, and nothing unsealed.
+    const reloaded = await (await h.newManager()).partition(TOPIC, 0);
+    assert.deepEqual(reloaded.segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 1], [2, 3], [
+      4,
+      5,
+    ]]);
+    assert.equal(reloaded.unsealedRanges.length, 0);
   } finally {
     await h.close();
   }
@@ -182,9 +207,7 @@ Deno.test("read: spans segments, honours maxBytes and minOneBatch", async () => 
     for (let i = 0; i < 4; i++) {
       const b = bigBatch(`v${i}`, 500);
       sizes.push(b.records.length);
-      const ack = append(log, b, { acks: 1 });
-      await h.flush();
-      await ack;
+      await appendSealed(h, log, b);
     }
     assert.equal(log.segments.length, 4);
     const all = await log.read(0, 1 << 20);
@@ -306,11 +329,7 @@ Deno.test("read: a cold read fetches the following segments ahead, once each", a
   const h = await harness({ objectStore: store });
   try {
     const first = await h.manager.partition(TOPIC, 0);
-    for (let i = 0; i < 6; i++) {
-      const ack = append(first, batch([`r${i}`]), { acks: 1 });
-      await h.flush();
-      await ack;
-    }
+    for (let i = 0; i < 6; i++) await appendSealed(h, first, batch([`r${i}`]));
     const cold = await (await h.newManager()).partition(TOPIC, 0);
     const before = store.counts.get;
     // One batch from segment 0: segments 1-4 are fetched in the background.
@@ -334,9 +353,7 @@ Deno.test("read: small uncached segments are fetched whole, checked, and cached"
   const h = await harness({ objectStore: store });
   try {
     const first = await h.manager.partition(TOPIC, 0);
-    const ack = append(first, batch(["a", "b"]), { acks: 1 });
-    await h.flush();
-    await ack;
+    await appendSealed(h, first, batch(["a", "b"]));
     // A second broker process (same id) takes over: its cache is cold.
     const other = await h.newManager();
     const log = await other.partition(TOPIC, 0);
@@ -355,9 +372,7 @@ Deno.test("read: a corrupt segment object fails the read with a storage error", 
   const h = await harness({ objectStore });
   try {
     const first = await h.manager.partition(TOPIC, 0);
-    const ack = append(first, batch(["a"]), { acks: 1 });
-    await h.flush();
-    await ack;
+    await appendSealed(h, first, batch(["a"]));
     const key = segmentObjectKey("default", TOPIC, 0, 0, "kfs");
     const bytes = (await objectStore.get(key))!;
     bytes[40] ^= 0xff;
@@ -497,39 +512,41 @@ Deno.test("failure: a failed put rejects the round, rolls back, re-assigns queue
   }
 });
 
-Deno.test("failure: an orphan left by a failed put does not block the retry", async () => {
+Deno.test("failure: an orphan left by a failed seal does not block the retry", async () => {
   const faulty = new FaultyObjectStore(new MemoryObjectStore());
   const h = await harness({ objectStore: faulty });
   try {
     const log = await h.manager.partition(TOPIC, 0);
-    // The put lands, then reports failure: an orphan at base offset 0.
+    await appendAcked(h, log, batch(["kept"]));
+    // The segment put lands, then reports failure: an orphan at base offset 0.
     faulty.failNext("put", "after");
-    const failed = assert.rejects(append(log, batch(["orphan"]), { acks: 1 }), LogError);
-    await h.flush();
-    await failed;
+    await assert.rejects(log.seal({ segmentBytes: 1 << 20 }), LogError);
     const key = segmentObjectKey("default", TOPIC, 0, 0, "kfs");
     assert.ok(await faulty.get(key), "orphan exists");
-    const retry = append(log, batch(["retry"]), { acks: 1 });
-    await h.flush();
-    assert.deepEqual(await retry, { baseOffset: 0, logStartOffset: 0 });
-    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "retry"]]);
+    assert.equal(log.sealedEnd, 0, "nothing sealed");
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "kept"]]);
+    assert.equal(await log.seal({ segmentBytes: 1 << 20 }), true);
+    assert.equal(log.sealedEnd, 1);
+    const reloaded = await (await h.newManager()).partition(TOPIC, 0);
+    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [[0, "kept"]]);
   } finally {
     await h.close();
   }
 });
 
-Deno.test("failure: a conflicting object found mid-write is cleaned after an ownership check", async () => {
+Deno.test("failure: a conflicting segment found mid-seal is cleaned after an ownership check", async () => {
   const objectStore = new MemoryObjectStore();
   const h = await harness({ objectStore });
   try {
     const log = await h.manager.partition(TOPIC, 0);
-    // An object at the next base offset appears behind the log's back (a
-    // stalled former owner's late write).
+    // An object at the next sealed base offset appears behind the log's back
+    // (a stalled former owner's late seal).
     await objectStore.put(segmentObjectKey("default", TOPIC, 0, 0, "kfs"), new Uint8Array(8));
-    const ack = append(log, batch(["mine"]), { acks: 1 });
-    await h.flush();
-    assert.deepEqual(await ack, { baseOffset: 0, logStartOffset: 0 });
-    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks), [[0, "mine"]]);
+    await appendAcked(h, log, batch(["mine"]));
+    await sealAll(log);
+    assert.equal(log.sealedEnd, 1);
+    const reloaded = await (await h.newManager()).partition(TOPIC, 0);
+    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [[0, "mine"]]);
   } finally {
     await h.close();
   }
@@ -555,30 +572,22 @@ Deno.test("append: the write buffer bound rejects with a retriable error", async
   }
 });
 
-Deno.test("failure: orphans of a split flush are cleaned even without conditional puts", async () => {
-  // Without if-none-match nothing conflicts, so only the pre-write cleanup
-  // stops orphans at base offsets inside a later committed range from
+Deno.test("failure: orphan segments are cleaned even without conditional puts", async () => {
+  // Without if-none-match nothing conflicts, so only the pre-seal cleanup
+  // stops an orphan at a base offset inside a later committed segment from
   // looking committed to the next owner.
   const faulty = new FaultyObjectStore(new MemoryObjectStore({ supportsConditionalPut: false }));
-  const h = await harness({ objectStore: faulty, config: { segmentBytesMax: 2_048 } });
+  const h = await harness({ objectStore: faulty });
   try {
     const log = await h.manager.partition(TOPIC, 0);
-    const doomed = [0, 1, 2].map((i) => append(log, bigBatch(`d${i}`, 1_500), { acks: 1 }));
-    const failed = Promise.allSettled(doomed);
-    faulty.failNext("put"); // one of six puts fails; the others land as orphans
-    await h.flush();
-    assert.ok((await failed).every((r) => r.status === "rejected"));
-    assert.ok((await faulty.list("default/t/0/")).length >= 4, "orphans at 0, 1 and 2");
-    const retry = append(log, batch(["r0", "r1", "r2"]), { acks: 1 });
-    await h.flush();
-    assert.deepEqual(await retry, { baseOffset: 0, logStartOffset: 0 });
+    for (let i = 0; i < 3; i++) await appendAcked(h, log, bigBatch(`d${i}`, 1_500));
+    faulty.failNext("put", "after"); // the .kfs lands, reported failed
+    await assert.rejects(log.seal({ segmentBytes: 2_048 }), LogError);
+    assert.ok((await faulty.list("default/t/0/")).length >= 1, "orphan at 0");
+    await sealAll(log, 1 << 20);
     const reloaded = await (await h.newManager()).partition(TOPIC, 0);
     assert.deepEqual(reloaded.segments.map((s) => [s.baseOffset, s.lastOffset]), [[0, 2]]);
-    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [
-      [0, "r0"],
-      [1, "r1"],
-      [2, "r2"],
-    ]);
+    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks).map(([o]) => o), [0, 1, 2]);
   } finally {
     await h.close();
   }
@@ -601,6 +610,7 @@ Deno.test("read: ranged reads reach the batch holding the offset past any number
     const acks = sizes.map((size, i) => append(log, bigBatch(`r${i}`, size), { acks: 1 }));
     await h.flush();
     await Promise.all(acks);
+    await sealAll(log);
     assert.equal(log.segments.length, 1, "one large segment");
     // No index (as after a crash, or as sparse as an old segment's): reads scan from the start.
     const key = segmentObjectKey("default", TOPIC, 0, 0, "index");

@@ -30,6 +30,7 @@ import {
   GatedObjectStore,
   harness,
   isSettled,
+  sealAll,
   settle,
   type TestBatch,
   TOPIC,
@@ -479,11 +480,13 @@ Deno.test("log: the rebuild reads a bounded tail; older producers must restart a
     const early = append(log, idem(["early"], 0, { producerId: 1 }), { acks: -1 });
     await h.flush();
     await early;
-    // One segment per flush round: push producer 1 out of the scanned tail.
+    await sealAll(log);
+    // One sealed segment per flush round: push producer 1 out of the scanned tail.
     for (let i = 0; i < PRODUCER_STATE_SCAN_SEGMENTS_MAX; i++) {
       const ack = append(log, idem([`n${i}`], i, { producerId: 2 }), { acks: -1 });
       await h.flush();
       await ack;
+      await sealAll(log);
     }
     assert.equal(log.segments.length, PRODUCER_STATE_SCAN_SEGMENTS_MAX + 1);
     await h.manager.close();

@@ -9,6 +9,7 @@ import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import {
   append,
   appendAcked,
+  appendSealed,
   batch,
   decode,
   eventually,
@@ -80,12 +81,12 @@ Deno.test("retentionTarget: asks only for the timestamps the time rule needs", a
   assert.deepEqual(asked, [0, 10]);
 });
 
-/** Three flushed segments with record timestamps now-3h, now-2h, now-1h (2 records each). */
+/** Three sealed segments with record timestamps now-3h, now-2h, now-1h (2 records each). */
 async function threeSegments(h: Harness): Promise<PartitionLog> {
   const log = await h.manager.partition(TOPIC, 0);
   const now = h.clock.now();
   for (let i = 3; i >= 1; i--) {
-    await appendAcked(h, log, batch([`a${i}`, `b${i}`], { timestamp: now - i * HOUR }));
+    await appendSealed(h, log, batch([`a${i}`, `b${i}`], { timestamp: now - i * HOUR }));
   }
   assert.equal(log.segments.length, 3);
   return log;
@@ -123,7 +124,12 @@ Deno.test("retention: retention.ms deletes old segments and advances the log sta
     assert.equal(log.highWatermark, 6);
     // Committed in the metadata store with the partition's epoch, objects gone.
     const { state } = await h.metadata.getPartitionState(TOPIC, 0);
-    assert.deepEqual(state, { endOffset: 6, logStartOffset: 2, epoch: log.leaderEpoch });
+    assert.deepEqual(state, {
+      endOffset: 6,
+      logStartOffset: 2,
+      epoch: log.leaderEpoch,
+      sealedEnd: 6,
+    });
     assert.equal(await h.objectStore.get(oldKey), null);
     assert.equal(await h.objectStore.get(segmentObjectKey("default", TOPIC, 0, 0, "index")), null);
     // Readers see the new start: below it is out of range, from it the data is intact.

@@ -1,0 +1,179 @@
+/**
+ * Writes flush rounds to this broker's write-ahead stream (DESIGN "Storage",
+ * tier 1): every partition's share of a round goes into ONE write.
+ *
+ * - File mode (a store with appendable objects: the local directory): one
+ *   append plus one fdatasync to the current write-ahead file per round; a
+ *   new file once it holds `fileBytesMax` bytes, at every start, and after a
+ *   failed append (whose tail is unknown, so nothing is appended after it).
+ * - Object mode (S3): one create-only PUT of a new object per round.
+ *
+ * Object names are unique (a time stamp plus random bits), so no write can
+ * ever overwrite another, whichever broker or process made it. What a round
+ * wrote is referenced only once its metadata commit succeeded; the log's
+ * garbage collection deletes objects whose every range is sealed.
+ */
+
+import type { AppendableObject, ObjectStore } from "../storage/object_store.ts";
+import { PreconditionFailedError } from "../storage/object_store.ts";
+import type { Clock } from "../util/clock.ts";
+import { toLogError } from "./flush_scheduler.ts";
+import {
+  type EncodedChunk,
+  encodeWalRound,
+  type WalChunkInput,
+  walObjectKey,
+} from "./wal_format.ts";
+
+/** Attempts to find an unused object name (a collision needs the same millisecond and 64 random bits). */
+const NAME_ATTEMPTS_MAX = 3;
+/** Digits of the round number in index ids, so ids sort by round within a file. */
+const ROUND_DIGITS = 10;
+
+export interface WalWrite {
+  /** The write-ahead object's key. */
+  object: string;
+  /** Id of the round's index record: `<brokerId>/<fileId>/<round>`. */
+  indexId: string;
+  /** Where each input chunk went, in input order (payloads are views of the written bytes). */
+  chunks: EncodedChunk[];
+  /** Whether this round created a new object (a file or an S3 object). */
+  createdObject: boolean;
+}
+
+export interface WalWriterOptions {
+  objectStore: ObjectStore;
+  namespace: string;
+  brokerId: number;
+  clock: Clock;
+  /** File mode: bytes after which the next round starts a new file. */
+  fileBytesMax: number;
+}
+
+export interface WalWriterStats {
+  rounds: number;
+  bytes: number;
+  objectsCreated: number;
+}
+
+export class WalWriter {
+  readonly #options: WalWriterOptions;
+  readonly mode: "file" | "object";
+  #current: { file: AppendableObject; fileId: string; round: number } | null = null;
+  readonly #stats: WalWriterStats = { rounds: 0, bytes: 0, objectsCreated: 0 };
+
+  constructor(options: WalWriterOptions) {
+    this.#options = options;
+    this.mode = options.objectStore.createAppendable ? "file" : "object";
+  }
+
+  get stats(): Readonly<WalWriterStats> {
+    return { ...this.#stats };
+  }
+
+  /** The file rounds are appended to now (garbage collection must leave it alone). */
+  get activeObject(): string | null {
+    return this.#current?.file.key ?? null;
+  }
+
+  /** Writes one round; resolves once it is durable. Rejects with a LogError. */
+  async write(chunks: WalChunkInput[]): Promise<WalWrite> {
+    const encoded = encodeWalRound(chunks);
+    const write = this.mode === "file"
+      ? await this.#append(encoded.bytes)
+      : await this.#put(encoded.bytes);
+    this.#stats.rounds++;
+    this.#stats.bytes += encoded.bytes.byteLength;
+    const shifted = write.position === 0 ? encoded.chunks : encoded.chunks.map((c) => ({
+      ...c,
+      position: c.position + write.position,
+    }));
+    return {
+      object: write.object,
+      indexId: `${this.#options.brokerId}/${write.fileId}/${
+        String(write.round).padStart(ROUND_DIGITS, "0")
+      }`,
+      chunks: shifted,
+      createdObject: write.created,
+    };
+  }
+
+  async close(): Promise<void> {
+    const current = this.#current;
+    this.#current = null;
+    await current?.file.close();
+  }
+
+  async #append(
+    bytes: Uint8Array,
+  ): Promise<
+    { object: string; fileId: string; round: number; position: number; created: boolean }
+  > {
+    let created = false;
+    if (!this.#current || this.#current.file.size >= this.#options.fileBytesMax) {
+      await this.close();
+      this.#current = await this.#createFile();
+      created = true;
+    }
+    const current = this.#current;
+    let position: number;
+    try {
+      position = await current.file.append(bytes);
+    } catch (error) {
+      // The tail of the file is unknown now: never append to it again.
+      if (this.#current === current) this.#current = null;
+      await current.file.close().catch(() => {});
+      throw toLogError(error, "Cannot append to the write-ahead file");
+    }
+    return {
+      object: current.file.key,
+      fileId: current.fileId,
+      round: current.round++,
+      position,
+      created,
+    };
+  }
+
+  async #createFile(): Promise<{ file: AppendableObject; fileId: string; round: number }> {
+    const { objectStore } = this.#options;
+    for (let attempt = 0;; attempt++) {
+      const fileId = this.#newFileId();
+      const key = walObjectKey(this.#options.namespace, this.#options.brokerId, fileId);
+      try {
+        const file = await objectStore.createAppendable!(key);
+        this.#stats.objectsCreated++;
+        return { file, fileId, round: 0 };
+      } catch (error) {
+        if (error instanceof PreconditionFailedError && attempt + 1 < NAME_ATTEMPTS_MAX) continue;
+        throw toLogError(error, "Cannot create a write-ahead file");
+      }
+    }
+  }
+
+  async #put(
+    bytes: Uint8Array,
+  ): Promise<
+    { object: string; fileId: string; round: number; position: number; created: boolean }
+  > {
+    const { objectStore } = this.#options;
+    for (let attempt = 0;; attempt++) {
+      const fileId = this.#newFileId();
+      const key = walObjectKey(this.#options.namespace, this.#options.brokerId, fileId);
+      try {
+        await objectStore.put(key, bytes, { ifNoneMatch: true, durable: true });
+        this.#stats.objectsCreated++;
+        return { object: key, fileId, round: 0, position: 0, created: true };
+      } catch (error) {
+        if (error instanceof PreconditionFailedError && attempt + 1 < NAME_ATTEMPTS_MAX) continue;
+        throw toLogError(error, "Cannot write the write-ahead object");
+      }
+    }
+  }
+
+  #newFileId(): string {
+    const random = crypto.getRandomValues(new Uint8Array(8));
+    let hex = "";
+    for (const b of random) hex += b.toString(16).padStart(2, "0");
+    return `${String(this.#options.clock.now()).padStart(13, "0")}-${hex}`;
+  }
+}
