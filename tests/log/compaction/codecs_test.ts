@@ -77,6 +77,15 @@ Deno.test("snappy: raw blocks and xerial framing both read; re-encoding keeps th
   assert.ok(!isXerialFramed(raw));
   assert.deepEqual(snappy.decompress(raw, MAX_BYTES), data);
   assert.ok(isXerialFramed(snappy.compress(data, xerial)));
+  // The 16-byte stream header matches what Java's snappy-java wrote in the captures.
+  const java = goldenBatches().filter((g) =>
+    g.source.startsWith("java") && g.batch.compression === COMPRESSION.snappy
+  );
+  assert.ok(java.length > 0);
+  for (const { frame, batch, source } of java) {
+    const header = frame.subarray(batch.position + 61, batch.position + 61 + 16);
+    assert.deepEqual([...header], [...xerial.subarray(0, 16)], source);
+  }
 });
 
 Deno.test("golden: every compressed batch from real clients inflates and its records walk", () => {
