@@ -28,6 +28,7 @@ import { OFFSET_FETCH_HANDLER } from "./offset_fetch.ts";
 import { DESCRIBE_GROUPS_HANDLER } from "./describe_groups.ts";
 import { LIST_GROUPS_HANDLER } from "./list_groups.ts";
 import { DELETE_GROUPS_HANDLER } from "./delete_groups.ts";
+import { OFFSET_DELETE_HANDLER } from "./offset_delete.ts";
 import { INIT_PRODUCER_ID_HANDLER } from "./init_producer_id.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
@@ -61,6 +62,7 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(DESCRIBE_GROUPS_HANDLER);
   add(LIST_GROUPS_HANDLER);
   add(DELETE_GROUPS_HANDLER);
+  add(OFFSET_DELETE_HANDLER);
   add(INIT_PRODUCER_ID_HANDLER);
   return table;
 }

@@ -53,6 +53,7 @@ import {
   type SyncOutcome,
 } from "./group_state.ts";
 import { decodeGroupRecord, encodeGroupRecord, GroupRecordError } from "./group_record.ts";
+import { CONSUMER_PROTOCOL_TYPE, subscribedTopics } from "./subscribed_topics.ts";
 
 export interface GroupCoordinatorConfig {
   /** Kafka's group.initial.rebalance.delay.ms: how long a new group waits for more members. */
@@ -144,6 +145,13 @@ export interface OffsetFetchResult {
   errorCode: number;
   /** Every committed offset of the group, sorted by topic then partition. */
   offsets: OffsetCommitEntry[];
+}
+
+export interface OffsetDeleteResult {
+  /** A group-level error; NONE when each partition has its own code. */
+  errorCode: number;
+  /** One code per requested partition, in request order (empty with a group-level error). */
+  partitionErrors: number[];
 }
 
 export interface GroupListing {
@@ -488,6 +496,52 @@ export class GroupCoordinator {
       return { errorCode: ERROR_CODES.NONE, offsets: await this.#metadata.fetchOffsets(groupId) };
     } catch (err) {
       return { errorCode: this.#codeFor(err, "OffsetFetch"), offsets: [] };
+    }
+  }
+
+  /**
+   * OffsetDelete (KIP-496), by Kafka's rules: an Empty group loses the offsets of every named
+   * partition; a consumer group with members only those of topics it is not subscribed to (the
+   * others get GROUP_SUBSCRIBED_TO_TOPIC; when the subscriptions are not known, every topic counts
+   * as subscribed); any other group with members gets NON_EMPTY_GROUP, and an unknown or Dead one
+   * GROUP_ID_NOT_FOUND. Offset commits in flight finish first, so none comes back after the delete.
+   */
+  async deleteOffsets(
+    groupId: string,
+    partitions: { topic: string; partition: number }[],
+  ): Promise<OffsetDeleteResult> {
+    const groupError = (errorCode: number) => ({ errorCode, partitionErrors: [] });
+    if (this.#stopped) return groupError(ERROR_CODES.NOT_COORDINATOR);
+    if (!isValidGroupId(groupId)) return groupError(ERROR_CODES.INVALID_GROUP_ID);
+    try {
+      const entry = await this.#entry(groupId, false);
+      if (!entry || entry.group.state === GROUP_STATES.DEAD) {
+        return groupError(ERROR_CODES.GROUP_ID_NOT_FOUND);
+      }
+      const group = entry.group;
+      let subscribed: (topic: string) => boolean = () => false;
+      if (group.state !== GROUP_STATES.EMPTY) {
+        if (group.protocolType !== CONSUMER_PROTOCOL_TYPE) {
+          return groupError(ERROR_CODES.NON_EMPTY_GROUP);
+        }
+        const topics = subscribedTopics(group);
+        subscribed = (topic) => topics === null || topics.has(topic);
+      }
+      const partitionErrors = partitions.map((p) =>
+        subscribed(p.topic) ? ERROR_CODES.GROUP_SUBSCRIBED_TO_TOPIC : ERROR_CODES.NONE
+      );
+      const eligible = partitions.filter((_, i) => partitionErrors[i] === ERROR_CODES.NONE);
+      if (eligible.length > 0) {
+        await Promise.allSettled([...entry.commits]);
+        await this.#metadata.deleteGroupOffsets(groupId, eligible);
+        this.#logger.info("Deleted committed offsets", {
+          group: groupId,
+          partitions: eligible.length,
+        });
+      }
+      return { errorCode: ERROR_CODES.NONE, partitionErrors };
+    } catch (err) {
+      return groupError(this.#codeFor(err, "OffsetDelete"));
     }
   }
 
