@@ -108,6 +108,21 @@ export interface CompactionOptions {
   maxDecompressedBatchBytes?: number;
 }
 
+/**
+ * One batch of a compacted segment, with the header fields the segment
+ * writer and the read path's segment view need (a structural superset of
+ * segment_format.ts's SegmentBatchInput).
+ */
+export interface CompactedBatch {
+  /** The batch's bytes: a view of the input when it kept all its records. */
+  bytes: Uint8Array;
+  baseOffset: number;
+  lastOffsetDelta: number;
+  recordsCount: number;
+  maxTimestamp: number;
+  attributes: number;
+}
+
 /** One segment after compaction, in the order of the input. */
 export interface SegmentOutput {
   baseOffset: number;
@@ -119,6 +134,14 @@ export interface SegmentOutput {
   lastOffset: number;
   /** The batches that remain, concatenated (possibly none). */
   batches: Uint8Array;
+  /**
+   * The same batches one by one, in order. Offsets have gaps where batches
+   * went: `baseOffset` of one batch is above the previous batch's last offset
+   * + 1 there, never equal or below.
+   */
+  batchList: CompactedBatch[];
+  /** Largest maxTimestamp of the remaining batches, or -1 if none remain. */
+  maxTimestamp: number;
   /** False when every batch kept its bytes: nothing to rewrite. */
   changed: boolean;
   /** Records in `batches` (sum of recordsCount), for the segment header. */
@@ -445,10 +468,20 @@ function assembleOutputs(
     }
     const last = before.length === 0 ? -1 : lastOffset(before[before.length - 1].info);
     const fullyCleanable = last < cleanablePointOffset;
+    const batchList = after.map(({ bytes, info }) => ({
+      bytes,
+      baseOffset: info.baseOffset,
+      lastOffsetDelta: info.lastOffsetDelta,
+      recordsCount: info.recordsCount,
+      maxTimestamp: info.maxTimestamp,
+      attributes: info.attributes,
+    }));
     return {
       baseOffset: segment.baseOffset,
       lastOffset: last,
       batches,
+      batchList,
+      maxTimestamp: batchList.reduce((m, b) => Math.max(m, b.maxTimestamp), -1),
       changed,
       recordCount: after.reduce((n, e) => n + e.info.recordsCount, 0),
       cleanedAtMs: segment.cleanedAtMs ?? (fullyCleanable ? nowMs : null),

@@ -88,6 +88,12 @@ Deno.test("keeps only the latest record per key; untouched batches keep their by
     assert.equal(stats.batchesRewritten, 1);
     assert.equal(segments[0].lastOffset, 2);
     assert.equal(segments[0].recordCount, 2);
+    assert.deepEqual(
+      segments[0].batchList.map((b) => [b.baseOffset, b.lastOffsetDelta, b.recordsCount]),
+      [[0, 1, 1], [2, 0, 1]],
+    );
+    assert.deepEqual(concat(segments[0].batchList.map((b) => b.bytes)), segments[0].batches);
+    assert.equal(segments[0].maxTimestamp, T0);
     assert.equal(stats.bytesIn, input[0].batches.length + input[1].batches.length);
     assert.equal(stats.bytesOut, segments[0].batches.length + segments[1].batches.length);
   }
