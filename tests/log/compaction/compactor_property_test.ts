@@ -30,7 +30,11 @@ import {
   scanBatches,
 } from "../../../lib/protocol/record_batch.ts";
 import type { ProducerRecord } from "../../../lib/protocol/records.ts";
-import { compactSegments, type SegmentInput } from "../../../lib/log/compaction/compactor.ts";
+import {
+  compactSegments,
+  type SegmentInput,
+  type SegmentOutput,
+} from "../../../lib/log/compaction/compactor.ts";
 import { bytes, concat, makeBatch, mulberry32, type ReadRecord, readRecords } from "./support.ts";
 
 const SEED_COUNT = Number(Deno.env.get("KAFSCALE_COMPACTION_SEEDS") ?? "60");
@@ -111,7 +115,7 @@ function checkRun(
   seed: number,
   run: number,
   input: SegmentInput[],
-  output: { batches: Uint8Array; cleanedAtMs: number | null; lastOffset: number }[],
+  output: SegmentOutput[],
   cp: number,
   nowMs: number,
   deleteRetentionMs: number,
@@ -121,6 +125,16 @@ function checkRun(
   const outBatches = batchesOf(output);
   const inRecords = recordsOf(input);
   const outRecords = recordsOf(output);
+
+  // Segment outputs agree with their batches and keep their offset span.
+  output.forEach((s, i) => {
+    assert.equal(s.baseOffset, input[i].baseOffset, `${where}: segment base`);
+    const inLast = batchesOf([input[i]]).at(-1);
+    assert.equal(s.lastOffset, inLast === undefined ? -1 : lastOffset(inLast.info));
+    assert.deepEqual(concat(s.batchList.map((b) => b.bytes)), s.batches, `${where}: batchList`);
+    assert.equal(s.recordCount, s.batchList.reduce((n, b) => n + b.recordsCount, 0));
+    if (!s.changed) assert.equal(s.batches, input[i].batches, `${where}: unchanged segment`);
+  });
 
   // Batches: valid, in order, each keeping an input batch's offsets.
   const inByBase = new Map(inBatches.map((b) => [b.info.baseOffset, b]));
