@@ -6,8 +6,10 @@
  *    seconds (no lease-expiry wait); WatchAssignments (through grpcurl) reports each move as a
  *    release by broker 1 and a takeover by broker 2 with a higher epoch; GetStatus (grpcurl)
  *    shows broker 1 owning nothing and broker 2 owning every partition.
- * 2. SIGTERM on broker 2 drains it before it exits: its partitions move to broker 3 at once
- *    (broker 1 stays drained and is passed over).
+ * 2. DrainPartitions (grpcurl) naming one partition of broker 2 moves just that one to broker
+ *    3; TriggerFlush and StreamMetrics (grpcurl) on broker 3. Then SIGTERM on broker 2 drains it
+ *    before it exits: its partitions move to broker 3 at once (broker 1 stays drained and is
+ *    passed over).
  * The producer sees no failed delivery, and every acknowledged record is read back at its
  * offset, none lost or duplicated.
  */
@@ -62,6 +64,50 @@ async function waitOwned(
     `Broker at ${broker.controlAddr} owns ${JSON.stringify(last)} of "${topic}", not ${count} ` +
       `partitions, after ${timeoutMs} ms.\n--- broker output ---\n${broker.logs()}`,
   );
+}
+
+/**
+ * DrainPartitions (grpcurl) for one named partition: it moves to `to` at once and stays away
+ * from `from`; TriggerFlush and StreamMetrics (grpcurl) on the new owner.
+ */
+async function drainOnePartition(
+  from: BrokerProcess,
+  to: BrokerProcess,
+  topic: string,
+  partition: number,
+): Promise<void> {
+  const drained = await grpcurl(from.controlAddr, "BrokerControl/DrainPartitions", {
+    partitions: [{ topic, partition }],
+    reason: "one partition",
+    deadline_seconds: 10,
+  });
+  assert.equal(drained.code, 0, drained.stderr);
+  assert.deepEqual(drained.json, { drained: [{ topic, partition }], pending: [] });
+  const started = performance.now();
+  while (!(await ownedBy(to, topic)).includes(partition)) {
+    assert.ok(
+      performance.now() - started < MOVE_MAX_MS,
+      `${topic}-${partition} did not move to ${to.controlAddr}.\n${to.logs()}`,
+    );
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  assert.ok(!(await ownedBy(from, topic)).includes(partition), `${topic}-${partition} came back`);
+  const unknown = await grpcurl(to.controlAddr, "BrokerControl/DrainPartitions", {
+    partitions: [{ topic, partition: PARTITIONS }],
+  });
+  assert.match(unknown.stderr, /Code: InvalidArgument[\s\S]*Unknown partition/);
+  const flushed = await grpcurl(to.controlAddr, "BrokerControl/TriggerFlush", {
+    partitions: [{ topic, partition }],
+  });
+  assert.equal(flushed.code, 0, flushed.stderr);
+  assert.deepEqual(flushed.json, { flushed: [{ topic, partition }] });
+  const sample = await grpcurl(to.controlAddr, "BrokerControl/StreamMetrics", {
+    broker_id: "2",
+    gauges: { moved_partitions: 1 },
+  });
+  assert.equal(sample.code, 0, sample.stderr);
+  const metrics = await (await fetch(`http://${to.httpAddr}/metrics`)).text();
+  assert.match(metrics, /kafscale_remote_gauge\{broker="2",name="moved_partitions"\} 1/);
 }
 
 function eventsOf(watch: GrpcurlStream, topic: string, partition: number): Json[] {
@@ -228,7 +274,8 @@ Deno.test({
           what: `${DRAIN_AFTER_ACKS} acks in the second run`,
         });
         const before = await ownedBy(b2, topic);
-        assert.ok(before.length > 0, `Broker 2 owns nothing before its SIGTERM.\n${b2.logs()}`);
+        assert.ok(before.length > 1, `Broker 2 owns too little to drain.\n${b2.logs()}`);
+        await drainOnePartition(b2, b3, topic, before[0]);
         const stopped = performance.now();
         assert.equal(await b2.stop(), 0, `Broker 2 did not stop cleanly.\n${b2.logs()}`);
         const stopMs = performance.now() - stopped;
