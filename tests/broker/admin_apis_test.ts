@@ -146,6 +146,12 @@ async function objectsOf(b: TestBroker, topic: string, partition: number) {
   return await b.objectStore.list(partitionObjectPrefix("default", topic, partition));
 }
 
+/** Seals what the partition has in the write-ahead stream (what the seal pass does when due). */
+async function sealPartition(b: TestBroker, topic: string, partition: number): Promise<void> {
+  const log = await b.node.broker.logs.partition(topic, partition);
+  while (log.unsealedBytes > 0) await log.seal({ segmentBytes: 1 << 30 });
+}
+
 // ---- DeleteTopics -------------------------------------------------------------
 
 Deno.test("DeleteTopics: every version deletes data and offsets; a recreated topic starts empty", async () => {
@@ -156,6 +162,8 @@ Deno.test("DeleteTopics: every version deletes data and offsets; a recreated top
     const name = `del-${v}`;
     const oldId = await createTopic(conn, name, 2);
     await produce(conn, name, 0, ["a", "b"]);
+    await sealPartition(b, name, 0);
+    await produce(conn, name, 0, ["unsealed"]);
     await produce(conn, name, 1, ["c"]);
     await metadata.commitOffsets("g", [
       {
@@ -612,7 +620,9 @@ Deno.test("Retention: consumers see the new log start offset in ListOffsets and 
   const hour = 3_600_000;
   const old = Date.now() - 3 * hour;
   await produce(conn, "aging", 0, ["old-0", "old-1"], old);
+  await sealPartition(b, "aging", 0);
   await produce(conn, "aging", 0, ["new-2"], Date.now());
+  await sealPartition(b, "aging", 0);
   assert.deepEqual(await listOffset(conn, "aging", 0, -2), { errorCode: 0, offset: 0 });
   const before = await b.node.retention.runOnce();
   assert.equal(before.segmentsDeleted, 0, "the default retention (7 days) keeps everything");
