@@ -10,7 +10,12 @@
  * When the store does not answer, this broker claims the group: its coordinator answers
  * retriable errors until the store is back. With one broker the answer is always this one.
  *
- * Transaction coordinators do not exist (no transactions): COORDINATOR_NOT_AVAILABLE.
+ * Transaction coordinators do not exist (no transactions). A transactional id gets
+ * TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so: the one code that both Java's
+ * `initTransactions()` and librdkafka's `init_transactions()` treat as fatal at once. A retriable
+ * code (COORDINATOR_NOT_AVAILABLE, as before) made them retry until their own timeout; any other
+ * non-retriable code is fatal in Java only (librdkafka retries everything but authorization
+ * failures). Share coordinators (key type 2) do not exist either: INVALID_REQUEST.
  */
 import {
   FIND_COORDINATOR_REQUEST,
@@ -26,6 +31,10 @@ import { mapBounded } from "../log/bounded.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { type BrokerAddress, hashName } from "./partition_leaders.ts";
+
+/** Why a transactional id has no coordinator (FindCoordinator v1+ carries the message). */
+export const NO_TRANSACTIONS_MESSAGE = "Transactions are not supported by this broker; use an " +
+  "idempotent producer without a transactional id";
 
 /** Kafka's CoordinatorType. */
 export const COORDINATOR_KEY_TYPES = { GROUP: 0, TRANSACTION: 1, SHARE: 2 } as const;
@@ -108,7 +117,7 @@ async function groupCoordinator(
 async function lookup(broker: Broker, keyType: number, keys: string[]): Promise<Lookup[]> {
   if (keyType === COORDINATOR_KEY_TYPES.TRANSACTION) {
     return keys.map(() =>
-      fail(ERROR_CODES.COORDINATOR_NOT_AVAILABLE, "Transactions are not supported")
+      fail(ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, NO_TRANSACTIONS_MESSAGE)
     );
   }
   if (keyType !== COORDINATOR_KEY_TYPES.GROUP) {

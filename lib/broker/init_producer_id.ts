@@ -6,7 +6,10 @@
  * - v3+ with the producer's current id and epoch: the same id, epoch + 1
  *   (a new id once the epoch is exhausted).
  * - Only one of the two set: INVALID_REQUEST, as Kafka answers.
- * - A transactional id: INVALID_REQUEST and a broker log line saying why.
+ * - A transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a broker log
+ *   line saying why; like FindCoordinator's answer for a transactional id, the
+ *   code Java and librdkafka producers treat as fatal, so `initTransactions()`
+ *   fails at once instead of retrying (librdkafka retried INVALID_REQUEST).
  *   Transactions are out of scope; no transactional API is advertised.
  * - The metadata store failing to reserve ids: COORDINATOR_LOAD_IN_PROGRESS,
  *   the retriable code Kafka answers while its id block is not available.
@@ -57,7 +60,7 @@ export const INIT_PRODUCER_ID_HANDLER = defineHandler<
           "without a transactional id",
         { client: ctx.clientId, address: ctx.clientAddress, transactionalId: req.transactionalId },
       );
-      return answer(ERROR_CODES.INVALID_REQUEST);
+      return answer(ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
     const producerId = ctx.apiVersion >= 3 ? req.producerId ?? NO_PRODUCER_ID : NO_PRODUCER_ID;
     const producerEpoch = ctx.apiVersion >= 3

@@ -187,7 +187,7 @@ Deno.test("FindCoordinator: every version names this broker; v4 answers each key
         [["group-a", E.NONE, 0, "127.0.0.1", port], ["group-b", E.NONE, 0, "127.0.0.1", port]],
       );
       const txn = await conn.send(FIND_COORDINATOR, v, { keyType: 1, coordinatorKeys: ["tx"] });
-      assert.equal(txn!.coordinators![0].errorCode, E.COORDINATOR_NOT_AVAILABLE);
+      assert.equal(txn!.coordinators![0].errorCode, E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
       continue;
     }
     const res = await conn.send(FIND_COORDINATOR, v, { key: "group-a", keyType: 0 });
@@ -195,7 +195,7 @@ Deno.test("FindCoordinator: every version names this broker; v4 answers each key
     assert.deepEqual([res!.nodeId, res!.host, res!.port], [0, "127.0.0.1", port], `v${v}`);
     if (v >= 1) {
       const txn = await conn.send(FIND_COORDINATOR, v, { key: "tx", keyType: 1 });
-      assert.equal(txn!.errorCode, E.COORDINATOR_NOT_AVAILABLE, `v${v}`);
+      assert.equal(txn!.errorCode, E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, `v${v}`);
       assert.equal(txn!.nodeId, -1);
     }
   }

@@ -177,7 +177,7 @@ Deno.test("InitProducerId v0-5 with a transactional id: refused, transactions ar
     const res = await initProducerId(conn, version, { transactionalId: "txn-1" });
     assert.deepEqual(
       [res.errorCode, res.producerId, res.producerEpoch],
-      [ERROR_CODES.INVALID_REQUEST, -1, -1],
+      [ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1],
       `v${version}`,
     );
   }
