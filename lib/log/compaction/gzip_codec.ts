@@ -5,7 +5,7 @@
  */
 
 import { gunzipSync, gzipSync } from "node:zlib";
-import { CodecError, codecFailure, type RecordCodec } from "./record_codec.ts";
+import { codecFailure, type RecordCodec } from "./record_codec.ts";
 
 export const GZIP_CODEC: RecordCodec = {
   name: "gzip",
