@@ -180,6 +180,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       maxFrameBytes: config.maxFrameBytes,
       maxInFlightRequests: MAX_IN_FLIGHT_REQUESTS,
       maxConnections: config.maxConnections,
+      queuedMaxRequestBytes: config.queuedMaxRequestBytes,
     },
     new Dispatcher(broker, HANDLERS),
     logger,
@@ -274,6 +275,16 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       logs.cache.bytes,
     );
     metrics.set("kafscale_connections", "Open client connections", server.connectionCount);
+    metrics.set(
+      "kafscale_request_memory_bytes",
+      "Bytes held by requests being read or queued (bounded by --queued-max-request-bytes)",
+      server.requestMemory?.usedBytes ?? 0,
+    );
+    metrics.set(
+      "kafscale_request_memory_waiting",
+      "Connections not reading because the request memory bound is reached",
+      server.requestMemory?.waiting ?? 0,
+    );
   });
   let ready = false;
   let http;

@@ -268,6 +268,17 @@ export const SERVE_SETTINGS = [
     help: "Largest request frame; larger ones close the connection",
   },
   {
+    name: "queued-max-request-bytes",
+    env: "KAFSCALE_QUEUED_MAX_REQUEST_BYTES",
+    kind: "int",
+    default: 256 * MIB,
+    min: 1024,
+    max: 64 * 1024 * MIB,
+    help: "Bound on the bytes of requests being read or queued, across all connections " +
+      "(Kafka's queued.max.request.bytes); at the bound, the broker stops reading requests " +
+      'until some are handled. At least "--max-frame-bytes"',
+  },
+  {
     name: "max-connections",
     env: "KAFSCALE_MAX_CONNECTIONS",
     kind: "int",
@@ -405,6 +416,7 @@ export interface ServeConfig {
   etcdMaxTxnOps: number;
   cacheBytes: number;
   maxFrameBytes: number;
+  queuedMaxRequestBytes: number;
   maxConnections: number;
   messageMaxBytes: number;
   autoCreateTopics: boolean;
@@ -553,6 +565,12 @@ function validate(cfg: ServeConfig): void {
   if (!/^[A-Za-z0-9._-]+$/.test(cfg.namespace)) {
     throw new ConfigError(
       `"namespace" may only contain letters, digits, ".", "_" and "-", got "${cfg.namespace}"`,
+    );
+  }
+  if (cfg.queuedMaxRequestBytes < cfg.maxFrameBytes) {
+    throw new ConfigError(
+      `"queued-max-request-bytes" (${cfg.queuedMaxRequestBytes}) must be at least ` +
+        `"max-frame-bytes" (${cfg.maxFrameBytes}), or a largest frame could never be read`,
     );
   }
   validateS3(cfg);

@@ -5,9 +5,13 @@
  * is complete (so later requests are read and started while earlier ones
  * wait for a flush), and writes responses strictly in request order.
  * Knows nothing about handlers: the dispatcher turns a frame into response
- * bytes. Must not import lib/broker.
+ * bytes. Memory: a frame is allocated only after its size is reserved in the
+ * broker-wide `RequestMemoryPool` (reading pauses until it fits) and the
+ * reservation lasts until the request has been handled. Must not import
+ * lib/broker.
  */
 import type { Logger } from "../util/logger.ts";
+import type { RequestMemoryPool } from "./request_memory.ts";
 
 /** Frames shorter than this cannot hold a request header (api key, version, correlation id). */
 const MIN_FRAME_BYTES = 8;
@@ -54,6 +58,9 @@ export class Connection implements ConnectionInfo {
   #draining = false;
   #readingDone = false;
   #chain: Promise<unknown> = Promise.resolve();
+  readonly #requestMemory: RequestMemoryPool | null;
+  /** Aborted on close or drain: ends a wait for request memory. */
+  readonly #stopReading = new AbortController();
 
   constructor(
     id: number,
@@ -61,6 +68,7 @@ export class Connection implements ConnectionInfo {
     dispatcher: FrameDispatcher,
     limits: ConnectionLimits,
     logger: Logger,
+    requestMemory: RequestMemoryPool | null = null,
   ) {
     this.id = id;
     this.#conn = conn;
@@ -69,6 +77,7 @@ export class Connection implements ConnectionInfo {
     this.#dispatcher = dispatcher;
     this.#limits = limits;
     this.#logger = logger;
+    this.#requestMemory = requestMemory;
   }
 
   sequential<T>(fn: () => Promise<T>): Promise<T> {
@@ -104,6 +113,7 @@ export class Connection implements ConnectionInfo {
    */
   drain(): void {
     this.#draining = true;
+    this.#stopReading.abort();
     this.#wake();
   }
 
@@ -113,6 +123,7 @@ export class Connection implements ConnectionInfo {
     try {
       this.#conn.close();
     } catch { /* already closed */ }
+    this.#stopReading.abort();
     this.#wake();
   }
 
@@ -139,15 +150,21 @@ export class Connection implements ConnectionInfo {
           this.close();
           return;
         }
-        const frame = new Uint8Array(size);
-        const staged = Math.min(size, end - start - 4);
-        frame.set(stage.subarray(start + 4, start + 4 + staged));
-        start += 4 + staged;
-        if (staged < size) {
+        // Backpressure: nothing more is read from this socket until the frame fits.
+        if (!(await this.#reserve(size))) return;
+        let handedOff = false;
+        try {
+          const frame = new Uint8Array(size);
+          const staged = Math.min(size, end - start - 4);
+          frame.set(stage.subarray(start + 4, start + 4 + staged));
+          start += 4 + staged;
           // The rest of a large frame is read straight into its own buffer.
-          if (!(await this.#readFully(frame, staged))) return;
+          if (staged < size && !(await this.#readFully(frame, staged))) return;
+          handedOff = await this.#enqueue(frame);
+          if (!handedOff) return;
+        } finally {
+          if (!handedOff) this.#requestMemory?.release(size);
         }
-        if (!(await this.#enqueue(frame))) return;
       }
       // At most a partial size prefix (< 4 bytes) is left: move it to the front.
       if (start > 0) {
@@ -159,6 +176,10 @@ export class Connection implements ConnectionInfo {
       if (n === null || this.#draining) return;
       end += n;
     }
+  }
+
+  #reserve(size: number): Promise<boolean> {
+    return this.#requestMemory?.reserve(size, this.#stopReading.signal) ?? Promise.resolve(true);
   }
 
   async #readFully(buf: Uint8Array, from: number): Promise<boolean> {
@@ -181,6 +202,12 @@ export class Connection implements ConnectionInfo {
       pending = this.#dispatcher.dispatch(frame, this);
     } catch (err) {
       pending = Promise.resolve({ kind: "close", reason: String(err) });
+    }
+    const memory = this.#requestMemory;
+    if (memory) {
+      // The frame's reservation lasts until the request has been handled.
+      const release = () => memory.release(frame.length);
+      pending.then(release, release);
     }
     this.#queue.push(pending);
     this.#wake();

@@ -7,12 +7,19 @@
  */
 import type { Logger } from "../util/logger.ts";
 import { Connection, type ConnectionLimits, type FrameDispatcher } from "./connection.ts";
+import { RequestMemoryPool } from "./request_memory.ts";
 
 export interface KafkaServerOptions extends ConnectionLimits {
   hostname: string;
   port: number;
   /** Connections beyond this are closed right after accept, with a log line. */
   maxConnections: number;
+  /**
+   * Bound on the bytes of requests being read or queued, across every
+   * connection (Kafka's `queued.max.request.bytes`); at least `maxFrameBytes`.
+   * Unbounded when absent.
+   */
+  queuedMaxRequestBytes?: number;
 }
 
 export class KafkaServer {
@@ -24,11 +31,21 @@ export class KafkaServer {
   #nextId = 1;
   #acceptLoop: Promise<void> | null = null;
   #stopping = false;
+  readonly #requestMemory: RequestMemoryPool | null;
 
   constructor(options: KafkaServerOptions, dispatcher: FrameDispatcher, logger: Logger) {
     this.#options = options;
     this.#dispatcher = dispatcher;
     this.#logger = logger;
+    const bound = options.queuedMaxRequestBytes;
+    this.#requestMemory = bound === undefined
+      ? null
+      : new RequestMemoryPool(bound, options.maxFrameBytes);
+  }
+
+  /** The broker-wide request memory bound, when there is one. */
+  get requestMemory(): RequestMemoryPool | null {
+    return this.#requestMemory;
   }
 
   /** Binds the socket; throws `Deno.errors.AddrInUse` etc. to the caller. */
@@ -64,7 +81,14 @@ export class KafkaServer {
         continue;
       }
       const id = this.#nextId++;
-      const connection = new Connection(id, conn, this.#dispatcher, this.#options, this.#logger);
+      const connection = new Connection(
+        id,
+        conn,
+        this.#dispatcher,
+        this.#options,
+        this.#logger,
+        this.#requestMemory,
+      );
       const done = connection.serve().finally(() => this.#connections.delete(id));
       this.#connections.set(id, { conn: connection, done });
     }
