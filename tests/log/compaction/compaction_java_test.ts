@@ -122,7 +122,8 @@ Deno.test({
   name: "Kafka's own reader (kafka-clients 4.1) validates and decodes compacted batches",
   ignore: !javaAvailable(),
   fn() {
-    for (const body of [compactedLog(), rewrittenGolden()]) {
+    // One file, one JVM: Kafka's reader does not need offsets to increase across batches.
+    for (const body of [concat([compactedLog(), rewrittenGolden()])]) {
       const file = Deno.makeTempFileSync({ suffix: ".batches" });
       try {
         Deno.writeFileSync(file, body);
