@@ -84,7 +84,7 @@ Deno.test("kafscale topics and groups: every subcommand against a live broker", 
   );
   ok(await kafscale("topics", "create", "orders", "--if-not-exists", ...bs), "--if-not-exists");
   fails(
-    await kafscale("topics", "create", "x", "--config", "min.insync.replicas=2", ...bs),
+    await kafscale("topics", "create", "x", "--config", "min.insync.replicas=0", ...bs),
     1,
     /INVALID_CONFIG.*"min\.insync\.replicas"/,
     "bad config",
