@@ -14,6 +14,10 @@ export {
 export { main } from "./lib/cli/main.ts";
 export { KafkaConnection, KafkaConnectionError } from "./lib/client/kafka_connection.ts";
 export { AdminClient, AdminError } from "./lib/client/admin.ts";
+// The gRPC control service (kafscale.control): its RPC table and a client.
+export { CONTROL_METHODS } from "./lib/control/control_proto.ts";
+export { GrpcClient as ControlClient } from "./lib/control/grpc_adapter.ts";
+export { ControlError, GRPC_STATUS } from "./lib/control/control_error.ts";
 export type { ObjectInfo, ObjectStore, PutOptions } from "./lib/storage/object_store.ts";
 export { ObjectStoreError, PreconditionFailedError } from "./lib/storage/object_store.ts";
 export { LocalObjectStore } from "./lib/storage/local_object_store.ts";
