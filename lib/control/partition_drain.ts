@@ -21,6 +21,7 @@ import { LogError, LogManager, type PartitionLog } from "../log/log_manager.ts";
 import type { ClusterMetadata, TopicPartitionRef } from "../metadata/cluster_metadata.ts";
 import type { Logger } from "../util/logger.ts";
 import { mapBounded } from "../log/bounded.ts";
+import { ControlError, GRPC_STATUS } from "./control_error.ts";
 
 /** Releases in flight at once. */
 export const RELEASE_CONCURRENCY = 16;
@@ -100,9 +101,10 @@ export class PartitionDrainer {
   async drain(request: DrainRequest): Promise<DrainResult> {
     const { logs, logger, brokerId } = this.#deps;
     const started = performance.now();
-    if (!(await this.#anotherBroker())) {
+    const left = () => Math.max(0, request.deadlineMs - (performance.now() - started));
+    if (!(await beforeDeadline(this.#anotherBroker(), left(), "list the brokers"))) {
       // Nothing to move to: flush, report, keep serving.
-      await withDeadline(logs.flushPending(), request.deadlineMs);
+      await withDeadline(logs.flushPending(), left());
       const flushed = request.partitions ?? logs.loadedPartitions().map(refOf);
       const pending = flushed.filter((p) => {
         const log = logs.loadedPartition(p.topic, p.partition);
@@ -121,7 +123,7 @@ export class PartitionDrainer {
     }
     if (request.partitions === null) this.#all = true;
     for (const p of request.partitions ?? []) this.#named.set(keyOf(p.topic, p.partition), p);
-    await this.#publish();
+    await beforeDeadline(this.#publish(), left(), "publish the drain marker");
     logger.info("Draining partitions", {
       reason: request.reason,
       partitions: request.partitions === null ? "all" : request.partitions.length,
@@ -130,8 +132,10 @@ export class PartitionDrainer {
     const drained = new Map<string, TopicPartitionRef>();
     const failed = new Map<string, TopicPartitionRef>();
     const work = this.#releaseAll(request.partitions, drained, failed);
-    await withDeadline(work, request.deadlineMs);
-    const targets = request.partitions ?? [...(await this.#owned()).values()];
+    await withDeadline(work, left());
+    const targets = request.partitions ??
+      [...(await beforeDeadline(this.#owned(), Math.max(left(), 1_000), "list owned partitions"))
+        .values()];
     const pending = [...failed.values(), ...targets].filter((p) =>
       !drained.has(keyOf(p.topic, p.partition))
     );
@@ -232,6 +236,30 @@ export class PartitionDrainer {
 
 function refOf(log: { topic: string; partition: number }): TopicPartitionRef {
   return { topic: log.topic, partition: log.partition };
+}
+
+/** `work`'s result, or a rejection naming `what` when the deadline passes first. */
+async function beforeDeadline<T>(work: Promise<T>, deadlineMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new ControlError(
+                GRPC_STATUS.UNAVAILABLE,
+                `Drain: the metadata store did not answer in time to ${what}`,
+              ),
+            ),
+          deadlineMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Waits for `work` or the deadline, whichever comes first; `work` goes on either way. */
