@@ -12,7 +12,12 @@
  *          [--partitions 8] [--acks all|1|0] [--batch-size BYTES] [--linger-ms MS]
  *          [--compression none|gzip|snappy|lz4|zstd] [--topic NAME] [--rate 5000]
  *          [--rate-seconds 5] [--max-seconds 20] [--warmup-records 20000] [--label TEXT]
- *          [--keep-topic] [--json]
+ *          [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]
+ *
+ * `--backend minio` runs our broker on a real MinIO and etcd started for the run (the test
+ * suite's tests/support/backends.ts). The broker's `/metrics` (ours started here, or any given
+ * with `--metrics`) gives the objects written to the store during the produce phases: per
+ * second and per MiB produced.
  *
  * A generated topic is deleted at the end on an external broker unless --keep-topic is given;
  * our embedded broker's temp data dir is removed with it.
@@ -124,6 +129,20 @@ type BenchOptions = {
   /** True when the topic name was generated, so the run may delete the topic afterwards. */
   freshTopic: boolean;
   keepTopic: boolean;
+  backend: "local" | "minio";
+  /** HOST:PORT of the broker's HTTP listener, for /metrics (set for our own broker). */
+  metrics: string | undefined;
+};
+
+/** Objects the broker wrote to its store during the produce phases (from its /metrics). */
+type ObjectsResult = {
+  objects: number;
+  seconds: number;
+  mib: number;
+  per_second: number;
+  per_mib: number;
+  wal_rounds: number;
+  segments_sealed: number;
 };
 
 /** Child processes and temp dirs that must not outlive this script. */
@@ -192,6 +211,8 @@ function parseOptions(args: string[]): BenchOptions {
       label: { type: "string" },
       "keep-topic": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
+      backend: { type: "string" },
+      metrics: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -202,8 +223,9 @@ function parseOptions(args: string[]): BenchOptions {
         "  [--partitions 8] [--acks all|1|0] [--batch-size BYTES] [--linger-ms MS]\n" +
         "  [--compression none|gzip|snappy|lz4|zstd] [--topic NAME] [--rate 5000]\n" +
         "  [--rate-seconds 5] [--max-seconds 20] [--warmup-records 20000] [--label TEXT]\n" +
-        "  [--keep-topic] [--json]\n" +
-        "Without --bootstrap, starts `deno run -A cli.ts serve` on a temp data dir and stops it.",
+        "  [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]\n" +
+        "Without --bootstrap, starts `deno run -A cli.ts serve` on a temp data dir (or, with\n" +
+        "--backend minio, on a MinIO and etcd started for the run) and stops it.",
     );
     Deno.exit(0);
   }
@@ -239,7 +261,14 @@ function parseOptions(args: string[]): BenchOptions {
     json: values.json,
     freshTopic: values.topic === undefined,
     keepTopic: values["keep-topic"],
+    backend: parseBackend(values.backend),
+    metrics: values.metrics,
   };
+}
+
+function parseBackend(value: string | undefined): "local" | "minio" {
+  if (value === undefined || value === "local" || value === "minio") return value ?? "local";
+  fail(`Invalid "--backend": "${value}"; use local or minio.`);
 }
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -384,11 +413,30 @@ async function canConnect(port: number): Promise<boolean> {
 /** Starts our broker in embedded mode; returns its Kafka address and startup timings. */
 async function startOurBroker(
   cleanup: Cleanup,
-): Promise<{ bootstrap: string; startup: BrokerStartup }> {
+  backend: "local" | "minio",
+): Promise<{ bootstrap: string; metrics: string; startup: BrokerStartup }> {
   const dataDir = await Deno.makeTempDir({ prefix: "kafscale-bench-" });
   cleanup.defer(() => Deno.remove(dataDir, { recursive: true }));
-  // A fixed port (picked free just before) lets us time the first TCP connect from spawn on.
+  let env: Record<string, string> = {};
+  if (backend === "minio") {
+    console.error("bench: starting MinIO and etcd (tests/support/backends.ts)");
+    const { startEtcd, startS3 } = await import("../tests/support/backends.ts");
+    const [s3, etcd] = await Promise.all([startS3(), startEtcd()]);
+    cleanup.defer(() => etcd.stop());
+    cleanup.defer(() => s3.stop());
+    env = {
+      KAFSCALE_S3_BUCKET: s3.bucket,
+      KAFSCALE_S3_ENDPOINT: s3.endpoint,
+      KAFSCALE_S3_REGION: s3.region,
+      KAFSCALE_S3_PATH_STYLE: "true",
+      KAFSCALE_S3_ACCESS_KEY: s3.accessKeyId,
+      KAFSCALE_S3_SECRET_KEY: s3.secretAccessKey,
+      KAFSCALE_ETCD_ENDPOINTS: etcd.endpoint,
+    };
+  }
+  // Fixed ports (picked free just before) let us time the first TCP connect from spawn on.
   const kafkaPort = freePort();
+  const httpPort = freePort();
   const spawnedAt = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
@@ -399,12 +447,13 @@ async function startOurBroker(
       "--listen",
       `127.0.0.1:${kafkaPort}`,
       "--http-listen",
-      "127.0.0.1:0",
+      `127.0.0.1:${httpPort}`,
       "--control-listen",
       "127.0.0.1:0",
       "--data-dir",
       dataDir,
     ],
+    env,
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "null",
@@ -454,6 +503,7 @@ async function startOurBroker(
   const reported = line.match(BROKER_READY_MS_PATTERN)?.[1];
   return {
     bootstrap: address,
+    metrics: `127.0.0.1:${httpPort}`,
     startup: {
       readyMs,
       reportedReadyMs: reported === undefined ? null : Number(reported),
@@ -461,6 +511,23 @@ async function startOurBroker(
     },
   };
 }
+
+/** Counters from the broker's Prometheus text (0 for the ones it does not have). */
+async function readCounters(addr: string, names: string[]): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://${addr}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const name of names) {
+    const match = text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "m"));
+    out[name] = match ? Number(match[1]) : 0;
+  }
+  return out;
+}
+
+const OBJECT_COUNTERS = [
+  "kafscale_objects_written",
+  "kafscale_wal_rounds",
+  "kafscale_seal_segments",
+];
 
 async function stopBroker(child: Deno.ChildProcess): Promise<void> {
   try {
@@ -558,8 +625,9 @@ function renderReport(report: {
   maxRate: ProduceResult;
   moderate: ProduceResult | null;
   consume: ConsumeResult;
+  objects: ObjectsResult | null;
 }): string {
-  const { options, machine, maxRate, moderate, consume, startup } = report;
+  const { options, machine, maxRate, moderate, consume, startup, objects } = report;
   const config = maxRate.config;
   const lines = [
     `Benchmark: ${report.target} at ${report.bootstrap}`,
@@ -631,6 +699,14 @@ function renderReport(report: {
     `MB = 2^20 bytes of record values. Latency: rd_kafka_produce() to delivery report. ` +
       `Errors: ${errors}.`,
   );
+  if (objects !== null) {
+    lines.push(
+      `Objects written to the store while producing (${fmt(objects.mib, 0)} MiB in ` +
+        `${fmt(objects.seconds, 1)} s): ${objects.objects} = ${fmt(objects.per_second, 2)}/s, ` +
+        `${fmt(objects.per_mib, 3)} per MiB (${fmt(objects.per_mib * 1024, 0)} per GiB); ` +
+        `${objects.wal_rounds} flush rounds, ${objects.segments_sealed} segments sealed.`,
+    );
+  }
   if (maxRate.sent < options.records) {
     lines.push(
       `Note: max-rate phase stopped at the ${options.maxSeconds} s bound after ` +
@@ -655,12 +731,17 @@ async function main(): Promise<void> {
     let bootstrap = options.bootstrap;
     let startup: BrokerStartup | null = null;
     let target = options.label ?? `broker at ${bootstrap}`;
+    let metrics = options.metrics;
     if (bootstrap === undefined) {
-      console.error("bench: starting our broker (embedded mode, temp data dir)");
-      const started = await startOurBroker(cleanup);
+      console.error(`bench: starting our broker (${options.backend}, temp data dir)`);
+      const started = await startOurBroker(cleanup, options.backend);
       bootstrap = started.bootstrap;
+      metrics = started.metrics;
       startup = started.startup;
-      target = options.label ?? "KafScale for Deno (embedded)";
+      target = options.label ??
+        (options.backend === "minio"
+          ? "KafScale for Deno (MinIO + etcd)"
+          : "KafScale for Deno (embedded)");
     }
     console.error(`bench: creating topic "${options.topic}"`);
     const topic = await runBench<CreateTopicResult>(
@@ -701,6 +782,8 @@ async function main(): Promise<void> {
       console.error(`bench: warm-up, ${options.warmupRecords} records`);
       produced += (await produce(options.warmupRecords, options.maxSeconds, 0)).records;
     }
+    const countersBefore = metrics ? await readCounters(metrics, OBJECT_COUNTERS) : null;
+    const producingSince = performance.now();
     console.error(`bench: produce at max rate, ${options.records} records`);
     const maxRate = await produce(options.records, options.maxSeconds, 0);
     produced += maxRate.records;
@@ -713,6 +796,23 @@ async function main(): Promise<void> {
         options.rate,
       );
       produced += moderate.records;
+    }
+    let objects: ObjectsResult | null = null;
+    if (metrics && countersBefore) {
+      const after = await readCounters(metrics, OBJECT_COUNTERS);
+      const seconds = (performance.now() - producingSince) / 1000;
+      const bytes = maxRate.bytes + (moderate?.bytes ?? 0);
+      const mib = bytes / (1024 * 1024);
+      const written = after.kafscale_objects_written - countersBefore.kafscale_objects_written;
+      objects = {
+        objects: written,
+        seconds,
+        mib,
+        per_second: written / seconds,
+        per_mib: mib > 0 ? written / mib : 0,
+        wal_rounds: after.kafscale_wal_rounds - countersBefore.kafscale_wal_rounds,
+        segments_sealed: after.kafscale_seal_segments - countersBefore.kafscale_seal_segments,
+      };
     }
     console.error(`bench: consume ${produced} records from the beginning`);
     const consume = await runBench<ConsumeResult>(
@@ -744,6 +844,7 @@ async function main(): Promise<void> {
       maxRate,
       moderate,
       consume,
+      objects,
     };
     if (options.json) {
       console.log(JSON.stringify(report, null, 2));

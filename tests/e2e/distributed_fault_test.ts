@@ -228,7 +228,16 @@ Deno.test({
         `Records whose produce failed are visible.\n${JSON.stringify(summary)}`,
       );
       assert.equal(summary.records, producer.acks.length);
-    }, ["--s3-request-timeout-ms", String(S3_REQUEST_TIMEOUT_MS), "--cache-bytes", "0"]);
+    }, [
+      "--s3-request-timeout-ms",
+      String(S3_REQUEST_TIMEOUT_MS),
+      "--cache-bytes",
+      "0",
+      // The producer keeps one request in flight, so it gets one answer per flush window:
+      // a short window keeps 100 000 records well inside its deadline (the default is 250 ms).
+      "--flush-interval-ms",
+      "20",
+    ]);
   },
 });
 
