@@ -21,8 +21,31 @@
  *                           transactions)
  *   --kgo-timeout DUR       go test -timeout for --kgo (default 10m)
  *   --kgo-records N         KGO_TEST_RECORDS for --kgo (default 100000)
+ *   --librdkafka            instead of the matrix, run librdkafka's own test suite (the tests in
+ *                           tests/compat/librdkafka/allowlist.txt, each in its listed mode)
+ *                           against the broker and print pass/fail/skip per test; builds the
+ *                           suite first when ~/.cache/kafscale has no build of the pinned release.
+ *                           A broker it starts gives auto-created topics 4 partitions, as the
+ *                           suite expects (for Apache Kafka: KAFKA_REF_NUM_PARTITIONS=4
+ *                           scripts/reference_kafka.sh start PORT)
+ *   --librdkafka-ci         only the allow-list's CI subset
+ *   --librdkafka-tests LIST comma-separated test numbers instead of the allow-list, or "all" for
+ *                           every broker test of the suite (quick mode unless --librdkafka-mode)
+ *   --librdkafka-mode M     quick or full for every test run
+ *   --librdkafka-build      only build (and cache) the suite, then exit
  */
 import { parseArgs } from "node:util";
+import {
+  brokerTests,
+  ensureBuild,
+  LIBRDKAFKA_VERSION,
+  readAllowList,
+  runTest,
+  SOURCE_PACKAGE,
+  SOURCE_PACKAGE_VERSION,
+  type TestMode,
+  type TestResult,
+} from "../tests/compat/librdkafka/librdkafka_suite.ts";
 import { type BrokerProcess, startBroker } from "../tests/e2e/broker_process.ts";
 import {
   anyFailed,
@@ -132,6 +155,69 @@ async function kgo(bootstrap: string, values: Record<string, string | boolean | 
   return result.failed + result.unfinished === 0 && result.exitCode === 0 ? 0 : 1;
 }
 
+/** What a librdkafka run needs from a broker this script starts. */
+const LIBRDKAFKA_BROKER_ARGS = [
+  "--default-partitions",
+  "4",
+  "--group-initial-rebalance-delay-ms",
+  "0",
+];
+
+async function librdkafka(bootstrap: string, values: Record<string, string | boolean | undefined>) {
+  const runner = await ensureBuild();
+  const mode = values["librdkafka-mode"] as string | undefined;
+  if (mode !== undefined && mode !== "quick" && mode !== "full") {
+    console.error(`"--librdkafka-mode" must be quick or full, got "${mode}"`);
+    return 2;
+  }
+  const list = await readAllowList();
+  const suite = await brokerTests();
+  const wanted = values["librdkafka-tests"] as string | undefined;
+  let plan: { number: string; mode: TestMode }[];
+  if (wanted === "all") {
+    plan = [...suite.keys()].sort().map((number) => ({ number, mode: "quick" }));
+  } else if (wanted !== undefined) {
+    plan = wanted.split(",").map((number) => ({
+      number,
+      mode: list.allowed.find((e) => e.number === number)?.mode ?? "quick",
+    }));
+  } else {
+    plan = list.allowed.filter((e) => !values["librdkafka-ci"] || e.ci);
+  }
+  if (mode) plan = plan.map((p) => ({ ...p, mode: mode as TestMode }));
+  const work = await Deno.makeTempDir({ prefix: "kafscale-librdkafka-" });
+  const results: TestResult[] = [];
+  const started = performance.now();
+  try {
+    for (const p of plan) {
+      const r = await runTest(runner, bootstrap, p.number, p.mode, work);
+      results.push(r);
+      // The broker sub-tests only: -L filters the broker-less ones that share the number.
+      const names = new Set((suite.get(r.number) ?? []).map((t) => t.name));
+      const subs = r.subTests.filter((s) => s.state !== "PASSED" && names.has(s.name))
+        .map((s) => `${s.name} ${s.state}${s.reason ? `: ${s.reason}` : ""}`);
+      console.log(
+        `${r.status} ${r.number} ${r.mode} (${(r.ms / 1000).toFixed(1)} s)` +
+          (subs.length > 0 ? ` [${subs.join("; ")}]` : ""),
+      );
+      if (r.status === "fail" || r.status === "timeout") console.log(`${r.output}\n`);
+    }
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+  const count = (s: string) => results.filter((r) => r.status === s).length;
+  const failed = count("fail") + count("timeout");
+  if (wanted === undefined && !values["librdkafka-ci"]) {
+    for (const [number, why] of list.excluded) console.log(`excluded ${number}: ${why}`);
+  }
+  console.log(
+    `librdkafka ${LIBRDKAFKA_VERSION} tests (${SOURCE_PACKAGE}@${SOURCE_PACKAGE_VERSION}): ` +
+      `${count("pass")} passed, ${failed} failed, ${count("skip")} skipped ` +
+      `(${count("timeout")} timed out; ${((performance.now() - started) / 1000).toFixed(0)} s)`,
+  );
+  return failed === 0 ? 0 : 1;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -146,8 +232,17 @@ async function main(): Promise<number> {
       "kgo-skip": { type: "string" },
       "kgo-timeout": { type: "string" },
       "kgo-records": { type: "string" },
+      librdkafka: { type: "boolean" },
+      "librdkafka-ci": { type: "boolean" },
+      "librdkafka-tests": { type: "string" },
+      "librdkafka-mode": { type: "string" },
+      "librdkafka-build": { type: "boolean" },
     },
   });
+  if (values["librdkafka-build"]) {
+    await ensureBuild(); // Says something only when it builds.
+    return 0;
+  }
   if (values.readme && (values.client !== undefined || values.bootstrap !== undefined)) {
     console.error(
       '"--readme" records the full matrix against this broker: drop "--client" and ' +
@@ -159,10 +254,11 @@ async function main(): Promise<number> {
   try {
     let bootstrap = values.bootstrap;
     if (bootstrap === undefined) {
-      broker = await startBroker();
+      broker = await startBroker(values.librdkafka ? { args: LIBRDKAFKA_BROKER_ARGS } : {});
       bootstrap = broker.bootstrap;
       console.error(`compat: broker on ${bootstrap} (data ${broker.dataDir})`);
     }
+    if (values.librdkafka) return await librdkafka(bootstrap, values);
     return values.kgo ? await kgo(bootstrap, values) : await matrix(bootstrap, values);
   } finally {
     if (broker) {

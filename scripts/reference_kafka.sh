@@ -17,6 +17,9 @@
 #   KAFKA_REF_VERSION   Apache Kafka release (default 4.1.0; 3.9.x works too)
 #   KAFKA_REF_HEAP      JVM heap, -Xms and -Xmx (default 1g)
 #   KAFKA_REF_START_TIMEOUT_S  seconds to wait for the port and "Kafka Server started" (default 90)
+#   KAFKA_REF_NUM_PARTITIONS   partitions of auto-created topics, Kafka's num.partitions (default 1;
+#                              librdkafka's test suite expects 4, as the broker's
+#                              --default-partitions 4)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +27,7 @@ CONF_DIR="$ROOT/scripts/reference_kafka"
 VERSION="${KAFKA_REF_VERSION:-4.1.0}"
 HEAP="${KAFKA_REF_HEAP:-1g}"
 START_TIMEOUT_S="${KAFKA_REF_START_TIMEOUT_S:-90}"
+NUM_PARTITIONS="${KAFKA_REF_NUM_PARTITIONS:-1}"
 STOP_TIMEOUT_S=30
 LIBS="$ROOT/.tools/kafka-ref/libs-$VERSION"
 
@@ -92,7 +96,7 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$DATA_DIR/kraft-logs
-num.partitions=1
+num.partitions=$NUM_PARTITIONS
 default.replication.factor=1
 auto.create.topics.enable=true
 offsets.topic.replication.factor=1

@@ -11,6 +11,9 @@
 #                    against each -> .tools/compat-matrix/java/classes-VERSION
 #   Kafka CLI tools  the jars of Apache Kafka $KAFKA_CLI_VERSION (scripts/reference_kafka.sh fetch)
 #                    plus org.apache.kafka:kafka-tools -> .tools/kafka-ref/tools-VERSION
+#   librdkafka tests librdkafka's own test suite (tests/compat/librdkafka), built once per release
+#                    into ~/.cache/kafscale (outside the clone) from the npm package that carries
+#                    its source; build-essential, zlib1g-dev and libssl-dev from Debian if missing
 #   Connect/Streams  org.apache.kafka:connect-runtime and kafka-streams $STATEFUL_KAFKA_VERSION
 #                    (tests/compat/stateful/versions.env) -> .tools/compat-stateful/libs-VERSION;
 #                    the test connector and Streams app compiled -> .tools/compat-stateful/classes-VERSION
@@ -153,8 +156,35 @@ fetch_kafka_cli() {
   fi
 }
 
+# librdkafka's test suite: scripts/compat.ts --librdkafka-build builds and caches it (no-op when
+# cached; tests/compat/librdkafka/librdkafka_suite.ts says where and how).
+build_librdkafka_tests() {
+  local missing=()
+  if ! command -v cc >/dev/null || ! command -v c++ >/dev/null || ! command -v make >/dev/null; then
+    missing+=(build-essential)
+  fi
+  [[ -f /usr/include/zlib.h ]] || missing+=(zlib1g-dev)
+  [[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
+  if ((${#missing[@]} > 0)); then
+    command -v apt-get >/dev/null || die "Cannot install ${missing[*]}: \"apt-get\" is not found."
+    local sudo=()
+    if ((EUID != 0)); then
+      command -v sudo >/dev/null || die "Cannot install ${missing[*]}: run setup as root."
+      sudo=(sudo -n)
+    fi
+    log "apt-get install ${missing[*]}"
+    quiet "apt-get update failed" "${sudo[@]}" apt-get update -qq
+    quiet "apt-get install ${missing[*]} failed" \
+      env DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+      --no-install-recommends "${missing[@]}"
+  fi
+  deno run -A "$KAFSCALE_ROOT/scripts/compat.ts" --librdkafka-build ||
+    die "Building librdkafka's test suite failed; see the output above."
+}
+
 install_jdk
 build_go_programs
 for version in $JAVA_CLIENT_VERSIONS; do build_java_client "$version"; done
 fetch_kafka_cli
 build_stateful_apps
+build_librdkafka_tests
