@@ -38,6 +38,11 @@ import {
 
 /** Bound on one etcd health probe (`/healthz`, `/readyz`); below the HTTP check deadline. */
 const ETCD_HEALTH_TIMEOUT_MS = 1_500;
+/** Written by the readiness check of a local data directory. */
+const READY_PROBE_FILE = ".readyz-probe";
+/** Shown on `/healthz` and `/readyz`, and logged at start, when S3 puts are not create-only. */
+const NO_CONDITIONAL_PUT_NOTE = 'conditional puts are off ("If-None-Match: *" not enforced): ' +
+  "a stalled former partition owner could overwrite objects, so fencing rests on epochs alone";
 
 export function serveHelp(): string {
   const rows = SERVE_SETTINGS.map((s) => {
@@ -247,10 +252,7 @@ async function openObjectStore(
     await store.cleanupTempFiles();
     return {
       store,
-      check: {
-        name: "objects",
-        check: async () => (await store.list(`${config.namespace}/`), null),
-      },
+      check: { name: "objects", check: () => dataDirReadiness(config.dataDir) },
       describe: { data: config.dataDir },
     };
   }
@@ -277,9 +279,19 @@ async function openObjectStore(
   } catch (err) {
     throw new Error(withS3Settings(err), { cause: err });
   }
+  if (!store.supportsConditionalPut) {
+    logger.warn(`S3 ${NO_CONDITIONAL_PUT_NOTE}`, {
+      bucket: config.s3Bucket,
+      setting: `"--s3-conditional-put" / KAFSCALE_S3_CONDITIONAL_PUT = ${config.s3ConditionalPut}`,
+    });
+  }
   return {
     store,
-    check: { name: "s3", check: () => healthOf(() => store.checkBucket()) },
+    check: {
+      name: "s3",
+      check: () => healthOf(() => store.checkBucket()),
+      note: () => store.supportsConditionalPut ? null : NO_CONDITIONAL_PUT_NOTE,
+    },
     describe: {
       objects: `s3://${config.s3Bucket}/${config.namespace}/`,
       s3_endpoint: config.s3Endpoint ?? `aws:${config.s3Region}`,
@@ -287,6 +299,20 @@ async function openObjectStore(
     },
   };
 }
+
+/**
+ * Readiness of a local data directory in O(1), whatever it holds: it is a directory and takes a
+ * small write (a vanished, read-only or unwritable directory fails). Listing the namespace here
+ * made a large, healthy data directory miss the check deadline and report not ready (issue 17).
+ */
+export async function dataDirReadiness(dir: string): Promise<string | null> {
+  const info = await Deno.stat(dir);
+  if (!info.isDirectory) return `"${dir}" is not a directory`;
+  await Deno.writeFile(join(dir, READY_PROBE_FILE), READY_PROBE_BYTES);
+  return null;
+}
+
+const READY_PROBE_BYTES = new TextEncoder().encode("ready\n");
 
 /** The etcd store's start-up message, plus the credential settings when those were refused. */
 function withEtcdSettings(err: unknown): string {

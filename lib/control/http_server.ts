@@ -18,6 +18,11 @@ export interface HealthCheck {
   name: string;
   /** Resolves with `null` when healthy, or a short reason; a rejection is a failure too. */
   check(): Promise<string | null>;
+  /**
+   * A standing caveat that does not make the dependency unhealthy (e.g. S3 without conditional
+   * puts: fencing is weaker), shown under `notes` in both bodies.
+   */
+  note?(): string | null;
 }
 
 export interface HttpServerOptions {
@@ -41,6 +46,8 @@ export interface HealthReport {
   ready: boolean;
   /** "ok", or why the dependency is unhealthy. */
   dependencies: Record<string, string>;
+  /** Caveats by dependency (`HealthCheck.note`); absent when there are none. */
+  notes?: Record<string, string>;
 }
 
 /**
@@ -97,10 +104,15 @@ export function startHttpServer(
     );
     const healthy = results.every((r) => r.error === null);
     const ready = opts.isReady();
+    const notes = opts.checks.flatMap((c) => {
+      const note = c.note?.() ?? null;
+      return note === null ? [] : [[c.name, note] as const];
+    });
     return {
       status: !ready ? "unavailable" : healthy ? "ok" : "degraded",
       ready,
       dependencies: Object.fromEntries(results.map((r) => [r.name, r.error ?? "ok"])),
+      ...(notes.length === 0 ? {} : { notes: Object.fromEntries(notes) }),
     };
   };
   const server = Deno.serve(

@@ -196,7 +196,17 @@ export class S3ObjectStore implements ObjectStore {
     const store = new S3ObjectStore(settings, deps);
     try {
       await store.checkBucket();
-      if (store.#mode === "auto") await store.detectConditionalPut();
+      if (store.#mode === "auto") {
+        await store.detectConditionalPut().catch((error) => {
+          const reason = error instanceof Error ? error.message : String(error);
+          throw new ObjectStoreError(
+            `Cannot start: probing whether S3 bucket "${store.#bucket}" at ` +
+              `"${store.#endpointLabel}" enforces conditional puts failed: ${reason}; fix the ` +
+              `cause, or set the conditional-put mode to "on" or "off" to skip the probe`,
+            { cause: error },
+          );
+        });
+      }
       return store;
     } catch (error) {
       await store.close();
@@ -438,11 +448,19 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Creates one probe object twice with `If-None-Match: *`: enforced when the second create gets
+   * 412. A server that refuses the header outright (400, 501) is told apart from one that
+   * refuses the request for another reason (a KMS key it cannot use, a policy, a wrong region)
+   * by sending the same create without the header: if that succeeds, the header was the
+   * problem ("not supported"); if it fails too, the probe fails with that error. Issue 17: every
+   * 400 used to mean "not supported", which silently turned fencing off.
+   */
   async #probeConditionalPut(): Promise<boolean> {
     const key = `${PROBE_KEY_PREFIX}${randomHex(8)}`;
     const fullKey = this.#fullKey(key);
     const body = new TextEncoder().encode("kafscale conditional-put probe");
-    const create = () =>
+    const create = (conditional: boolean) =>
       this.#request("probe conditional put with", key, async (signal) => {
         try {
           await this.#client.send(
@@ -451,26 +469,37 @@ export class S3ObjectStore implements ObjectStore {
               Key: fullKey,
               Body: body,
               ContentLength: body.length,
-              IfNoneMatch: "*",
+              ...(conditional ? { IfNoneMatch: "*" } : {}),
               ...(this.#kmsKeyId === undefined
                 ? {}
                 : { ServerSideEncryption: "aws:kms", SSEKMSKeyId: this.#kmsKeyId }),
             }),
             { abortSignal: signal },
           );
-          return "created" as const;
+          return { outcome: "created" as const };
         } catch (error) {
           const status = statusOf(error);
-          if (status === 412) return "refused" as const;
-          // Servers without conditional writes reject the header.
-          if (status === 501 || status === 400) return "unsupported" as const;
+          if (conditional && status === 412) return { outcome: "refused" as const };
+          // A final refusal (not retried): the header, or something else; the caller finds out.
+          if (conditional && status !== undefined && (status === 501 || isFinal4xx(status))) {
+            return { outcome: "rejected" as const, error };
+          }
           throw error;
         }
       });
     try {
-      const first = await create();
-      if (first !== "created") return false;
-      return (await create()) === "refused";
+      const first = await create(true);
+      if (first.outcome === "rejected") {
+        await create(false); // throws when the request fails without the header too
+        this.#logger.warn("The S3 server refuses conditional puts", {
+          bucket: this.#bucket,
+          endpoint: this.#endpointLabel,
+          answer: classify(first.error).reason,
+        });
+        return false;
+      }
+      if (first.outcome !== "created") return false;
+      return (await create(true)).outcome === "refused";
     } finally {
       await this.delete(key).catch((error) => {
         this.#logger.warn("Cannot delete the conditional-put probe object", {
@@ -633,6 +662,11 @@ class Semaphore {
     this.#closedError = error;
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error());
   }
+}
+
+/** A 4xx that is not retried (409 and 429 are). */
+function isFinal4xx(status: number): boolean {
+  return status >= 400 && status < 500 && status !== 409 && status !== 429;
 }
 
 /** HTTP status of an SDK error, if the server answered. */

@@ -14,6 +14,7 @@ import {
 } from "../../lib/storage/s3_object_store.ts";
 import { ObjectStoreError, PreconditionFailedError } from "../../lib/storage/object_store.ts";
 import { type S3Server, startS3 } from "../support/backends.ts";
+import { ManualClock } from "../../lib/util/clock.ts";
 import { objectStoreConformance } from "./object_store_conformance.ts";
 
 const encoder = new TextEncoder();
@@ -206,6 +207,34 @@ Deno.test("S3ObjectStore: settings are validated with messages naming the settin
     () => new S3ObjectStore({ ...base, conditionalPut: "maybe" as any }),
     /"conditionalPut" must be "auto", "on" or "off", got "maybe"/,
   );
+});
+
+Deno.test("S3ObjectStore: a probe refused for another reason than the header fails the start (MinIO, SSE-KMS without KMS)", async () => {
+  // MinIO answers 501 NotImplemented to SSE-KMS when no KMS is configured, with or without
+  // If-None-Match. Treated as "conditional puts not supported", it used to switch fencing off
+  // silently; now the same create without the header fails too, so the start fails with it.
+  const server = sharedServer();
+  const error = await S3ObjectStore.open({
+    ...settingsOf(server),
+    ...FAST_FAILURE,
+    maxAttempts: 1,
+    keyPrefix: "kms/",
+    kmsKeyId: "arn:aws:kms:us-east-1:1:key/test",
+  }).then(async (store) => (await store.close(), null), (e) => e);
+  assert.ok(error instanceof ObjectStoreError, String(error));
+  assert.match(
+    error.message,
+    /^Cannot start: probing whether S3 bucket "kafscale-test" at "http:\/\/127\.0\.0\.1:\d+" enforces conditional puts failed: .*HTTP 501 NotImplemented: Server side encryption specified but KMS is not configured.*set the conditional-put mode to "on" or "off" to skip the probe$/,
+  );
+  // Configured explicitly, no probe runs.
+  const configured = await S3ObjectStore.open({
+    ...settingsOf(server),
+    keyPrefix: "kms/",
+    kmsKeyId: "arn:aws:kms:us-east-1:1:key/test",
+    conditionalPut: "on",
+  });
+  assert.equal(configured.supportsConditionalPut, true);
+  await configured.close();
 });
 
 Deno.test({
@@ -471,22 +500,36 @@ Deno.test("S3ObjectStore: 409 and 429 are retried", async () => {
 });
 
 Deno.test("S3ObjectStore: a server that never answers times out per attempt, bounded", async () => {
-  let fake: FakeS3 | null = null;
-  await withFake(
-    () => fake!.parked(),
-    { requestTimeoutMs: 200, maxAttempts: 2 },
-    async (store, f) => {
-      fake = f;
-      const started = performance.now();
-      const error = await store.get("k").then(() => null, (e) => e);
-      const elapsed = performance.now() - started;
-      assert.ok(error instanceof ObjectStoreError, String(error));
-      assert.match(error.message, /no answer within 200 ms \(after 2 attempts\)/);
-      assert.equal(f.log.length, 2);
-      assert.ok(elapsed >= 400 && elapsed < 2_000, `took ${elapsed} ms`);
-      f.release();
-    },
+  // On the injected clock: each attempt is aborted exactly at requestTimeoutMs, the operation
+  // gives up after maxAttempts, and no wall-clock timing is asserted.
+  const fake = startFakeS3(() => fake.parked());
+  const clock = new ManualClock();
+  const started = clock.now();
+  const store = new S3ObjectStore(
+    fakeSettings(fake, { requestTimeoutMs: 200, maxAttempts: 2 }),
+    { clock, random: () => 0 }, // no backoff delay
   );
+  try {
+    let settled = false;
+    const result = store.get("k").then(() => null, (e) => e).finally(() => (settled = true));
+    await waitFor("the first attempt to arrive", () => fake.log.length === 1);
+    clock.advance(199);
+    await macrotask();
+    assert.equal(settled, false, "still waiting before the per-attempt timeout");
+    clock.advance(1);
+    await waitFor("the second attempt to arrive", () => (clock.advance(0), fake.log.length === 2));
+    assert.equal(clock.now() - started, 200);
+    clock.advance(200);
+    const error = await result;
+    assert.ok(error instanceof ObjectStoreError, String(error));
+    assert.match(error.message, /no answer within 200 ms \(after 2 attempts\)/);
+    assert.equal(fake.log.length, 2);
+    assert.equal(clock.now() - started, 400, "two attempts of 200 ms on the injected clock");
+  } finally {
+    fake.release();
+    await store.close();
+    await fake.close();
+  }
 });
 
 Deno.test("S3ObjectStore: an ambiguous conditional put that had in fact won succeeds", async () => {
@@ -596,6 +639,36 @@ Deno.test("S3ObjectStore: auto mode treats 501 NotImplemented as unsupported", a
   );
 });
 
+Deno.test("S3ObjectStore: auto mode treats a 400 that only the header causes as unsupported", async () => {
+  await withFake(
+    (req) =>
+      req.headers.get("if-none-match")
+        ? errorXml(400, "InvalidArgument", "If-None-Match is not supported")
+        : undefined,
+    { conditionalPut: "auto" },
+    async (store, fake) => {
+      assert.equal(await store.detectConditionalPut(), false);
+      const probes = fake.log.filter((l) => l.includes(".kafscale-probe"));
+      assert.deepEqual(probes.map((l) => l.split(" ")[0]), ["PUT", "PUT", "DELETE"]);
+    },
+  );
+});
+
+Deno.test("S3ObjectStore: auto mode fails the probe on a 400 that is not about the header", async () => {
+  // Issue 17: any 400 used to mean "not supported", turning create-only puts off.
+  await withFake(
+    (req) =>
+      req.method === "PUT" ? errorXml(400, "InvalidRequest", "The KMS key is disabled") : undefined,
+    { conditionalPut: "auto" },
+    async (store) => {
+      const error = await store.detectConditionalPut().then(() => null, (e) => e);
+      assert.ok(error instanceof ObjectStoreError, String(error));
+      assert.match(error.message, /HTTP 400 InvalidRequest: The KMS key is disabled/);
+      assert.equal(store.supportsConditionalPut, false, "still unknown, not switched off");
+    },
+  );
+});
+
 Deno.test("S3ObjectStore: kmsKeyId turns on SSE-KMS for puts", async () => {
   await withFake(
     () => undefined,
@@ -688,6 +761,8 @@ function unusedPort(): number {
   listener.close();
   return port;
 }
+
+const macrotask = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function waitFor(what: string, condition: () => Promise<boolean> | boolean): Promise<void> {
   const deadline = performance.now() + RECOVERY_DEADLINE_MS;
