@@ -8,7 +8,7 @@
 #                        python3-confluent-kafka (when Debian has it)
 #   Python venv          .tools/venv with tests/compat/python/requirements.txt
 #   Node packages        tests/compat/node (npm ci from the committed package-lock.json)
-#   S3 + etcd servers    scripts/setup_backends.sh (MinIO via go install, etcd-server)
+#   S3 + etcd servers    scripts/setup_backends.sh (MinIO and grpcurl via go install, etcd-server)
 #
 # Usage: bash scripts/setup.sh        (scripts/test.sh runs it first)
 set -euo pipefail
