@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { type Clock, SystemClock } from "../util/clock.ts";
 import { ConsoleLogger, type Logger } from "../util/logger.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
+import { releaseDiskReserve, takeDiskReserve } from "../storage/disk_reserve.ts";
 import { LocalObjectStore } from "../storage/local_object_store.ts";
 // The S3 SDK and the etcd client are loaded only when configured: embedded
 // mode starts without parsing them (ready time is part of the product).
@@ -195,6 +196,7 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
     ...stores.describe,
     ready_ms: Math.round(performance.now()),
   });
+  if (config.etcdEndpoints.length === 0) await takeDiskReserve(config.dataDir, logger);
   const signal = await waitForStopSignal();
   logger.info("Stopping", { signal });
   // Hand the partitions to the other brokers first, so they move at once (no lease expiry).
@@ -347,6 +349,10 @@ async function openMetadataStore(
 ): Promise<Opened<MetadataStore>> {
   if (config.etcdEndpoints.length === 0) {
     await Deno.mkdir(config.dataDir, { recursive: true });
+    // Free the ballast first, so start-up has room even on a disk produce filled up.
+    if (await releaseDiskReserve(config.dataDir)) {
+      logger.debug("Released the start-up disk reserve", { dir: config.dataDir });
+    }
     const store = await EmbeddedMetadataStore.open(join(config.dataDir, ".metadata"), {
       clock,
       logger,

@@ -123,6 +123,11 @@ export class WalWriter {
       // The tail of the file is unknown now: never append to it again.
       if (this.#current === current) this.#current = null;
       await current.file.close().catch(() => {});
+      // A file whose first round failed holds nothing committed: remove it, so a full disk
+      // retried round after round does not leave one empty file per attempt.
+      if (current.round === 0) {
+        await this.#options.objectStore.delete(current.file.key).catch(() => {});
+      }
       throw toLogError(error, "Cannot append to the write-ahead file");
     }
     return {
