@@ -13,6 +13,26 @@ const PRODUCE = API_SCHEMAS[0];
 const FETCH = API_SCHEMAS[1];
 const CREATE_TOPICS = API_SCHEMAS[19];
 const BATCHES = 50;
+/** Bound on waiting for the broker to read the requests sent. */
+const READ_DEADLINE_MS = 10_000;
+const POLL_INTERVAL_MS = 10;
+
+/** Polls the broker's metrics until it has read `count` Produce requests. */
+async function producesRead(httpAddr: string, count: number): Promise<void> {
+  const deadline = performance.now() + READ_DEADLINE_MS;
+  let seen = 0;
+  while (seen < count) {
+    if (performance.now() > deadline) {
+      throw new Error(`The broker read ${seen} of ${count} Produce requests`);
+    }
+    await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
+    const text = await (await fetch(`http://${httpAddr}/metrics`)).text();
+    const line = text.split("\n").find((l) =>
+      l.startsWith('kafscale_requests_total{api="Produce"}')
+    );
+    seen = line === undefined ? 0 : Number(line.split(" ").at(-1));
+  }
+}
 
 Deno.test("SIGTERM flushes acks=0 data and in-flight produces, then exits 0", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "kafscale-graceful-" });
@@ -48,8 +68,9 @@ Deno.test("SIGTERM flushes acks=0 data and in-flight produces, then exits 0", as
         }],
       }],
     });
-    // Let the broker read the last request before the signal.
-    await new Promise((r) => setTimeout(r, 200));
+    // The signal comes once the broker has read the last request (issue 17: this was a fixed
+    // 200 ms sleep): its Produce counter counts every request it decoded.
+    await producesRead(first.httpAddr, BATCHES + 1);
     const code = await first.stop();
     assert.equal(code, 0, first.logs());
     const last = await pending;
