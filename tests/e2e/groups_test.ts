@@ -41,6 +41,11 @@ const REBALANCE_TIMEOUT_MS = 45_000;
 const CATCH_UP_TIMEOUT_MS = 120_000;
 /** The SIGKILLed member's session timeout: how long the group waits for it. */
 const KILLED_SESSION_TIMEOUT_MS = 6_000;
+/** Polls of the killed member's committed offsets that must agree before they count as settled. */
+const SETTLED_POLLS = 5;
+const SETTLE_POLL_INTERVAL_MS = 50;
+/** Bound on waiting for them; well below the session timeout, after which others commit. */
+const SETTLE_DEADLINE_MS = KILLED_SESSION_TIMEOUT_MS / 2;
 
 interface Run {
   broker: BrokerProcess;
@@ -190,9 +195,8 @@ Deno.test({
       const killedAt = Date.now();
       await victim.kill();
       // A commit it sent just before dying lands within milliseconds; nobody else owns its
-      // partitions until its session expires, so this is what it committed.
-      await new Promise((r) => setTimeout(r, 1_000));
-      const atDeath = await admin.offsets(run.group, run.topic, PARTITIONS);
+      // partitions until its session expires, so what settles is what it committed.
+      const atDeath = await settledOffsets(admin, run, victim, killedAssignment);
       await producingWhileKilling;
       const producingDuringExpiry = produceChunk();
       const afterKill = await waitStable(run, "the group without the killed member");
@@ -392,3 +396,35 @@ Deno.test("groups: assignors run in the clients; members hold exactly what the l
     await broker.cleanup();
   }
 });
+
+/**
+ * The group's committed offsets once the killed member's last commits have landed: at least
+ * what it saw acknowledged, and unchanged over `SETTLED_POLLS` polls (issue 17: this was a fixed
+ * one-second sleep). Polls with a deadline that ends before the session timeout hands its
+ * partitions to other members.
+ */
+async function settledOffsets(
+  admin: GroupAdmin,
+  run: { group: string; topic: string },
+  victim: GroupMember,
+  partitions: number[],
+): Promise<{ committed: number[]; end: number[] }> {
+  const deadline = performance.now() + SETTLE_DEADLINE_MS;
+  let last: { committed: number[]; end: number[] } | null = null;
+  let agreeing = 0;
+  for (;;) {
+    const now = await admin.offsets(run.group, run.topic, PARTITIONS);
+    const acked = partitions.every((p) => now.committed[p] >= (victim.commits.get(p) ?? -1));
+    const same = last !== null && partitions.every((p) => now.committed[p] === last!.committed[p]);
+    agreeing = acked && same ? agreeing + 1 : 0;
+    last = now;
+    if (agreeing >= SETTLED_POLLS) return now;
+    if (performance.now() > deadline) {
+      throw new Error(
+        `The killed member's committed offsets did not settle within ${SETTLE_DEADLINE_MS} ms: ` +
+          `${JSON.stringify(partitions.map((p) => [p, now.committed[p], victim.commits.get(p)]))}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, SETTLE_POLL_INTERVAL_MS));
+  }
+}
