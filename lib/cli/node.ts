@@ -378,6 +378,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       ready = false;
       await control.stop(CONTROL_STOP_GRACE_MS);
       await takeover.stop();
+      drainer.stop();
       await retention.stop();
       // The listener stops reading first; then the coordinator answers the JoinGroup and
       // SyncGroup requests it holds (NOT_COORDINATOR), so the drain does not wait for them.

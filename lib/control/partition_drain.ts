@@ -79,6 +79,9 @@ export class PartitionDrainer {
   readonly #named = new Map<string, TopicPartitionRef>();
   /** Partitions whose release is in flight. */
   readonly #releasing = new Set<string>();
+  /** Stops the watch that publishes the drain marker again after a lease loss. */
+  #unwatchMarker: (() => void) | null = null;
+  #stopped = false;
 
   constructor(deps: PartitionDrainerDeps) {
     this.#deps = deps;
@@ -225,8 +228,23 @@ export class PartitionDrainer {
     return brokers.some((b) => b.brokerId !== brokerId && !leaving.has(b.brokerId));
   }
 
+  /** Stops keeping the drain marker (the broker is stopping). */
+  stop(): void {
+    this.#stopped = true;
+    this.#unwatchMarker?.();
+    this.#unwatchMarker = null;
+  }
+
   async #publish(): Promise<void> {
-    const { logs, metadata, brokerId } = this.#deps;
+    const { logs, metadata, brokerId, logger } = this.#deps;
+    // The marker hangs on the session lease: if the lease is lost, publish it on the new one,
+    // or Metadata would send clients to a broker that refuses the partitions.
+    this.#unwatchMarker ??= metadata.watchBrokerDrainLease(brokerId, () => {
+      if (this.#stopped) return;
+      this.#publish().catch((error) =>
+        logger.warn("Cannot publish the drain marker again", { error: String(error) })
+      );
+    });
     await metadata.putBrokerDrain(
       { brokerId, all: this.#all, partitions: this.#all ? [] : [...this.#named.values()] },
       await logs.sessionLease(),

@@ -973,6 +973,25 @@ export class ClusterMetadata {
     const entries = await this.#store.list(`${this.#prefix}draining/`);
     return entries.map((e) => decodeJson<BrokerDrain>(e));
   }
+
+  /**
+   * Calls `onChange` when the broker's drain marker is deleted (its lease expired) or its
+   * registration is written (registered again, on a new lease), so a draining broker can publish
+   * its marker again. Returns a function that stops watching.
+   */
+  watchBrokerDrainLease(brokerId: number, onChange: () => void): () => void {
+    const marker = `${this.#prefix}draining/${brokerId}`;
+    const registration = this.#brokerKey(brokerId);
+    const stops = [
+      this.#store.watch(marker, (event) => {
+        if (event.type === "delete" && event.key === marker) onChange();
+      }),
+      this.#store.watch(registration, (event) => {
+        if (event.type === "put" && event.entry.key === registration) onChange();
+      }),
+    ];
+    return () => stops.forEach((stop) => stop());
+  }
 }
 
 /** A partition owner key's state: `owner` null when the key was deleted. */

@@ -2,7 +2,8 @@
  * Drain between two in-process brokers sharing in-memory stores: DrainPartitions (through our
  * own gRPC client) releases every partition of broker 1, broker 2 takes them over without a
  * client asking (the owner-key watch), Metadata on both names broker 2, and broker 1 refuses to
- * acquire them again (NOT_LEADER_OR_FOLLOWER) whatever a client with old metadata sends it.
+ * acquire them again (NOT_LEADER_OR_FOLLOWER) whatever a client with old metadata sends it,
+ * also after it lost its session lease (the drain marker is published on the new one).
  */
 import assert from "node:assert/strict";
 import { startTestBroker } from "../support/test_broker.ts";
@@ -86,6 +87,22 @@ Deno.test("drain: partitions move to the other broker at once and do not come ba
       "an unowned partition went to the drained broker",
     );
     await eventually(() => logs2.loadedPartition("t", 3) !== undefined, "broker 2 to retake t-3");
+
+    // Broker 1 loses its session lease (its drain marker and registration go with it). Once it
+    // has a new lease and registers on it, the marker is published again, so Metadata keeps
+    // passing it over.
+    const markerLease = async () =>
+      (await metadataStore.get(`${metadata.prefix}draining/1`))?.lease ?? 0;
+    const oldLease = await markerLease();
+    assert.ok(oldLease > 0);
+    await metadataStore.revokeLease(oldLease);
+    await eventually(() => logs1.leaseId === 0, "broker 1 to notice its lost lease", 15_000);
+    const newLease = await logs1.sessionLease();
+    const deadline = performance.now() + 15_000;
+    while ((await markerLease()) !== newLease) {
+      assert.ok(performance.now() < deadline, "The drain marker was not published again");
+      await new Promise((r) => setTimeout(r, 20));
+    }
   } finally {
     c1.close();
     c2.close();
