@@ -175,14 +175,19 @@ Deno.test("S3ObjectStore: open fails fast on wrong credentials", async () => {
 
 Deno.test("S3ObjectStore: open fails fast when nothing listens at the endpoint", async () => {
   const port = unusedPort();
-  const started = performance.now();
-  const error = await S3ObjectStore.open({
-    bucket: "b",
-    endpoint: `http://127.0.0.1:${port}`,
-    forcePathStyle: true,
-    credentials: { accessKeyId: "a", secretAccessKey: "b" },
-    ...FAST_FAILURE,
-  }).then(() => null, (e) => e);
+  const clock = new ManualClock();
+  const { error, clockMs } = await onManualClock(
+    clock,
+    S3ObjectStore.open({
+      bucket: "b",
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      credentials: { accessKeyId: "a", secretAccessKey: "b" },
+      ...FAST_FAILURE,
+    }, { clock }),
+  );
+  // Fast on the injected clock: only the backoff between the attempts is waited for.
+  assert.ok(clockMs <= (S3_MAX_ATTEMPTS_DEFAULT - 1) * FAST_FAILURE.retryMaxDelayMs!, `${clockMs}`);
   assert.ok(error instanceof ObjectStoreError, String(error));
   assert.match(
     error.message,
@@ -190,7 +195,6 @@ Deno.test("S3ObjectStore: open fails fast when nothing listens at the endpoint",
       `^Cannot start: S3 bucket "b" at "http://127.0.0.1:${port}" is not reachable: .*ECONNREFUSED`,
     ),
   );
-  assert.ok(performance.now() - started < 5_000, "failed fast");
 });
 
 Deno.test("S3ObjectStore: settings are validated with messages naming the setting", () => {
@@ -251,13 +255,15 @@ Deno.test({
 
 Deno.test("S3ObjectStore: MinIO killed -> bounded ObjectStoreErrors; restarted -> works again", async () => {
   const server = await startS3();
-  const store = await S3ObjectStore.open({ ...settingsOf(server), ...FAST_FAILURE });
+  const clock = new ManualClock();
+  const store = await S3ObjectStore.open({ ...settingsOf(server), ...FAST_FAILURE }, { clock });
   try {
     await store.put("default/t/0/segment-00000000000000000000.kfs", bytes("durable"));
     await server.kill();
 
-    // Connection refused is retried maxAttempts times with short backoff, then reported.
-    const bound = S3_MAX_ATTEMPTS_DEFAULT * (1_000 + 50) + 1_000;
+    // Connection refused is retried maxAttempts times with short backoff, then reported;
+    // bounded on the injected clock by the backoff alone (no attempt waits for its timeout).
+    const bound = (S3_MAX_ATTEMPTS_DEFAULT - 1) * FAST_FAILURE.retryMaxDelayMs!;
     const operations: [string, () => Promise<unknown>][] = [
       ["get", () => store.get("default/t/0/segment-00000000000000000000.kfs")],
       ["getRange", () => store.getRange("default/t/0/segment-00000000000000000000.kfs", 0, 3)],
@@ -267,12 +273,10 @@ Deno.test("S3ObjectStore: MinIO killed -> bounded ObjectStoreErrors; restarted -
       ["delete", () => store.delete("default/t/0/x")],
     ];
     for (const [name, operation] of operations) {
-      const started = performance.now();
-      const error = await operation().then(() => null, (e) => e);
-      const elapsed = performance.now() - started;
+      const { error, clockMs } = await onManualClock(clock, operation());
       assert.ok(error instanceof ObjectStoreError, `${name}: ${error}`);
       assert.ok(!(error instanceof PreconditionFailedError), name);
-      assert.ok(elapsed < bound, `${name} took ${elapsed} ms`);
+      assert.ok(clockMs <= bound, `${name} took ${clockMs} ms on the injected clock`);
       assert.match(error.message, /in S3 bucket "kafscale-test" at "http:\/\/127\.0\.0\.1:\d+"/);
       assert.match(
         error.message,
@@ -284,18 +288,23 @@ Deno.test("S3ObjectStore: MinIO killed -> bounded ObjectStoreErrors; restarted -
 
     await server.restart();
     await waitFor("the store to answer again", async () => {
-      try {
-        return text(await store.get("default/t/0/segment-00000000000000000000.kfs")) === "durable";
-      } catch (error) {
-        assert.ok(error instanceof ObjectStoreError, String(error));
-        return false;
-      }
+      const read = await onManualClock(
+        clock,
+        store.get("default/t/0/segment-00000000000000000000.kfs"),
+      );
+      if (read.error !== null) assert.ok(read.error instanceof ObjectStoreError, `${read.error}`);
+      return read.error === null && text(read.value) === "durable";
     });
-    await store.put("default/t/0/y", bytes("y"), { ifNoneMatch: true });
-    await assert.rejects(
-      () => store.put("default/t/0/y", bytes("z"), { ifNoneMatch: true }),
-      PreconditionFailedError,
+    assert.equal(
+      (await onManualClock(clock, store.put("default/t/0/y", bytes("y"), { ifNoneMatch: true })))
+        .error,
+      null,
     );
+    const again = await onManualClock(
+      clock,
+      store.put("default/t/0/y", bytes("z"), { ifNoneMatch: true }),
+    );
+    assert.ok(again.error instanceof PreconditionFailedError, String(again.error));
   } finally {
     await store.close();
     await server.stop();
@@ -763,6 +772,32 @@ function unusedPort(): number {
 }
 
 const macrotask = () => new Promise((resolve) => setTimeout(resolve, 0));
+/** Bound on the event-loop turns `onManualClock` drives. */
+const MANUAL_CLOCK_TURNS_MAX = 10_000;
+/** How far `onManualClock` moves the clock per turn. */
+const MANUAL_CLOCK_STEP_MS = 5;
+
+/**
+ * Settles `operation` while moving `clock` forward in small steps between event-loop turns, and
+ * reports how much injected time it took: retries and timeouts are timed on the clock, not on
+ * the machine's (a loaded CI machine cannot make these checks flaky).
+ */
+async function onManualClock<T>(
+  clock: ManualClock,
+  operation: Promise<T>,
+): Promise<{ value: T | null; error: unknown; clockMs: number }> {
+  const started = clock.now();
+  let settled = false;
+  let value: T | null = null;
+  let error: unknown = null;
+  operation.then((v) => ((value = v), (settled = true)), (e) => ((error = e), (settled = true)));
+  for (let turns = 0; !settled; turns++) {
+    if (turns > MANUAL_CLOCK_TURNS_MAX) assert.fail("The operation did not settle");
+    await macrotask();
+    if (!settled) clock.advance(MANUAL_CLOCK_STEP_MS);
+  }
+  return { value, error, clockMs: clock.now() - started };
+}
 
 async function waitFor(what: string, condition: () => Promise<boolean> | boolean): Promise<void> {
   const deadline = performance.now() + RECOVERY_DEADLINE_MS;
