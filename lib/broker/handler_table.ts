@@ -30,6 +30,7 @@ import { LIST_GROUPS_HANDLER } from "./list_groups.ts";
 import { DELETE_GROUPS_HANDLER } from "./delete_groups.ts";
 import { OFFSET_DELETE_HANDLER } from "./offset_delete.ts";
 import { INIT_PRODUCER_ID_HANDLER } from "./init_producer_id.ts";
+import { DESCRIBE_LOG_DIRS_HANDLER } from "./describe_log_dirs.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();
@@ -64,6 +65,7 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(DELETE_GROUPS_HANDLER);
   add(OFFSET_DELETE_HANDLER);
   add(INIT_PRODUCER_ID_HANDLER);
+  add(DESCRIBE_LOG_DIRS_HANDLER);
   return table;
 }
 

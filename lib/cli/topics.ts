@@ -34,7 +34,7 @@ export function topicsHelp(): string {
     "  create NAME [--partitions N] [--config K=V]... [--if-not-exists]",
     "                        Create a topic",
     "  list                  List topics",
-    "  describe [NAME...]    Partitions, leaders, earliest and latest offsets, and configs",
+    "  describe [NAME...]    Partitions, leaders, offsets, sealed and unsealed bytes, configs",
     "  alter NAME (--partitions N | --config K=V...)",
     "                        Add partitions, or set (K=V) or reset (K=) topic configs",
     "  delete NAME [--if-exists]",
@@ -193,7 +193,17 @@ function describeTable(t: TopicDescription): string {
     ),
     "",
     renderTable(
-      ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "EARLIEST", "LATEST"],
+      [
+        "PARTITION",
+        "LEADER",
+        "EPOCH",
+        "REPLICAS",
+        "ISR",
+        "EARLIEST",
+        "LATEST",
+        "SEALED-BYTES",
+        "UNSEALED-BYTES",
+      ],
       t.partitions.map((p) => [
         p.partition,
         p.leader,
@@ -202,6 +212,8 @@ function describeTable(t: TopicDescription): string {
         p.isr.join(","),
         p.earliestOffset,
         p.latestOffset,
+        p.sealedBytes,
+        p.unsealedBytes,
       ]),
     ),
   ].join("\n");
@@ -223,6 +235,8 @@ async function describe(args: string[], io: CliIo): Promise<number> {
         isr: p.isr,
         earliestOffset: p.earliestOffset,
         latestOffset: p.latestOffset,
+        sealedBytes: p.sealedBytes,
+        unsealedBytes: p.unsealedBytes,
       })),
       configs: t.configs,
     }));

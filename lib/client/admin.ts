@@ -73,7 +73,14 @@ export interface ConfigEntry {
 export interface PartitionDescription extends PartitionInfo {
   earliestOffset: number;
   latestOffset: number;
+  /** Bytes in sealed segments (a Kafka broker's whole log), -1 when its leader did not say. */
+  sealedBytes: number;
+  /** Record bytes in the write-ahead stream, not sealed yet (0 on Apache Kafka). */
+  unsealedBytes: number;
 }
+
+/** The log "directory" under which this project's brokers report unsealed bytes. */
+const WRITE_AHEAD_LOG_DIR = "write-ahead";
 
 export interface TopicDescription {
   name: string;
@@ -510,6 +517,8 @@ export class AdminClient {
       this.listOffsets(refs, "latest", cluster),
       this.describeTopicConfigs(cluster.topics.map((t) => t.name)),
     ]);
+    // After ListOffsets, so every leader has the partitions loaded.
+    const sizes = await this.logDirSizes(refs, cluster);
     return cluster.topics.map((t) => ({
       name: t.name,
       topicId: t.topicId,
@@ -517,9 +526,52 @@ export class AdminClient {
         ...p,
         earliestOffset: earliest.get(`${t.name}/${p.partition}`) ?? -1,
         latestOffset: latest.get(`${t.name}/${p.partition}`) ?? -1,
+        sealedBytes: sizes.get(`${t.name}/${p.partition}`)?.sealed ?? -1,
+        unsealedBytes: sizes.get(`${t.name}/${p.partition}`)?.unsealed ?? -1,
       })),
       configs: configs.get(t.name) ?? [],
     }));
+  }
+
+  /**
+   * Stored bytes by `topic/partition` (DescribeLogDirs to each partition's leader): in sealed
+   * segments, and in the write-ahead stream (this project's brokers report it as the
+   * `write-ahead` log dir; any other log dir counts as sealed, so Apache Kafka's logs are too).
+   */
+  async logDirSizes(
+    refs: TopicPartitionRef[],
+    cluster: ClusterInfo,
+  ): Promise<Map<string, { sealed: number; unsealed: number }>> {
+    const out = new Map<string, { sealed: number; unsealed: number }>();
+    const leaders = new Set<number>();
+    for (const t of cluster.topics) {
+      for (const p of t.partitions) if (p.leader >= 0) leaders.add(p.leader);
+    }
+    const wanted = new Set(refs.map((r) => `${r.topic}/${r.partition}`));
+    const schema = API_SCHEMAS[35];
+    const version = this.version(schema, 0);
+    await Promise.all([...leaders].map(async (leader) => {
+      const conn = await this.#connectionTo(leader);
+      const byTopic = new Map<string, number[]>();
+      for (const r of refs) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r.partition]);
+      const res = await this.#send(conn, schema, version, {
+        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+      for (const dir of res.results) {
+        if (dir.errorCode !== 0) continue;
+        for (const t of dir.topics) {
+          for (const p of t.partitions) {
+            const key = `${t.name}/${p.partitionIndex}`;
+            if (!wanted.has(key)) continue;
+            const entry = out.get(key) ?? { sealed: 0, unsealed: 0 };
+            if (dir.logDir === WRITE_AHEAD_LOG_DIR) entry.unsealed += p.partitionSize;
+            else entry.sealed += p.partitionSize;
+            out.set(key, entry);
+          }
+        }
+      }
+    }));
+    return out;
   }
 
   /**

@@ -28,6 +28,7 @@ const ALTER_CONFIGS = API_SCHEMAS[33];
 const CREATE_PARTITIONS = API_SCHEMAS[37];
 const INCREMENTAL_ALTER_CONFIGS = API_SCHEMAS[44];
 const DESCRIBE_CLUSTER = API_SCHEMAS[60];
+const DESCRIBE_LOG_DIRS = API_SCHEMAS[35];
 
 const TOPIC = 2;
 const BROKER = 4;
@@ -661,4 +662,44 @@ Deno.test("Retention: consumers see the new log start offset in ListOffsets and 
   assert.deepEqual(await listOffset(conn, "aging", 0, -2), { errorCode: 0, offset: 3 });
   assert.deepEqual(await objectsOf(b, "aging", 0), []);
   assert.equal(await produce(conn, "aging", 0, ["later"]), 3);
+});
+
+// ---- DescribeLogDirs -------------------------------------------------------------------
+
+Deno.test("DescribeLogDirs: every version reports sealed and write-ahead bytes of owned partitions", async () => {
+  await using b = await startTestBroker();
+  const conn = await b.connect();
+  await createTopic(conn, "dirs", 2);
+  await produce(conn, "dirs", 0, ["a", "b"]);
+  await sealPartition(b, "dirs", 0);
+  await produce(conn, "dirs", 0, ["c"]);
+  await produce(conn, "dirs", 1, ["d"]);
+  const log0 = await b.node.broker.logs.partition("dirs", 0);
+  const log1 = await b.node.broker.logs.partition("dirs", 1);
+  assert.ok(log0.sealedBytes > 0 && log0.unsealedBytes > 0 && log1.unsealedBytes > 0);
+  for (const v of versions(35)) {
+    const all = await conn.send(DESCRIBE_LOG_DIRS, v, { topics: null });
+    assert.equal(all!.errorCode ?? 0, ERROR_CODES.NONE, `v${v}`);
+    const sizes = (dir: string) =>
+      Object.fromEntries(
+        all!.results.find((r) => r.logDir === dir)!.topics
+          .filter((t) => t.name === "dirs")
+          .flatMap((t) => t.partitions.map((p) => [p.partitionIndex, p.partitionSize])),
+      );
+    assert.deepEqual(sizes("sealed"), { 0: log0.sealedBytes, 1: 0 }, `v${v}`);
+    assert.deepEqual(
+      sizes("write-ahead"),
+      { 0: log0.unsealedBytes, 1: log1.unsealedBytes },
+      `v${v}`,
+    );
+    if (v >= 4) assert.equal(all!.results[0].totalBytes, -1);
+    const one = await conn.send(DESCRIBE_LOG_DIRS, v, {
+      topics: [{ topic: "dirs", partitions: [1] }],
+    });
+    assert.deepEqual(
+      one!.results.map((r) => r.topics.flatMap((t) => t.partitions.map((p) => p.partitionIndex))),
+      [[1], [1]],
+      `v${v}: only what was asked`,
+    );
+  }
 });

@@ -133,10 +133,23 @@ Deno.test("topics list and describe: tables and JSON", async () => {
   assert.ok(rows.some((row) => row.join(" ") === "retention.bytes 4096 DYNAMIC_TOPIC_CONFIG"));
   assert.ok(rows.some((row) => row.join(" ") === "retention.ms 604800000 DEFAULT_CONFIG"));
   const header = rows.findIndex((row) => row[0] === "PARTITION");
+  // The 5 records are still in the write-ahead stream: nothing sealed yet.
+  const unsealed = (await b.node.broker.logs.partition("beta", 1)).unsealedBytes;
+  assert.ok(unsealed > 0);
   assert.deepEqual(rows.slice(header), [
-    ["PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "EARLIEST", "LATEST"],
-    ["0", "0", "0", "0", "0", "0", "0"],
-    ["1", "0", "0", "0", "0", "0", "5"],
+    [
+      "PARTITION",
+      "LEADER",
+      "EPOCH",
+      "REPLICAS",
+      "ISR",
+      "EARLIEST",
+      "LATEST",
+      "SEALED-BYTES",
+      "UNSEALED-BYTES",
+    ],
+    ["0", "0", "0", "0", "0", "0", "0", "0", "0"],
+    ["1", "0", "0", "0", "0", "0", "5", "0", String(unsealed)],
   ]);
 
   r = await topics(b.bootstrap, "describe", "-o", "json");
@@ -150,6 +163,8 @@ Deno.test("topics list and describe: tables and JSON", async () => {
     isr: [0],
     earliestOffset: 0,
     latestOffset: 5,
+    sealedBytes: 0,
+    unsealedBytes: unsealed,
   });
   assert.deepEqual(
     all[1].configs.find((c: { name: string }) => c.name === "retention.bytes"),
