@@ -101,7 +101,7 @@ export const SEAL_LOAD_CONCURRENCY = 8;
  * the partition's bookkeeping when a trickle of appends makes one tiny range
  * per flush round.
  */
-export const UNSEALED_RANGES_MAX = 4_096;
+export const UNSEALED_RANGES_MAX = 1_024;
 /** Bound on segments one read walks through. */
 export const READ_SEGMENTS_MAX = 64;
 /** Bound on ranged GETs that return data in one segment read (skipping is bounded by the segment). */
