@@ -421,18 +421,11 @@ async function startOurBroker(
   if (backend === "minio") {
     console.error("bench: starting MinIO and etcd (tests/support/backends.ts)");
     const { startEtcd, startS3 } = await import("../tests/support/backends.ts");
+    const { distributedEnv } = await import("../tests/support/distributed.ts");
     const [s3, etcd] = await Promise.all([startS3(), startEtcd()]);
     cleanup.defer(() => etcd.stop());
     cleanup.defer(() => s3.stop());
-    env = {
-      KAFSCALE_S3_BUCKET: s3.bucket,
-      KAFSCALE_S3_ENDPOINT: s3.endpoint,
-      KAFSCALE_S3_REGION: s3.region,
-      KAFSCALE_S3_PATH_STYLE: "true",
-      KAFSCALE_S3_ACCESS_KEY: s3.accessKeyId,
-      KAFSCALE_S3_SECRET_KEY: s3.secretAccessKey,
-      KAFSCALE_ETCD_ENDPOINTS: etcd.endpoint,
-    };
+    env = distributedEnv({ s3, etcd });
   }
   // Fixed ports (picked free just before) let us time the first TCP connect from spawn on.
   const kafkaPort = freePort();

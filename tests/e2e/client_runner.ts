@@ -92,3 +92,35 @@ export function describeRun(cmd: string[], result: ProgramResult): string {
     tail(result.stderr),
   ].join("\n");
 }
+
+/**
+ * Runs confluent_verify_acked.py over `acks` (`<partition> <offset> <i>` lines, as the acked
+ * producer prints them after "ACK "): every acknowledged record must be at its partition and
+ * offset with its content. Returns the verifier's summary and a failure description.
+ */
+export async function verifyAcked(
+  bootstrap: string,
+  topic: string,
+  partitions: number,
+  acks: string[],
+  deadlineS = 90,
+): Promise<{ summary: Record<string, unknown> | undefined; describe: string }> {
+  const ackedFile = await Deno.makeTempFile({ prefix: "kafscale-acked-", suffix: ".txt" });
+  try {
+    await Deno.writeTextFile(ackedFile, acks.join("\n") + "\n");
+    const cmd = [
+      pythonPath(),
+      `${CLIENTS_DIR}confluent_verify_acked.py`,
+      bootstrap,
+      topic,
+      String(partitions),
+      ackedFile,
+      "--deadline-s",
+      String(deadlineS),
+    ];
+    const result = await runProgram(cmd, { timeoutMs: (deadlineS + 30) * 1000 });
+    return { summary: lastJsonLine(result.stdout), describe: describeRun(cmd, result) };
+  } finally {
+    await Deno.remove(ackedFile);
+  }
+}

@@ -8,7 +8,7 @@
  * keeps taking records.
  */
 import assert from "node:assert/strict";
-import { CLIENTS_DIR, describeRun, lastJsonLine, pythonPath, runProgram } from "./client_runner.ts";
+import { CLIENTS_DIR, describeRun, pythonPath, runProgram, verifyAcked } from "./client_runner.ts";
 import { AckedProducer, startBackends, startDistributedBroker } from "../support/distributed.ts";
 
 const PARTITIONS = 4;
@@ -86,30 +86,13 @@ Deno.test({
       );
       acks = [...acks, ...during, ...after];
 
-      const ackedFile = await Deno.makeTempFile({ prefix: "kafscale-acked-" });
-      try {
-        await Deno.writeTextFile(ackedFile, acks.join("\n") + "\n");
-        const cmd = [
-          pythonPath(),
-          `${CLIENTS_DIR}confluent_verify_acked.py`,
-          second.bootstrap,
-          topic,
-          String(PARTITIONS),
-          ackedFile,
-          "--deadline-s",
-          String(DEADLINE_S),
-        ];
-        const verify = await runProgram(cmd, { timeoutMs: (DEADLINE_S + 30) * 1000 });
-        const summary = lastJsonLine(verify.stdout);
-        const context = `${describeRun(cmd, verify)}\n--- broker 1 ---\n${first.logs()}\n` +
-          `--- broker 2 ---\n${second.logs()}`;
-        console.log(`stall: ${acks.length} acked in all; verifier: ${JSON.stringify(summary)}`);
-        assert.equal(summary?.lost, 0, context);
-        assert.equal(summary?.duplicates, 0, context);
-        assert.equal(summary?.ok, true, context);
-      } finally {
-        await Deno.remove(ackedFile);
-      }
+      const { summary, describe } = await verifyAcked(second.bootstrap, topic, PARTITIONS, acks);
+      const context = `${describe}\n--- broker 1 ---\n${first.logs()}\n--- broker 2 ---\n` +
+        second.logs();
+      console.log(`stall: ${acks.length} acked in all; verifier: ${JSON.stringify(summary)}`);
+      assert.equal(summary?.lost, 0, context);
+      assert.equal(summary?.duplicates, 0, context);
+      assert.equal(summary?.ok, true, context);
       // Broker 1 noticed it lost its lease and stopped writing.
       assert.match(first.logs(), /lease (may have )?expired|stopped writing|taken over/i);
       assert.equal(await second.stop(), 0, second.logs());

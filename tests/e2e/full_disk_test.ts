@@ -12,10 +12,10 @@ import { startBroker } from "./broker_process.ts";
 import {
   CLIENTS_DIR,
   describeRun,
-  lastJsonLine,
   pythonPath,
   requireFile,
   runProgram,
+  verifyAcked,
 } from "./client_runner.ts";
 
 const PARTITIONS = 4;
@@ -27,7 +27,6 @@ const FREE_MIB = 6;
 const RECORDS = 100_000;
 const DEADLINE_S = 60;
 const PRODUCER = `${CLIENTS_DIR}confluent_acked_producer.py`;
-const VERIFIER = `${CLIENTS_DIR}confluent_verify_acked.py`;
 
 async function run(cmd: string[]): Promise<void> {
   const out = await new Deno.Command(cmd[0], {
@@ -113,23 +112,16 @@ Deno.test({
         // Restart on the still-full disk: every acknowledged record is there.
         await broker.stop();
         broker = await startBroker({ dataDir });
-        const ackedFile = await Deno.makeTempFile({ prefix: "kafscale-acked-" });
         const verify = async (acks: string[]) => {
-          await Deno.writeTextFile(ackedFile, acks.join("\n") + "\n");
-          const cmd = [
-            pythonPath(),
-            VERIFIER,
+          const { summary, describe } = await verifyAcked(
             broker.bootstrap,
             topic,
-            String(PARTITIONS),
-            ackedFile,
-            "--deadline-s",
-            String(DEADLINE_S),
-          ];
-          const result = await runProgram(cmd, { timeoutMs: (DEADLINE_S + 30) * 1000 });
-          const summary = lastJsonLine(result.stdout);
-          assert.equal(summary?.lost, 0, `${describeRun(cmd, result)}\n${broker.logs()}`);
-          assert.equal(summary?.ok, true, `${describeRun(cmd, result)}\n${broker.logs()}`);
+            PARTITIONS,
+            acks,
+            DEADLINE_S,
+          );
+          assert.equal(summary?.lost, 0, `${describe}\n${broker.logs()}`);
+          assert.equal(summary?.ok, true, `${describe}\n${broker.logs()}`);
           return summary;
         };
         await verify(first.acks);
@@ -144,7 +136,6 @@ Deno.test({
             `all acked read back after a restart on the full disk; ${second.acks.length} acked ` +
             `once space returned; ${JSON.stringify(summary)}`,
         );
-        await Deno.remove(ackedFile);
         assert.equal(await broker.stop(), 0, broker.logs());
       } finally {
         await broker.cleanup();

@@ -40,7 +40,7 @@ export async function startBackends(): Promise<Backends> {
 }
 
 /** The `KAFSCALE_*` environment that puts a broker on these backends. */
-export function distributedEnv(backends: Backends): Record<string, string> {
+export function distributedEnv(backends: Pick<Backends, "etcd" | "s3">): Record<string, string> {
   const { etcd, s3 } = backends;
   return {
     KAFSCALE_S3_BUCKET: s3.bucket,
