@@ -15,6 +15,7 @@ import type { ObjectStore } from "../storage/object_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { ClusterMetadata } from "../metadata/cluster_metadata.ts";
 import { MAX_TXN_OPERATIONS } from "../metadata/metadata_store.ts";
+import { exitOnBrokenInvariant } from "../util/assert.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
 import { retentionLimits } from "../broker/topic_config.ts";
@@ -43,6 +44,8 @@ import { advertisedAddress, type ServeConfig } from "./serve_config.ts";
 const MAX_IN_FLIGHT_REQUESTS = 64;
 /** Broker session lease; a broker that cannot renew it stops writing. */
 const LEASE_TTL_MS = 10_000;
+/** Flush rounds failing in a row after which /readyz says not ready. */
+const FAILING_ROUNDS_UNREADY = 3;
 /** Sparse index density: one entry per this many messages. */
 const INDEX_INTERVAL_MESSAGES = 100;
 /** How often the broker registration is checked against the current session lease. */
@@ -113,6 +116,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       producerIdExpirationMs: config.producerIdExpirationMs,
       sealMaxAgeMs: config.sealMaxAgeMs,
     },
+    onBrokenInvariant: exitOnBrokenInvariant(logger),
     sealPolicyFor: (name) => {
       const broker = topics.broker;
       const topic = broker?.cachedTopic(name);
@@ -295,14 +299,29 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       metrics,
       logger,
       isReady: () => ready,
-      checks: deps.healthChecks ?? [
+      checks: [
+        ...(deps.healthChecks ?? [
+          {
+            name: "metadata",
+            check: async () => (await metadataStore.get("/kafscale/cluster/id"), null),
+          },
+          {
+            name: "objects",
+            check: async () => (await objectStore.list(`${config.namespace}/`), null),
+          },
+        ]),
         {
-          name: "metadata",
-          check: async () => (await metadataStore.get("/kafscale/cluster/id"), null),
-        },
-        {
-          name: "objects",
-          check: async () => (await objectStore.list(`${config.namespace}/`), null),
+          // Stores can answer a probe while every flush round fails (a full disk, a refused
+          // write): then produce cannot succeed, and the broker must not say it is ready.
+          name: "flush",
+          check: () => {
+            const { failingRounds, lastError } = logs.flushStats;
+            return Promise.resolve(
+              failingRounds >= FAILING_ROUNDS_UNREADY
+                ? `the last ${failingRounds} flush rounds failed: ${lastError}`
+                : null,
+            );
+          },
         },
       ],
     });

@@ -25,6 +25,7 @@ import type {
 } from "../metadata/cluster_metadata.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
 import type { Logger } from "../util/logger.ts";
+import type { InvariantPolicy } from "../util/assert.ts";
 import { LogError } from "./log_error.ts";
 import type { EncodedChunk, WalChunkInput } from "./wal_format.ts";
 import type { WalWriter } from "./wal_writer.ts";
@@ -66,6 +67,8 @@ export interface FlushSchedulerOptions {
   flushIntervalMs: number;
   /** Called before the write and before the commit; throws LogError to stop (lease deadline passed). */
   beforeCommit?: () => void;
+  /** Where an exception escaping a round or an outcome callback goes: a bug, never swallowed. */
+  onBrokenInvariant: InvariantPolicy;
 }
 
 export interface FlushStats {
@@ -75,6 +78,9 @@ export interface FlushStats {
   /** Summed wall time of the write phase and of the commit phase, in ms. */
   writeMs: number;
   commitMs: number;
+  /** Rounds in a row in which every flush failed (0 after any success), and the last error. */
+  failingRounds: number;
+  lastError: string | null;
 }
 
 export function toLogError(error: unknown, what: string): LogError {
@@ -99,6 +105,8 @@ export class FlushScheduler {
     failedFlushes: 0,
     writeMs: 0,
     commitMs: 0,
+    failingRounds: 0,
+    lastError: null,
   };
 
   constructor(options: FlushSchedulerOptions) {
@@ -191,19 +199,34 @@ export class FlushScheduler {
         if (!this.#again && this.#pendingBytes < this.#options.flushBytes) break;
       }
     } catch (error) {
-      // #runRound handles every failure itself; reaching here is a bug.
-      this.#options.logger.error("Flush round crashed", { error: String(error) });
+      // #runRound handles every operating failure itself; reaching here is a bug, and the
+      // partitions of this round may be stuck with a flush in flight: stop (DESIGN invariant 7).
+      this.#options.onBrokenInvariant(error);
     } finally {
       this.#round = null;
     }
   }
 
-  /** Runs one partition's outcome callback; a bug in one must not strand the others. */
+  /**
+   * Runs one partition's outcome callback. One that throws is a bug (its partition's state is
+   * unknown now): the policy stops the process; the other partitions are still told first.
+   */
   #tell(callback: () => void): void {
     try {
       callback();
     } catch (error) {
-      this.#options.logger.error("Flush outcome handler failed", { error: String(error) });
+      queueMicrotask(() => this.#options.onBrokenInvariant(error));
+    }
+  }
+
+  /** Counts a round's outcome for readiness: `failed` of `total` flushes failed. */
+  #noteOutcome(failed: number, total: number, error: LogError | null): void {
+    if (total > 0 && failed === total) {
+      this.#stats.failingRounds++;
+      this.#stats.lastError = error?.message ?? this.#stats.lastError;
+    } else if (total > 0) {
+      this.#stats.failingRounds = 0;
+      this.#stats.lastError = null;
     }
   }
 
@@ -254,6 +277,7 @@ export class FlushScheduler {
         this.#stats.failedFlushes += withChunk.length;
         for (const f of withChunk) this.#tell(() => f.failed(logError, "write"));
         ready = flushes.filter((f) => f.chunk === null);
+        if (ready.length === 0) this.#noteOutcome(withChunk.length, withChunk.length, logError);
       } finally {
         this.#stats.writeMs += clock.monotonic() - writeStart;
       }
@@ -276,10 +300,13 @@ export class FlushScheduler {
       const logError = toLogError(error, "Cannot commit end offsets");
       this.#stats.failedFlushes += ready.length;
       for (const f of ready) this.#tell(() => f.failed(logError, "commit"));
+      this.#noteOutcome(flushes.length, flushes.length, logError);
       return;
     } finally {
       this.#stats.commitMs += clock.monotonic() - commitStart;
     }
+    const fenced = results.filter((r) => r === "fenced").length;
+    this.#noteOutcome(fenced + flushes.length - ready.length, flushes.length, null);
     results.forEach((result, i) => {
       if (result === "fenced") {
         this.#stats.failedFlushes++;

@@ -25,6 +25,7 @@ import {
 import { LeaseExpiredError } from "../metadata/metadata_store.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
+import { InvariantError, type InvariantPolicy, throwBrokenInvariant } from "../util/assert.ts";
 import type { Logger } from "../util/logger.ts";
 import { mapBounded } from "./bounded.ts";
 import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.ts";
@@ -80,6 +81,11 @@ export interface LogManagerDeps {
   config: LogConfig;
   /** A topic's sealing policy (its segment.bytes and segment.ms); defaults to segmentBytesMax. */
   sealPolicyFor?: (topic: string) => SealPolicy | undefined;
+  /**
+   * What a broken invariant does (`serve`: log and stop the process, `exitOnBrokenInvariant`);
+   * by default it is rethrown outside any caller, so it is never swallowed.
+   */
+  onBrokenInvariant?: InvariantPolicy;
 }
 
 export interface SealStats {
@@ -205,6 +211,7 @@ export class LogManager {
       flushBytes: deps.config.flushBytes,
       flushIntervalMs: deps.config.flushIntervalMs,
       beforeCommit: () => this.#assertWritable(),
+      onBrokenInvariant: deps.onBrokenInvariant ?? throwBrokenInvariant,
     });
     this.#context = {
       objectStore: deps.objectStore,
@@ -217,6 +224,7 @@ export class LogManager {
       assertWritable: () => this.#assertWritable(),
       reservePending: (bytes) => this.#reservePending(bytes),
       onClosed: (log) => this.#forget(log),
+      onBrokenInvariant: deps.onBrokenInvariant ?? throwBrokenInvariant,
       noteObjectsWritten: (count) => {
         this.#objectsWritten += count;
       },
@@ -572,7 +580,7 @@ export class LogManager {
     try {
       await log.seal(this.#policyFor(log.topic));
     } catch (error) {
-      if (log.closed) return;
+      if (log.closed || error instanceof InvariantError) return; // The policy has it already.
       this.#sealStats.failures++;
       this.#deps.logger.warn(
         "Cannot seal; the data stays in the write-ahead stream and is retried",

@@ -42,6 +42,7 @@ import {
 } from "../protocol/record_batch.ts";
 import { type ObjectStore, PreconditionFailedError } from "../storage/object_store.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
+import { InvariantError, type InvariantPolicy } from "../util/assert.ts";
 import type { Logger } from "../util/logger.ts";
 import { firstRejection, mapBounded } from "./bounded.ts";
 import type {
@@ -210,6 +211,8 @@ export interface LogContext {
   assertWritable(): void;
   /** Counts objects created in the object store (metrics: objects written per second). */
   noteObjectsWritten(count: number): void;
+  /** The policy for broken invariants (production: log and stop the process). */
+  onBrokenInvariant: InvariantPolicy;
   /** Counts a committed seal: segment bytes and how long it took. */
   noteSeal(bytes: number, elapsedMs: number): void;
   /** Throws LogError when `bytes` more pending bytes would exceed the write buffer bound. */
@@ -387,7 +390,7 @@ export class PartitionLog implements FlushSource {
     if (this.#closedError) return Promise.reject(this.#closedError);
     if (this.#appendsRefused) return Promise.reject(this.#appendsRefused);
     if (batches.length === 0) {
-      return Promise.reject(new Error("Broken invariant: append without batches"));
+      return Promise.reject(this.#broken("append without batches"));
     }
     // The producer check, the offsets and the producer record happen in this
     // one synchronous step, so no other append can come between them.
@@ -461,8 +464,8 @@ export class PartitionLog implements FlushSource {
     const index = original?.batches.findIndex((b) => b.baseOffset === verdict.firstOffset) ?? -1;
     if (!original || index < 0) {
       return Promise.reject(
-        new Error(
-          `Broken invariant: producer state of "${this.#name()}" names pending offset ` +
+        this.#broken(
+          `producer state of "${this.#name()}" names pending offset ` +
             `${verdict.firstOffset}, which no pending append holds`,
         ),
       );
@@ -565,7 +568,7 @@ export class PartitionLog implements FlushSource {
     ) {
       return null;
     }
-    if (this.#inFlight) throw new Error("Broken invariant: two flushes of one partition at once");
+    if (this.#inFlight) throw this.#broken("two flushes of one partition at once");
     const entries = this.#pending;
     this.#pending = [];
     this.#pendingBytes = 0;
@@ -620,7 +623,7 @@ export class PartitionLog implements FlushSource {
     this.#stateRevision = revision;
     if (flush.chunk) {
       if (!written) {
-        throw new Error(`Broken invariant: flush of "${this.#name()}" committed without its chunk`);
+        throw this.#broken(`flush of "${this.#name()}" committed without its chunk`);
       }
       const batches = flush.entries.flatMap((e) => e.batches);
       const view = viewFromWritten(written.payload, batches);
@@ -638,8 +641,8 @@ export class PartitionLog implements FlushSource {
       const last = this.#ranges[this.#ranges.length - 1];
       const expectedBase = last ? last.lastOffset + 1 : this.#committedEnd;
       if (range.baseOffset !== expectedBase) {
-        throw new Error(
-          `Broken invariant: range ${range.baseOffset} of "${this.#name()}" does not follow ` +
+        throw this.#broken(
+          `range ${range.baseOffset} of "${this.#name()}" does not follow ` +
             `${expectedBase - 1}`,
         );
       }
@@ -665,8 +668,8 @@ export class PartitionLog implements FlushSource {
   #applySeal(seal: SealAdvance): void {
     const { meta, view } = seal;
     if (meta.baseOffset !== this.#sealedEnd) {
-      throw new Error(
-        `Broken invariant: sealed segment ${meta.baseOffset} of "${this.#name()}" does not ` +
+      throw this.#broken(
+        `sealed segment ${meta.baseOffset} of "${this.#name()}" does not ` +
           `start at the sealed end ${this.#sealedEnd}`,
       );
     }
@@ -675,8 +678,8 @@ export class PartitionLog implements FlushSource {
       count++;
     }
     if (count === 0 || this.#ranges[count - 1].lastOffset !== meta.lastOffset) {
-      throw new Error(
-        `Broken invariant: sealed segment ${meta.baseOffset}-${meta.lastOffset} of ` +
+      throw this.#broken(
+        `sealed segment ${meta.baseOffset}-${meta.lastOffset} of ` +
           `"${this.#name()}" does not end at a range boundary`,
       );
     }
@@ -825,7 +828,7 @@ export class PartitionLog implements FlushSource {
     }
     if (this.#closedError) throw this.#closedError;
     if (chosen[0].baseOffset !== this.#sealedEnd) {
-      throw new Error(`Broken invariant: unsealed ranges of "${this.#name()}" moved while sealing`);
+      throw this.#broken(`unsealed ranges of "${this.#name()}" moved while sealing`);
     }
     const encoded = encodeSegment(inputs, {
       createdMs: this.#ctx.clock.now(),
@@ -981,7 +984,7 @@ export class PartitionLog implements FlushSource {
   async advanceLogStartOffset(offset: number): Promise<SegmentMeta[]> {
     if (this.#closedError) throw this.#closedError;
     if (this.#startAdvance) {
-      throw new Error(`Broken invariant: two log start offset advances of "${this.#name()}"`);
+      throw this.#broken(`two log start offset advances of "${this.#name()}"`);
     }
     if (!Number.isSafeInteger(offset) || offset > this.#committedEnd) {
       throw new RangeError(
@@ -1505,6 +1508,13 @@ export class PartitionLog implements FlushSource {
 
   #name(): string {
     return `${this.topic}-${this.partition}`;
+  }
+
+  /** Reports a broken invariant to the manager's policy (which stops the process); returns it to throw. */
+  #broken(message: string): InvariantError {
+    const error = new InvariantError(`Broken invariant: ${message}`);
+    this.#ctx.onBrokenInvariant(error);
+    return error;
   }
 }
 

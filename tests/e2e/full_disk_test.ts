@@ -108,6 +108,10 @@ Deno.test({
         const health = await fetch(`http://${broker.httpAddr}/healthz`);
         await health.body?.cancel();
         assert.equal(health.status, 200, "the broker stays up");
+        const ready = await fetch(`http://${broker.httpAddr}/readyz`);
+        const readyBody = await ready.text();
+        assert.equal(ready.status, 503, `not ready while the disk is full: ${readyBody}`);
+        assert.match(readyBody, /flush rounds failed/);
 
         // Restart on the still-full disk: every acknowledged record is there.
         await broker.stop();

@@ -89,6 +89,7 @@ async function setup(partitions = 2) {
   const lease = await metadata.grantLease(60_000);
   const memory = new MemoryObjectStore();
   const objects = new FaultyObjectStore(memory);
+  const broken: unknown[] = [];
   const gated = new GatedObjectStore(objects);
   const scheduler = new FlushScheduler({
     clock,
@@ -97,13 +98,14 @@ async function setup(partitions = 2) {
     wal: walOver(gated, clock),
     flushBytes: FLUSH_BYTES,
     flushIntervalMs: INTERVAL_MS,
+    onBrokenInvariant: (error) => void broken.push(error),
   });
   const sources: FakeSource[] = [];
   for (let p = 0; p < partitions; p++) {
     const a = (await metadata.acquirePartition("t", p, 1, lease.id)) as AcquiredPartition;
     sources.push(new FakeSource(scheduler, p, a.stateRevision, a.epoch));
   }
-  return { clock, store, metadata, scheduler, sources, memory, objects, gated };
+  return { clock, store, metadata, scheduler, sources, memory, objects, gated, broken };
 }
 
 Deno.test("flush scheduler: the interval timer starts at the first pending append", async () => {
@@ -235,6 +237,7 @@ Deno.test("flush scheduler: a refused lease check or a failing commit fails ever
     beforeCommit: () => {
       if (refuse) throw LogError.notLeader("lease deadline passed");
     },
+    onBrokenInvariant: (error) => assert.fail(`unexpected broken invariant: ${error}`),
   });
   try {
     await metadata.createTopic({ name: "t", partitions: 2 });
@@ -275,6 +278,54 @@ Deno.test("flush scheduler: drain flushes everything; discard forgets a source",
     assert.deepEqual(a.outcomes, ["committed"]);
     assert.deepEqual(b.outcomes, []);
     assert.equal(scheduler.pendingBytes, 0);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: an outcome handler that throws is a broken invariant, never swallowed", async () => {
+  const { clock, store, scheduler, broken, sources: [a, b] } = await setup();
+  try {
+    const original = a.takeFlush.bind(a);
+    a.takeFlush = () => {
+      const flush = original();
+      return flush && {
+        ...flush,
+        committed: () => {
+          throw new Error("bookkeeping bug");
+        },
+      };
+    };
+    a.add(10);
+    b.add(10);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    assert.deepEqual(b.outcomes, ["committed"], "the other partitions are still told");
+    assert.equal(broken.length, 1);
+    assert.match(String(broken[0]), /bookkeeping bug/);
+  } finally {
+    scheduler.close();
+    await store.close();
+  }
+});
+
+Deno.test("flush scheduler: rounds that keep failing are counted for readiness; a success resets", async () => {
+  const { clock, store, objects, scheduler, sources: [a] } = await setup();
+  try {
+    for (let i = 1; i <= 3; i++) {
+      objects.failNext("put");
+      a.add(10);
+      clock.advance(INTERVAL_MS);
+      await settle();
+      assert.equal(scheduler.stats.failingRounds, i);
+    }
+    assert.match(scheduler.stats.lastError ?? "", /Injected fault/);
+    a.add(10);
+    clock.advance(INTERVAL_MS);
+    await settle();
+    assert.equal(scheduler.stats.failingRounds, 0);
+    assert.equal(scheduler.stats.lastError, null);
   } finally {
     scheduler.close();
     await store.close();

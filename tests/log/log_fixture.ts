@@ -124,6 +124,7 @@ export async function harness(options: {
   clock?: ManualClock;
   config?: Partial<LogConfig>;
   partitions?: number;
+  onBrokenInvariant?: (error: unknown) => void;
 } = {}): Promise<Harness> {
   const clock = options.clock ?? new ManualClock();
   const objectStore = options.objectStore ?? new MemoryObjectStore();
@@ -143,6 +144,7 @@ export async function harness(options: {
       logger: silentLogger,
       brokerId: o.brokerId ?? 1,
       config: { ...TEST_CONFIG, ...options.config, ...o.config },
+      onBrokenInvariant: options.onBrokenInvariant,
     });
     managers.push(manager);
     await manager.start();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { LOG_ERROR_CODE, LogError } from "../../lib/log/log_error.ts";
+import { InvariantError } from "../../lib/util/assert.ts";
 import { segmentObjectKey } from "../../lib/log/segment_format.ts";
 import { TIMESTAMP_TYPE } from "../../lib/protocol/record_batch.ts";
 import { decodeRecordBatches } from "../../lib/protocol/records.ts";
@@ -626,6 +627,26 @@ Deno.test("read: ranged reads reach the batch holding the offset past any number
     // A budget smaller than the batch without minOneBatch returns nothing, but does not fail.
     const none = await log.read(20, 100_000);
     assert.equal(none.bytes, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("invariants: a second flush of a partition, or a commit without its chunk, goes to the policy", async () => {
+  const broken: unknown[] = [];
+  const h = await harness({ onBrokenInvariant: (error) => void broken.push(error) });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    append(log, batch(["a"]), { acks: 0 });
+    const first = log.takeFlush()!;
+    append(log, batch(["b"]), { acks: 0 });
+    assert.throws(() => log.takeFlush(), InvariantError);
+    assert.equal(broken.length, 1);
+    assert.match(String(broken[0]), /two flushes of one partition/);
+    // The round "committed" without saying where the chunk went.
+    assert.throws(() => first.committed(1, null), InvariantError);
+    assert.equal(broken.length, 2);
+    assert.match(String(broken[1]), /committed without its chunk/);
   } finally {
     await h.close();
   }
