@@ -32,6 +32,7 @@ import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.t
 import { LogError } from "./log_error.ts";
 import { type LogConfig, type LogContext, PartitionLog, type SealPolicy } from "./partition_log.ts";
 import { DELETE_CONCURRENCY, type LocatedWalRange, recoverPartition } from "./recovery.ts";
+import { WalReader } from "./wal_reader.ts";
 import { WalWriter, type WalWriterStats } from "./wal_writer.ts";
 import { SegmentCache } from "./segment_cache.ts";
 import { partitionObjectPrefix } from "./segment_format.ts";
@@ -58,9 +59,9 @@ export const DEFAULT_WAL_FILE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_SEAL_CHECK_INTERVAL_MS = 1_000;
 export const DEFAULT_WAL_GC_INTERVAL_MS = 30_000;
 /** Partitions sealing at once. */
-export const SEAL_CONCURRENCY = 4;
+export const SEAL_CONCURRENCY = 1;
 /** Longest `close()` spends sealing before it stops (what is left stays in the write-ahead stream). */
-export const CLOSE_SEAL_BUDGET_MS = 10_000;
+export const CLOSE_SEAL_BUDGET_MS = 3_000;
 
 export const DEFAULT_LOG_CONFIG: Readonly<LogConfig> = Object.freeze({
   namespace: "default",
@@ -225,6 +226,7 @@ export class LogManager {
       reservePending: (bytes) => this.#reservePending(bytes),
       onClosed: (log) => this.#forget(log),
       onBrokenInvariant: deps.onBrokenInvariant ?? throwBrokenInvariant,
+      walReader: new WalReader(deps.objectStore, this.#cache),
       noteObjectsWritten: (count) => {
         this.#objectsWritten += count;
       },

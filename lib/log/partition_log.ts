@@ -94,6 +94,7 @@ import {
   viewMaxTimestamp,
 } from "./segment_view.ts";
 import { parseWalChunkHeader, type WalChunkInput, WalFormatError } from "./wal_format.ts";
+import type { WalReader } from "./wal_reader.ts";
 
 /** Bound on write-ahead chunks one seal reads at once. */
 export const SEAL_LOAD_CONCURRENCY = 8;
@@ -121,6 +122,13 @@ export const FULL_GET_BYTES_MAX = 8 * 1024 * 1024;
  */
 export const READ_AHEAD_SEGMENTS_MAX = 4;
 export const READ_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
+/**
+ * Chunks read back from the write-ahead stream up to this size have their CRC32C checked. A
+ * bigger one (a seal reads tens of MiB) is checked for its header, its batch framing and its
+ * offsets only: a CRC over it would hold the event loop for tens of milliseconds, and its
+ * batches keep their own CRCs, which the segment's CRC is combined from and consumers check.
+ */
+export const CHUNK_CRC_CHECK_BYTES_MAX = 1024 * 1024;
 /** Unsealed ranges a cold read fetches ahead. */
 export const READ_AHEAD_RANGES_MAX = 16;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
@@ -211,6 +219,8 @@ export interface LogContext {
   assertWritable(): void;
   /** Counts objects created in the object store (metrics: objects written per second). */
   noteObjectsWritten(count: number): void;
+  /** Reads write-ahead chunks back, small ones through cached blocks. */
+  walReader: WalReader;
   /** The policy for broken invariants (production: log and stop the process). */
   onBrokenInvariant: InvariantPolicy;
   /** Counts a committed seal: segment bytes and how long it took. */
@@ -1245,26 +1255,26 @@ export class PartitionLog implements FlushSource {
     return loading;
   }
 
-  /** Reads a write-ahead chunk back, checks its header and CRC, and caches its batches. */
+  /**
+   * Reads a write-ahead chunk back (through the shared block reader), checks its header and CRC,
+   * and caches its batches unless they are a view of a cached block.
+   */
   async #loadRangeView(range: WalRange, key: string): Promise<SegmentView> {
-    let bytes: Uint8Array | null;
+    let read: { bytes: Uint8Array | null; shared: boolean };
     try {
-      bytes = await this.#ctx.objectStore.getRange(
-        range.object,
-        range.position,
-        range.position + range.length,
-      );
+      read = await this.#ctx.walReader.read(range.object, range.position, range.length);
     } catch (error) {
       throw toLogError(error, `Cannot read write-ahead object "${range.object}"`);
     }
-    if (!bytes || bytes.byteLength !== range.length) {
+    const bytes = read.bytes;
+    if (!bytes) {
       throw LogError.storage(
         `Write-ahead object "${range.object}" is missing or shorter than its index says`,
       );
     }
     let view: SegmentView;
     try {
-      const header = parseWalChunkHeader(bytes, true);
+      const header = parseWalChunkHeader(bytes, bytes.byteLength <= CHUNK_CRC_CHECK_BYTES_MAX);
       if (
         header.topic !== this.topic || header.partition !== this.partition ||
         header.baseOffset !== range.baseOffset || header.endOffset !== range.lastOffset + 1
@@ -1289,7 +1299,7 @@ export class PartitionLog implements FlushSource {
       );
     }
     range.maxTimestamp = viewMaxTimestamp(view);
-    this.#ctx.cache.set(key, { kind: "segment", view });
+    if (!read.shared) this.#ctx.cache.set(key, { kind: "segment", view });
     return view;
   }
 

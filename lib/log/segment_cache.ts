@@ -10,12 +10,15 @@ import { type SegmentView, viewBytes } from "./segment_view.ts";
 
 export type CachedObject =
   | { kind: "segment"; view: SegmentView }
-  | { kind: "index"; index: ParsedIndex };
+  | { kind: "index"; index: ParsedIndex }
+  /** A block of a write-ahead object (WalReader): many partitions' small chunks at once. */
+  | { kind: "block"; bytes: Uint8Array };
 
 /** Bytes charged for one index entry held in memory. */
 const INDEX_ENTRY_MEMORY_BYTES = 48;
 
 export function cachedObjectBytes(value: CachedObject): number {
+  if (value.kind === "block") return 64 + value.bytes.byteLength;
   return value.kind === "segment"
     ? viewBytes(value.view)
     : 64 + value.index.entries.length * INDEX_ENTRY_MEMORY_BYTES;

@@ -33,6 +33,8 @@ import {
 
 /** File-name prefix of in-progress puts; such names are hidden from `list`. */
 export const TEMP_FILE_PREFIX = ".tmp-";
+/** A durable put of a bigger object is fdatasync'ed every this many bytes as it is written. */
+export const PUT_SYNC_CHUNK_BYTES = 4 * 1024 * 1024;
 /** How many `stat` calls `list` keeps in flight at once. */
 const LIST_STAT_CONCURRENCY = 64;
 /** How deep `list` and `cleanupTempFiles` descend; keys are never nested deeper. */
@@ -124,7 +126,17 @@ export class LocalObjectStore implements ObjectStore {
     try {
       file = await this.#createTemp(temp, dir);
       let written = 0;
-      while (written < data.length) written += await file.write(data.subarray(written));
+      let synced = 0;
+      while (written < data.length) {
+        written += await file.write(data.subarray(written, written + PUT_SYNC_CHUNK_BYTES));
+        // A big durable object is flushed as it is written: one fdatasync of a whole segment
+        // would hold the filesystem journal (ext4) long enough to stall every other fsync,
+        // such as the write-ahead file's on the produce path.
+        if (durable && written - synced >= PUT_SYNC_CHUNK_BYTES && written < data.length) {
+          await file.syncData();
+          synced = written;
+        }
+      }
       if (this.#beforePublish) await this.#beforePublish(temp);
       if (options.ifNoneMatch) {
         try {

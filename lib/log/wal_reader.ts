@@ -1,0 +1,66 @@
+/**
+ * Reads chunks back from write-ahead objects. A flush round puts every partition's chunk side by
+ * side, so with many partitions the chunks are small and a consumer (or a seal) reading through
+ * the log needs thousands of them from the same stretch of an object. Small chunks are therefore
+ * read through aligned blocks (`WAL_BLOCK_BYTES`) kept in the shared cache: one GET serves every
+ * partition's chunks in it. Bigger chunks are read on their own.
+ *
+ * A block of the file being appended to can be shorter than the block size; a read beyond what
+ * a cached block holds reads the block again.
+ */
+
+import type { ObjectStore } from "../storage/object_store.ts";
+import type { SegmentCache } from "./segment_cache.ts";
+
+export const WAL_BLOCK_BYTES = 4 * 1024 * 1024;
+/** Chunks up to this size are read through blocks. */
+export const WAL_BLOCK_READ_MAX = 256 * 1024;
+
+export class WalReader {
+  readonly #objectStore: ObjectStore;
+  readonly #cache: SegmentCache;
+  readonly #loading = new Map<string, Promise<Uint8Array | null>>();
+
+  constructor(objectStore: ObjectStore, cache: SegmentCache) {
+    this.#objectStore = objectStore;
+    this.#cache = cache;
+  }
+
+  /**
+   * Bytes [position, position + length) of the object, or null when it is missing or shorter.
+   * `shared` says the bytes are a view of a cached block (do not cache a view of them again).
+   */
+  async read(
+    object: string,
+    position: number,
+    length: number,
+  ): Promise<{ bytes: Uint8Array | null; shared: boolean }> {
+    const end = position + length;
+    const block = Math.floor(position / WAL_BLOCK_BYTES);
+    if (length > WAL_BLOCK_READ_MAX || Math.floor((end - 1) / WAL_BLOCK_BYTES) !== block) {
+      const bytes = await this.#objectStore.getRange(object, position, end);
+      return { bytes: bytes && bytes.byteLength === length ? bytes : null, shared: false };
+    }
+    const start = block * WAL_BLOCK_BYTES;
+    const key = `${object}#block-${block}`;
+    const cached = this.#cache.get(key);
+    let bytes = cached?.kind === "block" ? cached.bytes : null;
+    if (!bytes || bytes.byteLength < end - start) bytes = await this.#load(object, start, key);
+    if (!bytes || bytes.byteLength < end - start) return { bytes: null, shared: false };
+    return { bytes: bytes.subarray(position - start, end - start), shared: true };
+  }
+
+  #load(object: string, start: number, key: string): Promise<Uint8Array | null> {
+    let loading = this.#loading.get(key);
+    if (!loading) {
+      loading = this.#objectStore.getRange(object, start, start + WAL_BLOCK_BYTES).then(
+        (bytes) => {
+          if (bytes) this.#cache.set(key, { kind: "block", bytes });
+          return bytes;
+        },
+      ).finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
+    }
+    return loading;
+  }
+}
