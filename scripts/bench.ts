@@ -505,6 +505,30 @@ async function startOurBroker(
   };
 }
 
+type CounterSnapshot = { at: number; counters: Record<string, number> } | null;
+
+/** Objects the broker wrote between two snapshots, per second and per MiB of `bytes`. */
+function objectsBetween(
+  from: CounterSnapshot,
+  to: CounterSnapshot,
+  bytes: number,
+): ObjectsResult | null {
+  if (!from || !to) return null;
+  const delta = (name: string) => to.counters[name] - from.counters[name];
+  const seconds = (to.at - from.at) / 1000;
+  const mib = bytes / (1024 * 1024);
+  const written = delta("kafscale_objects_written");
+  return {
+    objects: written,
+    seconds,
+    mib,
+    per_second: written / seconds,
+    per_mib: mib > 0 ? written / mib : 0,
+    wal_rounds: delta("kafscale_wal_rounds"),
+    segments_sealed: delta("kafscale_seal_segments"),
+  };
+}
+
 /** Counters from the broker's Prometheus text (0 for the ones it does not have). */
 async function readCounters(addr: string, names: string[]): Promise<Record<string, number>> {
   const text = await (await fetch(`http://${addr}/metrics`)).text();
@@ -618,7 +642,7 @@ function renderReport(report: {
   maxRate: ProduceResult;
   moderate: ProduceResult | null;
   consume: ConsumeResult;
-  objects: ObjectsResult | null;
+  objects: { maxRate: ObjectsResult | null; moderate: ObjectsResult | null };
 }): string {
   const { options, machine, maxRate, moderate, consume, startup, objects } = report;
   const config = maxRate.config;
@@ -692,14 +716,17 @@ function renderReport(report: {
     `MB = 2^20 bytes of record values. Latency: rd_kafka_produce() to delivery report. ` +
       `Errors: ${errors}.`,
   );
-  if (objects !== null) {
+  const objectLine = (phase: string, o: ObjectsResult | null) => {
+    if (o === null) return;
     lines.push(
-      `Objects written to the store while producing (${fmt(objects.mib, 0)} MiB in ` +
-        `${fmt(objects.seconds, 1)} s): ${objects.objects} = ${fmt(objects.per_second, 2)}/s, ` +
-        `${fmt(objects.per_mib, 3)} per MiB (${fmt(objects.per_mib * 1024, 0)} per GiB); ` +
-        `${objects.wal_rounds} flush rounds, ${objects.segments_sealed} segments sealed.`,
+      `Objects written to the store during ${phase} (${fmt(o.mib, 1)} MiB in ` +
+        `${fmt(o.seconds, 1)} s): ${o.objects} = ${fmt(o.per_second, 2)}/s, ` +
+        `${fmt(o.per_mib * 1024, 0)} per GiB; ${o.wal_rounds} flush rounds, ` +
+        `${o.segments_sealed} segments sealed.`,
     );
-  }
+  };
+  objectLine("produce at max rate", objects.maxRate);
+  objectLine("produce at a fixed rate", objects.moderate);
   if (maxRate.sent < options.records) {
     lines.push(
       `Note: max-rate phase stopped at the ${options.maxSeconds} s bound after ` +
@@ -775,11 +802,16 @@ async function main(): Promise<void> {
       console.error(`bench: warm-up, ${options.warmupRecords} records`);
       produced += (await produce(options.warmupRecords, options.maxSeconds, 0)).records;
     }
-    const countersBefore = metrics ? await readCounters(metrics, OBJECT_COUNTERS) : null;
-    const producingSince = performance.now();
+    // Object counters around each produce phase (our brokers' /metrics).
+    const snapshot = async () =>
+      metrics
+        ? { at: performance.now(), counters: await readCounters(metrics, OBJECT_COUNTERS) }
+        : null;
+    const beforeMax = await snapshot();
     console.error(`bench: produce at max rate, ${options.records} records`);
     const maxRate = await produce(options.records, options.maxSeconds, 0);
     produced += maxRate.records;
+    const afterMax = await snapshot();
     let moderate: ProduceResult | null = null;
     if (options.rate > 0 && options.rateSeconds > 0) {
       console.error(`bench: produce at ${options.rate} records/s for ${options.rateSeconds} s`);
@@ -790,23 +822,11 @@ async function main(): Promise<void> {
       );
       produced += moderate.records;
     }
-    let objects: ObjectsResult | null = null;
-    if (metrics && countersBefore) {
-      const after = await readCounters(metrics, OBJECT_COUNTERS);
-      const seconds = (performance.now() - producingSince) / 1000;
-      const bytes = maxRate.bytes + (moderate?.bytes ?? 0);
-      const mib = bytes / (1024 * 1024);
-      const written = after.kafscale_objects_written - countersBefore.kafscale_objects_written;
-      objects = {
-        objects: written,
-        seconds,
-        mib,
-        per_second: written / seconds,
-        per_mib: mib > 0 ? written / mib : 0,
-        wal_rounds: after.kafscale_wal_rounds - countersBefore.kafscale_wal_rounds,
-        segments_sealed: after.kafscale_seal_segments - countersBefore.kafscale_seal_segments,
-      };
-    }
+    const afterModerate = await snapshot();
+    const objects = {
+      maxRate: objectsBetween(beforeMax, afterMax, maxRate.bytes),
+      moderate: moderate ? objectsBetween(afterMax, afterModerate, moderate.bytes) : null,
+    };
     console.error(`bench: consume ${produced} records from the beginning`);
     const consume = await runBench<ConsumeResult>(
       cleanup,

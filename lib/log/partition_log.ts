@@ -68,8 +68,8 @@ import {
 } from "./recovery.ts";
 import type { SegmentCache } from "./segment_cache.ts";
 import {
-  type EncodedSegment,
-  encodeSegment,
+  encodeSegmentParts,
+  joinParts,
   lookupIndex,
   type ParsedIndex,
   parseIndex,
@@ -81,6 +81,7 @@ import {
   type SegmentBatchInput,
   SegmentFormatError,
   segmentObjectKey,
+  type SegmentParts,
 } from "./segment_format.ts";
 import {
   findMaxTimestamp,
@@ -263,7 +264,8 @@ export interface SealPolicy {
 /** A sealed segment written and waiting for a flush round to commit `sealedEnd` past it. */
 interface SealAdvance {
   meta: SegmentMeta;
-  view: SegmentView;
+  /** The sealed segment's view for the cache, when its bytes were joined. */
+  view: SegmentView | null;
   resolve: () => void;
   reject: (error: LogError) => void;
 }
@@ -699,7 +701,9 @@ export class PartitionLog implements FlushSource {
     }
     this.#segments.push(meta);
     this.#sealedEnd = meta.lastOffset + 1;
-    this.#ctx.cache.set(this.#objectKey(meta.baseOffset, "kfs"), { kind: "segment", view });
+    if (view) {
+      this.#ctx.cache.set(this.#objectKey(meta.baseOffset, "kfs"), { kind: "segment", view });
+    }
     seal.resolve();
   }
 
@@ -840,24 +844,27 @@ export class PartitionLog implements FlushSource {
     if (chosen[0].baseOffset !== this.#sealedEnd) {
       throw this.#broken(`unsealed ranges of "${this.#name()}" moved while sealing`);
     }
-    const encoded = encodeSegment(inputs, {
+    const parts = encodeSegmentParts(inputs, {
       createdMs: this.#ctx.clock.now(),
       indexIntervalMessages: this.#ctx.config.indexIntervalMessages,
     });
-    await this.#putSegment(encoded);
+    // Stores that write pieces get the batches as they are (no 64 MiB copy on the event loop);
+    // otherwise the joined object also becomes the cached view.
+    const joined = await this.#putSegment(parts);
     const meta: SegmentMeta = {
-      baseOffset: encoded.baseOffset,
-      lastOffset: encoded.lastOffset,
-      size: encoded.segment.byteLength,
+      baseOffset: parts.baseOffset,
+      lastOffset: parts.lastOffset,
+      size: parts.size,
       hasIndex: true,
       maxTimestamp,
     };
+    const view = joined ? viewFromEncoded({ ...parts, segment: joined }, batches) : null;
     await new Promise<void>((resolve, reject) => {
-      this.#sealAdvance = { meta, view: viewFromEncoded(encoded, batches), resolve, reject };
+      this.#sealAdvance = { meta, view, resolve, reject };
       this.#ctx.scheduler.notePending(this, 0);
       this.#ctx.scheduler.flushNow();
     });
-    this.#ctx.noteSeal(encoded.segment.byteLength, this.#ctx.clock.monotonic() - started);
+    this.#ctx.noteSeal(parts.size, this.#ctx.clock.monotonic() - started);
     return true;
   }
 
@@ -866,30 +873,31 @@ export class PartitionLog implements FlushSource {
   }
 
   /**
-   * Writes the segment's objects create-only. A key that already exists is
-   * an orphan of a seal that did not commit — or a newer owner's object:
-   * after checking that we still own the partition, orphans are deleted and
-   * the puts retried once.
+   * Writes the segment's objects create-only (`putParts` where the store has it; then it
+   * returns null, else the joined `.kfs` bytes). A key that already exists is an orphan of a
+   * seal that did not commit — or a newer owner's object: after checking that we still own the
+   * partition, orphans are deleted and the puts retried once.
    */
-  async #putSegment(encoded: EncodedSegment): Promise<void> {
+  async #putSegment(segment: SegmentParts): Promise<Uint8Array | null> {
     if (this.#storeDirty) await this.#deleteOrphans();
     const { objectStore } = this.#ctx;
-    // The index is derivable from its segment, so it is not flushed to
-    // stable storage: readers fall back to scanning when it is missing or torn.
-    const puts: [string, Uint8Array, boolean][] = [
-      [this.#objectKey(encoded.baseOffset, "kfs"), encoded.segment, true],
-      [this.#objectKey(encoded.baseOffset, "index"), encoded.index, false],
-    ];
+    const kfsKey = this.#objectKey(segment.baseOffset, "kfs");
+    const indexKey = this.#objectKey(segment.baseOffset, "index");
+    const joined = objectStore.putParts ? null : joinParts(segment.parts, segment.size);
+    const putKfs = () =>
+      joined
+        ? objectStore.put(kfsKey, joined, { ifNoneMatch: true })
+        : objectStore.putParts!(kfsKey, segment.parts, { ifNoneMatch: true });
+    // The index is derivable from its segment, so it is not flushed to stable storage:
+    // readers fall back to scanning when it is missing or torn.
+    const putIndex = () =>
+      objectStore.put(indexKey, segment.index, { ifNoneMatch: true, durable: false });
     for (let attempt = 0;; attempt++) {
       this.#ctx.assertWritable();
-      const results = await Promise.allSettled(
-        puts.map(([key, data, durable]) =>
-          objectStore.put(key, data, { ifNoneMatch: true, durable })
-        ),
-      );
+      const results = await Promise.allSettled([putKfs(), putIndex()]);
       this.#ctx.noteObjectsWritten(results.filter((r) => r.status === "fulfilled").length);
       const rejected = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (rejected.length === 0) return;
+      if (rejected.length === 0) return joined;
       const onlyConflicts = rejected.every((r) => r.reason instanceof PreconditionFailedError);
       if (!onlyConflicts || attempt > 0) {
         this.#storeDirty = true;

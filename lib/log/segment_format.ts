@@ -303,14 +303,31 @@ export function batchCrc(bytes: Uint8Array): number {
   );
 }
 
+/** A segment as its pieces: header, the batches as given (not copied), footer; and its index. */
+export interface SegmentParts {
+  baseOffset: number;
+  lastOffset: number;
+  messageCount: number;
+  createdMs: number;
+  /** The `.kfs` object in order: header, every batch, footer. */
+  parts: Uint8Array[];
+  /** Bytes of the `.kfs` object. */
+  size: number;
+  /** The whole `.index` object. */
+  index: Uint8Array;
+  indexEntries: IndexEntry[];
+  /** Absolute position of every batch in the `.kfs` object, in order. */
+  batchPositions: number[];
+}
+
 /**
- * Builds the `.kfs` and `.index` objects for `batches` (non-empty, contiguous
- * offsets). Copies each batch's bytes once into the segment object.
+ * The `.kfs` pieces and the `.index` object for `batches` (non-empty, contiguous offsets),
+ * without copying any batch: a store that writes pieces (`putParts`) never joins them.
  */
-export function encodeSegment(
+export function encodeSegmentParts(
   batches: SegmentBatchInput[],
   options: { createdMs: number; indexIntervalMessages: number },
-): EncodedSegment {
+): SegmentParts {
   if (batches.length === 0) throw new Error("Cannot encode a segment without batches");
   let bodyBytes = 0;
   let messageCount = 0;
@@ -332,23 +349,25 @@ export function encodeSegment(
   if (total > SEGMENT_BYTES_LIMIT) {
     throw new Error(`Segment of ${total} bytes exceeds the i32 position limit`);
   }
-  const segment = new Uint8Array(total);
-  const view = viewOf(segment);
   const baseOffset = batches[0].baseOffset;
   const last = batches[batches.length - 1];
   const lastOffset = last.baseOffset + last.lastOffsetDelta;
-  writeSegmentHeader(view, 0, { baseOffset, messageCount, createdMs: options.createdMs });
+  const header = new Uint8Array(SEGMENT_HEADER_BYTES);
+  writeSegmentHeader(viewOf(header), 0, { baseOffset, messageCount, createdMs: options.createdMs });
   const batchPositions: number[] = new Array(batches.length);
+  const parts: Uint8Array[] = [header];
   let at = SEGMENT_HEADER_BYTES;
   let crc = 0;
   for (let i = 0; i < batches.length; i++) {
     const bytes = batches[i].bytes;
     batchPositions[i] = at;
-    segment.set(bytes, at);
+    parts.push(bytes);
     crc = crc32cCombine(crc, batchCrc(bytes), bytes.byteLength);
     at += bytes.byteLength;
   }
-  writeSegmentFooter(view, at, { crc, lastOffset });
+  const footer = new Uint8Array(SEGMENT_FOOTER_BYTES);
+  writeSegmentFooter(viewOf(footer), 0, { crc, lastOffset });
+  parts.push(footer);
   const indexEntries = buildIndexEntries(
     batches.map((b, i) => ({
       baseOffset: b.baseOffset,
@@ -362,11 +381,35 @@ export function encodeSegment(
     lastOffset,
     messageCount,
     createdMs: options.createdMs,
-    segment,
+    parts,
+    size: total,
     index: encodeIndex(indexEntries, options.indexIntervalMessages),
     indexEntries,
     batchPositions,
   };
+}
+
+/** Joins pieces into one buffer (one copy of each). */
+export function joinParts(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Builds the `.kfs` and `.index` objects for `batches` (non-empty, contiguous
+ * offsets). Copies each batch's bytes once into the segment object.
+ */
+export function encodeSegment(
+  batches: SegmentBatchInput[],
+  options: { createdMs: number; indexIntervalMessages: number },
+): EncodedSegment {
+  const { parts, size, ...rest } = encodeSegmentParts(batches, options);
+  return { ...rest, segment: joinParts(parts, size) };
 }
 
 // ---- index ---------------------------------------------------------------------

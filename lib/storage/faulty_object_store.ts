@@ -134,6 +134,15 @@ export class FaultyObjectStore implements ObjectStore {
     return this.#inner.close();
   }
 
+  /** `putParts` of the inner store (when it has it), faulted like `put`. */
+  get putParts():
+    | ((key: string, parts: Uint8Array[], options?: PutOptions) => Promise<void>)
+    | undefined {
+    const putParts = this.#inner.putParts?.bind(this.#inner);
+    if (!putParts) return undefined;
+    return (key, parts, options) => this.#call("put", key, () => putParts(key, parts, options));
+  }
+
   /**
    * Appendable objects of the inner store (when it has them), with faults on
    * each `append`: "before" writes nothing, "after" writes it all and reports

@@ -115,7 +115,11 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+  put(key: string, data: Uint8Array, options: PutOptions = {}): Promise<void> {
+    return this.putParts(key, [data], options);
+  }
+
+  async putParts(key: string, parts: Uint8Array[], options: PutOptions = {}): Promise<void> {
     const path = this.#pathOf(key);
     const dir = parentOf(path);
     const temp = `${dir}/${TEMP_FILE_PREFIX}${randomSuffix()}`;
@@ -125,16 +129,19 @@ export class LocalObjectStore implements ObjectStore {
     let published = false;
     try {
       file = await this.#createTemp(temp, dir);
-      let written = 0;
-      let synced = 0;
-      while (written < data.length) {
-        written += await file.write(data.subarray(written, written + PUT_SYNC_CHUNK_BYTES));
-        // A big durable object is flushed as it is written: one fdatasync of a whole segment
-        // would hold the filesystem journal (ext4) long enough to stall every other fsync,
-        // such as the write-ahead file's on the produce path.
-        if (durable && written - synced >= PUT_SYNC_CHUNK_BYTES && written < data.length) {
-          await file.syncData();
-          synced = written;
+      let unsynced = 0;
+      for (const data of parts) {
+        for (let written = 0; written < data.length;) {
+          const n = await file.write(data.subarray(written, written + PUT_SYNC_CHUNK_BYTES));
+          written += n;
+          unsynced += n;
+          // A big durable object is flushed as it is written: one fdatasync of a whole segment
+          // would hold the filesystem journal (ext4) long enough to stall every other fsync,
+          // such as the write-ahead file's on the produce path.
+          if (durable && unsynced >= PUT_SYNC_CHUNK_BYTES) {
+            await file.syncData();
+            unsynced = 0;
+          }
         }
       }
       if (this.#beforePublish) await this.#beforePublish(temp);

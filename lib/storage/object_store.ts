@@ -70,6 +70,11 @@ export interface ObjectStore {
   getRange(key: string, start: number, endExclusive: number): Promise<Uint8Array | null>;
   /** Writes the whole object atomically: readers see the old object or the new one. */
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
+  /**
+   * `put` of the concatenation of `parts`, without joining them first (a sealed segment is its
+   * header, the stored batches and its footer). Absent where the backend needs one buffer.
+   */
+  putParts?(key: string, parts: Uint8Array[], options?: PutOptions): Promise<void>;
   /** Every object whose key starts with `prefix`, sorted by key. */
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Deletes the object; deleting a missing key is not an error. */

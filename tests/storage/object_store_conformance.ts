@@ -75,6 +75,32 @@ export function objectStoreConformance(
     assert.equal((await store.getRange("empty", 0, 10))!.length, 0);
   });
 
+  test("putParts (where the store has it) writes the concatenation, create-only", async (store) => {
+    if (!store.putParts) return;
+    await store.putParts("p/obj", [bytes("head-"), bytes(""), bytes("body-"), bytes("foot")]);
+    assert.equal(text(await store.get("p/obj")), "head-body-foot");
+    if (store.supportsConditionalPut) {
+      await assert.rejects(
+        store.putParts("p/obj", [bytes("x")], { ifNoneMatch: true }),
+        PreconditionFailedError,
+      );
+      assert.equal(text(await store.get("p/obj")), "head-body-foot");
+    }
+  });
+
+  test("appendable objects (where the store has them) grow by appends, create-only", async (store) => {
+    if (!store.createAppendable) return;
+    const file = await store.createAppendable("w/f.wal");
+    assert.equal(await file.append(bytes("abc")), 0);
+    assert.equal(await file.append(bytes("defg")), 3);
+    assert.equal(file.size, 7);
+    assert.equal(text(await store.getRange("w/f.wal", 2, 5)), "cde");
+    assert.deepEqual(await store.list("w/"), [{ key: "w/f.wal", size: 7 }]);
+    await file.close();
+    await assert.rejects(store.createAppendable("w/f.wal"), PreconditionFailedError);
+    assert.equal(text(await store.get("w/f.wal")), "abcdefg");
+  });
+
   test("getRange returns a clamped slice, null when missing", async (store) => {
     await store.put("r", bytes("0123456789"));
     assert.equal(text(await store.getRange("r", 0, 10)), "0123456789");
