@@ -58,6 +58,11 @@ export const DEFAULT_PENDING_BYTES_MAX = 64 * 1024 * 1024;
 export const DEFAULT_WAL_FILE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_SEAL_CHECK_INTERVAL_MS = 1_000;
 export const DEFAULT_WAL_GC_INTERVAL_MS = 30_000;
+/**
+ * Unsealed ranges over all loaded partitions above which the partitions with the most are
+ * sealed early: each range is a small in-memory record, and this bounds their memory.
+ */
+export const UNSEALED_RANGES_TOTAL_MAX = 200_000;
 /** Partitions sealing at once. */
 export const SEAL_CONCURRENCY = 1;
 /** Longest `close()` spends sealing before it stops (what is left stays in the write-ahead stream). */
@@ -574,8 +579,21 @@ export class LogManager {
 
   /** Seals every loaded partition whose unsealed data is due (size, age or range count). */
   async runSealPass(): Promise<void> {
-    const due = [...this.#live.values()].filter((log) => log.sealDue(this.#policyFor(log.topic)));
-    await mapBounded(due, SEAL_CONCURRENCY, (log) => this.#sealOne(log));
+    const live = [...this.#live.values()];
+    const due = new Set(live.filter((log) => log.sealDue(this.#policyFor(log.topic))));
+    // Over the broker-wide bound on unsealed ranges (many partitions, each with a range per
+    // round), the partitions with the most ranges are sealed too, until back under it.
+    let ranges = 0;
+    for (const log of live) ranges += log.unsealedRangeCount;
+    const byCount = live.filter((log) => !due.has(log) && log.unsealedRangeCount > 0)
+      .sort((a, b) => b.unsealedRangeCount - a.unsealedRangeCount);
+    for (const log of due) ranges -= log.unsealedRangeCount;
+    for (const log of byCount) {
+      if (ranges <= UNSEALED_RANGES_TOTAL_MAX) break;
+      due.add(log);
+      ranges -= log.unsealedRangeCount;
+    }
+    await mapBounded([...due], SEAL_CONCURRENCY, (log) => this.#sealOne(log));
   }
 
   async #sealOne(log: PartitionLog): Promise<void> {

@@ -378,6 +378,10 @@ export class PartitionLog implements FlushSource {
   get unsealedRanges(): WalRange[] {
     return this.#ranges.map((r) => ({ ...r }));
   }
+  /** How many unsealed ranges the partition has (one per flush round that touched it). */
+  get unsealedRangeCount(): number {
+    return this.#ranges.length;
+  }
   /** Record bytes committed and not sealed yet. */
   get unsealedBytes(): number {
     return this.#rangesBytes;

@@ -41,7 +41,8 @@ export interface SegmentView {
 
 /** Rough per-batch bookkeeping bytes of a view, for cache accounting. */
 const VIEW_BYTES_PER_BATCH = 30;
-const VIEW_FIXED_BYTES = 256;
+/** The view object and its five typed arrays, as V8 allocates them (measured, rounded up). */
+const VIEW_FIXED_BYTES = 1024;
 
 /** Memory a view holds, for the cache bound. */
 export function viewBytes(view: SegmentView): number {
