@@ -166,17 +166,20 @@ export const TOPIC_CONFIGS: readonly TopicConfigSpec[] = [
     alterable: true,
     brokerSynonym: "log.segment.bytes",
     use: "acted",
-    effect: "Largest segment object one flush writes.",
+    effect: "A partition's unsealed data is sealed into a segment once it holds this much " +
+      "(a segment ends at a flush round, so it can be bigger).",
   },
-  stored(
-    "segment.ms",
-    "LONG",
-    "604800000",
-    integer("LONG", 1n),
-    "log.roll.ms",
-    "Stored only: each flush writes its own segments today; sealing of the write-ahead log " +
-      "into segments will roll on it.",
-  ),
+  {
+    name: "segment.ms",
+    type: "LONG",
+    defaultValue: always("604800000"),
+    validate: integer("LONG", 1n),
+    alterable: true,
+    brokerSynonym: "log.roll.ms",
+    use: "acted",
+    effect: "Unsealed data older than this is sealed into a segment (and at most " +
+      '"--seal-max-age-ms" old, 10 minutes by default, whatever this says).',
+  },
   stored(
     "segment.jitter.ms",
     "LONG",
