@@ -21,17 +21,19 @@ import {
   type ClusterMetadata,
   sealedEndOf,
   type WalIndexEntry,
+  type WalRangeRecord,
 } from "../metadata/cluster_metadata.ts";
 import { LeaseExpiredError } from "../metadata/metadata_store.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
 import { InvariantError, type InvariantPolicy, throwBrokenInvariant } from "../util/assert.ts";
 import type { Logger } from "../util/logger.ts";
-import { mapBounded } from "./bounded.ts";
+import { firstRejection, mapBounded } from "./bounded.ts";
 import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.ts";
 import { LogError } from "./log_error.ts";
 import { type LogConfig, type LogContext, PartitionLog, type SealPolicy } from "./partition_log.ts";
 import { DELETE_CONCURRENCY, type LocatedWalRange, recoverPartition } from "./recovery.ts";
+import { walObjectCreatedMs, walObjectPrefix } from "./wal_format.ts";
 import { WalReader } from "./wal_reader.ts";
 import { WalWriter, type WalWriterStats } from "./wal_writer.ts";
 import { SegmentCache } from "./segment_cache.ts";
@@ -63,6 +65,11 @@ export const DEFAULT_WAL_GC_INTERVAL_MS = 30_000;
  * sealed early: each range is a small in-memory record, and this bounds their memory.
  */
 export const UNSEALED_RANGES_TOTAL_MAX = 200_000;
+/**
+ * A write-ahead object no index record references is deleted only once it is this old (by the
+ * time in its name): younger, it can belong to a round whose commit has not landed yet.
+ */
+export const WAL_ORPHAN_GRACE_MS = 10 * 60 * 1000;
 /** Partitions sealing at once. */
 export const SEAL_CONCURRENCY = 1;
 /** Longest `close()` spends sealing before it stops (what is left stays in the write-ahead stream). */
@@ -138,6 +145,7 @@ function validateConfig(config: LogConfig): void {
   if (config.sealMaxAgeMs !== undefined) positive("sealMaxAgeMs");
   if (config.sealCheckIntervalMs !== undefined) positive("sealCheckIntervalMs");
   if (config.walGcIntervalMs !== undefined) positive("walGcIntervalMs");
+  if (config.walOrphanGraceMs !== undefined) positive("walOrphanGraceMs", 0);
   if (!/^[A-Za-z0-9._-]+$/.test(config.namespace)) {
     throw new RangeError(
       `Invalid log config "namespace": letters, digits, ".", "_" and "-" only, got "${config.namespace}"`,
@@ -646,34 +654,34 @@ export class LogManager {
   }
 
   /**
-   * Deletes write-ahead objects that nothing needs any more, then their
-   * index records. A range is no longer needed once the committed state of
-   * its partition says it is sealed (sealed end at or past its end), below
-   * the log start, or of a deleted topic; or when it was never committed
-   * (it starts at or beyond the committed end, written by an older owner
-   * epoch). Those facts come from epoch-checked commits, so a stalled former
-   * owner running this deletes nothing that is needed (DESIGN invariant 4).
-   * An object is deleted only when two passes in a row found it unneeded,
-   * so a read that started just before its last range was sealed finishes.
-   * The file this broker is appending to is never deleted.
+   * Deletes write-ahead index records and objects that nothing needs any more. A range is no
+   * longer needed once the committed state of its partition says it is sealed (sealed end at
+   * or past its end), below the log start, or of a deleted topic; or when it was never
+   * committed (it starts at or beyond the committed end, written by an older owner epoch).
+   * Those facts come from epoch-checked commits, so a stalled former owner running this deletes
+   * nothing that is needed (DESIGN invariant 4).
+   *
+   * - An index record whose ranges are all unneeded is deleted, even when its object is still
+   *   in use (the local file being appended to lives for many rounds).
+   * - An object no remaining record references is deleted, unless it is the file this broker
+   *   appends to, or younger than `WAL_ORPHAN_GRACE_MS` by the time in its name (a round whose
+   *   object is written and whose commit has not landed yet; or an orphan of a failed round,
+   *   which this also collects).
+   * Nothing is deleted before two passes in a row found it unneeded, so a read that started just
+   * before the last range was sealed finishes.
    */
   async runWalGc(): Promise<void> {
     const { metadata, objectStore, logger } = this.#deps;
-    const [entries, states, topics] = await Promise.all([
+    const [entries, states, topics, objects] = await Promise.all([
       metadata.listWalIndex(),
       metadata.listPartitionStates(),
       metadata.listTopics(),
+      objectStore.list(walObjectPrefix(this.#config.namespace)),
     ]);
     const topicIds = new Map(
       topics.filter((t) => t.state === "active").map((t) => [t.name, t.topicId]),
     );
-    const byObject = new Map<string, WalIndexEntry[]>();
-    for (const entry of entries) {
-      const list = byObject.get(entry.record.object) ?? [];
-      list.push(entry);
-      byObject.set(entry.record.object, list);
-    }
-    const needed = (r: LocatedWalRange): boolean => {
+    const needed = (r: WalRangeRecord): boolean => {
       if (topicIds.get(r.topic) !== r.topicId) return false;
       const state = states.get(`${r.topic}/${r.partition}`);
       if (!state) return false;
@@ -681,32 +689,52 @@ export class LogManager {
       if (r.baseOffset >= state.endOffset && r.epoch < state.epoch) return false;
       return true;
     };
+    const previous = this.#gcCandidates;
     const candidates = new Set<string>();
-    const doomed: [string, WalIndexEntry[]][] = [];
+    const doneRecords: string[] = [];
+    const referenced = new Set<string>();
     let outstandingBytes = 0;
-    for (const [object, list] of byObject) {
-      const inUse = object === this.#wal.activeObject ||
-        list.some((e) => e.record.ranges.some((r) => needed({ ...r, object })));
-      if (inUse) {
-        for (const e of list) for (const r of e.record.ranges) outstandingBytes += r.length;
+    for (const entry of entries) {
+      if (entry.record.ranges.some(needed)) {
+        referenced.add(entry.record.object);
+        for (const r of entry.record.ranges) outstandingBytes += r.length;
         continue;
       }
-      candidates.add(object);
-      if (this.#gcCandidates.has(object)) doomed.push([object, list]);
+      candidates.add(`record:${entry.id}`);
+      if (previous.has(`record:${entry.id}`)) doneRecords.push(entry.id);
+    }
+    const now = this.#deps.clock.now();
+    const doomedObjects: string[] = [];
+    for (const { key } of objects) {
+      if (referenced.has(key) || key === this.#wal.activeObject) continue;
+      const createdMs = walObjectCreatedMs(key);
+      const graceMs = this.#config.walOrphanGraceMs ?? WAL_ORPHAN_GRACE_MS;
+      if (createdMs === null || now - createdMs < graceMs) continue;
+      candidates.add(`object:${key}`);
+      if (previous.has(`object:${key}`)) doomedObjects.push(key);
     }
     this.#gcCandidates = candidates;
-    let deleted = 0;
-    await mapBounded(doomed, DELETE_CONCURRENCY, async ([object, list]) => {
-      await objectStore.delete(object);
-      await metadata.deleteWalIndex(list.map((e) => e.id));
-      this.#gcCandidates.delete(object);
-      deleted++;
+    const deletes = await mapBounded(doomedObjects, DELETE_CONCURRENCY, async (key) => {
+      await objectStore.delete(key);
+      this.#gcCandidates.delete(`object:${key}`);
     });
+    const deleted = deletes.filter((r) => r.status === "fulfilled").length;
+    const failure = firstRejection(deletes);
+    if (doneRecords.length > 0) {
+      await metadata.deleteWalIndex(doneRecords);
+      for (const id of doneRecords) this.#gcCandidates.delete(`record:${id}`);
+    }
     this.#gcStats.passes++;
     this.#gcStats.objectsDeleted += deleted;
-    this.#gcStats.objectsOutstanding = byObject.size - deleted;
+    this.#gcStats.objectsOutstanding = objects.length - deleted;
     this.#gcStats.bytesOutstanding = outstandingBytes;
-    if (deleted > 0) logger.debug("Deleted write-ahead objects", { count: deleted });
+    if (deleted > 0 || doneRecords.length > 0) {
+      logger.debug("Collected the write-ahead stream", {
+        objects: deleted,
+        records: doneRecords.length,
+      });
+    }
+    if (failure !== undefined) throw toLogError(failure, "Cannot delete write-ahead objects");
   }
 
   #forget(log: PartitionLog): void {

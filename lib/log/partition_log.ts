@@ -174,6 +174,8 @@ export interface LogConfig {
   sealCheckIntervalMs?: number;
   /** How often fully sealed write-ahead objects are looked for and deleted (default 30 s). */
   walGcIntervalMs?: number;
+  /** Age before an unreferenced write-ahead object may be deleted (default 10 minutes). */
+  walOrphanGraceMs?: number;
   /** Idle time after which a producer's state is forgotten (default 1 day). */
   producerIdExpirationMs?: number;
   /** Bound on producers remembered per partition (default 10 000). */

@@ -84,6 +84,15 @@ export function walObjectKey(namespace: string, brokerId: number, fileId: string
   return `${namespace}/${WAL_FOLDER}/${brokerId}/${fileId}.wal`;
 }
 
+/**
+ * When a write-ahead object was created, from its name (`<ms>-<random>.wal`, see WalWriter), or
+ * null for a key that is not one.
+ */
+export function walObjectCreatedMs(key: string): number | null {
+  const match = /\/~wal\/\d+\/(\d{13})-[0-9a-f]+\.wal$/.exec(key);
+  return match ? Number(match[1]) : null;
+}
+
 /** `<namespace>/~wal/`: every write-ahead object of the namespace starts with it. */
 export function walObjectPrefix(namespace: string): string {
   return `${namespace}/${WAL_FOLDER}/`;

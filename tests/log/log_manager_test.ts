@@ -174,6 +174,45 @@ Deno.test("manager: releasePartition flushes what is pending, refuses new append
   }
 });
 
+Deno.test("collection: sealed rounds' index records go at once; unreferenced objects after their grace", async () => {
+  const objectStore = new MemoryObjectStore();
+  const h = await harness({ objectStore, config: { walOrphanGraceMs: 1_000 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < 3; i++) await appendAcked(h, log, batch([`v${i}`]));
+    const [active] = (await objectStore.list("default/~wal/")).map((o) => o.key);
+    assert.equal((await h.metadata.listWalIndex()).length, 3);
+    // An object no record points at: a round that crashed between its PUT and its commit.
+    const orphan = `default/~wal/1/${String(h.clock.now()).padStart(13, "0")}-0123abcd.wal`;
+    await objectStore.put(orphan, new Uint8Array(10));
+
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    assert.equal((await h.metadata.listWalIndex()).length, 3, "unsealed rounds are needed");
+    await sealAll(log);
+    await h.manager.runWalGc();
+    assert.equal((await h.metadata.listWalIndex()).length, 3, "two passes before deleting");
+    await h.manager.runWalGc();
+    assert.deepEqual(await h.metadata.listWalIndex(), [], "sealed: records go");
+    assert.deepEqual(
+      (await objectStore.list("default/~wal/")).map((o) => o.key).sort(),
+      [active, orphan].sort(),
+      "the file being appended to stays; the orphan is younger than its grace",
+    );
+    h.clock.advance(1_000);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    assert.deepEqual((await objectStore.list("default/~wal/")).map((o) => o.key), [active]);
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks).map(([, v]) => v), [
+      "v0",
+      "v1",
+      "v2",
+    ]);
+  } finally {
+    await h.close();
+  }
+});
+
 /** A memory metadata store whose keep-alives can be made to fail (store unreachable). */
 class FlakyKeepAliveStore extends MemoryMetadataStore {
   failKeepAlives = false;
