@@ -94,8 +94,8 @@ import {
   viewFromWritten,
   viewMaxTimestamp,
 } from "./segment_view.ts";
-import { parseWalChunkHeader, type WalChunkInput, WalFormatError } from "./wal_format.ts";
-import type { WalReader } from "./wal_reader.ts";
+import { type WalChunkInput, walChunkPayload, WalFormatError } from "./wal_format.ts";
+import { WAL_BLOCK_READ_MAX, type WalReader } from "./wal_reader.ts";
 
 /** Bound on write-ahead chunks one seal reads at once. */
 export const SEAL_LOAD_CONCURRENCY = 8;
@@ -123,13 +123,6 @@ export const FULL_GET_BYTES_MAX = 8 * 1024 * 1024;
  */
 export const READ_AHEAD_SEGMENTS_MAX = 4;
 export const READ_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
-/**
- * Chunks read back from the write-ahead stream up to this size have their CRC32C checked. A
- * bigger one (a seal reads tens of MiB) is checked for its header, its batch framing and its
- * offsets only: a CRC over it would hold the event loop for tens of milliseconds, and its
- * batches keep their own CRCs, which the segment's CRC is combined from and consumers check.
- */
-export const CHUNK_CRC_CHECK_BYTES_MAX = 1024 * 1024;
 /** Unsealed ranges a cold read fetches ahead. */
 export const READ_AHEAD_RANGES_MAX = 16;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
@@ -1071,6 +1064,8 @@ export class PartitionLog implements FlushSource {
       result.outOfRange = true;
       return result;
     }
+    // No room left (a fetch whose response budget went to earlier partitions): nothing to read.
+    if (maxBytes <= 0 && !opts.minOneBatch) return result;
     let offset = fetchOffset;
     for (let i = 0; i < READ_SEGMENTS_MAX && offset < highWatermark; i++) {
       const minOne = (opts.minOneBatch ?? false) && result.bytes === 0;
@@ -1095,14 +1090,21 @@ export class PartitionLog implements FlushSource {
           );
         }
         const range = this.#ranges[index];
-        const cached = this.#ctx.cache.get(rangeCacheKey(range));
-        if (!cached) this.#readAheadRanges(index + 1);
-        const view = cached?.kind === "segment"
-          ? cached.view
-          : await this.#viewOfExtent({ kind: "wal", range });
-        const { chunk, reachedEnd } = selectBatches(view, offset, maxBytes - result.bytes, minOne);
-        part = { chunks: chunk ? [chunk] : [], reachedEnd };
         next = range.lastOffset + 1;
+        if (offset === range.baseOffset && range.size <= maxBytes - result.bytes) {
+          // The whole range fits: its batches as they are, no per-batch work (with many
+          // partitions a consumer reads a great many small ranges).
+          part = { chunks: [await this.#rangePayload(range)], reachedEnd: true };
+        } else {
+          const cached = this.#ctx.cache.get(rangeCacheKey(range));
+          if (!cached) this.#readAheadRanges(index + 1);
+          const view = cached?.kind === "segment"
+            ? cached.view
+            : await this.#viewOfExtent({ kind: "wal", range });
+          const budget = maxBytes - result.bytes;
+          const { chunk, reachedEnd } = selectBatches(view, offset, budget, minOne);
+          part = { chunks: chunk ? [chunk] : [], reachedEnd };
+        }
       }
       for (const chunk of part.chunks) {
         result.chunks.push(chunk);
@@ -1270,8 +1272,47 @@ export class PartitionLog implements FlushSource {
   }
 
   /**
-   * Reads a write-ahead chunk back (through the shared block reader), checks its header and CRC,
-   * and caches its batches unless they are a view of a cached block.
+   * A whole range's batches: the cached view's bytes, or (small chunks) a view of a cached
+   * block after a cheap header check, or the loaded and cached view.
+   */
+  async #rangePayload(range: WalRange): Promise<Uint8Array> {
+    const cached = this.#ctx.cache.get(rangeCacheKey(range));
+    if (cached?.kind === "segment") return cached.view.bytes;
+    if (range.length > WAL_BLOCK_READ_MAX) {
+      return (await this.#viewOfExtent({ kind: "wal", range })).bytes;
+    }
+    let read: { bytes: Uint8Array | null; shared: boolean };
+    try {
+      read = await this.#ctx.walReader.read(range.object, range.position, range.length);
+    } catch (error) {
+      throw toLogError(error, `Cannot read write-ahead object "${range.object}"`);
+    }
+    if (!read.bytes) {
+      throw LogError.storage(
+        `Write-ahead object "${range.object}" is missing or shorter than its index says`,
+      );
+    }
+    try {
+      return walChunkPayload(read.bytes, {
+        partition: this.partition,
+        baseOffset: range.baseOffset,
+        endOffset: range.lastOffset + 1,
+      });
+    } catch (error) {
+      if (!(error instanceof WalFormatError)) throw error;
+      throw LogError.storage(
+        `Write-ahead object "${range.object}" is corrupt for "${this.#name()}": ${error.message}`,
+        error,
+      );
+    }
+  }
+
+  /**
+   * Reads a write-ahead chunk back (through the shared block reader), checks its header against
+   * the index and its batch framing, and caches its batches unless they are a view of a cached
+   * block. No CRC here, as on Kafka's fetch path: a CRC over a chunk would hold the event loop
+   * for about a millisecond per MiB; the batches keep their own CRCs, which consumers check and
+   * a sealed segment's CRC is combined from; the chunk CRC is for tools (`scanWalChunks`).
    */
   async #loadRangeView(range: WalRange, key: string): Promise<SegmentView> {
     let read: { bytes: Uint8Array | null; shared: boolean };
@@ -1288,23 +1329,12 @@ export class PartitionLog implements FlushSource {
     }
     let view: SegmentView;
     try {
-      const header = parseWalChunkHeader(bytes, bytes.byteLength <= CHUNK_CRC_CHECK_BYTES_MAX);
-      if (
-        header.topic !== this.topic || header.partition !== this.partition ||
-        header.baseOffset !== range.baseOffset || header.endOffset !== range.lastOffset + 1
-      ) {
-        throw new WalFormatError(
-          `chunk at ${range.position} holds "${header.topic}-${header.partition}" offsets ` +
-            `${header.baseOffset}-${
-              header.endOffset - 1
-            }, expected ${range.baseOffset}-${range.lastOffset}`,
-        );
-      }
-      view = viewFromBatchBytes(
-        bytes.subarray(header.headerBytes),
-        range.baseOffset,
-        range.lastOffset + 1,
-      );
+      const payload = walChunkPayload(bytes, {
+        partition: this.partition,
+        baseOffset: range.baseOffset,
+        endOffset: range.lastOffset + 1,
+      });
+      view = viewFromBatchBytes(payload, range.baseOffset, range.lastOffset + 1);
     } catch (error) {
       if (!(error instanceof WalFormatError || error instanceof SegmentFormatError)) throw error;
       throw LogError.storage(

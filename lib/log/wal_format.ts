@@ -183,6 +183,34 @@ export function parseWalChunkHeader(bytes: Uint8Array, checkCrc: boolean): WalCh
   };
 }
 
+/**
+ * The batches of a whole chunk, after a cheap check of its header against what the index says
+ * (magic, version, length, partition, offsets; no CRC, no name decoding): the hot read path.
+ * Throws WalFormatError.
+ */
+export function walChunkPayload(
+  bytes: Uint8Array,
+  expect: { partition: number; baseOffset: number; endOffset: number },
+): Uint8Array {
+  if (bytes.byteLength < WAL_CHUNK_FIXED_BYTES || readAscii(bytes, 0, 4) !== WAL_MAGIC) {
+    throw new WalFormatError("Chunk has no KWAL header");
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerBytes = WAL_CHUNK_FIXED_BYTES + view.getUint16(14);
+  if (
+    view.getUint32(4) + 8 !== bytes.byteLength || view.getUint16(12) !== WAL_VERSION ||
+    headerBytes > bytes.byteLength || view.getInt32(16) !== expect.partition ||
+    Number(view.getBigInt64(24)) !== expect.baseOffset ||
+    Number(view.getBigInt64(32)) !== expect.endOffset
+  ) {
+    throw new WalFormatError(
+      `Chunk header does not match its index (partition ${expect.partition}, offsets ` +
+        `${expect.baseOffset}-${expect.endOffset - 1})`,
+    );
+  }
+  return bytes.subarray(headerBytes);
+}
+
 /** The chunks of a whole write-ahead object or file, stopping at a torn tail. */
 export function scanWalChunks(
   bytes: Uint8Array,

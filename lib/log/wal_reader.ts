@@ -13,6 +13,8 @@ import type { ObjectStore } from "../storage/object_store.ts";
 import type { SegmentCache } from "./segment_cache.ts";
 
 export const WAL_BLOCK_BYTES = 4 * 1024 * 1024;
+/** Blocks read ahead of the one a reader needs. */
+export const WAL_BLOCKS_AHEAD = 2;
 /** Chunks up to this size are read through blocks. */
 export const WAL_BLOCK_READ_MAX = 256 * 1024;
 
@@ -51,11 +53,23 @@ export class WalReader {
   }
 
   #load(object: string, start: number, key: string): Promise<Uint8Array | null> {
+    // Readers go forward through the log: fetch the next blocks while this one is used.
+    for (let ahead = 1; ahead <= WAL_BLOCKS_AHEAD; ahead++) {
+      const next = start + ahead * WAL_BLOCK_BYTES;
+      const nextKey = `${object}#block-${next / WAL_BLOCK_BYTES}`;
+      if (this.#cache.get(nextKey) || this.#loading.has(nextKey)) continue;
+      // A failed read-ahead only costs the read that needs the block later.
+      this.#fetch(object, next, nextKey).catch(() => {});
+    }
+    return this.#fetch(object, start, key);
+  }
+
+  #fetch(object: string, start: number, key: string): Promise<Uint8Array | null> {
     let loading = this.#loading.get(key);
     if (!loading) {
       loading = this.#objectStore.getRange(object, start, start + WAL_BLOCK_BYTES).then(
         (bytes) => {
-          if (bytes) this.#cache.set(key, { kind: "block", bytes });
+          if (bytes && bytes.byteLength > 0) this.#cache.set(key, { kind: "block", bytes });
           return bytes;
         },
       ).finally(() => this.#loading.delete(key));
