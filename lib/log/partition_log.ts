@@ -123,8 +123,9 @@ export const FULL_GET_BYTES_MAX = 8 * 1024 * 1024;
  */
 export const READ_AHEAD_SEGMENTS_MAX = 4;
 export const READ_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
-/** Unsealed ranges a cold read fetches ahead. */
-export const READ_AHEAD_RANGES_MAX = 16;
+/** Big unsealed ranges a cold read fetches ahead, and their bytes at most. */
+export const READ_AHEAD_RANGES_MAX = 4;
+export const RANGE_READ_AHEAD_BYTES_MAX = 4 * 1024 * 1024;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
 export const DATA_WAITERS_MAX = 10_000;
 /**
@@ -1239,13 +1240,21 @@ export class PartitionLog implements FlushSource {
     return found < 0 || ranges[found].lastOffset < offset ? -1 : found;
   }
 
-  /** Starts background loads of the unsealed ranges from `index` on that are not cached. */
+  /**
+   * Starts background loads of the big unsealed ranges from `index` on that are not cached (a
+   * few, a few MiB: with many partitions a larger read-ahead per partition only churns the
+   * cache). Small ranges are read through blocks, which the block reader fetches ahead itself.
+   */
   #readAheadRanges(index: number): void {
     let bytes = 0;
     let started = 0;
-    const budget = Math.min(READ_AHEAD_BYTES_MAX, Math.floor(this.#ctx.config.cacheBytesMax / 4));
+    const budget = Math.min(
+      RANGE_READ_AHEAD_BYTES_MAX,
+      Math.floor(this.#ctx.config.cacheBytesMax / 4),
+    );
     for (let i = index; i < this.#ranges.length && started < READ_AHEAD_RANGES_MAX; i++) {
       const range = this.#ranges[i];
+      if (range.length <= WAL_BLOCK_READ_MAX) continue;
       if (bytes + range.length > budget) break;
       bytes += range.length;
       const key = rangeCacheKey(range);
