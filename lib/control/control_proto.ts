@@ -190,7 +190,12 @@ function method(
   };
 }
 
-export const CONTROL_METHODS = {
+export const CONTROL_METHODS: Readonly<
+  Record<
+    "getStatus" | "drainPartitions" | "triggerFlush" | "streamMetrics" | "watchAssignments",
+    ControlMethod
+  >
+> = {
   getStatus: method("BrokerControl", "GetStatus", "BrokerStatusRequest", "BrokerStatusResponse"),
   drainPartitions: method(
     "BrokerControl",
@@ -214,7 +219,7 @@ export const CONTROL_METHODS = {
     "PartitionAssignmentEvent",
     { responseStream: true },
   ),
-} as const;
+};
 
 export type ControlMethodKey = keyof typeof CONTROL_METHODS;
 
