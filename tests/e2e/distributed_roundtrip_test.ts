@@ -108,7 +108,7 @@ Deno.test("distributed: real clients produce and consume through two brokers on 
       for (const b of [first, second]) {
         const ready = await getHealth(b.httpAddr, "/readyz");
         assert.equal(ready?.status, 200, JSON.stringify(ready));
-        assert.deepEqual(ready?.body.dependencies, { etcd: "ok", s3: "ok" });
+        assert.deepEqual(ready?.body.dependencies, { etcd: "ok", flush: "ok", s3: "ok" });
       }
       for (const run of RUNS) {
         await t.step(

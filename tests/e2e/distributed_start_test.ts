@@ -44,7 +44,7 @@ async function assertServes(broker: BrokerProcess): Promise<void> {
   try {
     const ready = await getHealth(broker.httpAddr, "/readyz");
     assert.equal(ready?.status, 200, JSON.stringify(ready));
-    assert.deepEqual(ready?.body.dependencies, { etcd: "ok", s3: "ok" });
+    assert.deepEqual(ready?.body.dependencies, { etcd: "ok", flush: "ok", s3: "ok" });
     const topic = `start-${Date.now()}`;
     assert.equal(await createTopic(broker.bootstrap, topic, 1, 10_000), ERROR_CODES.NONE);
     const probe = await produceProbe(broker.bootstrap, topic, 0, 10_000);
