@@ -196,8 +196,13 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
     ...stores.describe,
     ready_ms: Math.round(performance.now()),
   });
-  if (config.etcdEndpoints.length === 0) await takeDiskReserve(config.dataDir, logger);
-  const signal = await waitForStopSignal();
+  // Listen for the stop signal first: the reserve takes a moment to write.
+  const stopSignal = waitForStopSignal();
+  const reserve = config.etcdEndpoints.length === 0
+    ? takeDiskReserve(config.dataDir, logger)
+    : Promise.resolve(false);
+  const signal = await stopSignal;
+  await reserve;
   logger.info("Stopping", { signal });
   // Hand the partitions to the other brokers first, so they move at once (no lease expiry).
   const drained = await node.drain(signal, config.shutdownTimeoutMs).catch((err) => {
