@@ -13,7 +13,8 @@
 #                    plus org.apache.kafka:kafka-tools -> .tools/kafka-ref/tools-VERSION
 #   librdkafka tests librdkafka's own test suite (tests/compat/librdkafka), built once per release
 #                    into ~/.cache/kafscale (outside the clone) from the npm package that carries
-#                    its source; build-essential, zlib1g-dev and libssl-dev from Debian if missing
+#                    its source; build-essential, zlib1g-dev, libssl-dev and rapidjson-dev from
+#                    Debian if missing
 #   Connect/Streams  org.apache.kafka:connect-runtime and kafka-streams $STATEFUL_KAFKA_VERSION
 #                    (tests/compat/stateful/versions.env) -> .tools/compat-stateful/libs-VERSION;
 #                    the test connector and Streams app compiled -> .tools/compat-stateful/classes-VERSION
@@ -165,6 +166,7 @@ build_librdkafka_tests() {
   fi
   [[ -f /usr/include/zlib.h ]] || missing+=(zlib1g-dev)
   [[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
+  [[ -f /usr/include/rapidjson/schema.h ]] || missing+=(rapidjson-dev)
   if ((${#missing[@]} > 0)); then
     command -v apt-get >/dev/null || die "Cannot install ${missing[*]}: \"apt-get\" is not found."
     local sudo=()

@@ -37,7 +37,11 @@ cd "$KAFSCALE_ROOT" || exit 1
 # Hook for non-Deno runners added by later issues (Go, Java, Python compat suites...). One
 # entry per suite, "name|command"; the command runs from the repo root under bash and must print
 # `N passed, N failed` on a line of its own.
-EXTRA_SUITES=()
+EXTRA_SUITES=(
+  # librdkafka's own test suite, the CI subset of tests/compat/librdkafka/allowlist.txt (a few
+  # minutes; the build is cached in ~/.cache/kafscale by scripts/setup_compat.sh).
+  "librdkafka|deno run -A scripts/compat.ts --librdkafka --librdkafka-ci"
+)
 
 TEST_TIMEOUT_S="${KAFSCALE_TEST_TIMEOUT_S:-1800}"
 LOG_DIR="$KAFSCALE_TOOLS/logs"

@@ -10,8 +10,8 @@
  * repository, keyed by version, because CI starts from a fresh clone each time:
  * `$KAFSCALE_CACHE_DIR` or `${XDG_CACHE_HOME:-~/.cache}/kafscale`/librdkafka-tests-<versions>/.
  * A cold build takes about 2-3 minutes on 2 cores and needs a C/C++ toolchain, make, and the
- * zlib and OpenSSL headers (build-essential, zlib1g-dev, libssl-dev; scripts/setup_compat.sh
- * installs them).
+ * zlib, OpenSSL and RapidJSON headers (build-essential, zlib1g-dev, libssl-dev, rapidjson-dev;
+ * scripts/setup_compat.sh installs them).
  *
  * Each test number runs in its own `test-runner` process (`TESTS=NNNN`, `-L` skips the broker-less
  * sub-tests that share the number, `-E` skips sockem), so a hung test is killed on its own and
@@ -31,8 +31,8 @@ export const LIBRDKAFKA_VERSION = "2.15.1";
 /**
  * OpenSSL is built in (test 0064 sets `security.protocol=ssl` on a client it never connects);
  * the other optional features are left out: no broker test we run needs them (SASL tests are
- * excluded until the broker serves SASL), and the build's dependencies stay a C/C++ toolchain,
- * zlib and OpenSSL headers.
+ * excluded until the broker serves SASL), and the build's dependencies stay a C/C++ toolchain
+ * and a few headers.
  */
 const CONFIGURE_FLAGS = [
   "--enable-ssl",
@@ -43,6 +43,11 @@ const CONFIGURE_FLAGS = [
   "--disable-lz4-ext",
   "--disable-regex-ext",
 ];
+/**
+ * Headers the build needs: zlib, OpenSSL, and RapidJSON, which the suite's statistics tests
+ * (0053, 0110) need to parse the client's JSON statistics (without it they skip).
+ */
+const REQUIRED_HEADERS = ["zlib.h", "openssl/ssl.h", "rapidjson/schema.h"];
 /** The broker version the suite is told (`TEST_KAFKA_VERSION`): the API surface we emulate. */
 export const TEST_KAFKA_VERSION = "4.1.0";
 
@@ -75,10 +80,12 @@ export interface TestResult {
   output: string;
 }
 
-/** A short FNV-1a hash of the configure flags, so a changed build gets its own cache entry. */
+/** A short FNV-1a hash of the build's flags and headers: a changed build gets its own entry. */
 function flagsTag(): string {
   let h = 0x811c9dc5;
-  for (const c of CONFIGURE_FLAGS.join(" ")) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193);
+  for (const c of [...CONFIGURE_FLAGS, ...REQUIRED_HEADERS].join(" ")) {
+    h = Math.imul(h ^ c.charCodeAt(0), 0x01000193);
+  }
   return (h >>> 0).toString(16).padStart(8, "0");
 }
 
@@ -147,15 +154,15 @@ export async function ensureBuild(log: (line: string) => void = console.error): 
   const runner = `${sourceDir()}/tests/test-runner`;
   if (await exists(`${dir}/.complete`) && await exists(runner)) return runner;
   const needs = ["command -v cc", "command -v c++", "command -v make", "command -v npm"]
-    .concat(["test -f /usr/include/zlib.h", "test -f /usr/include/openssl/ssl.h"]);
+    .concat(REQUIRED_HEADERS.map((h) => `test -f /usr/include/${h}`));
   for (const check of needs) {
     try {
       await run("sh", ["-c", check], { what: check });
     } catch {
       throw new Error(
         `Cannot build librdkafka's tests: "${check}" failed; install build-essential, ` +
-          "zlib1g-dev, libssl-dev and npm (apt-get install -y build-essential zlib1g-dev " +
-          "libssl-dev npm), or run scripts/setup_compat.sh",
+          "zlib1g-dev, libssl-dev, rapidjson-dev and npm (apt-get install -y build-essential " +
+          "zlib1g-dev libssl-dev rapidjson-dev npm), or run scripts/setup_compat.sh",
       );
     }
   }
