@@ -206,7 +206,8 @@ async function librdkafka(bootstrap: string, values: Record<string, string | boo
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
   const count = (s: string) => results.filter((r) => r.status === s).length;
-  const failed = count("fail") + count("timeout");
+  // A run that executed nothing (no allow-list, no build) is a failure, never a quiet pass.
+  const failed = count("fail") + count("timeout") + (results.length === 0 ? 1 : 0);
   if (wanted === undefined && !values["librdkafka-ci"]) {
     for (const [number, why] of list.excluded) console.log(`excluded ${number}: ${why}`);
   }
