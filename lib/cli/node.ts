@@ -121,9 +121,20 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       const broker = topics.broker;
       const topic = broker?.cachedTopic(name);
       if (!broker || !topic) return undefined;
+      const config = (key: string) => broker.topicConfig(topic, key);
+      const compacted = String(config("cleanup.policy")).split(",").map((p) => p.trim())
+        .includes("compact");
       return {
-        segmentBytes: Number(broker.topicConfig(topic, "segment.bytes")),
-        segmentMs: Number(broker.topicConfig(topic, "segment.ms")),
+        segmentBytes: Number(config("segment.bytes")),
+        segmentMs: Number(config("segment.ms")),
+        compaction: compacted
+          ? {
+            minCompactionLagMs: Number(config("min.compaction.lag.ms")),
+            maxCompactionLagMs: Number(config("max.compaction.lag.ms")),
+            deleteRetentionMs: Number(config("delete.retention.ms")),
+            minCleanableDirtyRatio: Number(config("min.cleanable.dirty.ratio")),
+          }
+          : undefined,
       };
     },
   });

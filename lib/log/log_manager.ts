@@ -29,6 +29,11 @@ import type { Clock, TimerHandle } from "../util/clock.ts";
 import { InvariantError, type InvariantPolicy, throwBrokenInvariant } from "../util/assert.ts";
 import type { Logger } from "../util/logger.ts";
 import { firstRejection, mapBounded } from "./bounded.ts";
+import {
+  type CompactionLimits,
+  type CompactionPolicy,
+  DEFAULT_COMPACTION_LIMITS,
+} from "./compaction/schedule.ts";
 import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.ts";
 import { LogError } from "./log_error.ts";
 import { type LogConfig, type LogContext, PartitionLog, type SealPolicy } from "./partition_log.ts";
@@ -100,6 +105,22 @@ export interface LogManagerDeps {
    */
   onBrokenInvariant?: InvariantPolicy;
 }
+
+/** Compaction runs of this broker since start (README "Compaction", /metrics). */
+export interface CompactionTotals {
+  runs: number;
+  failures: number;
+  /** Bytes of the batches the runs read, and of what they kept. */
+  bytesIn: number;
+  bytesOut: number;
+  recordsRemoved: number;
+  totalMs: number;
+}
+
+/** Partitions compacted at once (each run holds its input segments in memory). */
+export const COMPACTION_CONCURRENCY = 1;
+/** How often compacted partitions are checked by default. */
+export const DEFAULT_COMPACTION_CHECK_INTERVAL_MS = 5_000;
 
 export interface SealStats {
   /** Segments sealed, their bytes, and the summed time from the first read to the commit. */
@@ -184,6 +205,16 @@ export class LogManager {
   };
   #sealTimer: TimerHandle | null = null;
   #sealPass: Promise<void> | null = null;
+  readonly #compactionTotals: CompactionTotals = {
+    runs: 0,
+    failures: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    recordsRemoved: 0,
+    totalMs: 0,
+  };
+  #compactionTimer: TimerHandle | null = null;
+  #compactionPass: Promise<void> | null = null;
   #gcTimer: TimerHandle | null = null;
   #gcPass: Promise<void> | null = null;
   /** Write-ahead objects found unneeded by the last GC pass: deleted if the next agrees. */
@@ -248,6 +279,13 @@ export class LogManager {
         this.#sealStats.bytes += bytes;
         this.#sealStats.totalMs += elapsedMs;
       },
+      noteCompaction: (stats, elapsedMs) => {
+        this.#compactionTotals.runs++;
+        this.#compactionTotals.bytesIn += stats.bytesIn;
+        this.#compactionTotals.bytesOut += stats.bytesOut;
+        this.#compactionTotals.recordsRemoved += stats.recordsRemoved;
+        this.#compactionTotals.totalMs += elapsedMs;
+      },
     };
   }
 
@@ -272,6 +310,10 @@ export class LogManager {
   /** Objects created in the object store: write-ahead objects plus sealed segments and indexes. */
   get objectsWritten(): number {
     return this.#objectsWritten + this.#wal.stats.objectsCreated;
+  }
+  /** Compaction runs, failures and bytes since start. */
+  get compactionStats(): Readonly<CompactionTotals> {
+    return { ...this.#compactionTotals };
   }
   get sealStats(): Readonly<SealStats> {
     return { ...this.#sealStats };
@@ -311,6 +353,7 @@ export class LogManager {
     this.#state = "started";
     await this.#ensureLease();
     this.#scheduleSealPass();
+    this.#scheduleCompactionPass();
     this.#scheduleGc();
   }
 
@@ -431,8 +474,10 @@ export class LogManager {
     const wasStarted = this.#state === "started";
     this.#state = "closing";
     this.#sealTimer?.cancel();
+    this.#compactionTimer?.cancel();
     this.#gcTimer?.cancel();
     await this.#sealPass;
+    await this.#compactionPass;
     await this.#gcPass;
     if (wasStarted) {
       await this.#scheduler.drain();
@@ -448,6 +493,8 @@ export class LogManager {
     }
     await Promise.allSettled([...this.#logs.values()]);
     await Promise.all(live.map((log) => log.idleReads()));
+    // Nothing reads these logs any more: replaced compaction generations can go now.
+    await Promise.all(live.map((log) => log.deleteReplaced(true)));
     this.#logs.clear();
     this.#live.clear();
     await this.#wal.close();
@@ -583,6 +630,50 @@ export class LogManager {
         if (this.#state === "started") this.#scheduleSealPass();
       });
     }, interval);
+  }
+
+  #scheduleCompactionPass(): void {
+    const interval = this.#config.compactionCheckIntervalMs ?? DEFAULT_COMPACTION_CHECK_INTERVAL_MS;
+    this.#compactionTimer = this.#deps.clock.setTimeout(() => {
+      this.#compactionTimer = null;
+      if (this.#state !== "started") return;
+      this.#compactionPass = this.runCompactionPass().finally(() => {
+        this.#compactionPass = null;
+        if (this.#state === "started") this.#scheduleCompactionPass();
+      });
+    }, interval);
+  }
+
+  /**
+   * Deletes segment objects replaced by earlier runs once their grace has passed, then
+   * compacts every loaded partition of a compacted topic whose run is due.
+   */
+  async runCompactionPass(): Promise<void> {
+    const live = [...this.#live.values()];
+    await mapBounded(live, DELETE_CONCURRENCY, (log) => log.deleteReplaced());
+    const limits: CompactionLimits = {
+      dedupeBufferBytes: this.#config.compactionDedupeBufferBytes ??
+        DEFAULT_COMPACTION_LIMITS.dedupeBufferBytes,
+      inputBytesMax: this.#config.compactionInputBytesMax ??
+        DEFAULT_COMPACTION_LIMITS.inputBytesMax,
+    };
+    const due: { log: PartitionLog; policy: CompactionPolicy }[] = [];
+    for (const log of live) {
+      const policy = this.#policyFor(log.topic).compaction;
+      if (policy && log.compactionDue(policy)) due.push({ log, policy });
+    }
+    await mapBounded(due, COMPACTION_CONCURRENCY, async ({ log, policy }) => {
+      try {
+        await log.compact(policy, limits);
+      } catch (error) {
+        if (log.closed || error instanceof InvariantError) return; // The policy has it already.
+        this.#compactionTotals.failures++;
+        this.#deps.logger.warn("Cannot compact; the old segments stay and it is retried", {
+          partition: `${log.topic}-${log.partition}`,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
   }
 
   /** Seals every loaded partition whose unsealed data is due (size, age or range count). */

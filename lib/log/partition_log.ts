@@ -29,7 +29,11 @@
  * clock and logger through `LogContext`.
  */
 
-import type { AcquiredPartition, ClusterMetadata } from "../metadata/cluster_metadata.ts";
+import type {
+  AcquiredPartition,
+  ClusterMetadata,
+  CompactionState,
+} from "../metadata/cluster_metadata.ts";
 import {
   assignOffsets,
   BATCH_HEADER_BYTES,
@@ -45,6 +49,21 @@ import type { Clock, TimerHandle } from "../util/clock.ts";
 import { InvariantError, type InvariantPolicy } from "../util/assert.ts";
 import type { Logger } from "../util/logger.ts";
 import { firstRejection, mapBounded } from "./bounded.ts";
+import {
+  cleanablePoint,
+  type CompactionStats,
+  compactSegments,
+  type SegmentInput,
+} from "./compaction/compactor.ts";
+import {
+  type CompactionLimits,
+  type CompactionPolicy,
+  isEmptyCompactionState,
+  nextCompactionState,
+  recheckMs,
+  REPLACED_SEGMENT_GRACE_MS,
+  segmentDirtyRatio,
+} from "./compaction/schedule.ts";
 import type {
   FlushScheduler,
   FlushSource,
@@ -174,6 +193,12 @@ export interface LogConfig {
   producerIdExpirationMs?: number;
   /** Bound on producers remembered per partition (default 10 000). */
   producersPerPartitionMax?: number;
+  /** How often compacted partitions are checked for a compaction run (default 5 s). */
+  compactionCheckIntervalMs?: number;
+  /** Compaction key map bound (log.cleaner.dedupe.buffer.size; default 32 MiB). */
+  compactionDedupeBufferBytes?: number;
+  /** Sealed bytes one compaction run reads (default 64 MiB). */
+  compactionInputBytesMax?: number;
 }
 
 export interface AppendOptions {
@@ -222,6 +247,8 @@ export interface LogContext {
   onBrokenInvariant: InvariantPolicy;
   /** Counts a committed seal: segment bytes and how long it took. */
   noteSeal(bytes: number, elapsedMs: number): void;
+  /** Counts a compaction run (committed or with nothing to commit) and how long it took. */
+  noteCompaction?(stats: CompactionStats, elapsedMs: number): void;
   /** Throws LogError when `bytes` more pending bytes would exceed the write buffer bound. */
   reservePending(bytes: number): void;
   /** The log stopped (fenced, lease lost, deleted, shut down): forget it. */
@@ -248,13 +275,40 @@ interface FlushState {
   /** The sealed end this flush commits. */
   sealedEnd: number;
   seal: SealAdvance | null;
+  compact: CompactAdvance | null;
+  /** The compaction state this flush commits. */
+  compaction: CompactionState;
   expectedRevision: number;
+}
+
+/** A compaction run's rewritten segments, waiting for a flush round to commit them. */
+interface CompactAdvance {
+  /** New metas (new generations) of rewritten segments, by base offset. */
+  replaced: Map<number, SegmentMeta>;
+  /** The generation each rewritten segment had when it was read. */
+  readGenerations: Map<number, number>;
+  /** First-cleaned times of segments cleaned whole by the run. */
+  cleanedAtMs: Map<number, number>;
+  cleanedThrough: number;
+  resolve: () => void;
+  reject: (error: LogError) => void;
+}
+
+/** What one compaction run did. */
+export interface CompactionOutcome {
+  stats: CompactionStats;
+  /** Segments read, and those rewritten under a new generation. */
+  segmentsRead: number;
+  segmentsRewritten: number;
+  cleanedThrough: number;
 }
 
 /** When a partition's unsealed data is sealed (the topic's segment.bytes and segment.ms). */
 export interface SealPolicy {
   segmentBytes: number;
   segmentMs: number;
+  /** Set when the topic's cleanup.policy includes "compact". */
+  compaction?: CompactionPolicy;
 }
 
 /** A sealed segment written and waiting for a flush round to commit `sealedEnd` past it. */
@@ -303,13 +357,27 @@ export class PartitionLog implements FlushSource {
   #storeDirty: boolean;
   #sealing: Promise<boolean> | null = null;
   #sealAdvance: SealAdvance | null = null;
+  /** Committed compaction state (generations of rewritten segments, cleaner checkpoint). */
+  #compaction: CompactionState;
+  #compacting: Promise<CompactionOutcome | null> | null = null;
+  #compactAdvance: CompactAdvance | null = null;
+  /** Wall-clock time of the last compaction run's end, or null (none since acquisition). */
+  #lastCompactionMs: number | null = null;
+  /** The sealed end when the last run started: nothing new to compact while it is the same. */
+  #compactedSealedEnd = -1;
+  /** Since when (wall clock) sealed data has been waiting for compaction, or null. */
+  #dirtySinceMs: number | null = null;
+  /** Replaced segment objects, deleted once reads under way are done (`deleteReplaced`). */
+  #replaced: { keys: string[]; dueMs: number }[] = [];
+  /** Segment objects being written and not committed yet: never orphans to delete. */
+  readonly #writing = new Set<string>();
   #closedError: LogError | null = null;
   /** Set while the partition is being handed over: new appends are refused with it. */
   #appendsRefused: LogError | null = null;
   #startAdvance: StartAdvance | null = null;
   readonly #waiters = new Set<DataWaiter>();
-  /** Loads in flight, by segment base offset or range cache key. */
-  readonly #loading = new Map<number | string, Promise<SegmentView>>();
+  /** Loads in flight, by segment object key or range cache key. */
+  readonly #loading = new Map<string, Promise<SegmentView>>();
   /** Idempotent producers' sequences (KIP-98); rebuilt from the log tail by loadProducerState. */
   readonly #producers: ProducerStateTable;
   #producersLoaded = false;
@@ -338,6 +406,10 @@ export class PartitionLog implements FlushSource {
     this.#rangesBytes = 0;
     for (const r of this.#ranges) this.#rangesBytes += r.size;
     this.#storeDirty = recovered.undeleted.length > 0;
+    this.#compaction = acquired.state.compaction ?? { segments: {}, cleanedThrough: 0 };
+    if (this.#segments.some((s) => s.lastOffset >= this.#compaction.cleanedThrough)) {
+      this.#dirtySinceMs = ctx.clock.now();
+    }
     this.#producers = new ProducerStateTable({
       expirationMs: ctx.config.producerIdExpirationMs,
       producersMax: ctx.config.producersPerPartitionMax,
@@ -576,7 +648,8 @@ export class PartitionLog implements FlushSource {
   takeFlush(): PreparedFlush | null {
     if (
       this.#closedError ||
-      (this.#pending.length === 0 && !this.#startAdvance && !this.#sealAdvance)
+      (this.#pending.length === 0 && !this.#startAdvance && !this.#sealAdvance &&
+        !this.#compactAdvance)
     ) {
       return null;
     }
@@ -588,6 +661,8 @@ export class PartitionLog implements FlushSource {
     this.#startAdvance = null;
     const seal = this.#sealAdvance;
     this.#sealAdvance = null;
+    const compact = this.#compactAdvance;
+    this.#compactAdvance = null;
     const endOffset = entries.length > 0
       ? entries[entries.length - 1].nextOffset
       : this.#committedEnd;
@@ -609,8 +684,29 @@ export class PartitionLog implements FlushSource {
       advance,
       sealedEnd: seal ? seal.meta.lastOffset + 1 : this.#sealedEnd,
       seal,
+      compact,
+      compaction: this.#compaction,
       expectedRevision: this.#stateRevision,
     };
+    if (compact || advance) {
+      // Entries of segments this flush removes (retention) go with them.
+      const logStart = flush.logStartOffset;
+      const live = (base: number) =>
+        this.#segments.some((s) => s.baseOffset === base && s.lastOffset >= logStart);
+      flush.compaction = nextCompactionState(
+        this.#compaction,
+        compact
+          ? {
+            generations: new Map(
+              [...compact.replaced].map(([base, meta]) => [base, meta.generation ?? 0]),
+            ),
+            cleanedAtMs: compact.cleanedAtMs,
+            cleanedThrough: compact.cleanedThrough,
+          }
+          : null,
+        live,
+      );
+    }
     this.#inFlight = flush;
     return {
       chunk: flush.chunk,
@@ -623,6 +719,7 @@ export class PartitionLog implements FlushSource {
           logStartOffset: flush.logStartOffset,
           epoch: this.#epoch,
           sealedEnd: flush.sealedEnd,
+          ...(isEmptyCompactionState(flush.compaction) ? {} : { compaction: flush.compaction }),
         },
       }),
       committed: (revision, written) => this.#flushCommitted(flush, revision, written),
@@ -669,6 +766,8 @@ export class PartitionLog implements FlushSource {
       this.#ctx.clock.now(),
     );
     if (flush.seal) this.#applySeal(flush.seal);
+    if (flush.compact) this.#applyCompaction(flush.compact);
+    this.#compaction = flush.compaction;
     const removed = this.#applyLogStartOffset(flush.logStartOffset);
     flush.advance?.resolve(removed);
     const result = { logStartOffset: this.#logStartOffset };
@@ -701,8 +800,9 @@ export class PartitionLog implements FlushSource {
     }
     this.#segments.push(meta);
     this.#sealedEnd = meta.lastOffset + 1;
+    this.#dirtySinceMs ??= this.#ctx.clock.now();
     if (view) {
-      this.#ctx.cache.set(this.#objectKey(meta.baseOffset, "kfs"), { kind: "segment", view });
+      this.#ctx.cache.set(this.#segmentKey(meta, "kfs"), { kind: "segment", view });
     }
     seal.resolve();
   }
@@ -719,8 +819,8 @@ export class PartitionLog implements FlushSource {
     while (count < this.#segments.length && this.#segments[count].lastOffset < offset) count++;
     const removed = this.#segments.splice(0, count);
     for (const s of removed) {
-      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "kfs"));
-      this.#ctx.cache.delete(this.#objectKey(s.baseOffset, "index"));
+      this.#ctx.cache.delete(this.#segmentKey(s, "kfs"));
+      this.#ctx.cache.delete(this.#segmentKey(s, "index"));
     }
     while (this.#ranges.length > 0 && this.#ranges[0].lastOffset < offset) {
       const r = this.#ranges.shift()!;
@@ -734,6 +834,11 @@ export class PartitionLog implements FlushSource {
     this.#inFlight = null;
     flush.advance?.reject(error);
     flush.seal?.reject(error);
+    if (flush.compact) {
+      // Its new objects are not referenced: deleted before the next write (or by recovery).
+      this.#storeDirty = true;
+      flush.compact.reject(error);
+    }
     for (const entry of flush.entries) entry.reject?.(error);
     this.#ctx.logger.warn("Flush failed; its appends were rejected", {
       partition: this.#name(),
@@ -859,13 +964,254 @@ export class PartitionLog implements FlushSource {
       maxTimestamp,
     };
     const view = joined ? viewFromEncoded({ ...parts, segment: joined }, batches) : null;
-    await new Promise<void>((resolve, reject) => {
-      this.#sealAdvance = { meta, view, resolve, reject };
-      this.#ctx.scheduler.notePending(this, 0);
-      this.#ctx.scheduler.flushNow();
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#sealAdvance = { meta, view, resolve, reject };
+        this.#ctx.scheduler.notePending(this, 0);
+        this.#ctx.scheduler.flushNow();
+      });
+    } finally {
+      this.#writing.delete(this.#segmentKey(meta, "kfs"));
+      this.#writing.delete(this.#segmentKey(meta, "index"));
+    }
     this.#ctx.noteSeal(parts.size, this.#ctx.clock.monotonic() - started);
     return true;
+  }
+
+  // ---- compaction ----------------------------------------------------------------
+
+  /** The share of sealed bytes not deduplicated yet (by segment, from the cleaner checkpoint). */
+  get dirtyRatio(): number {
+    return segmentDirtyRatio(this.#segments, this.#compaction.cleanedThrough);
+  }
+  /** When the last compaction run of this ownership ended (wall clock), or null. */
+  get lastCompactionMs(): number | null {
+    return this.#lastCompactionMs;
+  }
+  /** The committed compaction state (a copy). */
+  get compactionState(): CompactionState {
+    return {
+      segments: Object.fromEntries(
+        Object.entries(this.#compaction.segments).map(([k, v]) => [k, [v[0], v[1]]]),
+      ),
+      cleanedThrough: this.#compaction.cleanedThrough,
+    };
+  }
+
+  /**
+   * Whether a compaction run is due (the topic is compacted; the caller checks that): sealed
+   * data arrived since the last run and the dirty ratio reached min.cleanable.dirty.ratio or
+   * dirty data waited max.compaction.lag.ms; or the last run is long enough ago that
+   * tombstones or lagging records may have become removable (`recheckMs`).
+   */
+  compactionDue(policy: CompactionPolicy): boolean {
+    if (this.#closedError || this.#compacting || this.#segments.length === 0) return false;
+    const now = this.#ctx.clock.now();
+    if (this.#sealedEnd !== this.#compactedSealedEnd) {
+      if (this.dirtyRatio >= policy.minCleanableDirtyRatio) return true;
+      if (this.#dirtySinceMs !== null && now - this.#dirtySinceMs >= policy.maxCompactionLagMs) {
+        return true;
+      }
+    }
+    return this.#lastCompactionMs !== null && now - this.#lastCompactionMs >= recheckMs(policy);
+  }
+
+  /**
+   * One compaction run over the oldest sealed segments (up to `limits.inputBytesMax`): reads
+   * them, keeps the latest record per key below the cleanable point (compactor.ts), writes
+   * each changed segment create-only under its next generation, and commits the new
+   * generations through the next flush round (epoch compare-and-swap, like a seal). Until that
+   * commit the old segments are served; from it the new ones; the replaced objects are deleted
+   * after a grace for reads under way (`deleteReplaced`). One run at a time.
+   */
+  compact(policy: CompactionPolicy, limits: CompactionLimits): Promise<CompactionOutcome | null> {
+    if (this.#closedError) return Promise.reject(this.#closedError);
+    this.#compacting ??= this.#compactOnce(policy, limits).finally(() => {
+      this.#compacting = null;
+      this.#lastCompactionMs = this.#ctx.clock.now();
+    });
+    return this.#compacting;
+  }
+
+  async #compactOnce(
+    policy: CompactionPolicy,
+    limits: CompactionLimits,
+  ): Promise<CompactionOutcome | null> {
+    const started = this.#ctx.clock.monotonic();
+    const nowMs = this.#ctx.clock.now();
+    this.#compactedSealedEnd = this.#sealedEnd;
+    const chosen: SegmentMeta[] = [];
+    let bytes = 0;
+    for (const segment of this.#segments) {
+      if (chosen.length > 0 && bytes + segment.size > limits.inputBytesMax) break;
+      chosen.push(segment);
+      bytes += segment.size;
+    }
+    if (chosen.length === 0) return null;
+    const loaded = await mapBounded(
+      chosen,
+      SEAL_LOAD_CONCURRENCY,
+      (segment) => this.#compactionInput(segment),
+    );
+    const failure = firstRejection(loaded);
+    if (failure !== undefined) throw toLogError(failure, `Cannot compact "${this.#name()}"`);
+    const inputs = loaded.map((r) => (r as PromiseFulfilledResult<SegmentInput>).value);
+    const head = chosen[chosen.length - 1].lastOffset + 1;
+    const result = compactSegments(inputs, {
+      cleanablePoint: cleanablePoint(inputs, head, nowMs, policy.minCompactionLagMs),
+      nowMs,
+      deleteRetentionMs: policy.deleteRetentionMs,
+      firstDirtyOffset: Math.max(this.#compaction.cleanedThrough, chosen[0].baseOffset),
+      dedupeBufferBytes: limits.dedupeBufferBytes,
+    });
+    const replaced = new Map<number, SegmentMeta>();
+    const readGenerations = new Map<number, number>();
+    const cleanedAtMs = new Map<number, number>();
+    try {
+      for (let i = 0; i < chosen.length; i++) {
+        const meta = chosen[i];
+        const out = result.segments[i];
+        if (out.cleanedAtMs !== null && inputs[i].cleanedAtMs === null) {
+          cleanedAtMs.set(meta.baseOffset, out.cleanedAtMs);
+        }
+        if (!out.changed) continue;
+        if (this.#closedError) throw this.#closedError;
+        const generation = (meta.generation ?? 0) + 1;
+        const parts = encodeSegmentParts(
+          out.batchList.map((b) => ({
+            bytes: b.bytes,
+            baseOffset: b.baseOffset,
+            lastOffsetDelta: b.lastOffsetDelta,
+            recordsCount: b.recordsCount,
+          })),
+          {
+            createdMs: nowMs,
+            indexIntervalMessages: this.#ctx.config.indexIntervalMessages,
+            compactedSpan: { baseOffset: meta.baseOffset, lastOffset: meta.lastOffset },
+          },
+        );
+        await this.#putSegment(parts, generation);
+        replaced.set(meta.baseOffset, {
+          baseOffset: meta.baseOffset,
+          lastOffset: meta.lastOffset,
+          size: parts.size,
+          hasIndex: true,
+          maxTimestamp: out.maxTimestamp,
+          generation,
+        });
+        readGenerations.set(meta.baseOffset, meta.generation ?? 0);
+      }
+      const cleanedThrough = Math.max(
+        this.#compaction.cleanedThrough,
+        result.cleanedThroughOffset,
+      );
+      if (
+        replaced.size > 0 || cleanedAtMs.size > 0 ||
+        cleanedThrough !== this.#compaction.cleanedThrough
+      ) {
+        if (this.#closedError) throw this.#closedError;
+        await new Promise<void>((resolve, reject) => {
+          this.#compactAdvance = {
+            replaced,
+            readGenerations,
+            cleanedAtMs,
+            cleanedThrough,
+            resolve,
+            reject,
+          };
+          this.#ctx.scheduler.notePending(this, 0);
+          this.#ctx.scheduler.flushNow();
+        });
+      }
+    } catch (error) {
+      // Rewrites written and not committed are orphans: deleted before the next write.
+      if (replaced.size > 0) this.#storeDirty = true;
+      throw error;
+    } finally {
+      for (const meta of replaced.values()) {
+        this.#writing.delete(this.#segmentKey(meta, "kfs"));
+        this.#writing.delete(this.#segmentKey(meta, "index"));
+      }
+    }
+    if (!this.#segments.some((s) => s.lastOffset >= this.#compaction.cleanedThrough)) {
+      this.#dirtySinceMs = null;
+    }
+    this.#ctx.noteCompaction?.(result.stats, this.#ctx.clock.monotonic() - started);
+    return {
+      stats: result.stats,
+      segmentsRead: chosen.length,
+      segmentsRewritten: replaced.size,
+      cleanedThrough: this.#compaction.cleanedThrough,
+    };
+  }
+
+  /** A sealed segment's batches for the compactor (from the cache, else a verified GET). */
+  async #compactionInput(segment: SegmentMeta): Promise<SegmentInput> {
+    const key = this.#segmentKey(segment, "kfs");
+    const cached = this.#ctx.cache.get(key);
+    const view = cached?.kind === "segment" ? cached.view : await this.#fetchView(segment, key);
+    const entry = this.#compaction.segments[String(segment.baseOffset)];
+    return {
+      baseOffset: segment.baseOffset,
+      batches: view.bytes.subarray(view.starts[0], view.starts[view.count]),
+      cleanedAtMs: entry && entry[1] >= 0 ? entry[1] : null,
+    };
+  }
+
+  /** A committed compaction: the rewritten segments replace the ones they were made from. */
+  #applyCompaction(compact: CompactAdvance): void {
+    const retired: string[] = [];
+    for (const [base, meta] of compact.replaced) {
+      const i = this.#segments.findIndex((s) => s.baseOffset === base);
+      const old = i >= 0 ? this.#segments[i] : null;
+      if (!old || (old.generation ?? 0) !== compact.readGenerations.get(base)) {
+        // Removed since the run read it (retention): the rewrite is not referenced.
+        retired.push(this.#segmentKey(meta, "kfs"), this.#segmentKey(meta, "index"));
+        continue;
+      }
+      if (old.lastOffset !== meta.lastOffset) {
+        throw this.#broken(
+          `compacted segment ${base} of "${this.#name()}" ends at ${meta.lastOffset}, ` +
+            `the segment it replaces at ${old.lastOffset}`,
+        );
+      }
+      this.#segments[i] = meta;
+      for (const kind of ["kfs", "index"] as const) {
+        const key = this.#segmentKey(old, kind);
+        this.#ctx.cache.delete(key);
+        retired.push(key);
+      }
+    }
+    if (retired.length > 0) {
+      this.#replaced.push({
+        keys: retired,
+        dueMs: this.#ctx.clock.now() + REPLACED_SEGMENT_GRACE_MS,
+      });
+    }
+    compact.resolve();
+  }
+
+  /**
+   * Deletes segment objects replaced by compaction once their grace for reads under way has
+   * passed (all of them with `force`, when nothing reads this log any more). A failed delete is
+   * left to recovery, which deletes every generation the committed state does not name.
+   */
+  async deleteReplaced(force = false): Promise<number> {
+    const now = this.#ctx.clock.now();
+    const due = this.#replaced.filter((r) => force || r.dueMs <= now);
+    if (due.length === 0) return 0;
+    this.#replaced = this.#replaced.filter((r) => !due.includes(r));
+    const keys = due.flatMap((r) => r.keys);
+    const { objectStore } = this.#ctx;
+    const results = await mapBounded(keys, DELETE_CONCURRENCY, (key) => objectStore.delete(key));
+    const failure = firstRejection(results);
+    if (failure !== undefined) {
+      this.#ctx.logger.warn("Cannot delete replaced segments; recovery deletes them later", {
+        partition: this.#name(),
+        error: String(failure),
+      });
+    }
+    return keys.length;
   }
 
   #sealMaxAgeMs(): number {
@@ -878,11 +1224,14 @@ export class PartitionLog implements FlushSource {
    * seal that did not commit — or a newer owner's object: after checking that we still own the
    * partition, orphans are deleted and the puts retried once.
    */
-  async #putSegment(segment: SegmentParts): Promise<Uint8Array | null> {
+  async #putSegment(segment: SegmentParts, generation = 0): Promise<Uint8Array | null> {
     if (this.#storeDirty) await this.#deleteOrphans();
     const { objectStore } = this.#ctx;
-    const kfsKey = this.#objectKey(segment.baseOffset, "kfs");
-    const indexKey = this.#objectKey(segment.baseOffset, "index");
+    const kfsKey = this.#segmentKey({ baseOffset: segment.baseOffset, generation }, "kfs");
+    const indexKey = this.#segmentKey({ baseOffset: segment.baseOffset, generation }, "index");
+    // Until the caller's commit settles (it removes them), these are not orphans.
+    this.#writing.add(kfsKey);
+    this.#writing.add(indexKey);
     const joined = objectStore.putParts ? null : joinParts(segment.parts, segment.size);
     const putKfs = () =>
       joined
@@ -892,21 +1241,34 @@ export class PartitionLog implements FlushSource {
     // readers fall back to scanning when it is missing or torn.
     const putIndex = () =>
       objectStore.put(indexKey, segment.index, { ifNoneMatch: true, durable: false });
-    for (let attempt = 0;; attempt++) {
-      this.#ctx.assertWritable();
-      const results = await Promise.allSettled([putKfs(), putIndex()]);
-      this.#ctx.noteObjectsWritten(results.filter((r) => r.status === "fulfilled").length);
-      const rejected = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (rejected.length === 0) return joined;
-      const onlyConflicts = rejected.every((r) => r.reason instanceof PreconditionFailedError);
-      if (!onlyConflicts || attempt > 0) {
-        this.#storeDirty = true;
-        const reason = rejected.find((r) => !(r.reason instanceof PreconditionFailedError))
-          ?.reason ?? rejected[0].reason;
-        throw toLogError(reason, `Cannot write segment of "${this.#name()}"`);
+    const released = () => {
+      this.#writing.delete(kfsKey);
+      this.#writing.delete(indexKey);
+    };
+    try {
+      for (let attempt = 0;; attempt++) {
+        this.#ctx.assertWritable();
+        const results = await Promise.allSettled([putKfs(), putIndex()]);
+        this.#ctx.noteObjectsWritten(results.filter((r) => r.status === "fulfilled").length);
+        const rejected = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+        if (rejected.length === 0) return joined;
+        const onlyConflicts = rejected.every((r) => r.reason instanceof PreconditionFailedError);
+        if (!onlyConflicts || attempt > 0) {
+          this.#storeDirty = true;
+          const reason = rejected.find((r) => !(r.reason instanceof PreconditionFailedError))
+            ?.reason ?? rejected[0].reason;
+          throw toLogError(reason, `Cannot write segment of "${this.#name()}"`);
+        }
+        await this.#verifyOwnership();
+        // The keys taken are orphans (ours from an earlier attempt, or a stale owner's).
+        released();
+        await this.#deleteOrphans();
+        this.#writing.add(kfsKey);
+        this.#writing.add(indexKey);
       }
-      await this.#verifyOwnership();
-      await this.#deleteOrphans();
+    } catch (error) {
+      released();
+      throw error;
     }
   }
 
@@ -934,8 +1296,13 @@ export class PartitionLog implements FlushSource {
       doomed = (await objectStore.list(this.#prefix))
         .map((o) => o.key)
         .filter((key) => {
+          if (this.#writing.has(key)) return false;
           const parsed = parseSegmentObjectKey(key);
-          return parsed !== null && parsed.baseOffset >= this.#sealedEnd;
+          if (parsed === null) return false;
+          if (parsed.baseOffset >= this.#sealedEnd) return true;
+          // A rewrite newer than the committed generation: its compaction never committed.
+          const current = this.#compaction.segments[String(parsed.baseOffset)]?.[0] ?? 0;
+          return parsed.generation > current;
         });
     } catch (error) {
       throw toLogError(error, `Cannot list objects of "${this.#name()}"`);
@@ -965,7 +1332,7 @@ export class PartitionLog implements FlushSource {
 
   /** Resolves when no segment load (a fetch's or a read-ahead's) and no seal is in flight. */
   async idleReads(): Promise<void> {
-    await Promise.allSettled([...this.#loading.values(), this.#sealing]);
+    await Promise.allSettled([...this.#loading.values(), this.#sealing, this.#compacting]);
   }
 
   /**
@@ -980,6 +1347,8 @@ export class PartitionLog implements FlushSource {
     this.#startAdvance = null;
     this.#sealAdvance?.reject(error);
     this.#sealAdvance = null;
+    this.#compactAdvance?.reject(error);
+    this.#compactAdvance = null;
     const pending = this.#pending;
     this.#pending = [];
     this.#ctx.scheduler.discard(this, this.#pendingBytes);
@@ -1017,8 +1386,8 @@ export class PartitionLog implements FlushSource {
       this.#ctx.scheduler.flushNow();
     });
     const keys = removed.flatMap((s) => [
-      this.#objectKey(s.baseOffset, "kfs"),
-      this.#objectKey(s.baseOffset, "index"),
+      this.#segmentKey(s, "kfs"),
+      this.#segmentKey(s, "index"),
     ]);
     const { objectStore } = this.#ctx;
     const results = await mapBounded(keys, DELETE_CONCURRENCY, (key) => objectStore.delete(key));
@@ -1068,7 +1437,12 @@ export class PartitionLog implements FlushSource {
     // No room left (a fetch whose response budget went to earlier partitions): nothing to read.
     if (maxBytes <= 0 && !opts.minOneBatch) return result;
     let offset = fetchOffset;
-    for (let i = 0; i < READ_SEGMENTS_MAX && offset < highWatermark; i++) {
+    // Extents that hold nothing at or after `offset` (compacted segments that lost their
+    // tail) do not count against READ_SEGMENTS_MAX: a read never ends empty before the high
+    // watermark because of them. Bounded: every step moves `offset` past one extent.
+    const stepsMax = READ_SEGMENTS_MAX + this.#segments.length + this.#ranges.length;
+    for (let i = 0, steps = 0; i < READ_SEGMENTS_MAX && offset < highWatermark; steps++) {
+      if (steps >= stepsMax) break;
       const minOne = (opts.minOneBatch ?? false) && result.bytes === 0;
       let part: { chunks: Uint8Array[]; reachedEnd: boolean };
       let next: number;
@@ -1111,6 +1485,7 @@ export class PartitionLog implements FlushSource {
         result.chunks.push(chunk);
         result.bytes += chunk.byteLength;
       }
+      if (part.chunks.length > 0) i++;
       if (!part.reachedEnd) break;
       offset = next;
     }
@@ -1362,7 +1737,7 @@ export class PartitionLog implements FlushSource {
     budget: number,
     minOne: boolean,
   ): Promise<{ chunks: Uint8Array[]; reachedEnd: boolean }> {
-    const key = this.#objectKey(segment.baseOffset, "kfs");
+    const key = this.#segmentKey(segment, "kfs");
     const cached = this.#ctx.cache.get(key);
     const fullGetMax = Math.min(FULL_GET_BYTES_MAX, Math.floor(this.#ctx.config.cacheBytesMax / 4));
     let view: SegmentView | null = cached?.kind === "segment" ? cached.view : null;
@@ -1390,8 +1765,8 @@ export class PartitionLog implements FlushSource {
       if (next.baseOffset >= this.#committedEnd || next.size > fullGetMax) break;
       if (bytes + next.size > budget) break;
       bytes += next.size;
-      const key = this.#objectKey(next.baseOffset, "kfs");
-      if (this.#ctx.cache.get(key) || this.#loading.has(next.baseOffset)) continue;
+      const key = this.#segmentKey(next, "kfs");
+      if (this.#ctx.cache.get(key) || this.#loading.has(key)) continue;
       started++;
       // A failed read-ahead is only a missed optimisation: the fetch that needs
       // the segment reads it again and reports the error then.
@@ -1401,20 +1776,26 @@ export class PartitionLog implements FlushSource {
 
   /** The segment's view from the cache or a whole-object GET (cached when it fits). */
   #viewOf(segment: SegmentMeta): Promise<SegmentView> {
-    const key = this.#objectKey(segment.baseOffset, "kfs");
+    const key = this.#segmentKey(segment, "kfs");
     const cached = this.#ctx.cache.get(key);
     if (cached?.kind === "segment") return Promise.resolve(cached.view);
-    let loading = this.#loading.get(segment.baseOffset);
+    let loading = this.#loading.get(key);
     if (!loading) {
-      loading = this.#loadView(segment, key).finally(() =>
-        this.#loading.delete(segment.baseOffset)
-      );
-      this.#loading.set(segment.baseOffset, loading);
+      loading = this.#loadView(segment, key).finally(() => this.#loading.delete(key));
+      this.#loading.set(key, loading);
     }
     return loading;
   }
 
   async #loadView(segment: SegmentMeta, key: string): Promise<SegmentView> {
+    const view = await this.#fetchView(segment, key);
+    segment.maxTimestamp = viewMaxTimestamp(view);
+    this.#ctx.cache.set(key, { kind: "segment", view });
+    return view;
+  }
+
+  /** GETs and verifies a whole segment object (CRC, offsets against its meta); no caching. */
+  async #fetchView(segment: SegmentMeta, key: string): Promise<SegmentView> {
     let bytes: Uint8Array | null;
     try {
       bytes = await this.#ctx.objectStore.get(key);
@@ -1435,13 +1816,11 @@ export class PartitionLog implements FlushSource {
           `committed end says ${segment.lastOffset}`,
       );
     }
-    segment.maxTimestamp = viewMaxTimestamp(view);
-    this.#ctx.cache.set(key, { kind: "segment", view });
     return view;
   }
 
   async #loadIndex(segment: SegmentMeta): Promise<ParsedIndex> {
-    const key = this.#objectKey(segment.baseOffset, "index");
+    const key = this.#segmentKey(segment, "index");
     const cached = this.#ctx.cache.get(key);
     if (cached?.kind === "index") return cached.index;
     let bytes: Uint8Array | null;
@@ -1559,13 +1938,15 @@ export class PartitionLog implements FlushSource {
     throw LogError.storage(`Segment "${key}" could not be read up to offset ${offset}`);
   }
 
-  #objectKey(baseOffset: number, kind: "kfs" | "index"): string {
+  /** The object key of a segment's current generation. */
+  #segmentKey(segment: { baseOffset: number; generation?: number }, kind: "kfs" | "index"): string {
     return segmentObjectKey(
       this.#ctx.config.namespace,
       this.topic,
       this.partition,
-      baseOffset,
+      segment.baseOffset,
       kind,
+      segment.generation ?? 0,
     );
   }
 

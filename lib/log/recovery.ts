@@ -12,6 +12,11 @@
  *   ever deleted here: the sealed end only moves after the segment holding
  *   the data below it was written, and write-ahead objects are not touched.
  * - Segments wholly below the log start offset (retention leftovers): deleted.
+ * - Compaction rewrites a segment under a new generation key; the committed state names the
+ *   current generation of each rewritten base (`compaction.segments`). Other generations are
+ *   either replaced ones whose deletion did not happen, or rewrites whose commit never did:
+ *   neither is referenced by the committed state, so they are deleted, and exactly one
+ *   generation of each segment is ever served.
  * - [sealedEnd, endOffset) is served from write-ahead ranges: walking up from
  *   the sealed end, the range starting at each offset with the highest owner
  *   epoch (a range of a lower epoch at the same offset was written by an
@@ -41,6 +46,8 @@ export interface SegmentMeta {
   hasIndex: boolean;
   /** Largest batch max timestamp, or null until the segment was read. */
   maxTimestamp: number | null;
+  /** Compaction rewrites: 0 (or absent) as sealed, n for `segment-<base>.g<n>.kfs`. */
+  generation?: number;
 }
 
 /** A range of a write-ahead index record, with the object it is in. */
@@ -85,17 +92,22 @@ export async function recoverPartition(input: {
   const { objectStore, prefix, state, logger } = input;
   const sealedEnd = sealedEndOf(state);
   const objects = await objectStore.list(prefix);
+  const generations = state.compaction?.segments ?? {};
+  const doomed: string[] = [];
   const bases = new Map<number, { kfs?: { key: string; size: number }; index?: string }>();
   for (const object of objects) {
     const parsed = parseSegmentObjectKey(object.key);
     if (!parsed || object.key.slice(prefix.length).includes("/")) continue;
+    if (parsed.generation !== (generations[String(parsed.baseOffset)]?.[0] ?? 0)) {
+      doomed.push(object.key);
+      continue;
+    }
     const entry = bases.get(parsed.baseOffset) ?? {};
     if (parsed.kind === "kfs") entry.kfs = { key: object.key, size: object.size };
     else entry.index = object.key;
     bases.set(parsed.baseOffset, entry);
   }
 
-  const doomed: string[] = [];
   const committed: { baseOffset: number; key: string; size: number; hasIndex: boolean }[] = [];
   for (const [baseOffset, entry] of bases) {
     const keys = [entry.kfs?.key, entry.index].filter((k): k is string => k !== undefined);
@@ -133,6 +145,7 @@ export async function recoverPartition(input: {
       size: c.size,
       hasIndex: c.hasIndex,
       maxTimestamp: null,
+      generation: generations[String(c.baseOffset)]?.[0] ?? 0,
     });
   }
   const first = segments[0];

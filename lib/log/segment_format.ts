@@ -14,6 +14,13 @@
  * (i64 offset, i32 absolute byte position of a batch start in the `.kfs`).
  * Sparse and batch-aligned: the first batch is always indexed, then a batch
  * whenever at least `interval` messages were written since the last entry.
+ *
+ * Compacted segments (README "Compaction") set flag bit 0 (`SEGMENT_FLAG_COMPACTED`): their
+ * batches keep their offsets, so there may be gaps between batches, before the first one and
+ * after the last one (the header's base and the footer's last offset still give the span the
+ * segment covers), and there may be no batch at all. A rewrite of the segment at base B is
+ * stored under a new key, `segment-<B>.g<generation>.kfs` (+ `.index`), never over the old one;
+ * which generation is current is in the partition's committed metadata state.
  */
 
 import { crc32c, crc32cCombine } from "../protocol/crc32c.ts";
@@ -32,6 +39,8 @@ export const INDEX_ENTRY_BYTES = 12;
 export const SEGMENT_BYTES_LIMIT = 0x7fff_ffff;
 /** Width of the zero-padded base offset in object keys. */
 export const OFFSET_KEY_DIGITS = 20;
+/** Header flag: a compacted segment (offset gaps allowed, may hold no batch). */
+export const SEGMENT_FLAG_COMPACTED = 1;
 
 export type SegmentObjectKind = "kfs" | "index";
 
@@ -41,6 +50,8 @@ export class SegmentFormatError extends Error {
 }
 
 export interface SegmentHeader {
+  /** 0, or SEGMENT_FLAG_COMPACTED. */
+  flags: number;
   baseOffset: number;
   messageCount: number;
   createdMs: number;
@@ -98,23 +109,32 @@ export function segmentObjectKey(
   partition: number,
   baseOffset: number,
   kind: SegmentObjectKind,
+  generation = 0,
 ): string {
+  const gen = generation > 0 ? `.g${generation}` : "";
   return `${partitionObjectPrefix(namespace, topic, partition)}segment-${
     String(baseOffset).padStart(OFFSET_KEY_DIGITS, "0")
-  }.${kind}`;
+  }${gen}.${kind}`;
 }
 
-const SEGMENT_KEY_PATTERN = /(?:^|\/)segment-(\d{20})\.(kfs|index)$/;
+const SEGMENT_KEY_PATTERN = /(?:^|\/)segment-(\d{20})(?:\.g([1-9]\d{0,9}))?\.(kfs|index)$/;
 
-/** The base offset and kind of a segment object key, or null for any other key. */
+/**
+ * Parses a segment object key: its base offset, kind, and generation (0 for a segment as
+ * sealed, n > 0 for the n-th compaction rewrite).
+ */
 export function parseSegmentObjectKey(
   key: string,
-): { baseOffset: number; kind: SegmentObjectKind } | null {
+): { baseOffset: number; kind: SegmentObjectKind; generation: number } | null {
   const match = SEGMENT_KEY_PATTERN.exec(key);
   if (!match) return null;
   const baseOffset = Number(match[1]);
   if (!Number.isSafeInteger(baseOffset)) return null;
-  return { baseOffset, kind: match[2] as SegmentObjectKind };
+  return {
+    baseOffset,
+    kind: match[3] as SegmentObjectKind,
+    generation: match[2] === undefined ? 0 : Number(match[2]),
+  };
 }
 
 // ---- helpers --------------------------------------------------------------
@@ -143,16 +163,22 @@ function getInt64(view: DataView, at: number): number {
 
 // ---- segment ---------------------------------------------------------------
 
-export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
+export function encodeSegmentHeader(
+  header: Omit<SegmentHeader, "flags"> & { flags?: number },
+): Uint8Array {
   const bytes = new Uint8Array(SEGMENT_HEADER_BYTES);
   writeSegmentHeader(viewOf(bytes), 0, header);
   return bytes;
 }
 
-function writeSegmentHeader(view: DataView, at: number, header: SegmentHeader): void {
+function writeSegmentHeader(
+  view: DataView,
+  at: number,
+  header: Omit<SegmentHeader, "flags"> & { flags?: number },
+): void {
   writeAscii(view, at, SEGMENT_MAGIC);
   view.setUint16(at + 4, SEGMENT_VERSION);
-  view.setUint16(at + 6, 0);
+  view.setUint16(at + 6, header.flags ?? 0);
   view.setBigInt64(at + 8, BigInt(header.baseOffset));
   view.setInt32(at + 16, header.messageCount);
   view.setBigInt64(at + 20, BigInt(header.createdMs));
@@ -175,10 +201,12 @@ export function parseSegmentHeader(bytes: Uint8Array): SegmentHeader {
     throw new SegmentFormatError(`Segment version ${version} is not supported (expected 1)`);
   }
   const flags = view.getUint16(6);
-  if (flags !== 0) throw new SegmentFormatError(`Segment flags are ${flags}, expected 0`);
+  if (flags !== 0 && flags !== SEGMENT_FLAG_COMPACTED) {
+    throw new SegmentFormatError(`Segment flags are ${flags}, expected 0 or 1`);
+  }
   const messageCount = view.getInt32(16);
   if (messageCount < 0) throw new SegmentFormatError(`Segment message count ${messageCount} < 0`);
-  return { baseOffset: getInt64(view, 8), messageCount, createdMs: getInt64(view, 20) };
+  return { flags, baseOffset: getInt64(view, 8), messageCount, createdMs: getInt64(view, 20) };
 }
 
 export function encodeSegmentFooter(footer: SegmentFooter): Uint8Array {
@@ -326,9 +354,18 @@ export interface SegmentParts {
  */
 export function encodeSegmentParts(
   batches: SegmentBatchInput[],
-  options: { createdMs: number; indexIntervalMessages: number },
+  options: {
+    createdMs: number;
+    indexIntervalMessages: number;
+    /**
+     * A compacted segment's span (its input's base and last offset): offsets between, before
+     * and after the batches may be missing, and there may be no batch. The header says so.
+     */
+    compactedSpan?: { baseOffset: number; lastOffset: number };
+  },
 ): SegmentParts {
-  if (batches.length === 0) throw new Error("Cannot encode a segment without batches");
+  const span = options.compactedSpan;
+  if (batches.length === 0 && !span) throw new Error("Cannot encode a segment without batches");
   let bodyBytes = 0;
   let messageCount = 0;
   for (let i = 0; i < batches.length; i++) {
@@ -337,10 +374,11 @@ export function encodeSegmentParts(
     messageCount += b.recordsCount;
     if (i > 0) {
       const prev = batches[i - 1];
-      if (b.baseOffset !== prev.baseOffset + prev.lastOffsetDelta + 1) {
+      const next = prev.baseOffset + prev.lastOffsetDelta + 1;
+      if (span ? b.baseOffset < next : b.baseOffset !== next) {
         throw new Error(
-          `Segment batches are not contiguous: ${b.baseOffset} follows ` +
-            `${prev.baseOffset}+${prev.lastOffsetDelta}`,
+          `Segment batches are not ${span ? "in offset order" : "contiguous"}: ${b.baseOffset} ` +
+            `follows ${prev.baseOffset}+${prev.lastOffsetDelta}`,
         );
       }
     }
@@ -349,11 +387,22 @@ export function encodeSegmentParts(
   if (total > SEGMENT_BYTES_LIMIT) {
     throw new Error(`Segment of ${total} bytes exceeds the i32 position limit`);
   }
-  const baseOffset = batches[0].baseOffset;
   const last = batches[batches.length - 1];
-  const lastOffset = last.baseOffset + last.lastOffsetDelta;
+  const baseOffset = span ? span.baseOffset : batches[0].baseOffset;
+  const lastOffset = span ? span.lastOffset : last.baseOffset + last.lastOffsetDelta;
+  if (
+    span && batches.length > 0 &&
+    (batches[0].baseOffset < baseOffset || last.baseOffset + last.lastOffsetDelta > lastOffset)
+  ) {
+    throw new Error(`Compacted segment batches fall outside ${baseOffset}-${lastOffset}`);
+  }
   const header = new Uint8Array(SEGMENT_HEADER_BYTES);
-  writeSegmentHeader(viewOf(header), 0, { baseOffset, messageCount, createdMs: options.createdMs });
+  writeSegmentHeader(viewOf(header), 0, {
+    flags: span ? SEGMENT_FLAG_COMPACTED : 0,
+    baseOffset,
+    messageCount,
+    createdMs: options.createdMs,
+  });
   const batchPositions: number[] = new Array(batches.length);
   const parts: Uint8Array[] = [header];
   let at = SEGMENT_HEADER_BYTES;
@@ -406,7 +455,7 @@ export function joinParts(parts: Uint8Array[], size: number): Uint8Array {
  */
 export function encodeSegment(
   batches: SegmentBatchInput[],
-  options: { createdMs: number; indexIntervalMessages: number },
+  options: Parameters<typeof encodeSegmentParts>[1],
 ): EncodedSegment {
   const { parts, size, ...rest } = encodeSegmentParts(batches, options);
   return { ...rest, segment: joinParts(parts, size) };

@@ -19,6 +19,7 @@ import {
 } from "../protocol/record_batch.ts";
 import {
   type EncodedSegment,
+  SEGMENT_FLAG_COMPACTED,
   SEGMENT_FOOTER_BYTES,
   SEGMENT_HEADER_BYTES,
   SegmentFormatError,
@@ -164,15 +165,19 @@ export function viewFromObject(
         `whole batch`,
     );
   }
-  if (batches.length === 0) throw new SegmentFormatError(`Segment ${header.baseOffset} is empty`);
+  // A compacted segment keeps its batches' offsets: gaps, and possibly no batch at all.
+  const compacted = header.flags === SEGMENT_FLAG_COMPACTED;
+  if (batches.length === 0 && !compacted) {
+    throw new SegmentFormatError(`Segment ${header.baseOffset} is empty`);
+  }
   const view = allocate(bytes, batches.length);
   let expected = header.baseOffset;
   for (let i = 0; i < batches.length; i++) {
     const b = batches[i];
-    if (b.baseOffset !== expected) {
+    if (compacted ? b.baseOffset < expected : b.baseOffset !== expected) {
       throw new SegmentFormatError(
         `Segment ${header.baseOffset} batch ${i} has base offset ${b.baseOffset}, ` +
-          `expected ${expected}`,
+          `expected ${compacted ? "at least " : ""}${expected}`,
       );
     }
     view.starts[i] = SEGMENT_HEADER_BYTES + b.position;
@@ -182,7 +187,7 @@ export function viewFromObject(
     view.attributes[i] = b.attributes;
     expected = b.baseOffset + b.lastOffsetDelta + 1;
   }
-  if (expected - 1 !== footer.lastOffset) {
+  if (compacted ? expected - 1 > footer.lastOffset : expected - 1 !== footer.lastOffset) {
     throw new SegmentFormatError(
       `Segment ${header.baseOffset} ends at offset ${
         expected - 1

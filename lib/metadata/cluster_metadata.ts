@@ -80,6 +80,23 @@ export interface PartitionState {
    * the write-ahead stream existed: everything is sealed (see `sealedEndOf`).
    */
   sealedEnd?: number;
+  /** A compacted partition's cleaner state; absent until its first compaction. */
+  compaction?: CompactionState;
+}
+
+/**
+ * What compaction committed for a partition (README "Compaction"). Kept small: one entry per
+ * sealed segment that compaction rewrote or first cleaned, dropped with the segment.
+ */
+export interface CompactionState {
+  /**
+   * Base offset (decimal) -> [current generation, first cleaned at (unix ms)]. Generation 0 is
+   * the segment as sealed (`segment-<base>.kfs`), n > 0 its n-th rewrite
+   * (`segment-<base>.g<n>.kfs`). Segments not listed are generation 0, never cleaned.
+   */
+  segments: Record<string, [number, number]>;
+  /** Every offset below this was deduplicated by an earlier run (Kafka's cleaner checkpoint). */
+  cleanedThrough: number;
 }
 
 /** Where sealed segments end: the state's `sealedEnd`, or its end offset for older states. */

@@ -5,19 +5,23 @@ import {
   encodeSegment,
   encodeSegmentFooter,
   encodeSegmentHeader,
+  encodeSegmentParts,
   INDEX_INTERVAL_BYTES,
+  joinParts,
   lookupIndex,
   parseIndex,
   parseSegmentFooter,
   parseSegmentHeader,
   parseSegmentObjectKey,
   partitionObjectPrefix,
+  SEGMENT_FLAG_COMPACTED,
   SEGMENT_FOOTER_BYTES,
   SEGMENT_HEADER_BYTES,
   SegmentFormatError,
   segmentObjectKey,
   validateSegment,
 } from "../../lib/log/segment_format.ts";
+import { viewFromObject } from "../../lib/log/segment_view.ts";
 import { validateBatches } from "../../lib/protocol/record_batch.ts";
 import { encodeRecordBatch } from "../../lib/protocol/records.ts";
 
@@ -58,7 +62,12 @@ Deno.test("segment format: golden bytes of header, body, footer and index", () =
 });
 
 Deno.test("segment format: header and footer encode and parse back", () => {
-  const header = { baseOffset: 2 ** 40 + 7, messageCount: 123, createdMs: 1_700_000_000_123 };
+  const header = {
+    flags: 0,
+    baseOffset: 2 ** 40 + 7,
+    messageCount: 123,
+    createdMs: 1_700_000_000_123,
+  };
   assert.deepEqual(parseSegmentHeader(encodeSegmentHeader(header)), header);
   const footer = { crc: 0xfffffffe, lastOffset: 2 ** 50 };
   assert.deepEqual(parseSegmentFooter(encodeSegmentFooter(footer)), footer);
@@ -90,7 +99,7 @@ Deno.test("segment format: real batches round-trip through segment and index", (
   assert.equal(s.lastOffset, 10 + 12 - 1);
   assert.equal(s.messageCount, 12);
   const { header, footer } = validateSegment(s.segment, { expectedBaseOffset: 10 });
-  assert.deepEqual(header, { baseOffset: 10, messageCount: 12, createdMs: 42 });
+  assert.deepEqual(header, { flags: 0, baseOffset: 10, messageCount: 12, createdMs: 42 });
   assert.equal(footer.lastOffset, 21);
   // Body is the batches, byte for byte.
   let at = SEGMENT_HEADER_BYTES;
@@ -161,7 +170,7 @@ Deno.test("segment format: corruption is detected", () => {
   assert.throws(() => validateSegment(mutate(40, 0)), /CRC32C/);
   assert.throws(() => validateSegment(mutate(0, 0x41)), /magic/);
   assert.throws(() => validateSegment(mutate(5, 2)), /version 2/);
-  assert.throws(() => validateSegment(mutate(7, 1)), /flags/);
+  assert.throws(() => validateSegment(mutate(7, 2)), /flags/);
   assert.throws(() => validateSegment(mutate(good.length - 1, 0)), /footer magic/);
   assert.throws(() => validateSegment(good.subarray(0, good.length - 3)), SegmentFormatError);
   assert.throws(() => validateSegment(good.subarray(0, 20)), /shorter than header/);
@@ -189,13 +198,82 @@ Deno.test("segment format: object keys", () => {
   assert.equal(partitionObjectPrefix("default", "orders", 3), "default/orders/3/");
   const key = segmentObjectKey("default", "orders", 3, 1234, "kfs");
   assert.equal(key, "default/orders/3/segment-00000000000000001234.kfs");
-  assert.deepEqual(parseSegmentObjectKey(key), { baseOffset: 1234, kind: "kfs" });
+  assert.deepEqual(parseSegmentObjectKey(key), { baseOffset: 1234, kind: "kfs", generation: 0 });
   assert.deepEqual(
     parseSegmentObjectKey(segmentObjectKey("ns", "t", 0, 0, "index")),
-    { baseOffset: 0, kind: "index" },
+    { baseOffset: 0, kind: "index", generation: 0 },
   );
+  // Compaction rewrites: a generation suffix.
+  const rewritten = segmentObjectKey("default", "orders", 3, 1234, "kfs", 7);
+  assert.equal(rewritten, "default/orders/3/segment-00000000000000001234.g7.kfs");
+  assert.deepEqual(parseSegmentObjectKey(rewritten), {
+    baseOffset: 1234,
+    kind: "kfs",
+    generation: 7,
+  });
+  assert.equal(parseSegmentObjectKey("default/orders/3/segment-00000000000000001234.g0.kfs"), null);
   assert.equal(parseSegmentObjectKey("default/orders/3/segment-12.kfs"), null);
   assert.equal(parseSegmentObjectKey("default/orders/3/other.txt"), null);
+});
+
+Deno.test("segment format: a compacted segment keeps gaps, may be empty, and says so in its flags", () => {
+  const b = (baseOffset: number, values: string[]) => {
+    const bytes = encodeRecordBatch(
+      values.map((v) => ({ key: null, value: new TextEncoder().encode(v) })),
+    );
+    new DataView(bytes.buffer, bytes.byteOffset).setBigInt64(0, BigInt(baseOffset));
+    return { bytes, baseOffset, lastOffsetDelta: values.length - 1, recordsCount: values.length };
+  };
+  const span = { baseOffset: 100, lastOffset: 120 };
+  const parts = encodeSegmentParts([b(103, ["x", "y"]), b(110, ["z"])], {
+    createdMs: 1,
+    indexIntervalMessages: 1,
+    compactedSpan: span,
+  });
+  const bytes = joinParts(parts.parts, parts.size);
+  const { header, footer } = validateSegment(bytes, { expectedBaseOffset: 100 });
+  assert.equal(header.flags, SEGMENT_FLAG_COMPACTED);
+  assert.equal(footer.lastOffset, 120);
+  const view = viewFromObject(bytes, { expectedBaseOffset: 100, checkCrc: true });
+  assert.deepEqual([...view.baseOffsets], [103, 110]);
+  assert.equal(view.lastOffset, 120);
+  const empty = encodeSegmentParts([], {
+    createdMs: 1,
+    indexIntervalMessages: 1,
+    compactedSpan: span,
+  });
+  const emptyView = viewFromObject(joinParts(empty.parts, empty.size), {
+    expectedBaseOffset: 100,
+    checkCrc: true,
+  });
+  assert.equal(emptyView.count, 0);
+  assert.equal(emptyView.lastOffset, 120);
+  // Batches outside the span, or out of order, are refused.
+  assert.throws(
+    () =>
+      encodeSegmentParts([b(99, ["x"])], {
+        createdMs: 1,
+        indexIntervalMessages: 1,
+        compactedSpan: span,
+      }),
+    /outside/,
+  );
+  assert.throws(
+    () =>
+      encodeSegmentParts([b(110, ["x"]), b(105, ["y"])], {
+        createdMs: 1,
+        indexIntervalMessages: 1,
+        compactedSpan: span,
+      }),
+    /offset order/,
+  );
+  // Without the flag, the same gap is corruption.
+  const plain = bytes.slice();
+  plain[7] = 0;
+  assert.throws(
+    () => viewFromObject(plain, { expectedBaseOffset: 100, checkCrc: false }),
+    /expected/,
+  );
 });
 
 Deno.test("segment format: encodeSegment rejects gaps between batches", () => {
