@@ -5,49 +5,10 @@
  */
 import assert from "node:assert/strict";
 import type { PartitionLog } from "../../../lib/log/log_manager.ts";
-import type { CompactionPolicy } from "../../../lib/log/compaction/schedule.ts";
 import { DEFAULT_COMPACTION_LIMITS } from "../../../lib/log/compaction/schedule.ts";
-import { validateBatches } from "../../../lib/protocol/record_batch.ts";
-import { decodeRecordBatches, encodeRecordBatch } from "../../../lib/protocol/records.ts";
 import { parseSegmentObjectKey } from "../../../lib/log/segment_format.ts";
+import { decodeKeyed, keyed, POLICY } from "./keyed_records.ts";
 import { appendAcked, type Harness, harness, sealAll, settle, TOPIC } from "../log_fixture.ts";
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-export const POLICY: CompactionPolicy = {
-  minCompactionLagMs: 0,
-  maxCompactionLagMs: Number.MAX_SAFE_INTEGER,
-  deleteRetentionMs: 86_400_000,
-  minCleanableDirtyRatio: 0.5,
-};
-
-/** One batch of keyed records; a null value is a tombstone. */
-export function keyed(records: [string, string | null][], timestamp = 1_000) {
-  const bytes = encodeRecordBatch(records.map(([k, v], i) => ({
-    key: encoder.encode(k),
-    value: v === null ? null : encoder.encode(v),
-    timestamp: timestamp + i,
-  })));
-  const v = validateBatches(bytes, { maxBatchBytes: 1 << 26 });
-  assert.ok(v.ok);
-  return { records: bytes, batches: v.batches };
-}
-
-/** Decodes read chunks into [offset, key, value]. */
-export function decodeKeyed(chunks: Uint8Array[]): [number, string, string | null][] {
-  const all = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return decodeRecordBatches(all).records.map((r) => [
-    r.offset,
-    decoder.decode(r.key!),
-    r.value === null ? null : decoder.decode(r.value),
-  ]);
-}
 
 async function appendSealedKeyed(
   h: Harness,
@@ -226,7 +187,7 @@ Deno.test("compaction: a run whose commit fails leaves the old segments served a
     const run = log.compact(POLICY, DEFAULT_COMPACTION_LIMITS);
     await h.metadataStore.put(
       `${h.metadata.partitionStateKey(TOPIC, 0)}`,
-      encoder.encode(JSON.stringify({ ...state, epoch: state.epoch + 5 })),
+      new TextEncoder().encode(JSON.stringify({ ...state, epoch: state.epoch + 5 })),
     );
     assert.ok(modRevision > 0);
     await assert.rejects(run);
