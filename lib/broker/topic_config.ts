@@ -150,6 +150,11 @@ function stored(
   };
 }
 
+/** A config the broker acts on, with the default and validation of `stored`. */
+function acted(...args: Parameters<typeof stored>): TopicConfigSpec {
+  return { ...stored(...args), use: "acted" };
+}
+
 const NO_REPLICAS = "Stored only: there are no replicas (the object store provides durability).";
 const NO_TIERING = "Stored only: there is no local tier; the whole log lives in the object store.";
 const NO_LOCAL_FILES = "Stored only: the broker keeps no local log files.";
@@ -261,29 +266,30 @@ export const TOPIC_CONFIGS: readonly TopicConfigSpec[] = [
     "log.index.interval.bytes",
     "Stored only: the segment index has its own interval.",
   ),
-  stored(
+  acted(
     "delete.retention.ms",
     "LONG",
     "86400000",
     integer("LONG", 0n),
     "log.cleaner.delete.retention.ms",
-    "Stored only until the compactor lands: how long tombstones are kept.",
+    "How long a tombstone (null value) stays after its segment was first compacted; then " +
+      "compaction removes it.",
   ),
-  stored(
+  acted(
     "min.compaction.lag.ms",
     "LONG",
     "0",
     integer("LONG", 0n),
     "log.cleaner.min.compaction.lag.ms",
-    "Stored only until the compactor lands: records younger than this are never compacted.",
+    "Records younger than this (by batch timestamp) are never removed by compaction.",
   ),
-  stored(
+  acted(
     "max.compaction.lag.ms",
     "LONG",
     LONG_MAX_STRING,
     integer("LONG", 1n),
     "log.cleaner.max.compaction.lag.ms",
-    "Stored only until the compactor lands: the longest a record stays uncompacted.",
+    "Sealed data that waited this long is compacted whatever min.cleanable.dirty.ratio says.",
   ),
   stored(
     "file.delete.delay.ms",
@@ -293,13 +299,14 @@ export const TOPIC_CONFIGS: readonly TopicConfigSpec[] = [
     "log.segment.delete.delay.ms",
     NO_LOCAL_FILES,
   ),
-  stored(
+  acted(
     "min.cleanable.dirty.ratio",
     "DOUBLE",
     "0.5",
     double(0, 1),
     "log.cleaner.min.cleanable.ratio",
-    "Stored only until the compactor lands: the dirty share of a log that triggers compaction.",
+    "A partition is compacted once this share of its sealed bytes was not compacted yet " +
+      "(counted per segment).",
   ),
   {
     name: "cleanup.policy",
@@ -310,8 +317,8 @@ export const TOPIC_CONFIGS: readonly TopicConfigSpec[] = [
     brokerSynonym: "log.cleanup.policy",
     use: "acted",
     effect: '"delete": retention.ms and retention.bytes delete old segments. "compact": ' +
-      "records without a key are refused (INVALID_RECORD), retention does not apply, and " +
-      "segments are not rewritten yet (until the compactor lands, every record is kept). Both " +
+      "records without a key are refused (INVALID_RECORD), and the compactor keeps the latest " +
+      "record per key in sealed segments (README, Compaction); retention does not apply. Both " +
       "(in either order) apply both.",
   },
   stored(

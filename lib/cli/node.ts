@@ -13,12 +13,13 @@ import type { Logger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { MetadataStore } from "../metadata/metadata_store.ts";
-import { ClusterMetadata } from "../metadata/cluster_metadata.ts";
+import { ClusterMetadata, type TopicRecord } from "../metadata/cluster_metadata.ts";
 import { MAX_TXN_OPERATIONS } from "../metadata/metadata_store.ts";
 import { exitOnBrokenInvariant } from "../util/assert.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
 import { retentionLimits } from "../broker/topic_config.ts";
+import type { CompactionPolicy } from "../log/compaction/schedule.ts";
 import { GroupCoordinator, type GroupCoordinatorConfig } from "../coordinator/group_coordinator.ts";
 import { Dispatcher } from "../broker/dispatcher.ts";
 import { HANDLERS } from "../broker/handler_table.ts";
@@ -115,26 +116,17 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       leaseTtlMs: LEASE_TTL_MS,
       producerIdExpirationMs: config.producerIdExpirationMs,
       sealMaxAgeMs: config.sealMaxAgeMs,
+      compactionDedupeBufferBytes: config.compactionBufferBytes,
     },
     onBrokenInvariant: exitOnBrokenInvariant(logger),
     sealPolicyFor: (name) => {
       const broker = topics.broker;
       const topic = broker?.cachedTopic(name);
       if (!broker || !topic) return undefined;
-      const config = (key: string) => broker.topicConfig(topic, key);
-      const compacted = String(config("cleanup.policy")).split(",").map((p) => p.trim())
-        .includes("compact");
       return {
-        segmentBytes: Number(config("segment.bytes")),
-        segmentMs: Number(config("segment.ms")),
-        compaction: compacted
-          ? {
-            minCompactionLagMs: Number(config("min.compaction.lag.ms")),
-            maxCompactionLagMs: Number(config("max.compaction.lag.ms")),
-            deleteRetentionMs: Number(config("delete.retention.ms")),
-            minCleanableDirtyRatio: Number(config("min.cleanable.dirty.ratio")),
-          }
-          : undefined,
+        segmentBytes: Number(broker.topicConfig(topic, "segment.bytes")),
+        segmentMs: Number(broker.topicConfig(topic, "segment.ms")),
+        compaction: compactionPolicyOf(broker, topic),
       };
     },
   });
@@ -279,6 +271,52 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     metrics.set("kafscale_seal_bytes", "Bytes of sealed segments", seal.bytes);
     metrics.set("kafscale_seal_ms", "Time spent sealing (reads to commit)", seal.totalMs);
     metrics.set("kafscale_seal_failures", "Seals that failed and were retried", seal.failures);
+    const compaction = logs.compactionStats;
+    metrics.setCounter("kafscale_compaction_runs", "Compaction runs", compaction.runs);
+    metrics.setCounter(
+      "kafscale_compaction_failures",
+      "Compaction runs that failed (the old segments stay; retried)",
+      compaction.failures,
+    );
+    metrics.setCounter(
+      "kafscale_compaction_bytes_in",
+      "Bytes of record batches compaction read",
+      compaction.bytesIn,
+    );
+    metrics.setCounter(
+      "kafscale_compaction_bytes_out",
+      "Bytes of record batches compaction kept",
+      compaction.bytesOut,
+    );
+    metrics.setCounter(
+      "kafscale_compaction_records_removed",
+      "Records compaction removed (superseded, expired tombstones, keyless)",
+      compaction.recordsRemoved,
+    );
+    metrics.setCounter("kafscale_compaction_ms", "Time spent compacting", compaction.totalMs);
+    // Per compacted partition this broker owns (rebuilt on each render: partitions move).
+    metrics.reset("kafscale_partition_dirty_ratio");
+    metrics.reset("kafscale_partition_seconds_since_compaction");
+    const now = Date.now();
+    for (const log of logs.loadedPartitions()) {
+      const broker = topics.broker;
+      const topic = broker?.cachedTopic(log.topic);
+      if (!broker || !topic || !compactionPolicyOf(broker, topic)) continue;
+      const labels = { topic: log.topic, partition: log.partition };
+      metrics.set(
+        "kafscale_partition_dirty_ratio",
+        "Share of a compacted partition's sealed bytes not compacted yet",
+        log.dirtyRatio,
+        labels,
+      );
+      const last = log.lastCompactionMs;
+      metrics.set(
+        "kafscale_partition_seconds_since_compaction",
+        "Seconds since the partition's last compaction run on this broker (-1: none yet)",
+        last === null ? -1 : Math.round((now - last) / 1000),
+        labels,
+      );
+    }
     metrics.set(
       "kafscale_flush_pending_bytes",
       "Appended bytes waiting for a flush",
@@ -424,5 +462,18 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       await logs.close();
       await http.stop();
     },
+  };
+}
+
+/** A topic's compaction settings when its cleanup.policy includes "compact", else undefined. */
+function compactionPolicyOf(broker: Broker, topic: TopicRecord): CompactionPolicy | undefined {
+  const config = (key: string) => broker.topicConfig(topic, key);
+  const policies = String(config("cleanup.policy")).split(",").map((p) => p.trim());
+  if (!policies.includes("compact")) return undefined;
+  return {
+    minCompactionLagMs: Number(config("min.compaction.lag.ms")),
+    maxCompactionLagMs: Number(config("max.compaction.lag.ms")),
+    deleteRetentionMs: Number(config("delete.retention.ms")),
+    minCleanableDirtyRatio: Number(config("min.cleanable.dirty.ratio")),
   };
 }

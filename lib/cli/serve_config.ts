@@ -229,6 +229,16 @@ export const SERVE_SETTINGS = [
       "whatever the topic's segment.ms (bounds how long write-ahead objects are kept)",
   },
   {
+    name: "compaction-buffer-bytes",
+    env: "KAFSCALE_COMPACTION_BUFFER_BYTES",
+    kind: "int",
+    default: 32 * MIB,
+    min: 64 * 1024,
+    max: 4096 * MIB,
+    help: "Memory for the key map of a compaction run (Kafka's log.cleaner.dedupe.buffer.size); " +
+      "a partition with more distinct keys than fit is compacted in several passes",
+  },
+  {
     name: "flush-interval-ms",
     env: "KAFSCALE_FLUSH_INTERVAL_MS",
     kind: "int",
@@ -413,6 +423,7 @@ export interface ServeConfig {
   flushIntervalMs: number;
   flushBytes: number;
   sealMaxAgeMs: number;
+  compactionBufferBytes: number;
   etcdMaxTxnOps: number;
   cacheBytes: number;
   maxFrameBytes: number;

@@ -12,11 +12,16 @@
  *   computes exact counts; after its state directory is wiped it restores the store from its
  *   changelog and continues with exact counts.
  *
+ * Both run on the embedded store and on MinIO + etcd, with data sealed within a second
+ * (`--seal-max-age-ms 1000`) so the compactor rewrites the compacted topics while the
+ * applications use them; each test checks on /metrics that compaction ran.
+ *
  * Jars: scripts/setup_compat.sh fetches connect-runtime and kafka-streams
  * (tests/compat/stateful/versions.env) into .tools/compat-stateful and compiles the programs.
  */
 import assert from "node:assert/strict";
-import { drainLines, startBroker } from "./broker_process.ts";
+import { type BrokerProcess, drainLines, startBroker } from "./broker_process.ts";
+import { type Backends, startBackends, startDistributedBroker } from "../support/distributed.ts";
 import { REPO_ROOT, requireFile } from "./client_runner.ts";
 import { AdminClient } from "../../lib/client/admin.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
@@ -51,6 +56,45 @@ const STDOUT_LINES_MAX = 100_000;
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** Serve flags: seal within a second, so compaction runs during the scenarios. */
+const BROKER_ARGS = ["--seal-max-age-ms", "1000"];
+
+/** A broker for a scenario: embedded, or on fresh MinIO + etcd (stopped with it). */
+async function brokerOn(
+  backend: "embedded" | "minio+etcd",
+): Promise<{ broker: BrokerProcess; backends: Backends | null }> {
+  if (backend === "embedded") {
+    return { broker: await startBroker({ args: BROKER_ARGS }), backends: null };
+  }
+  const backends = await startBackends();
+  try {
+    return { broker: await startDistributedBroker(backends, { args: BROKER_ARGS }), backends };
+  } catch (error) {
+    await backends.stop();
+    throw error;
+  }
+}
+
+/** A counter's value on the broker's /metrics (0 when absent). */
+async function metric(broker: BrokerProcess, name: string): Promise<number> {
+  const res = await fetch(`http://${broker.httpAddr}/metrics`);
+  const text = await res.text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.slice(name.length + 1)) : 0;
+}
+
+/** Waits until the broker's compactor has run (and removed records, when `removed`). */
+async function compactionRan(broker: BrokerProcess, removed: boolean): Promise<void> {
+  await until(
+    "a compaction run on the broker",
+    WORK_TIMEOUT_MS,
+    async () =>
+      (await metric(broker, "kafscale_compaction_runs")) > 0 &&
+      (!removed || (await metric(broker, "kafscale_compaction_records_removed")) > 0),
+    () => broker.logs(),
+  );
+}
 
 async function jarsInstalled(): Promise<void> {
   await requireFile(`${TOOLS}/libs-${VERSION}/.complete`);
@@ -215,9 +259,32 @@ function freePort(): number {
 /** Records the connector writes in each of the two rounds. */
 const CONNECT_RECORDS = 300;
 
-Deno.test("Kafka Connect: distributed worker with compacted internal topics resumes from its committed source offset", async () => {
-  await jarsInstalled();
-  const broker = await startBroker();
+for (const backend of ["embedded", "minio+etcd"] as const) {
+  Deno.test(`Kafka Connect (${backend}): distributed worker with compacted internal topics resumes from its committed source offset`, async () => {
+    await jarsInstalled();
+    const { broker, backends } = await brokerOn(backend);
+    try {
+      await connectScenario(broker);
+    } finally {
+      await broker.stop();
+      await broker.cleanup();
+      await backends?.stop();
+    }
+  });
+  Deno.test(`Kafka Streams (${backend}): a word count with a state store is exact, and restores from its changelog after its state is wiped`, async () => {
+    await jarsInstalled();
+    const { broker, backends } = await brokerOn(backend);
+    try {
+      await streamsScenario(broker);
+    } finally {
+      await broker.stop();
+      await broker.cleanup();
+      await backends?.stop();
+    }
+  });
+}
+
+async function connectScenario(broker: BrokerProcess): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "kafscale-connect-" });
   const rest = `http://127.0.0.1:${freePort()}`;
   const properties = `${dir}/worker.properties`;
@@ -308,13 +375,12 @@ Deno.test("Kafka Connect: distributed worker with compacted internal topics resu
       "every position once, in order: nothing rewritten after the restart",
     );
     assert.deepEqual(dec.decode(records[CONNECT_RECORDS].key!), `key-${CONNECT_RECORDS}`);
+    await compactionRan(broker, false);
   } finally {
     await worker?.stop();
-    await broker.stop();
-    await broker.cleanup();
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 // ---- Kafka Streams -----------------------------------------------------------------------------
 
@@ -380,9 +446,7 @@ async function latestCounts(bootstrap: string, topic: string): Promise<Map<strin
   return latest;
 }
 
-Deno.test("Kafka Streams: a word count with a state store is exact, and restores from its changelog after its state is wiped", async () => {
-  await jarsInstalled();
-  const broker = await startBroker();
+async function streamsScenario(broker: BrokerProcess): Promise<void> {
   const stateDir = await Deno.makeTempDir({ prefix: "kafscale-streams-" });
   const app = "wordcount";
   using admin = await AdminClient.connect(broker.bootstrap);
@@ -430,10 +494,10 @@ Deno.test("Kafka Streams: a word count with a state store is exact, and restores
       await latestCounts(broker.bootstrap, "word-counts"),
       countWords([...first.lines, ...second.lines]),
     );
+    // The changelog had a count per word update: the compactor removed the superseded ones.
+    await compactionRan(broker, true);
   } finally {
     await streams?.stop();
-    await broker.stop();
-    await broker.cleanup();
     await Deno.remove(stateDir, { recursive: true }).catch(() => {});
   }
-});
+}
