@@ -1063,6 +1063,10 @@ export class PartitionLog implements FlushSource {
       deleteRetentionMs: policy.deleteRetentionMs,
       firstDirtyOffset: Math.max(this.#compaction.cleanedThrough, chosen[0].baseOffset),
       dedupeBufferBytes: limits.dedupeBufferBytes,
+      // While nothing follows it, the input's last batch stays (emptied if need be): a log
+      // ending in a gap would leave consumers fetching an offset below the high watermark
+      // that no batch holds. A later run drops it once newer data follows.
+      retainBatchEndingAt: head - 1,
     });
     const replaced = new Map<number, SegmentMeta>();
     const readGenerations = new Map<number, number>();

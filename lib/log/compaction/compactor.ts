@@ -106,6 +106,13 @@ export interface CompactionOptions {
   producerLastOffsets?: ReadonlyMap<number, number>;
   /** Largest records section a batch may inflate to. Default 64 MiB. */
   maxDecompressedBatchBytes?: number;
+  /**
+   * A batch ending at this offset is kept as an empty batch rather than dropped when it loses
+   * every record. The partition log passes the last offset of the input, so the log never ends
+   * in a gap: a consumer fetching inside it gets that batch and moves to the high watermark
+   * instead of fetching the same offset forever.
+   */
+  retainBatchEndingAt?: number;
 }
 
 /**
@@ -523,7 +530,8 @@ export function compactSegments(
 
   const producerLast = options.producerLastOffsets ?? producerLastOffsetsOf(original);
   const retainEmpty = (info: BatchInfo) =>
-    info.producerId >= 0 && producerLast.get(info.producerId) === lastOffset(info);
+    (info.producerId >= 0 && producerLast.get(info.producerId) === lastOffset(info)) ||
+    lastOffset(info) === options.retainBatchEndingAt;
   const originalBySegment = bySegment(original, segments.length);
   const expired = segments.map((s, index) => {
     const batches = originalBySegment[index];

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { PartitionLog } from "../../../lib/log/log_manager.ts";
 import { DEFAULT_COMPACTION_LIMITS } from "../../../lib/log/compaction/schedule.ts";
 import { parseSegmentObjectKey } from "../../../lib/log/segment_format.ts";
+import { readBatchInfo } from "../../../lib/protocol/record_batch.ts";
 import { decodeKeyed, keyed, POLICY } from "./keyed_records.ts";
 import { appendAcked, type Harness, harness, sealAll, settle, TOPIC } from "../log_fixture.ts";
 
@@ -201,6 +202,33 @@ Deno.test("compaction: a run whose commit fails leaves the old segments served a
       (await segmentKeys(h)).map((k) => parseSegmentObjectKey(k)?.generation),
       [0, 0],
     );
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("compaction: the log never ends in a gap; its last batch stays, emptied, until newer data follows", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const policy = { ...POLICY, deleteRetentionMs: 0 };
+    await appendSealedKeyed(h, log, [["a", "a1"]]); // 0
+    await appendSealedKeyed(h, log, [["a", null], ["b", null]]); // 1-2
+    await log.compact(policy, DEFAULT_COMPACTION_LIMITS);
+    await log.compact(policy, DEFAULT_COMPACTION_LIMITS);
+    // Every record is gone, but a fetch at 1 still gets a batch (no records) spanning 1-2, so
+    // a consumer moves on to the high watermark 3.
+    assert.deepEqual(await readAll(log), []);
+    const read = await log.read(1, 1 << 20);
+    assert.equal(read.chunks.length, 1);
+    const info = readBatchInfo(read.chunks[0], 0);
+    assert.deepEqual([info.baseOffset, info.lastOffsetDelta, info.recordsCount], [1, 1, 0]);
+    // Once something follows, the empty batch goes.
+    await appendSealedKeyed(h, log, [["c", "c1"]]); // 3
+    await log.compact(policy, DEFAULT_COMPACTION_LIMITS);
+    assert.equal((await log.read(1, 1 << 20)).chunks.length, 1);
+    assert.deepEqual(await readAll(log, 1), [[3, "c", "c1"]]);
+    assert.equal(readBatchInfo((await log.read(1, 1 << 20)).chunks[0], 0).baseOffset, 3);
   } finally {
     await h.close();
   }
