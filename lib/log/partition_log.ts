@@ -113,7 +113,12 @@ import {
   viewFromWritten,
   viewMaxTimestamp,
 } from "./segment_view.ts";
-import { type WalChunkInput, walChunkPayload, WalFormatError } from "./wal_format.ts";
+import {
+  WAL_CHUNK_FIXED_BYTES,
+  type WalChunkInput,
+  walChunkPayload,
+  WalFormatError,
+} from "./wal_format.ts";
 import { WAL_BLOCK_READ_MAX, type WalReader } from "./wal_reader.ts";
 
 /** Bound on write-ahead chunks one seal reads at once. */
@@ -144,6 +149,10 @@ export const READ_AHEAD_SEGMENTS_MAX = 4;
 export const READ_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
 /** Big unsealed ranges a cold read fetches ahead, and their bytes at most. */
 export const READ_AHEAD_RANGES_MAX = 4;
+/** Unsealed ranges bigger than this are read in parts where the store has positioned reads. */
+export const WAL_SCAN_MIN_BYTES = 1024 * 1024;
+/** How far from the first small range a `nearRangesOnly` read goes on (two blocks). */
+export const WAL_NEAR_BYTES = 8 * 1024 * 1024;
 export const RANGE_READ_AHEAD_BYTES_MAX = 4 * 1024 * 1024;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
 export const DATA_WAITERS_MAX = 10_000;
@@ -344,6 +353,8 @@ export class PartitionLog implements FlushSource {
   #logStartOffset: number;
   #nextOffset: number;
   readonly topicId: string;
+  /** UTF-8 length of the topic name (write-ahead chunk headers hold it). */
+  readonly #topicNameBytes: number;
   /** Sealed segments, oldest first: offsets below `#sealedEnd`. */
   readonly #segments: SegmentMeta[];
   #sealedEnd: number;
@@ -400,6 +411,7 @@ export class PartitionLog implements FlushSource {
     this.#logStartOffset = acquired.state.logStartOffset;
     this.#nextOffset = acquired.state.endOffset;
     this.topicId = acquired.topicId;
+    this.#topicNameBytes = new TextEncoder().encode(topic).byteLength;
     this.#segments = recovered.segments;
     this.#sealedEnd = recovered.sealedEnd;
     this.#ranges = recovered.ranges;
@@ -1423,7 +1435,18 @@ export class PartitionLog implements FlushSource {
   async read(
     fetchOffset: number,
     maxBytes: number,
-    opts: { minOneBatch?: boolean } = {},
+    opts: {
+      minOneBatch?: boolean;
+      /**
+       * Once something was read, stop before a small unsealed range (one read through shared
+       * write-ahead blocks) that lies more than WAL_NEAR_BYTES from the first range read. A
+       * fetch over many partitions then reads each block once for all of them, and they move
+       * forward together, instead of each partition pulling in the blocks of many flush rounds
+       * (with 1 000 partitions one partition's 1 MiB spans about a GiB of write-ahead data,
+       * far more than the cache holds, so every block was read again for every partition).
+       */
+      nearRangesOnly?: boolean;
+    } = {},
   ): Promise<ReadResult> {
     if (this.#closedError) throw this.#closedError;
     const highWatermark = this.#committedEnd;
@@ -1445,6 +1468,7 @@ export class PartitionLog implements FlushSource {
     // tail) do not count against READ_SEGMENTS_MAX: a read never ends empty before the high
     // watermark because of them. Bounded: every step moves `offset` past one extent.
     const stepsMax = READ_SEGMENTS_MAX + this.#segments.length + this.#ranges.length;
+    let anchor: WalRange | null = null;
     for (let i = 0, steps = 0; i < READ_SEGMENTS_MAX && offset < highWatermark; steps++) {
       if (steps >= stepsMax) break;
       const minOne = (opts.minOneBatch ?? false) && result.bytes === 0;
@@ -1469,8 +1493,24 @@ export class PartitionLog implements FlushSource {
           );
         }
         const range = this.#ranges[index];
+        if (opts.nearRangesOnly && range.length <= WAL_BLOCK_READ_MAX) {
+          if (anchor === null) {
+            anchor = range;
+          } else if (
+            result.bytes > 0 && !this.#ctx.cache.get(rangeCacheKey(range)) &&
+            (range.object !== anchor.object ||
+              Math.abs(range.position - anchor.position) > WAL_NEAR_BYTES)
+          ) {
+            break;
+          }
+        }
         next = range.lastOffset + 1;
-        if (offset === range.baseOffset && range.size <= maxBytes - result.bytes) {
+        const scanned = range.length > WAL_SCAN_MIN_BYTES
+          ? this.#scanRange(range, offset, maxBytes - result.bytes, minOne)
+          : null;
+        if (scanned) {
+          part = scanned;
+        } else if (offset === range.baseOffset && range.size <= maxBytes - result.bytes) {
           // The whole range fits: its batches as they are, no per-batch work (with many
           // partitions a consumer reads a great many small ranges).
           part = { chunks: [await this.#rangePayload(range)], reachedEnd: true };
@@ -1693,6 +1733,79 @@ export class PartitionLog implements FlushSource {
         error,
       );
     }
+  }
+
+  /**
+   * Reads what a fetch needs of a large unsealed range with positioned reads (stores that have
+   * `readRangeSync`, a local directory): batch headers up to the one holding `offset`, then
+   * whole batches within `budget` (the first one regardless when `minOne`). Loading the whole
+   * range instead made every 1 MiB fetch of a partition read (and cache) its whole multi-MiB
+   * chunk again once many partitions' ranges no longer fitted the cache. Where the last scan of
+   * the range ended is remembered, so a consumer going forward reads no header twice. Null when
+   * the range is cached or the store has no positioned reads (then the range view is used).
+   */
+  #scanRange(
+    range: WalRange,
+    offset: number,
+    budget: number,
+    minOne: boolean,
+  ): { chunks: Uint8Array[]; reachedEnd: boolean } | null {
+    const store = this.#ctx.objectStore;
+    if (!store.readRangeSync || this.#ctx.cache.get(rangeCacheKey(range))) return null;
+    const read = (from: number, to: number): Uint8Array => {
+      let bytes: Uint8Array | null;
+      try {
+        bytes = store.readRangeSync!(range.object, from, to);
+      } catch (error) {
+        throw toLogError(error, `Cannot read write-ahead object "${range.object}"`);
+      }
+      if (!bytes || bytes.byteLength !== to - from) {
+        throw LogError.storage(
+          `Write-ahead object "${range.object}" is missing or shorter than its index says`,
+        );
+      }
+      return bytes;
+    };
+    const end = range.position + range.length;
+    const hint = range.scanHint;
+    let pos = hint && hint.offset <= offset
+      ? hint.position
+      : range.position + WAL_CHUNK_FIXED_BYTES + this.#topicNameBytes;
+    let batchSize = 0;
+    // Bounded: each step moves `pos` past one batch of the range.
+    for (let steps = 0; pos < end && steps <= range.length / LOG_OVERHEAD; steps++) {
+      if (end - pos < BATCH_HEADER_BYTES) break;
+      const head = read(pos, pos + BATCH_HEADER_BYTES);
+      const info = readBatchInfo(head, 0);
+      batchSize = readBatchSize(head, 0);
+      if (
+        batchSize < BATCH_HEADER_BYTES || pos + batchSize > end ||
+        info.baseOffset < range.baseOffset
+      ) {
+        throw LogError.storage(
+          `Write-ahead object "${range.object}" is corrupt for "${this.#name()}": bad batch ` +
+            `at byte ${pos}`,
+        );
+      }
+      if (info.baseOffset + info.lastOffsetDelta >= offset) break;
+      pos += batchSize;
+    }
+    if (pos >= end) return { chunks: [], reachedEnd: true };
+    if (batchSize > budget && !minOne) return { chunks: [], reachedEnd: false };
+    const window = read(pos, Math.min(end, pos + Math.max(budget, batchSize)));
+    const { batches } = scanBatches(window);
+    let kept = 0;
+    for (const b of batches) {
+      if (kept + b.size > budget && !(minOne && kept === 0)) break;
+      kept = b.position + b.size;
+    }
+    if (kept === 0) return { chunks: [], reachedEnd: false };
+    const last = readBatchInfo(
+      window,
+      batches.findLast((b) => b.position + b.size === kept)!.position,
+    );
+    range.scanHint = { offset: last.baseOffset + last.lastOffsetDelta + 1, position: pos + kept };
+    return { chunks: [window.subarray(0, kept)], reachedEnd: pos + kept >= end };
   }
 
   /**

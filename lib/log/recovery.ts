@@ -69,6 +69,8 @@ export interface WalRange {
   maxTimestamp: number | null;
   /** When this broker committed or found the range (wall clock): its age for `segment.ms`. */
   createdMs: number;
+  /** Where a positioned read of the range last ended: offset and object position (a hint). */
+  scanHint?: { offset: number; position: number };
 }
 
 export interface RecoveredPartition {

@@ -1,8 +1,10 @@
 /**
  * Reads chunks back from write-ahead objects. A flush round puts every partition's chunk side by
  * side, so with many partitions the chunks are small and a consumer (or a seal) reading through
- * the log needs thousands of them from the same stretch of an object. Small chunks are therefore
- * read through aligned blocks (`WAL_BLOCK_BYTES`) kept in the shared cache: one GET serves every
+ * the log needs thousands of them from the same stretch of an object. On a local directory each
+ * chunk is read on its own with a synchronous positioned read (`readRangeSync`: microseconds
+ * from the page cache, which already caches the file). On object stores small chunks are read
+ * through aligned blocks (`WAL_BLOCK_BYTES`) kept in the shared cache: one GET serves every
  * partition's chunks in it. Bigger chunks are read on their own.
  *
  * A block of the file being appended to can be shorter than the block size; a read beyond what
@@ -38,6 +40,12 @@ export class WalReader {
     length: number,
   ): Promise<{ bytes: Uint8Array | null; shared: boolean }> {
     const end = position + length;
+    if (this.#objectStore.readRangeSync) {
+      // A local directory: a positioned read costs microseconds from the page cache, so each
+      // chunk is read on its own, with nothing read (or cached) for other partitions.
+      const bytes = this.#objectStore.readRangeSync(object, position, end);
+      return { bytes: bytes && bytes.byteLength === length ? bytes : null, shared: false };
+    }
     const block = Math.floor(position / WAL_BLOCK_BYTES);
     if (length > WAL_BLOCK_READ_MAX || Math.floor((end - 1) / WAL_BLOCK_BYTES) !== block) {
       const bytes = await this.#objectStore.getRange(object, position, end);

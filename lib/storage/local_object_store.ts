@@ -22,6 +22,7 @@
  * Must not import anything that knows about Kafka messages.
  */
 
+import { closeSync, openSync, readSync } from "node:fs";
 import {
   type AppendableObject,
   type ObjectInfo,
@@ -35,6 +36,8 @@ import {
 export const TEMP_FILE_PREFIX = ".tmp-";
 /** A durable put of a bigger object is fdatasync'ed every this many bytes as it is written. */
 export const PUT_SYNC_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Descriptors kept open for `readRangeSync` (least recently used closed first). */
+const READ_FDS_MAX = 64;
 /** How many `stat` calls `list` keeps in flight at once. */
 const LIST_STAT_CONCURRENCY = 64;
 /** How deep `list` and `cleanupTempFiles` descend; keys are never nested deeper. */
@@ -58,6 +61,8 @@ export class LocalObjectStore implements ObjectStore {
   /** Temp files of puts in progress, so `cleanupTempFiles` leaves them alone. */
   readonly #inFlightTemps = new Set<string>();
   #closed = false;
+  /** Open descriptors of `readRangeSync`, least recently used first. */
+  readonly #readFds = new Map<string, number>();
 
   constructor(rootDir: string, options: LocalObjectStoreOptions = {}) {
     if (rootDir === "") throw new TypeError('LocalObjectStore needs a root directory, got ""');
@@ -154,6 +159,7 @@ export class LocalObjectStore implements ObjectStore {
         }
       } else {
         await Deno.rename(temp, path);
+        this.#dropReadFd(path); // a replaced file: positioned reads must open the new one
       }
       published = true;
       // The name is published before it is durable: callers reference an
@@ -255,8 +261,51 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  readRangeSync(key: string, start: number, endExclusive: number): Uint8Array | null {
+    this.#checkOpen();
+    const path = this.#pathOf(key);
+    let fd = this.#readFds.get(path);
+    try {
+      if (fd === undefined) {
+        fd = openSync(path, "r");
+        if (this.#readFds.size >= READ_FDS_MAX) {
+          const [oldestPath, oldest] = this.#readFds.entries().next().value!;
+          this.#readFds.delete(oldestPath);
+          closeSync(oldest);
+        }
+      } else {
+        this.#readFds.delete(path); // re-inserted below: most recently used last
+      }
+      this.#readFds.set(path, fd);
+      const out = new Uint8Array(Math.max(0, endExclusive - start));
+      let filled = 0;
+      while (filled < out.length) {
+        const n = readSync(fd, out, filled, out.length - filled, start + filled);
+        if (n === 0) return out.subarray(0, filled);
+        filled += n;
+      }
+      return out;
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw this.#error("read", key, error);
+    }
+  }
+
+  /** Closes the cached read descriptor of `path` (deleted or replaced objects). */
+  #dropReadFd(path: string): void {
+    const fd = this.#readFds.get(path);
+    if (fd === undefined) return;
+    this.#readFds.delete(path);
+    try {
+      closeSync(fd);
+    } catch {
+      // Already closed: nothing to release.
+    }
+  }
+
   async delete(key: string): Promise<void> {
     const path = this.#pathOf(key);
+    this.#dropReadFd(path);
     try {
       await Deno.remove(path);
     } catch (error) {
@@ -267,6 +316,7 @@ export class LocalObjectStore implements ObjectStore {
 
   close(): Promise<void> {
     this.#closed = true;
+    for (const path of [...this.#readFds.keys()]) this.#dropReadFd(path);
     return Promise.resolve();
   }
 
@@ -418,9 +468,11 @@ export function isValidKey(key: string): boolean {
 
 function isMissing(error: unknown): boolean {
   // A key that names a directory, or runs through a file, does not exist as an object.
+  const code = (error as { code?: unknown } | null)?.code; // node:fs errors (readRangeSync)
   return error instanceof Deno.errors.NotFound ||
     error instanceof Deno.errors.IsADirectory ||
-    error instanceof Deno.errors.NotADirectory;
+    error instanceof Deno.errors.NotADirectory ||
+    code === "ENOENT" || code === "EISDIR" || code === "ENOTDIR";
 }
 
 function isUnsupportedDirectorySync(error: unknown): boolean {

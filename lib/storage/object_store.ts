@@ -69,6 +69,13 @@ export interface ObjectStore {
    */
   getRange(key: string, start: number, endExclusive: number): Promise<Uint8Array | null>;
   /** Writes the whole object atomically: readers see the old object or the new one. */
+  /**
+   * Bytes [start, endExclusive) read synchronously with one positioned read, or null when the
+   * object is missing (shorter when the object is). Only stores whose reads are local and cheap
+   * have it (a local directory: a few microseconds from the page cache, against ~50 us for an
+   * async read); callers use it for many small reads of recently written data.
+   */
+  readRangeSync?(key: string, start: number, endExclusive: number): Uint8Array | null;
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   /**
    * `put` of the concatenation of `parts`, without joining them first (a sealed segment is its

@@ -183,3 +183,30 @@ Deno.test("LocalObjectStore: relaxed puts (durable: false) publish the same way"
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("LocalObjectStore: readRangeSync reads by position, sees appends, and forgets deleted files", async () => {
+  await withStore(async (store) => {
+    const bytes = (n: number, from = 0) =>
+      Uint8Array.from({ length: n }, (_, i) => (from + i) % 251);
+    await store.put("a/one", bytes(1000));
+    assert.deepEqual(store.readRangeSync("a/one", 10, 20), bytes(10, 10));
+    assert.deepEqual(store.readRangeSync("a/one", 990, 2000), bytes(10, 990), "short at the end");
+    assert.equal(store.readRangeSync("a/missing", 0, 10), null);
+    // An appendable object (a write-ahead file): reads see what was appended since.
+    const file = await store.createAppendable("a/wal");
+    await file.append(bytes(100));
+    assert.deepEqual(store.readRangeSync("a/wal", 0, 100), bytes(100));
+    await file.append(bytes(100, 100));
+    assert.deepEqual(store.readRangeSync("a/wal", 150, 200), bytes(50, 150));
+    await file.close();
+    // A deleted and re-created key reads the new file, not the old descriptor.
+    await store.delete("a/one");
+    assert.equal(store.readRangeSync("a/one", 0, 10), null);
+    await store.put("a/one", bytes(10, 7));
+    assert.deepEqual(store.readRangeSync("a/one", 0, 10), bytes(10, 7));
+    // More files than descriptors kept: the oldest are closed and reopened when needed.
+    for (let i = 0; i < 80; i++) await store.put(`b/${i}`, bytes(4, i));
+    for (let i = 0; i < 80; i++) assert.deepEqual(store.readRangeSync(`b/${i}`, 0, 4), bytes(4, i));
+    assert.deepEqual(store.readRangeSync("b/0", 0, 4), bytes(4, 0));
+  });
+});
