@@ -328,6 +328,14 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       logs.cache.bytes,
     );
     metrics.set("kafscale_connections", "Open client connections", server.connectionCount);
+    const memory = Deno.memoryUsage();
+    metrics.set("kafscale_memory_rss_bytes", "Resident set size of the process", memory.rss);
+    metrics.set("kafscale_memory_heap_used_bytes", "JavaScript heap in use", memory.heapUsed);
+    metrics.set(
+      "kafscale_memory_external_bytes",
+      "Memory of buffers outside the JavaScript heap (record bytes, caches)",
+      memory.external,
+    );
     metrics.set(
       "kafscale_request_memory_bytes",
       "Bytes held by requests being read or queued (bounded by --queued-max-request-bytes)",

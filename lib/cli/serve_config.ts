@@ -263,10 +263,12 @@ export const SERVE_SETTINGS = [
     name: "cache-bytes",
     env: "KAFSCALE_CACHE_BYTES",
     kind: "int",
-    default: 256 * MIB,
+    default: null,
     min: 0,
     max: 64 * 1024 * MIB,
-    help: "Segment cache size in bytes",
+    help: "Memory for recently written and read log data. Default 64 MiB on a local " +
+      "directory (the page cache keeps the files; this holds what was just written, for " +
+      "consumers at the head) and 256 MiB on S3 (every miss is a GET)",
   },
   {
     name: "max-frame-bytes",
@@ -534,6 +536,7 @@ export function resolveServeConfig(
   // spaced (WarpStream uses 250 ms, KafScale 500 ms) and larger.
   cfg.flushIntervalMs ??= cfg.s3Bucket ? S3_FLUSH_INTERVAL_MS : 0;
   cfg.flushBytes ??= cfg.s3Bucket ? 16 * MIB : 4 * MIB;
+  cfg.cacheBytes ??= cfg.s3Bucket ? 256 * MIB : 64 * MIB;
   const config = cfg as unknown as ServeConfig;
   validate(config);
   return config;

@@ -3,6 +3,11 @@
  * object key and bounded by `cacheBytesMax`. One per LogManager, shared by
  * its partitions. Recently flushed segments are inserted right after their
  * commit, so acknowledged data is readable at once (DESIGN invariant 6).
+ *
+ * Memory is charged by the buffers entries keep alive, not by the bytes they show: the views of a
+ * flush round's ranges are views of one round buffer (every partition's chunk side by side), and
+ * one cached 2 KiB range keeps the whole round in memory. Each distinct buffer is charged once,
+ * whole, while any entry refers to it.
  */
 
 import type { ParsedIndex } from "./segment_format.ts";
@@ -24,6 +29,20 @@ export function cachedObjectBytes(value: CachedObject): number {
     : 64 + value.index.entries.length * INDEX_ENTRY_MEMORY_BYTES;
 }
 
+/** The buffer an entry keeps alive, or null (parsed indexes hold no record bytes). */
+function bufferOf(value: CachedObject): ArrayBufferLike | null {
+  if (value.kind === "block") return value.bytes.buffer;
+  return value.kind === "segment" ? value.view.bytes.buffer : null;
+}
+
+/** Bytes of an entry besides its buffer (bookkeeping). */
+function ownBytes(value: CachedObject): number {
+  if (value.kind === "block") return 64;
+  return value.kind === "segment"
+    ? viewBytes(value.view) - value.view.bytes.byteLength
+    : cachedObjectBytes(value);
+}
+
 export interface SegmentCacheStats {
   hits: number;
   misses: number;
@@ -33,7 +52,12 @@ export interface SegmentCacheStats {
 export class SegmentCache {
   readonly #bytesMax: number;
   /** Map order is recency order: the first entry is the least recently used. */
-  readonly #entries = new Map<string, { value: CachedObject; bytes: number }>();
+  readonly #entries = new Map<
+    string,
+    { value: CachedObject; bytes: number; buffer: ArrayBufferLike | null }
+  >();
+  /** Buffers entries keep alive, with how many entries refer to each. */
+  readonly #buffers = new Map<ArrayBufferLike, number>();
   #bytes = 0;
   readonly #stats: SegmentCacheStats = { hits: 0, misses: 0, evictions: 0 };
 
@@ -69,27 +93,44 @@ export class SegmentCache {
     return entry.value;
   }
 
-  /** Inserts or replaces; an object larger than the whole cache is not kept. */
+  /**
+   * Inserts or replaces; an object whose buffer and bookkeeping exceed the whole cache is not
+   * kept.
+   */
   set(key: string, value: CachedObject): void {
     this.delete(key);
-    const bytes = cachedObjectBytes(value);
-    if (bytes > this.#bytesMax) return;
-    this.#entries.set(key, { value, bytes });
-    this.#bytes += bytes;
+    const bytes = ownBytes(value);
+    const buffer = bufferOf(value);
+    const bufferBytes = buffer && !this.#buffers.has(buffer) ? buffer.byteLength : 0;
+    if (bytes + bufferBytes > this.#bytesMax) return;
+    this.#entries.set(key, { value, bytes, buffer });
+    this.#bytes += bytes + bufferBytes;
+    if (buffer) this.#buffers.set(buffer, (this.#buffers.get(buffer) ?? 0) + 1);
     // Bounded: each iteration removes one entry.
-    for (const [oldest, entry] of this.#entries) {
+    for (const oldest of this.#entries.keys()) {
       if (this.#bytes <= this.#bytesMax) break;
-      this.#entries.delete(oldest);
-      this.#bytes -= entry.bytes;
+      this.#remove(oldest);
       this.#stats.evictions++;
     }
   }
 
   delete(key: string): void {
+    this.#remove(key);
+  }
+
+  #remove(key: string): void {
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
     this.#bytes -= entry.bytes;
+    if (!entry.buffer) return;
+    const refs = (this.#buffers.get(entry.buffer) ?? 1) - 1;
+    if (refs > 0) {
+      this.#buffers.set(entry.buffer, refs);
+    } else {
+      this.#buffers.delete(entry.buffer);
+      this.#bytes -= entry.buffer.byteLength;
+    }
   }
 
   /** Drops every entry whose key starts with `prefix` (a partition's objects). */
@@ -101,6 +142,7 @@ export class SegmentCache {
 
   clear(): void {
     this.#entries.clear();
+    this.#buffers.clear();
     this.#bytes = 0;
   }
 }

@@ -54,3 +54,33 @@ Deno.test("segment cache: replace, delete, deletePrefix and clear account bytes"
   assert.equal(cache.bytes, 0);
   assert.throws(() => new SegmentCache(-1), RangeError);
 });
+
+Deno.test("segment cache: views of one buffer charge it once, whole, until the last goes", () => {
+  // Two blocks viewing halves of one 100 KB round buffer, and a block with its own buffer.
+  const round = new Uint8Array(100_000);
+  const half = (i: number): CachedObject => ({
+    kind: "block",
+    bytes: round.subarray(i * 50_000, (i + 1) * 50_000),
+  });
+  const cache = new SegmentCache(250_000);
+  cache.set("a", half(0));
+  assert.equal(cache.bytes, 64 + 100_000, "the whole buffer, not the 50 KB shown");
+  cache.set("b", half(1));
+  assert.equal(cache.bytes, 2 * 64 + 100_000, "charged once");
+  cache.delete("a");
+  assert.equal(cache.bytes, 64 + 100_000, "still kept alive by b");
+  cache.delete("b");
+  assert.equal(cache.bytes, 0);
+  // Eviction goes on until the buffers really go: three 100 KB rounds do not fit in 250 KB.
+  for (const name of ["r1", "r2", "r3"]) {
+    const buffer = new Uint8Array(100_000);
+    cache.set(`${name}-x`, { kind: "block", bytes: buffer.subarray(0, 10) });
+    cache.set(`${name}-y`, { kind: "block", bytes: buffer.subarray(10, 20) });
+  }
+  assert.ok(cache.bytes <= 250_000, `bytes ${cache.bytes}`);
+  assert.equal(cache.get("r1-x"), undefined);
+  assert.equal(cache.get("r1-y"), undefined);
+  assert.ok(cache.get("r3-y"));
+  cache.clear();
+  assert.equal(cache.bytes, 0);
+});
