@@ -40,14 +40,16 @@ export class WalReader {
     length: number,
   ): Promise<{ bytes: Uint8Array | null; shared: boolean }> {
     const end = position + length;
-    if (this.#objectStore.readRangeSync) {
-      // A local directory: a positioned read costs microseconds from the page cache, so each
-      // chunk is read on its own, with nothing read (or cached) for other partitions.
+    if (this.#objectStore.readRangeSync && length <= WAL_BLOCK_READ_MAX) {
+      // A local directory: a positioned read of a small chunk costs microseconds from the page
+      // cache, so each is read on its own, with nothing read (or cached) for other partitions.
+      // Big chunks are read asynchronously below: a synchronous read of megabytes (a seal reads
+      // a whole segment's worth) would hold the event loop, and produce latency with it.
       const bytes = this.#objectStore.readRangeSync(object, position, end);
       return { bytes: bytes && bytes.byteLength === length ? bytes : null, shared: false };
     }
     const block = Math.floor(position / WAL_BLOCK_BYTES);
-    if (length > WAL_BLOCK_READ_MAX || Math.floor((end - 1) / WAL_BLOCK_BYTES) !== block) {
+    if (this.#objectStore.readRangeSync || length > WAL_BLOCK_READ_MAX || Math.floor((end - 1) / WAL_BLOCK_BYTES) !== block) {
       const bytes = await this.#objectStore.getRange(object, position, end);
       return { bytes: bytes && bytes.byteLength === length ? bytes : null, shared: false };
     }
