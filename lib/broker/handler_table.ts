@@ -31,6 +31,7 @@ import { DELETE_GROUPS_HANDLER } from "./delete_groups.ts";
 import { OFFSET_DELETE_HANDLER } from "./offset_delete.ts";
 import { INIT_PRODUCER_ID_HANDLER } from "./init_producer_id.ts";
 import { DESCRIBE_LOG_DIRS_HANDLER } from "./describe_log_dirs.ts";
+import { DELETE_RECORDS_HANDLER } from "./delete_records.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();
@@ -42,6 +43,7 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(PRODUCE_HANDLER);
   add(FETCH_HANDLER);
   add(LIST_OFFSETS_HANDLER);
+  add(DELETE_RECORDS_HANDLER);
   add(METADATA_HANDLER);
   add(SASL_HANDSHAKE_HANDLER);
   add(apiVersionsHandler(() => table));

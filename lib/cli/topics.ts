@@ -22,7 +22,7 @@ import {
   withAdmin,
 } from "./output.ts";
 
-const SUBCOMMANDS = ["create", "list", "describe", "alter", "delete"] as const;
+const SUBCOMMANDS = ["create", "list", "describe", "alter", "delete", "trim"] as const;
 
 export function topicsHelp(): string {
   return [
@@ -39,6 +39,8 @@ export function topicsHelp(): string {
     "                        Add partitions, or set (K=V) or reset (K=) topic configs",
     "  delete NAME [--if-exists]",
     "                        Delete a topic with its data and committed offsets",
+    "  trim TOPIC:PARTITION --before OFFSET",
+    "                        Delete a partition's records before OFFSET (DeleteRecords)",
     "",
     "Options of every command:",
     ...COMMON_HELP,
@@ -84,6 +86,16 @@ const HELP: Record<(typeof SUBCOMMANDS)[number], string[]> = {
     "Options:",
     "  --partitions N                 The new, higher partition count",
     "  --config K=V                   A config to set (K=V) or reset (K=), repeatable",
+  ],
+  trim: [
+    "Usage: kafscale topics trim TOPIC:PARTITION --before OFFSET",
+    "",
+    'Deletes the partition\'s records before OFFSET ("end": all of them, up to the high',
+    "watermark), as kafka-delete-records.sh does: the log start offset moves up and the",
+    'segments wholly before it are deleted. The topic\'s cleanup.policy must contain "delete".',
+    "",
+    "Options:",
+    '  --before OFFSET                The first offset to keep, or "end"',
   ],
   delete: [
     "Usage: kafscale topics delete NAME [--if-exists]",
@@ -313,13 +325,41 @@ async function remove(args: string[], io: CliIo): Promise<number> {
   });
 }
 
+async function trim(args: string[], io: CliIo): Promise<number> {
+  const cmd = parseCommand(args, { before: { type: "string" } });
+  if (cmd.help) return (io.stdout(subcommandHelp("trim")), EXIT.OK);
+  const target = onePositional(cmd.positionals, "topics", "trim");
+  const colon = target.lastIndexOf(":");
+  const topic = target.slice(0, colon);
+  const partition = Number(target.slice(colon + 1));
+  if (colon <= 0 || !/^\d+$/.test(target.slice(colon + 1)) || !Number.isSafeInteger(partition)) {
+    throw new UsageError(`Expected TOPIC:PARTITION, got "${target}"`);
+  }
+  const before = cmd.values.before;
+  if (typeof before !== "string") throw new UsageError('Option "--before" is required');
+  if (before !== "end" && !/^\d+$/.test(before)) {
+    throw new UsageError(`Option "--before" takes an offset or "end", got "${before}"`);
+  }
+  const offset = before === "end" ? -1 : Number(before);
+  return await withAdmin(cmd.bootstrap, async (admin) => {
+    const start = await admin.deleteRecords({ topic, partition }, offset);
+    print(
+      io,
+      cmd.output,
+      { topic, partition, logStartOffset: start },
+      `Partition ${partition} of "${topic}" now starts at offset ${start}`,
+    );
+    return EXIT.OK;
+  });
+}
+
 export async function runTopics(args: string[], io: CliIo = CONSOLE_IO): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === "-h" || sub === "--help" || sub === "help") {
     io.stdout(topicsHelp());
     return sub === undefined ? EXIT.USAGE : EXIT.OK;
   }
-  const commands = { create, list, describe, alter, delete: remove } as const;
+  const commands = { create, list, describe, alter, delete: remove, trim } as const;
   if (!(sub in commands)) {
     io.stderr(`Unknown command "topics ${sub}"; run "kafscale topics --help" for the list`);
     return EXIT.USAGE;

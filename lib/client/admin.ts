@@ -639,6 +639,41 @@ export class AdminClient {
     return out;
   }
 
+  /**
+   * Deletes the records of one partition before `before` (-1: everything up to the high
+   * watermark) on its leader (DeleteRecords); returns the partition's new log start offset.
+   */
+  async deleteRecords(ref: TopicPartitionRef, before: number): Promise<number> {
+    const cluster = await this.metadata([ref.topic]);
+    const partition = cluster.topics.find((t) => t.name === ref.topic)?.partitions
+      .find((p) => p.partition === ref.partition);
+    if (!partition) {
+      throw new AdminError(`Partition ${ref.partition} of topic "${ref.topic}" does not exist`);
+    }
+    if (partition.leader < 0) {
+      throw new AdminError(
+        `Partition ${ref.partition} of topic "${ref.topic}" has no leader; retry`,
+      );
+    }
+    const conn = await this.#connectionTo(partition.leader);
+    const schema = API_SCHEMAS[21];
+    const res = await this.#send(conn, schema, this.version(schema, 0), {
+      topics: [{
+        name: ref.topic,
+        partitions: [{ partitionIndex: ref.partition, offset: before }],
+      }],
+      timeoutMs: this.#timeoutMs,
+    });
+    const result = res.topics[0]?.partitions[0];
+    if (!result) throw new AdminError(`DeleteRecords answered nothing for "${ref.topic}"`);
+    check(
+      result.errorCode,
+      null,
+      `Cannot delete records of partition ${ref.partition} of "${ref.topic}"`,
+    );
+    return result.lowWatermark;
+  }
+
   // ---- consumer groups --------------------------------------------------------------
 
   /** Every group on every broker, optionally only those in `states` (case-insensitive). */

@@ -671,8 +671,15 @@ export class PartitionLog implements FlushSource {
     this.#pendingBytes = 0;
     const advance = this.#startAdvance;
     this.#startAdvance = null;
-    const seal = this.#sealAdvance;
+    let seal = this.#sealAdvance;
     this.#sealAdvance = null;
+    if (seal && !this.#sealFits(seal.meta)) {
+      // The log start moved past the sealed data while the segment was written (DeleteRecords):
+      // it is not committed; its objects are orphans below the log start (deleted below).
+      seal.reject(LogError.storage(`Seal of "${this.#name()}" overtaken by a log start advance`));
+      this.#deleteAbandoned(seal.meta);
+      seal = null;
+    }
     const compact = this.#compactAdvance;
     this.#compactAdvance = null;
     const endOffset = entries.length > 0
@@ -787,6 +794,23 @@ export class PartitionLog implements FlushSource {
     this.#wakeWaiters();
   }
 
+  /** Whether a written segment still starts at the sealed end and ends at a range boundary. */
+  #sealFits(meta: SegmentMeta): boolean {
+    if (meta.baseOffset !== this.#sealedEnd) return false;
+    return this.#ranges.some((r) => r.lastOffset === meta.lastOffset);
+  }
+
+  /** Deletes the objects of a segment that was written but never committed (best effort). */
+  #deleteAbandoned(meta: SegmentMeta): void {
+    for (const kind of ["kfs", "index"] as const) {
+      const key = this.#segmentKey(meta, kind);
+      this.#writing.delete(key);
+      this.#ctx.objectStore.delete(key).catch(() => {
+        this.#storeDirty = true; // recovery or the next seal's orphan pass deletes it
+      });
+    }
+  }
+
   /** A committed seal: the segment replaces the ranges it holds. */
   #applySeal(seal: SealAdvance): void {
     const { meta, view } = seal;
@@ -838,6 +862,11 @@ export class PartitionLog implements FlushSource {
       const r = this.#ranges.shift()!;
       this.#rangesBytes -= r.size;
       this.#ctx.cache.delete(rangeCacheKey(r));
+    }
+    // A start beyond the sealed end (DeleteRecords into unsealed data): what lay between is
+    // gone, so the sealed end moves to the first range left (committed by the next round).
+    if (offset > this.#sealedEnd) {
+      this.#sealedEnd = this.#ranges[0]?.baseOffset ?? this.#committedEnd;
     }
     return removed;
   }
@@ -929,6 +958,7 @@ export class PartitionLog implements FlushSource {
     }
     if (chosen.length === 0) return false;
     const started = this.#ctx.clock.monotonic();
+    const startBefore = this.#logStartOffset;
     const views = await mapBounded(
       chosen,
       SEAL_LOAD_CONCURRENCY,
@@ -959,6 +989,9 @@ export class PartitionLog implements FlushSource {
     }
     if (this.#closedError) throw this.#closedError;
     if (chosen[0].baseOffset !== this.#sealedEnd) {
+      // DeleteRecords moved the log start past these ranges while they were read: nothing to
+      // seal any more. Anything else moving them is a broken invariant.
+      if (this.#logStartOffset !== startBefore) return false;
       throw this.#broken(`unsealed ranges of "${this.#name()}" moved while sealing`);
     }
     const parts = encodeSegmentParts(inputs, {
@@ -1386,9 +1419,6 @@ export class PartitionLog implements FlushSource {
    */
   async advanceLogStartOffset(offset: number): Promise<SegmentMeta[]> {
     if (this.#closedError) throw this.#closedError;
-    if (this.#startAdvance) {
-      throw this.#broken(`two log start offset advances of "${this.#name()}"`);
-    }
     if (!Number.isSafeInteger(offset) || offset > this.#committedEnd) {
       throw new RangeError(
         `Log start offset ${offset} of "${this.#name()}" is beyond the high watermark ` +
@@ -1396,6 +1426,23 @@ export class PartitionLog implements FlushSource {
       );
     }
     if (offset <= this.#logStartOffset) return [];
+    const pending = this.#startAdvance;
+    if (pending) {
+      // Retention and DeleteRecords at once: one advance to the higher offset, committed by
+      // the next flush round; the caller that asked first deletes the removed segments.
+      pending.offset = Math.max(pending.offset, offset);
+      return await new Promise<SegmentMeta[]>((resolve, reject) => {
+        const { resolve: first, reject: firstReject } = pending;
+        pending.resolve = (removed) => {
+          first(removed);
+          resolve(removed);
+        };
+        pending.reject = (error) => {
+          firstReject(error);
+          reject(error);
+        };
+      });
+    }
     const removed = await new Promise<SegmentMeta[]>((resolve, reject) => {
       this.#startAdvance = { offset, resolve, reject };
       this.#ctx.scheduler.notePending(this, 0);
