@@ -166,10 +166,7 @@ async function readAll(
     }
     try {
       const budget = Math.max(0, Math.min(t.partitionMaxBytes, maxBytes - bytes));
-      const read = await t.log.read(t.fetchOffset, budget, {
-        minOneBatch: bytes === 0,
-        nearRangesOnly: targets.length > 1,
-      });
+      const read = await t.log.read(t.fetchOffset, budget, { minOneBatch: bytes === 0 });
       t.seenHighWatermark = read.highWatermark;
       const part = emptyPartition(t.partitionIndex, ERROR_CODES.NONE);
       part.highWatermark = read.highWatermark;

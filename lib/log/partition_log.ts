@@ -149,10 +149,10 @@ export const READ_AHEAD_SEGMENTS_MAX = 4;
 export const READ_AHEAD_BYTES_MAX = 16 * 1024 * 1024;
 /** Big unsealed ranges a cold read fetches ahead, and their bytes at most. */
 export const READ_AHEAD_RANGES_MAX = 4;
+/** Most unsealed ranges whose blocks one read starts loading at once (stores read by blocks). */
+export const PREFETCH_RANGES_MAX = 64;
 /** Unsealed ranges bigger than this are read in parts where the store has positioned reads. */
 export const WAL_SCAN_MIN_BYTES = 1024 * 1024;
-/** How far from the first small range a `nearRangesOnly` read goes on (two blocks). */
-export const WAL_NEAR_BYTES = 8 * 1024 * 1024;
 export const RANGE_READ_AHEAD_BYTES_MAX = 4 * 1024 * 1024;
 /** Bound on fetch long-polls parked on one partition; more resolve at once. */
 export const DATA_WAITERS_MAX = 10_000;
@@ -1482,18 +1482,7 @@ export class PartitionLog implements FlushSource {
   async read(
     fetchOffset: number,
     maxBytes: number,
-    opts: {
-      minOneBatch?: boolean;
-      /**
-       * Once something was read, stop before a small unsealed range (one read through shared
-       * write-ahead blocks) that lies more than WAL_NEAR_BYTES from the first range read. A
-       * fetch over many partitions then reads each block once for all of them, and they move
-       * forward together, instead of each partition pulling in the blocks of many flush rounds
-       * (with 1 000 partitions one partition's 1 MiB spans about a GiB of write-ahead data,
-       * far more than the cache holds, so every block was read again for every partition).
-       */
-      nearRangesOnly?: boolean;
-    } = {},
+    opts: { minOneBatch?: boolean } = {},
   ): Promise<ReadResult> {
     if (this.#closedError) throw this.#closedError;
     const highWatermark = this.#committedEnd;
@@ -1515,7 +1504,7 @@ export class PartitionLog implements FlushSource {
     // tail) do not count against READ_SEGMENTS_MAX: a read never ends empty before the high
     // watermark because of them. Bounded: every step moves `offset` past one extent.
     const stepsMax = READ_SEGMENTS_MAX + this.#segments.length + this.#ranges.length;
-    let anchor: WalRange | null = null;
+    let prefetched = false;
     for (let i = 0, steps = 0; i < READ_SEGMENTS_MAX && offset < highWatermark; steps++) {
       if (steps >= stepsMax) break;
       const minOne = (opts.minOneBatch ?? false) && result.bytes === 0;
@@ -1540,21 +1529,20 @@ export class PartitionLog implements FlushSource {
           );
         }
         const range = this.#ranges[index];
-        if (opts.nearRangesOnly && range.length <= WAL_BLOCK_READ_MAX) {
-          if (anchor === null) {
-            anchor = range;
-          } else if (
-            result.bytes > 0 && !this.#ctx.cache.get(rangeCacheKey(range)) &&
-            (range.object !== anchor.object ||
-              Math.abs(range.position - anchor.position) > WAL_NEAR_BYTES)
-          ) {
-            break;
-          }
+        if (!prefetched) {
+          prefetched = true;
+          this.#prefetchBlocks(index, maxBytes - result.bytes);
         }
         next = range.lastOffset + 1;
-        const scanned = range.length > WAL_SCAN_MIN_BYTES
+        let scanned = range.length > WAL_SCAN_MIN_BYTES
           ? this.#scanRange(range, offset, maxBytes - result.bytes, minOne)
           : null;
+        if (
+          !scanned && range.length > WAL_SCAN_MIN_BYTES && !this.#ctx.objectStore.readRangeSync &&
+          !this.#ctx.cache.get(rangeCacheKey(range)) && range.size > maxBytes - result.bytes
+        ) {
+          scanned = await this.#scanReadRange(range, offset, maxBytes - result.bytes, minOne);
+        }
         if (scanned) {
           part = scanned;
         } else if (offset === range.baseOffset && range.size <= maxBytes - result.bytes) {
@@ -1728,6 +1716,25 @@ export class PartitionLog implements FlushSource {
       started++;
       // A failed read-ahead is only a missed optimisation (see #readAhead).
       this.#viewOfExtent({ kind: "wal", range }).catch(() => {});
+    }
+  }
+
+  /**
+   * On stores read through blocks (S3), starts loading the blocks of the small unsealed ranges
+   * from `index` on that this read may reach (up to `budget` bytes, at most
+   * PREFETCH_RANGES_MAX ranges): with many partitions each flush round is its own object, so
+   * a partition's consecutive ranges lie in different objects, and loading their blocks one
+   * after another made a 1 MiB read wait for dozens of GETs in a row.
+   */
+  #prefetchBlocks(index: number, budget: number): void {
+    if (this.#ctx.objectStore.readRangeSync) return;
+    let bytes = 0;
+    for (let i = index; i < this.#ranges.length && i < index + PREFETCH_RANGES_MAX; i++) {
+      const range = this.#ranges[i];
+      if (bytes > budget) break;
+      bytes += range.size;
+      if (this.#ctx.cache.peek(rangeCacheKey(range))) continue;
+      this.#ctx.walReader.prefetch(range.object, range.position, range.length);
     }
   }
 
@@ -2027,8 +2034,56 @@ export class PartitionLog implements FlushSource {
     minOne: boolean,
   ): Promise<{ chunks: Uint8Array[]; reachedEnd: boolean }> {
     const index = await this.#loadIndex(segment);
-    let pos = lookupIndex(index.entries, offset)?.position ?? SEGMENT_HEADER_BYTES;
+    const pos = lookupIndex(index.entries, offset)?.position ?? SEGMENT_HEADER_BYTES;
     const bodyEnd = segment.size - SEGMENT_FOOTER_BYTES;
+    const { chunks, reachedEnd } = await this.#scanRead(key, pos, bodyEnd, offset, budget, minOne);
+    return { chunks, reachedEnd };
+  }
+
+  /**
+   * Reads what a fetch needs of a large unsealed range on a store read by GETs (S3): ranged
+   * GETs from where the last read of the range ended (or the chunk's first batch), as for big
+   * segments, instead of a whole-range GET per fetch (with many partitions the ranges did not
+   * stay cached, and a multi-MiB range was fetched again for every 1 MiB a consumer took).
+   */
+  async #scanReadRange(
+    range: WalRange,
+    offset: number,
+    budget: number,
+    minOne: boolean,
+  ): Promise<{ chunks: Uint8Array[]; reachedEnd: boolean }> {
+    const hint = range.scanHint;
+    const start = hint && hint.offset <= offset
+      ? hint.position
+      : range.position + WAL_CHUNK_FIXED_BYTES + this.#topicNameBytes;
+    const end = range.position + range.length;
+    const read = await this.#scanRead(range.object, start, end, offset, budget, minOne);
+    if (read.last) range.scanHint = read.last;
+    return read;
+  }
+
+  /**
+   * The batches from the one holding `offset` within [pos, bodyEnd) of an object, by ranged
+   * GETs: skips the batches before it by reading only their headers, then GETs windows and keeps
+   * whole batches while they fit the budget (the first one regardless when `minOne`, KIP-74).
+   * Every GET moves forward by at least one batch, so a read always reaches the batch holding
+   * `offset`, whatever the record sizes. `last` says where the returned batches end.
+   */
+  async #scanRead(
+    key: string,
+    pos: number,
+    bodyEnd: number,
+    offset: number,
+    budget: number,
+    minOne: boolean,
+  ): Promise<
+    {
+      chunks: Uint8Array[];
+      reachedEnd: boolean;
+      last: { offset: number; position: number } | null;
+    }
+  > {
+    let last: { offset: number; position: number } | null = null;
     const chunks: Uint8Array[] = [];
     let returned = 0;
     let started = false;
@@ -2038,8 +2093,8 @@ export class PartitionLog implements FlushSource {
     // Bounded by the segment: each GET advances `pos` by at least one batch header.
     const readsMax = Math.ceil((bodyEnd - pos) / BATCH_HEADER_BYTES) + 1;
     for (let reads = 0; reads < readsMax; reads++) {
-      if (pos >= bodyEnd) return { chunks, reachedEnd: true };
-      if (started && dataReads >= RANGE_READS_MAX) return { chunks, reachedEnd: false };
+      if (pos >= bodyEnd) return { chunks, reachedEnd: true, last };
+      if (started && dataReads >= RANGE_READS_MAX) return { chunks, reachedEnd: false, last };
       const remaining = Math.max(0, budget - returned);
       const want = Math.max(
         started ? remaining : remaining + RANGE_SKIP_BYTES,
@@ -2073,9 +2128,10 @@ export class PartitionLog implements FlushSource {
         if (chunkStart < 0) chunkStart = b.position;
         chunkEnd = b.position + b.size;
         returned += b.size;
+        last = { offset: b.baseOffset + b.lastOffsetDelta + 1, position: pos + chunkEnd };
       }
       if (chunkStart >= 0) chunks.push(data.subarray(chunkStart, chunkEnd));
-      if (full) return { chunks, reachedEnd: false };
+      if (full) return { chunks, reachedEnd: false, last };
       pos += validBytes;
       // The window ends inside a batch (or holds none): its header says how big it is
       // and, before the batch holding `offset`, whether it can be skipped unread.
@@ -2097,7 +2153,7 @@ export class PartitionLog implements FlushSource {
         }
         started = true;
       }
-      if (started && !fits(nextBatchSize)) return { chunks, reachedEnd: false };
+      if (started && !fits(nextBatchSize)) return { chunks, reachedEnd: false, last };
     }
     throw LogError.storage(`Segment "${key}" could not be read up to offset ${offset}`);
   }

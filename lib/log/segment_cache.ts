@@ -93,6 +93,11 @@ export class SegmentCache {
     return entry.value;
   }
 
+  /** The entry, without counting a hit or miss or making it recent (read-ahead checks). */
+  peek(key: string): CachedObject | undefined {
+    return this.#entries.get(key)?.value;
+  }
+
   /**
    * Inserts or replaces; an object whose buffer and bookkeeping exceed the whole cache is not
    * kept.

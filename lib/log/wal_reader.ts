@@ -49,7 +49,10 @@ export class WalReader {
       return { bytes: bytes && bytes.byteLength === length ? bytes : null, shared: false };
     }
     const block = Math.floor(position / WAL_BLOCK_BYTES);
-    if (this.#objectStore.readRangeSync || length > WAL_BLOCK_READ_MAX || Math.floor((end - 1) / WAL_BLOCK_BYTES) !== block) {
+    if (
+      this.#objectStore.readRangeSync || length > WAL_BLOCK_READ_MAX ||
+      Math.floor((end - 1) / WAL_BLOCK_BYTES) !== block
+    ) {
       const bytes = await this.#objectStore.getRange(object, position, end);
       return { bytes: bytes && bytes.byteLength === length ? bytes : null, shared: false };
     }
@@ -60,6 +63,27 @@ export class WalReader {
     if (!bytes || bytes.byteLength < end - start) bytes = await this.#load(object, start, key);
     if (!bytes || bytes.byteLength < end - start) return { bytes: null, shared: false };
     return { bytes: bytes.subarray(position - start, end - start), shared: true };
+  }
+
+  /**
+   * Starts loading the block a small chunk lies in, unless it is cached or loading (a reader
+   * about to need chunks from many objects loads their blocks at once, not one after another).
+   * Only for stores read through blocks; a failed load costs only the read that needs it.
+   */
+  prefetch(object: string, position: number, length: number): void {
+    if (this.#objectStore.readRangeSync || length > WAL_BLOCK_READ_MAX) return;
+    const block = Math.floor(position / WAL_BLOCK_BYTES);
+    if (Math.floor((position + length - 1) / WAL_BLOCK_BYTES) !== block) return;
+    const key = `${object}#block-${block}`;
+    if (this.#loading.has(key)) return;
+    const cached = this.#cache.peek(key);
+    if (
+      cached?.kind === "block" &&
+      cached.bytes.byteLength >= position + length - block * WAL_BLOCK_BYTES
+    ) {
+      return;
+    }
+    this.#fetch(object, block * WAL_BLOCK_BYTES, key).catch(() => {});
   }
 
   #load(object: string, start: number, key: string): Promise<Uint8Array | null> {

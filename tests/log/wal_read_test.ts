@@ -1,8 +1,8 @@
 /**
  * Reading unsealed data back from the write-ahead stream the way consumers of many partitions
- * do: large ranges read in parts with positioned reads on a local directory (what is read is
- * exactly what a whole-range read returns), and fetches over many partitions that stay near
- * the first range they read.
+ * do: large ranges read in parts — with positioned reads on a local directory, with ranged
+ * GETs from where the last read ended on other stores — returning exactly what a whole-range
+ * read returns.
  */
 import assert from "node:assert/strict";
 import { LocalObjectStore } from "../../lib/storage/local_object_store.ts";
@@ -90,37 +90,5 @@ Deno.test("wal read: a truncated write-ahead file is an error, not wrong data", 
   } finally {
     await h.close();
     await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("wal read: a fetch over many partitions stays near its first small range", async () => {
-  const h = await harness({ config: { flushBytes: 64 << 20 } });
-  try {
-    const p0 = await h.manager.partition(TOPIC, 0);
-    const p1 = await h.manager.partition(TOPIC, 1);
-    // Round 1: a small chunk of p0. Round 2: 9 MiB of p1, then a small chunk of p0, so p0's
-    // second range lies more than 8 MiB after its first.
-    let ack = append(p0, batch(["first"]), { acks: 1 });
-    await h.flush();
-    await ack;
-    const acks = [];
-    for (let i = 0; i < 9; i++) {
-      acks.push(append(p1, batch(["".padEnd(1 << 20, "y")]), { acks: 1 }));
-    }
-    ack = append(p0, batch(["second"]), { acks: 1 });
-    acks.push(ack);
-    await h.flush();
-    await Promise.all(acks);
-    assert.equal(p0.unsealedRangeCount, 2);
-    h.manager.cache.clear(); // as after the cache turned over: reads go to the store
-    const near = await p0.read(0, 1 << 20, { nearRangesOnly: true });
-    assert.deepEqual(decode(near.chunks), [[0, "first"]]);
-    const all = await p0.read(0, 1 << 20);
-    assert.deepEqual(decode(all.chunks), [[0, "first"], [1, "second"]]);
-    // The next fetch goes on from there.
-    const next = await p0.read(1, 1 << 20, { nearRangesOnly: true });
-    assert.deepEqual(decode(next.chunks), [[1, "second"]]);
-  } finally {
-    await h.close();
   }
 });
