@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { PartitionLog } from "../../../lib/log/log_manager.ts";
 import { DEFAULT_COMPACTION_LIMITS } from "../../../lib/log/compaction/schedule.ts";
 import { parseSegmentObjectKey } from "../../../lib/log/segment_format.ts";
+import { MemoryObjectStore } from "../../../lib/storage/memory_object_store.ts";
 import { readBatchInfo } from "../../../lib/protocol/record_batch.ts";
 import { decodeKeyed, keyed, POLICY } from "./keyed_records.ts";
 import { appendAcked, type Harness, harness, sealAll, settle, TOPIC } from "../log_fixture.ts";
@@ -229,6 +230,58 @@ Deno.test("compaction: the log never ends in a gap; its last batch stays, emptie
     assert.equal((await log.read(1, 1 << 20)).chunks.length, 1);
     assert.deepEqual(await readAll(log, 1), [[3, "c", "c1"]]);
     assert.equal(readBatchInfo((await log.read(1, 1 << 20)).chunks[0], 0).baseOffset, 3);
+  } finally {
+    await h.close();
+  }
+});
+
+/** A memory store whose next `get` waits until released (a read caught mid-way). */
+class HeldGetStore extends MemoryObjectStore {
+  #held: { promise: Promise<void>; open: () => void } | null = null;
+  #open: (() => void) | null = null;
+  waiting = 0;
+  holdNextGet(): void {
+    let open!: () => void;
+    this.#held = { promise: new Promise<void>((r) => (open = r)), open };
+    this.#open = open;
+  }
+  release(): void {
+    this.#open?.();
+  }
+  override async get(key: string): Promise<Uint8Array | null> {
+    const held = this.#held;
+    this.#held = null;
+    if (held) {
+      this.waiting++;
+      await held.promise;
+    }
+    return await super.get(key);
+  }
+}
+
+Deno.test("compaction: a read caught in a replaced segment finishes on it; later reads see the new one", async () => {
+  const store = new HeldGetStore();
+  const h = await harness({ objectStore: store });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, keyed([["a", "a1"], ["b", "b1"]], h.clock.now()));
+    await appendAcked(h, log, keyed([["a", "a2"]], h.clock.now()));
+    await sealAll(log);
+    h.manager.cache.clear();
+    store.holdNextGet();
+    const caught = log.read(0, 1 << 20);
+    for (let i = 0; i < 100 && store.waiting === 0; i++) await settle(1);
+    assert.equal(store.waiting, 1, "the read waits in its GET of the old segment");
+    const outcome = await log.compact(POLICY, DEFAULT_COMPACTION_LIMITS);
+    assert.equal(outcome?.segmentsRewritten, 1);
+    await log.deleteReplaced(); // not due yet: the replaced objects stay for reads under way
+    store.release();
+    assert.deepEqual(decodeKeyed((await caught).chunks), [[0, "a", "a1"], [1, "b", "b1"], [
+      2,
+      "a",
+      "a2",
+    ]]);
+    assert.deepEqual(await readAll(log), [[1, "b", "b1"], [2, "a", "a2"]]);
   } finally {
     await h.close();
   }
