@@ -129,7 +129,7 @@ export async function runServe(args: string[]): Promise<number> {
     console.log(serveHelp());
     return 0;
   }
-  const logger = new ConsoleLogger(config.logLevel);
+  const logger = new ConsoleLogger(config.logLevel, {}, undefined, config.logFormat);
   try {
     return await serveNode(config, logger);
   } catch (err) {

@@ -387,6 +387,15 @@ export const SERVE_SETTINGS = [
     default: "info",
     help: "debug, info, warn or error",
   },
+  {
+    name: "log-format",
+    env: "KAFSCALE_LOG_FORMAT",
+    kind: "string",
+    default: null,
+    help: "text (one line per event: time, level, message, key=value fields), json (one JSON " +
+      "object per line) or journald (text without the time, with syslog priorities). Default: " +
+      "journald when systemd's journal reads the output (JOURNAL_STREAM is set), else text",
+  },
 ] as const satisfies readonly SettingSpec[];
 
 type SettingName = (typeof SERVE_SETTINGS)[number]["name"];
@@ -441,6 +450,7 @@ export interface ServeConfig {
   groupMinSessionTimeoutMs: number;
   groupMaxSessionTimeoutMs: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  logFormat: "text" | "json" | "journald";
 }
 
 export class ConfigError extends Error {
@@ -537,6 +547,7 @@ export function resolveServeConfig(
   cfg.flushIntervalMs ??= cfg.s3Bucket ? S3_FLUSH_INTERVAL_MS : 0;
   cfg.flushBytes ??= cfg.s3Bucket ? 16 * MIB : 4 * MIB;
   cfg.cacheBytes ??= cfg.s3Bucket ? 256 * MIB : 64 * MIB;
+  cfg.logFormat ??= env.JOURNAL_STREAM ? "journald" : "text";
   const config = cfg as unknown as ServeConfig;
   validate(config);
   return config;
@@ -573,6 +584,9 @@ function convert(spec: SettingSpec, { value, where }: Source): unknown {
 }
 
 function validate(cfg: ServeConfig): void {
+  if (!["text", "json", "journald"].includes(cfg.logFormat)) {
+    throw new ConfigError(`"log-format" must be text, json or journald, got "${cfg.logFormat}"`);
+  }
   if (!["debug", "info", "warn", "error"].includes(cfg.logLevel)) {
     throw new ConfigError(`"log-level" must be debug, info, warn or error, got "${cfg.logLevel}"`);
   }

@@ -119,3 +119,14 @@ Deno.test("serve --help lists every store setting with its environment variable"
   }
   assert.ok(!/secret-key VALUE.*default/.test(help), "no default shown for secrets");
 });
+
+Deno.test("serve config: log format text by default, journald under systemd, json on request", () => {
+  assert.equal(resolve().logFormat, "text");
+  assert.equal(resolve({}, { JOURNAL_STREAM: "8:12345" }).logFormat, "journald");
+  assert.equal(resolve({ "log-format": "json" }, { JOURNAL_STREAM: "8:12345" }).logFormat, "json");
+  assert.equal(resolve({}, { KAFSCALE_LOG_FORMAT: "json" }).logFormat, "json");
+  assert.throws(
+    () => resolve({ "log-format": "xml" }),
+    /"log-format" must be text, json or journald/,
+  );
+});
