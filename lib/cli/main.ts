@@ -7,6 +7,7 @@ import { runTopics } from "./topics.ts";
 import { runGroups } from "./groups.ts";
 import { runMetadata } from "./metadata.ts";
 import { runBroker } from "./broker.ts";
+import { runConsume, runProduce } from "./records.ts";
 import { VERSION } from "./version.ts";
 
 export { VERSION };
@@ -23,6 +24,8 @@ export function mainHelp(): string {
     "  groups    Manage consumer groups (list, describe, delete, reset-offsets)",
     "  metadata  Check or repair the embedded metadata store of a stopped broker",
     "  broker    Control a running broker over gRPC (status, drain, flush, watch)",
+    "  produce   Produce records from stdin or a file (one per line, or JSON lines)",
+    "  consume   Print records of a topic (kcat-style format, or JSON lines)",
     "",
     "Options:",
     "  -h, --help     Show this help",
@@ -54,6 +57,10 @@ export async function main(args: string[]): Promise<number> {
       return await runMetadata(rest);
     case "broker":
       return await runBroker(rest);
+    case "produce":
+      return await runProduce(rest);
+    case "consume":
+      return await runConsume(rest);
     default:
       console.error(`Unknown command "${command}"; run "kafscale --help" for the list`);
       return 2;

@@ -293,6 +293,16 @@ export class AdminClient {
     return res!;
   }
 
+  /** Sends one request to broker `nodeId` (by cluster metadata), with the client's timeout. */
+  async request<Req, Res>(
+    nodeId: number,
+    codecs: { name: string; request: MessageCodec<Req>; response: MessageCodec<Res> },
+    version: number,
+    body: Req,
+  ): Promise<Res> {
+    return await this.#send(await this.#connectionTo(nodeId), codecs, version, body);
+  }
+
   async #connectionTo(nodeId: number): Promise<KafkaConnection> {
     const node = this.#brokers.get(nodeId);
     if (!node) {

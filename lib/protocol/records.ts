@@ -74,6 +74,11 @@ export interface EncodeBatchOptions {
    */
   baseTimestamp?: number;
   compression?: "none" | "gzip";
+  /**
+   * Any other codec: its attribute id (1-4) and a function that compresses the records
+   * section (the broker never needs this; clients pass codecs they carry).
+   */
+  codec?: { id: number; compress(records: Uint8Array): Uint8Array };
   producerId?: number;
   producerEpoch?: number;
   baseSequence?: number;
@@ -249,7 +254,10 @@ export function encodeRecordBatch(
   const compression = opts.compression ?? "none";
   let body = encodeRecordsSection(prepared);
   let attributes = 0;
-  if (compression === "gzip") {
+  if (opts.codec && opts.codec.id !== COMPRESSION.none) {
+    body = opts.codec.compress(body);
+    attributes |= opts.codec.id;
+  } else if (compression === "gzip") {
     body = new Uint8Array(gzipSync(body));
     attributes |= COMPRESSION.gzip;
   }
@@ -365,6 +373,10 @@ function inflate(batch: BatchInfo, data: Uint8Array): Uint8Array {
  */
 export function decodeRecordBatches(
   buf: Uint8Array,
+  options: {
+    /** Inflates codecs other than gzip (clients that carry them); throw to refuse. */
+    inflate?: (compression: number, payload: Uint8Array) => Uint8Array;
+  } = {},
 ): { records: ConsumedRecord[]; batches: BatchInfo[] } {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const records: ConsumedRecord[] = [];
@@ -398,7 +410,18 @@ export function decodeRecordBatches(
       let start = pos + BATCH_HEADER_BYTES;
       let end = pos + batch.size;
       if (batch.compression !== COMPRESSION.none) {
-        data = inflate(batch, buf.subarray(start, end));
+        const payload = buf.subarray(start, end);
+        if (options.inflate && batch.compression !== COMPRESSION.gzip) {
+          try {
+            data = options.inflate(batch.compression, payload);
+          } catch (e) {
+            throw new RecordsDecodeError(
+              `Cannot inflate record batch at offset ${batch.baseOffset}: ${(e as Error).message}`,
+            );
+          }
+        } else {
+          data = inflate(batch, payload);
+        }
         start = 0;
         end = data.length;
       }
