@@ -8,6 +8,7 @@ import { runGroups } from "./groups.ts";
 import { runMetadata } from "./metadata.ts";
 import { runBroker } from "./broker.ts";
 import { runConsume, runProduce } from "./records.ts";
+import { runDoctor } from "./doctor.ts";
 import { VERSION } from "./version.ts";
 
 export { VERSION };
@@ -26,6 +27,7 @@ export function mainHelp(): string {
     "  broker    Control a running broker over gRPC (status, drain, flush, watch)",
     "  produce   Produce records from stdin or a file (one per line, or JSON lines)",
     "  consume   Print records of a topic (kcat-style format, or JSON lines)",
+    "  doctor    Check a configuration (disk, S3, etcd, ports, files) without starting",
     "",
     "Options:",
     "  -h, --help     Show this help",
@@ -61,6 +63,8 @@ export async function main(args: string[]): Promise<number> {
       return await runProduce(rest);
     case "consume":
       return await runConsume(rest);
+    case "doctor":
+      return await runDoctor(rest);
     default:
       console.error(`Unknown command "${command}"; run "kafscale --help" for the list`);
       return 2;

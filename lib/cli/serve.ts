@@ -248,7 +248,7 @@ interface Opened<T> {
   describe: Record<string, string>;
 }
 
-async function openObjectStore(
+export async function openObjectStore(
   config: ServeConfig,
   clock: Clock,
   logger: Logger,
@@ -347,7 +347,7 @@ function withS3Settings(err: unknown): string {
   return `${message} (settings: ${settingNames(names)})`;
 }
 
-async function openMetadataStore(
+export async function openMetadataStore(
   config: ServeConfig,
   clock: Clock,
   logger: Logger,

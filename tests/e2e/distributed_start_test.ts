@@ -5,6 +5,7 @@
  * once with exactly one stderr line that names the setting to fix.
  */
 import assert from "node:assert/strict";
+import { enableEtcdAuth } from "../support/etcd_auth.ts";
 import type { BrokerProcess } from "./broker_process.ts";
 import { startBroker } from "./broker_process.ts";
 import { REPO_ROOT, runProgram } from "./client_runner.ts";
@@ -77,25 +78,6 @@ function distributedFlags(backends: Backends): string[] {
 }
 
 const ETCD_ROOT_PASSWORD = "root-password";
-
-/** Turns on etcd authentication with a root user, through etcd's JSON gateway. */
-async function enableEtcdAuth(endpoint: string, user: string, password: string): Promise<void> {
-  const calls: [string, unknown][] = [
-    ["/v3/auth/role/add", { name: "root" }],
-    ["/v3/auth/user/add", { name: user, password }],
-    ["/v3/auth/user/grant", { user, role: "root" }],
-    ["/v3/auth/enable", {}],
-  ];
-  for (const [path, body] of calls) {
-    const response = await fetch(`${endpoint}${path}`, {
-      method: "POST",
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(5_000),
-    });
-    const text = await response.text();
-    assert.ok(response.ok, `etcd ${path}: HTTP ${response.status} ${text}`);
-  }
-}
 
 /** A loopback port nothing listens on. */
 function closedPort(): number {
