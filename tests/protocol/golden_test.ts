@@ -48,6 +48,12 @@ interface Fixture extends IndexEntry {
  */
 const NOT_SENT_BY_ANY_CLIENT: { apiKey: number; versions: [number, number]; reason: string }[] = [
   {
+    apiKey: 21,
+    versions: [0, 1],
+    reason: "DeleteRecords v0-1: only the newest Java capture run calls deleteRecords, and it " +
+      "sends v2; every version is exercised by tests/broker/delete_records_test.ts",
+  },
+  {
     apiKey: 35,
     versions: [0, 3],
     reason: "DescribeLogDirs v0-3: only the newest Java and the kafka-python capture runs call " +
