@@ -32,6 +32,7 @@ import { OFFSET_DELETE_HANDLER } from "./offset_delete.ts";
 import { INIT_PRODUCER_ID_HANDLER } from "./init_producer_id.ts";
 import { DESCRIBE_LOG_DIRS_HANDLER } from "./describe_log_dirs.ts";
 import { DELETE_RECORDS_HANDLER } from "./delete_records.ts";
+import { DESCRIBE_TOPIC_PARTITIONS_HANDLER } from "./describe_topic_partitions.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();
@@ -44,6 +45,7 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(FETCH_HANDLER);
   add(LIST_OFFSETS_HANDLER);
   add(DELETE_RECORDS_HANDLER);
+  add(DESCRIBE_TOPIC_PARTITIONS_HANDLER);
   add(METADATA_HANDLER);
   add(SASL_HANDSHAKE_HANDLER);
   add(apiVersionsHandler(() => table));

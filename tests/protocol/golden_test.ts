@@ -48,6 +48,14 @@ interface Fixture extends IndexEntry {
  */
 const NOT_SENT_BY_ANY_CLIENT: { apiKey: number; versions: [number, number]; reason: string }[] = [
   {
+    apiKey: 75,
+    versions: [0, 0],
+    reason: "DescribeTopicPartitions v0: the capture runs predate this API here (no fixture " +
+      "captured yet); Kafka 4.1's kafka-topics.sh --describe sends it in " +
+      "tests/e2e/kafka_tools_test.ts, and tests/broker/describe_topic_partitions_test.ts " +
+      "covers its paging",
+  },
+  {
     apiKey: 21,
     versions: [0, 1],
     reason: "DeleteRecords v0-1: only the newest Java capture run calls deleteRecords, and it " +

@@ -76,6 +76,8 @@ import { DESCRIBE_CLUSTER_REQUEST } from "./describe_cluster_request.ts";
 import { DESCRIBE_CLUSTER_RESPONSE } from "./describe_cluster_response.ts";
 import { DESCRIBE_PRODUCERS_REQUEST } from "./describe_producers_request.ts";
 import { DESCRIBE_PRODUCERS_RESPONSE } from "./describe_producers_response.ts";
+import { DESCRIBE_TOPIC_PARTITIONS_REQUEST } from "./describe_topic_partitions_request.ts";
+import { DESCRIBE_TOPIC_PARTITIONS_RESPONSE } from "./describe_topic_partitions_response.ts";
 
 /** Every API with generated codecs, keyed by API key. */
 export const API_SCHEMAS = {
@@ -402,6 +404,15 @@ export const API_SCHEMAS = {
     flexibleMinVersion: 0,
     request: DESCRIBE_PRODUCERS_REQUEST,
     response: DESCRIBE_PRODUCERS_RESPONSE,
+  },
+  75: {
+    apiKey: 75,
+    name: "DescribeTopicPartitions",
+    minVersion: 0,
+    maxVersion: 0,
+    flexibleMinVersion: 0,
+    request: DESCRIBE_TOPIC_PARTITIONS_REQUEST,
+    response: DESCRIBE_TOPIC_PARTITIONS_RESPONSE,
   },
 } as const satisfies Readonly<Record<number, ApiSchema>>;
 
