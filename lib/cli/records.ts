@@ -12,7 +12,8 @@
  * only), --count N records or --end (stop at the high watermark), else follows until
  * interrupted; prints each record with a kcat-style --format template or as JSON lines.
  */
-import { AdminError } from "../client/admin.ts";
+import { type AdminClient, AdminError } from "../client/admin.ts";
+import { GroupMember } from "../client/group_member.ts";
 import {
   COMPRESSION_CHOICES,
   type CompressionName,
@@ -38,6 +39,29 @@ const decoder = new TextDecoder();
 const PRODUCE_CHUNK_RECORDS = 10_000;
 /** Longest a follow fetch waits at the broker. */
 const FETCH_WAIT_MS = 500;
+/** How often `consume --group` commits what it printed (and once more at the end). */
+const AUTO_COMMIT_MS = 5_000;
+
+/** Where reading starts on `partitions`: earliest, latest, or the first offset at a time. */
+async function startPositions(
+  admin: AdminClient,
+  topic: string,
+  partitions: number[],
+  spec: "earliest" | "latest" | { timestamp: number },
+  byTime: boolean,
+): Promise<Map<number, number>> {
+  const positions = new Map<number, number>();
+  if (partitions.length === 0) return positions;
+  const refs = partitions.map((partition) => ({ topic, partition }));
+  const listed = await admin.listOffsets(refs, spec);
+  const ends = byTime ? await admin.listOffsets(refs, "latest") : listed;
+  for (const p of partitions) {
+    let at = listed.get(`${topic}/${p}`) ?? -1;
+    if (at < 0) at = ends.get(`${topic}/${p}`) ?? 0; // no record at or after the time
+    positions.set(p, at);
+  }
+  return positions;
+}
 
 const COMMON = [
   "  --bootstrap-server HOST:PORT   Broker to connect to (default: localhost:9092)",
@@ -80,6 +104,11 @@ export function consumeHelp(): string {
     "  --partition N                  Only partition N (default: all)",
     "  --count N                      Exit after N records",
     "  --end                          Exit once the end of every partition is reached",
+    "  --group G                      Consume as a member of consumer group G: partitions are",
+    "                                 shared with the group's other members, reading starts at",
+    "                                 the group's committed offsets (the start options apply",
+    "                                 where it has none), and what was printed is committed",
+    "                                 (every 5 s and at the end)",
     "  --format FORMAT                json (one object per line), or a template (default: %s\\n):",
     "                                 %t topic, %p partition, %o offset, %k key, %s value,",
     "                                 %T timestamp (ms), %h headers (k=v,...), %K/%S key/value",
@@ -375,6 +404,7 @@ export async function runConsume(
       count: { type: "string", short: "c" },
       end: { type: "boolean", short: "e" },
       format: { type: "string", short: "f" },
+      group: { type: "string", short: "G" },
     });
     if (cmd.help) return (io.stdout(consumeHelp()), EXIT.OK);
     if (cmd.positionals.length !== 1) throw new UsageError("Expected one topic name");
@@ -403,6 +433,14 @@ export async function runConsume(
       ? undefined
       : parseInteger(v.partition as string, 'Option "--partition"', 0);
     const format = (v.format as string | undefined) ?? "%s\\n";
+    const group = v.group as string | undefined;
+    if (
+      group !== undefined && (group === "" || onlyPartition !== undefined || offset !== undefined)
+    ) {
+      throw new UsageError(
+        'Option "--group" takes a group id, and goes with neither "--partition" nor "--offset"',
+      );
+    }
     return await withAdmin(cmd.bootstrap, async (admin) => {
       const cluster = await admin.metadata([topic]);
       const info = cluster.topics.find((t) => t.name === topic)!;
@@ -416,35 +454,77 @@ export async function runConsume(
         }
         partitions = [onlyPartition];
       }
-      const refs = partitions.map((partition) => ({ topic, partition }));
       const spec = v["from-beginning"] === true
         ? "earliest"
         : fromTime !== undefined
         ? { timestamp: fromTime }
         : "latest";
-      const listed = await admin.listOffsets(refs, spec);
-      const ends = fromTime !== undefined ? await admin.listOffsets(refs, "latest") : listed;
-      const positions = new Map<number, number>();
-      for (const p of partitions) {
-        let at = listed.get(`${topic}/${p}`) ?? -1;
-        if (at < 0) at = ends.get(`${topic}/${p}`) ?? 0; // no record at or after the time
-        positions.set(p, offset ?? at);
+      const starts = (assigned: number[]) =>
+        startPositions(admin, topic, assigned, spec, fromTime !== undefined);
+      const member = group === undefined
+        ? null
+        : new GroupMember(admin, group, topic, partitions.length);
+      let positions: Map<number, number>;
+      if (member) {
+        const assigned = await member.join();
+        positions = await starts(assigned);
+        const committed = await member.committed();
+        for (const [p, at] of committed) if (at >= 0 && positions.has(p)) positions.set(p, at);
+      } else {
+        positions = await starts(partitions);
+        if (offset !== undefined) { for (const p of partitions) positions.set(p, offset); }
       }
-      const fetcher = new RecordFetcher(admin, topic, positions);
+      let fetcher = new RecordFetcher(admin, topic, positions);
+      /** The next offset after what was printed, per partition: what a group commits. */
+      const delivered = new Map(positions);
       let printed = 0;
-      // Bounded by --count, --end, the signal, or an interrupt of the process.
-      while (printed < count && !signal?.aborted) {
-        const records = await fetcher.fetch(v.end === true ? 0 : FETCH_WAIT_MS);
-        for (const r of records) {
-          if (printed >= count) break;
-          write(
-            format === "json"
-              ? encoder.encode(recordJson(topic, r) + "\n")
-              : renderRecord(format, topic, r),
-          );
-          printed++;
+      let lastCommit = Date.now();
+      // Ctrl-C or SIGTERM end a followed topic cleanly: a group member commits and leaves.
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      const signals: Deno.Signal[] = io === CONSOLE_IO ? ["SIGINT", "SIGTERM"] : [];
+      for (const s of signals) Deno.addSignalListener(s, onSignal);
+      try {
+        // Bounded by --count, --end, the signal, or an interrupt of the process.
+        while (printed < count && !signal?.aborted && !stop.signal.aborted) {
+          if (member && await member.heartbeat()) {
+            await member.commit(delivered).catch(() => undefined); // the generation may be gone
+            const assigned = await member.join();
+            positions = await starts(assigned);
+            const committed = await member.committed();
+            for (const [p, at] of committed) {
+              if (at >= 0 && positions.has(p)) positions.set(p, at);
+            }
+            delivered.clear();
+            for (const [p, at] of positions) delivered.set(p, at);
+            fetcher = new RecordFetcher(admin, topic, positions);
+          }
+          if (fetcher.positions.size === 0) {
+            if (v.end === true) break;
+            await new Promise((r) => setTimeout(r, FETCH_WAIT_MS));
+            continue;
+          }
+          const records = await fetcher.fetch(v.end === true ? 0 : FETCH_WAIT_MS);
+          for (const r of records) {
+            if (printed >= count) break;
+            write(
+              format === "json"
+                ? encoder.encode(recordJson(topic, r) + "\n")
+                : renderRecord(format, topic, r),
+            );
+            delivered.set(r.partition, r.offset + 1);
+            printed++;
+          }
+          if (member && Date.now() - lastCommit >= AUTO_COMMIT_MS) {
+            await member.commit(delivered);
+            lastCommit = Date.now();
+          }
+          if (v.end === true && records.length === 0 && fetcher.atEnd()) break;
         }
-        if (v.end === true && records.length === 0 && fetcher.atEnd()) break;
+        if (member) await member.commit(delivered);
+      } finally {
+        for (const s of signals) Deno.removeSignalListener(s, onSignal);
+        await member?.leave();
       }
       return EXIT.OK;
     });

@@ -753,6 +753,15 @@ export class AdminClient {
     throw new AdminError(`${what}: ${last}; the group coordinator is not ready, retry later`);
   }
 
+  /** The node id of the broker coordinating `group` (retried while there is none yet). */
+  async groupCoordinator(group: string): Promise<number> {
+    return await this.#withCoordinator(
+      group,
+      `Cannot find the coordinator of group "${group}"`,
+      ({ nodeId }) => Promise.resolve(nodeId),
+    );
+  }
+
   /** The broker coordinating `group` (throws CoordinatorNotReady while there is none). */
   async #coordinator(group: string): Promise<{ nodeId: number; conn: KafkaConnection }> {
     const schema = API_SCHEMAS[10];

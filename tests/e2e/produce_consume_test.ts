@@ -203,3 +203,131 @@ Deno.test("produce/consume: start options and every error path", async () => {
   const after = await kafscale(broker, ["consume", "e", "--from-beginning", "--end"]);
   assert.equal(after.stdout, "one\ntwo\nthree\n");
 });
+
+Deno.test("consume --group: commits what it printed; the next member of the group goes on from there", async () => {
+  await using broker = await startBroker({ args: ["--group-initial-rebalance-delay-ms", "0"] });
+  assert.equal((await kafscale(broker, ["topics", "create", "grp", "--partitions", "4"])).code, 0);
+  const input = Array.from({ length: 100 }, (_, i) => `k${i}:v${i}`).join("\n");
+  assert.equal((await kafscale(broker, ["produce", "grp", "-K", ":"], input)).code, 0);
+  const first = await kafscale(broker, [
+    "consume",
+    "grp",
+    "--group",
+    "g",
+    "--from-beginning",
+    "--count",
+    "60",
+    "--format",
+    "%k\\n",
+  ]);
+  assert.equal(first.code, 0, first.stderr);
+  const rest = await kafscale(broker, [
+    "consume",
+    "grp",
+    "--group",
+    "g",
+    "--end",
+    "--format",
+    "%k\\n",
+  ]);
+  assert.equal(rest.code, 0, rest.stderr);
+  const a = first.stdout.trim().split("\n");
+  const b = rest.stdout.trim().split("\n");
+  assert.equal(a.length, 60);
+  assert.equal(b.length, 40);
+  assert.deepEqual(
+    [...a, ...b].sort(),
+    Array.from({ length: 100 }, (_, i) => `k${i}`).sort(),
+    "every record once across the two members",
+  );
+  // The group's committed offsets are at the log end: nothing left to read.
+  const described = await kafscale(broker, ["groups", "describe", "g", "--output", "json"]);
+  assert.equal(described.code, 0, described.stderr);
+  const offsets = JSON.parse(described.stdout).offsets as { lag: number }[];
+  assert.equal(offsets.length, 4);
+  assert.ok(offsets.every((o) => o.lag === 0), described.stdout);
+  const again = await kafscale(broker, ["consume", "grp", "--group", "g", "--end"]);
+  assert.equal(again.stdout, "");
+  const bad = await kafscale(broker, ["consume", "grp", "--group", "g", "--partition", "0"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /"--group" takes a group id, and goes with neither/);
+});
+
+Deno.test("consume --group: two members share the partitions, each record goes to one; SIGTERM commits and leaves", async () => {
+  await using broker = await startBroker({ args: ["--group-initial-rebalance-delay-ms", "0"] });
+  assert.equal((await kafscale(broker, ["topics", "create", "two", "--partitions", "4"])).code, 0);
+  const start = () => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${REPO_ROOT}cli.ts`,
+        "consume",
+        "two",
+        "--group",
+        "g2",
+        "--from-beginning",
+        "--format",
+        "%p %k\\n",
+        "--bootstrap-server",
+        broker.bootstrap,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = { text: "" };
+    const reading = (async () => {
+      for await (const chunk of child.stdout) out.text += dec.decode(chunk);
+    })();
+    return { child, out, reading };
+  };
+  const members = async () => {
+    const r = await kafscale(broker, ["groups", "describe", "g2", "--output", "json"]);
+    return r.code === 0
+      ? JSON.parse(r.stdout).members as { assignment: { partitions: number[] }[] }[]
+      : [];
+  };
+  const until = async (what: string, check: () => Promise<boolean> | boolean) => {
+    for (let i = 0; i < 200; i++) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`Timed out waiting for ${what}`);
+  };
+  const a = start();
+  await until("the first member", async () => (await members()).length === 1);
+  const b = start();
+  try {
+    await until("two members with two partitions each", async () => {
+      const m = await members();
+      const owned = m.map((x) => x.assignment.flatMap((t) => t.partitions).sort());
+      return m.length === 2 && owned.every((p) => p.length === 2) &&
+        new Set(owned.flat()).size === 4;
+    });
+    const input = Array.from({ length: 200 }, (_, i) => `k${i}:v${i}`).join("\n");
+    assert.equal((await kafscale(broker, ["produce", "two", "-K", ":"], input)).code, 0);
+    const lines = () =>
+      [...a.out.text.trim().split("\n"), ...b.out.text.trim().split("\n")]
+        .filter((l) => l !== "");
+    await until("every record at one member", () => lines().length >= 200);
+    const keys = lines().map((l) => l.split(" ")[1]).sort();
+    assert.deepEqual(keys, Array.from({ length: 200 }, (_, i) => `k${i}`).sort());
+    const partitionsOf = (text: string) =>
+      new Set(text.trim().split("\n").filter((l) => l !== "").map((l) => l.split(" ")[0]));
+    const shared = [...partitionsOf(a.out.text)].filter((p) => partitionsOf(b.out.text).has(p));
+    assert.deepEqual(shared, [], "no partition read by both members");
+  } finally {
+    a.child.kill("SIGTERM");
+    b.child.kill("SIGTERM");
+    assert.equal((await a.child.status).code, 0);
+    assert.equal((await b.child.status).code, 0);
+    await a.reading;
+    await b.reading;
+  }
+  // Both left (the group is empty at once, not after the session timeout) and committed all.
+  await until("both members gone", async () => (await members()).length === 0);
+  const described = await kafscale(broker, ["groups", "describe", "g2", "--output", "json"]);
+  const offsets = JSON.parse(described.stdout).offsets as { lag: number }[];
+  assert.ok(offsets.length === 4 && offsets.every((o) => o.lag === 0), described.stdout);
+});
