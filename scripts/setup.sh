@@ -4,7 +4,7 @@
 #
 #   Deno (pinned)        npm install --prefix .tools/deno deno@$KAFSCALE_DENO_VERSION, unless the
 #                        deno on PATH is already that version
-#   Debian packages      kcat, librdkafka-dev, python3-venv, etcd-server,
+#   Debian packages      kcat, librdkafka-dev, python3-venv, etcd-server, chromium (console test),
 #                        python3-confluent-kafka (when Debian has it)
 #   Python venv          .tools/venv with tests/compat/python/requirements.txt
 #   Node packages        tests/compat/node (npm ci from the committed package-lock.json)
@@ -17,7 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$KAFSCALE_ROOT"
 
-APT_PACKAGES=(kcat librdkafka-dev python3-venv etcd-server)
+APT_PACKAGES=(kcat librdkafka-dev python3-venv etcd-server chromium)
 APT_OPTIONAL_PACKAGES=(python3-confluent-kafka)
 REQUIREMENTS="$KAFSCALE_ROOT/tests/compat/python/requirements.txt"
 

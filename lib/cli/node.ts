@@ -25,6 +25,8 @@ import { Dispatcher } from "../broker/dispatcher.ts";
 import { HANDLERS } from "../broker/handler_table.ts";
 import { KafkaServer } from "../server/kafka_server.ts";
 import { type HealthCheck, startHttpServer } from "../control/http_server.ts";
+import { consoleRoutes, THROUGHPUT_INTERVAL_MS, ThroughputHistory } from "../control/console.ts";
+import { AdminClient } from "../client/admin.ts";
 import {
   type DrainResult,
   GuardedLogManager,
@@ -348,9 +350,44 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     );
   });
   let ready = false;
-  let http;
+  let http: ReturnType<typeof startHttpServer>;
+  // The console reads the cluster over the Kafka protocol from this broker's own listener.
+  const history = new ThroughputHistory();
+  const sample = () =>
+    history.record(Date.now(), {
+      produceBytes: metrics.value("kafscale_produce_bytes_total"),
+      fetchBytes: metrics.value("kafscale_fetch_bytes_total"),
+      produceRecords: metrics.value("kafscale_produce_records_total"),
+      flushRounds: logs.flushStats.rounds,
+      flushMs: logs.flushStats.writeMs + logs.flushStats.commitMs,
+    });
+  sample();
+  const sampler = setInterval(sample, THROUGHPUT_INTERVAL_MS);
+  let consoleAdmin: Promise<AdminClient> | null = null;
+  const routes = consoleRoutes({
+    admin: () => consoleAdmin ??= AdminClient.connect(`${advertised.host}:${advertised.port}`),
+    resetAdmin: () => {
+      const old = consoleAdmin;
+      consoleAdmin = null;
+      old?.then((a) => a.close(), () => undefined);
+    },
+    health: () => http.report(),
+    broker: {
+      nodeId: config.brokerId,
+      version: VERSION,
+      kafka: `${advertised.host}:${advertised.port}`,
+    },
+    history,
+  });
+  const stopConsole = async () => {
+    clearInterval(sampler);
+    const old = consoleAdmin;
+    consoleAdmin = null;
+    await old?.then((a) => a.close(), () => undefined);
+  };
   try {
     http = startHttpServer({
+      routes,
       hostname: config.httpListen.host,
       port: config.httpListen.port,
       metrics,
@@ -383,6 +420,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       ],
     });
   } catch (err) {
+    await stopConsole();
     await server.stop(0);
     await registrar.stop();
     await logs.close();
@@ -435,6 +473,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     broker.stop();
     await registrar.stop();
     await logs.close();
+    await stopConsole();
     await http.stop();
     throw new Error(
       `Cannot listen on "${config.controlListen.host}:${config.controlListen.port}" (gRPC ` +
@@ -468,6 +507,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       await registrar.stop();
       // Revoking the session lease removes the registration too.
       await logs.close();
+      await stopConsole();
       await http.stop();
     },
   };

@@ -34,6 +34,8 @@ export interface HttpServerOptions {
   checks: HealthCheck[];
   /** Per-check deadline (default `CHECK_TIMEOUT_MS`). */
   checkTimeoutMs?: number;
+  /** More routes (the console): a response, or null when the path is not theirs. */
+  routes?: (path: string) => Promise<Response | null>;
 }
 
 /** Default per-check deadline, so a hung dependency cannot hang the probe. */
@@ -131,6 +133,8 @@ export function startHttpServer(
           headers: { "content-type": "text/plain; version=0.0.4" },
         });
       }
+      const routed = req.method === "GET" ? await opts.routes?.(path) : null;
+      if (routed) return routed;
       return new Response("Not found\n", { status: 404 });
     },
   );
