@@ -515,6 +515,10 @@ export async function runConsume(
             delivered.set(r.partition, r.offset + 1);
             printed++;
           }
+          // Records go to a file or a pipe: count them on the terminal.
+          if (records.length > 0 && !Deno.stdout.isTerminal()) {
+            progress(io, `${printed} records`);
+          }
           if (member && Date.now() - lastCommit >= AUTO_COMMIT_MS) {
             await member.commit(delivered);
             lastCommit = Date.now();
@@ -522,6 +526,7 @@ export async function runConsume(
           if (v.end === true && records.length === 0 && fetcher.atEnd()) break;
         }
         if (member) await member.commit(delivered);
+        if (printed > 0 && !Deno.stdout.isTerminal()) progressDone(io);
       } finally {
         for (const s of signals) Deno.removeSignalListener(s, onSignal);
         await member?.leave();
