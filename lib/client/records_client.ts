@@ -147,13 +147,18 @@ export class RecordProducer {
     // so a retry never reorders records of a partition.
     const queues = new Map<number, Uint8Array[]>();
     for (const [p, list] of byPartition) queues.set(p, this.#batches(list));
-    for (let round = 0; [...queues.values()].some((q) => q.length > 0); round++) {
+    // Bounded: every round sends at least one batch, or counts towards the retry limit.
+    for (let failures = 0; [...queues.values()].some((q) => q.length > 0);) {
       const heads = new Map<number, Uint8Array>();
       for (const [p, q] of queues) if (q.length > 0) heads.set(p, q[0]);
       const failed = await this.#sendHeads(heads);
       for (const p of heads.keys()) if (!failed.has(p)) queues.get(p)!.shift();
-      if (failed.size === 0) continue;
-      if (round >= PRODUCE_ATTEMPTS_MAX * Math.max(1, queues.size)) {
+      if (failed.size === 0) {
+        failures = 0;
+        continue;
+      }
+      const round = failures++;
+      if (failures >= PRODUCE_ATTEMPTS_MAX) {
         const [p, code] = failed.entries().next().value!;
         throw new AdminError(
           `Cannot produce to partition ${p} of "${this.#topic}": ${describeError(code)}`,
