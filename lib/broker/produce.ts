@@ -80,7 +80,7 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     if (acks !== 0 && acks !== 1 && acks !== -1) {
       for (const t of req.topicData) {
         topics.push({
-          name: t.name ?? "", // absent only from v13 (topic ids)
+          name: t.name,
           partitions: t.partitionData.map((p) =>
             failed(
               p.index,
@@ -97,9 +97,9 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     // connection append in the order they arrived; durability is awaited after.
     await ctx.sequential(async () => {
       for (const t of req.topicData) {
-        const entry = { name: t.name ?? "", partitions: [] as Prepared[] };
+        const entry = { name: t.name, partitions: [] as Prepared[] };
         topics.push(entry);
-        const topic = transactional ? null : await lookupTopic(broker, entry.name);
+        const topic = transactional ? null : await lookupTopic(broker, t.name);
         for (const p of t.partitionData) {
           if (transactional) {
             entry.partitions.push(

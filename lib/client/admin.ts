@@ -838,7 +838,7 @@ export class AdminClient {
           check(p.errorCode, null, `${what} for "${t.name}-${p.partitionIndex}"`);
           if (p.committedOffset < 0) continue;
           out.push({
-            topic: t.name ?? "",
+            topic: t.name,
             partition: p.partitionIndex,
             offset: p.committedOffset,
             metadata: p.metadata,
