@@ -1033,16 +1033,6 @@ export class PartitionLog implements FlushSource {
   get lastCompactionMs(): number | null {
     return this.#lastCompactionMs;
   }
-  /** The committed compaction state (a copy). */
-  get compactionState(): CompactionState {
-    return {
-      segments: Object.fromEntries(
-        Object.entries(this.#compaction.segments).map(([k, v]) => [k, [v[0], v[1]]]),
-      ),
-      cleanedThrough: this.#compaction.cleanedThrough,
-    };
-  }
-
   /**
    * Whether a compaction run is due (the topic is compacted; the caller checks that): sealed
    * data arrived since the last run and the dirty ratio reached min.cleanable.dirty.ratio or
@@ -1534,15 +1524,15 @@ export class PartitionLog implements FlushSource {
           this.#prefetchBlocks(index, maxBytes - result.bytes);
         }
         next = range.lastOffset + 1;
-        let scanned = range.length > WAL_SCAN_MIN_BYTES
-          ? this.#scanRange(range, offset, maxBytes - result.bytes, minOne)
+        // A large range not in the cache is read in parts: always on a local directory
+        // (positioned reads are cheap; a whole-range load would be cached and churn the cache),
+        // elsewhere when the fetch takes only part of it.
+        const scanned = range.length > WAL_SCAN_MIN_BYTES &&
+            !this.#ctx.cache.get(rangeCacheKey(range)) &&
+            (this.#ctx.objectStore.readRangeSync !== undefined ||
+              range.size > maxBytes - result.bytes)
+          ? await this.#scanReadRange(range, offset, maxBytes - result.bytes, minOne)
           : null;
-        if (
-          !scanned && range.length > WAL_SCAN_MIN_BYTES && !this.#ctx.objectStore.readRangeSync &&
-          !this.#ctx.cache.get(rangeCacheKey(range)) && range.size > maxBytes - result.bytes
-        ) {
-          scanned = await this.#scanReadRange(range, offset, maxBytes - result.bytes, minOne);
-        }
         if (scanned) {
           part = scanned;
         } else if (offset === range.baseOffset && range.size <= maxBytes - result.bytes) {
@@ -1790,79 +1780,6 @@ export class PartitionLog implements FlushSource {
   }
 
   /**
-   * Reads what a fetch needs of a large unsealed range with positioned reads (stores that have
-   * `readRangeSync`, a local directory): batch headers up to the one holding `offset`, then
-   * whole batches within `budget` (the first one regardless when `minOne`). Loading the whole
-   * range instead made every 1 MiB fetch of a partition read (and cache) its whole multi-MiB
-   * chunk again once many partitions' ranges no longer fitted the cache. Where the last scan of
-   * the range ended is remembered, so a consumer going forward reads no header twice. Null when
-   * the range is cached or the store has no positioned reads (then the range view is used).
-   */
-  #scanRange(
-    range: WalRange,
-    offset: number,
-    budget: number,
-    minOne: boolean,
-  ): { chunks: Uint8Array[]; reachedEnd: boolean } | null {
-    const store = this.#ctx.objectStore;
-    if (!store.readRangeSync || this.#ctx.cache.get(rangeCacheKey(range))) return null;
-    const read = (from: number, to: number): Uint8Array => {
-      let bytes: Uint8Array | null;
-      try {
-        bytes = store.readRangeSync!(range.object, from, to);
-      } catch (error) {
-        throw toLogError(error, `Cannot read write-ahead object "${range.object}"`);
-      }
-      if (!bytes || bytes.byteLength !== to - from) {
-        throw LogError.storage(
-          `Write-ahead object "${range.object}" is missing or shorter than its index says`,
-        );
-      }
-      return bytes;
-    };
-    const end = range.position + range.length;
-    const hint = range.scanHint;
-    let pos = hint && hint.offset <= offset
-      ? hint.position
-      : range.position + WAL_CHUNK_FIXED_BYTES + this.#topicNameBytes;
-    let batchSize = 0;
-    // Bounded: each step moves `pos` past one batch of the range.
-    for (let steps = 0; pos < end && steps <= range.length / LOG_OVERHEAD; steps++) {
-      if (end - pos < BATCH_HEADER_BYTES) break;
-      const head = read(pos, pos + BATCH_HEADER_BYTES);
-      const info = readBatchInfo(head, 0);
-      batchSize = readBatchSize(head, 0);
-      if (
-        batchSize < BATCH_HEADER_BYTES || pos + batchSize > end ||
-        info.baseOffset < range.baseOffset
-      ) {
-        throw LogError.storage(
-          `Write-ahead object "${range.object}" is corrupt for "${this.#name()}": bad batch ` +
-            `at byte ${pos}`,
-        );
-      }
-      if (info.baseOffset + info.lastOffsetDelta >= offset) break;
-      pos += batchSize;
-    }
-    if (pos >= end) return { chunks: [], reachedEnd: true };
-    if (batchSize > budget && !minOne) return { chunks: [], reachedEnd: false };
-    const window = read(pos, Math.min(end, pos + Math.max(budget, batchSize)));
-    const { batches } = scanBatches(window);
-    let kept = 0;
-    for (const b of batches) {
-      if (kept + b.size > budget && !(minOne && kept === 0)) break;
-      kept = b.position + b.size;
-    }
-    if (kept === 0) return { chunks: [], reachedEnd: false };
-    const last = readBatchInfo(
-      window,
-      batches.findLast((b) => b.position + b.size === kept)!.position,
-    );
-    range.scanHint = { offset: last.baseOffset + last.lastOffsetDelta + 1, position: pos + kept };
-    return { chunks: [window.subarray(0, kept)], reachedEnd: pos + kept >= end };
-  }
-
-  /**
    * Reads a write-ahead chunk back (through the shared block reader), checks its header against
    * the index and its batch framing, and caches its batches unless they are a view of a cached
    * block. No CRC here, as on Kafka's fetch path: a CRC over a chunk would hold the event loop
@@ -2041,10 +1958,10 @@ export class PartitionLog implements FlushSource {
   }
 
   /**
-   * Reads what a fetch needs of a large unsealed range on a store read by GETs (S3): ranged
-   * GETs from where the last read of the range ended (or the chunk's first batch), as for big
-   * segments, instead of a whole-range GET per fetch (with many partitions the ranges did not
-   * stay cached, and a multi-MiB range was fetched again for every 1 MiB a consumer took).
+   * Reads what a fetch needs of a large unsealed range: windows from where the last read of the
+   * range ended (or the chunk's first batch), as for big segments, instead of loading the whole
+   * range per fetch (with many partitions the ranges did not stay cached, and a multi-MiB range
+   * was read again for every 1 MiB a consumer took).
    */
   async #scanReadRange(
     range: WalRange,
@@ -2104,12 +2021,16 @@ export class PartitionLog implements FlushSource {
       const end = Math.min(bodyEnd, pos + want);
       let data: Uint8Array | null;
       try {
-        data = await this.#ctx.objectStore.getRange(key, pos, end);
+        // Local directory: a positioned read (microseconds from the page cache); else a GET.
+        const store = this.#ctx.objectStore;
+        data = store.readRangeSync
+          ? store.readRangeSync(key, pos, end)
+          : await store.getRange(key, pos, end);
       } catch (error) {
-        throw toLogError(error, `Cannot read segment "${key}"`);
+        throw toLogError(error, `Cannot read "${key}"`);
       }
       if (!data || data.byteLength !== end - pos) {
-        throw LogError.storage(`Segment "${key}" is missing or shorter than listed`);
+        throw LogError.storage(`Object "${key}" is missing or shorter than listed`);
       }
       if (started) dataReads++;
       const { batches, validBytes } = scanBatches(data);
@@ -2142,7 +2063,7 @@ export class PartitionLog implements FlushSource {
       }
       nextBatchSize = readBatchSize(tail, 0);
       if (nextBatchSize < BATCH_HEADER_BYTES || pos + nextBatchSize > bodyEnd) {
-        throw LogError.storage(`Segment "${key}" has a malformed batch at byte ${pos}`);
+        throw LogError.storage(`Object "${key}" has a malformed batch at byte ${pos}`);
       }
       if (!started && tail.byteLength >= BATCH_HEADER_BYTES) {
         const info = readBatchInfo(tail, 0);
@@ -2155,7 +2076,7 @@ export class PartitionLog implements FlushSource {
       }
       if (started && !fits(nextBatchSize)) return { chunks, reachedEnd: false, last };
     }
-    throw LogError.storage(`Segment "${key}" could not be read up to offset ${offset}`);
+    throw LogError.storage(`Object "${key}" could not be read up to offset ${offset}`);
   }
 
   /** The object key of a segment's current generation. */
