@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "./client_runner.ts";
-import { startBackends } from "../support/distributed.ts";
+import { distributedEnv, startBackends } from "../support/distributed.ts";
+import { freePorts } from "../support/backends.ts";
 import { enableEtcdAuth } from "../support/etcd_auth.ts";
 
 const dec = new TextDecoder();
@@ -23,22 +24,16 @@ async function doctor(
   return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
 /** Local ports for the three listeners, free when the test starts. */
 function ports(): string[] {
+  const [kafka, http, control] = freePorts(3);
   return [
     "--listen",
-    `127.0.0.1:${freePort()}`,
+    `127.0.0.1:${kafka}`,
     "--http-listen",
-    `127.0.0.1:${freePort()}`,
+    `127.0.0.1:${http}`,
     "--control-listen",
-    `127.0.0.1:${freePort()}`,
+    `127.0.0.1:${control}`,
   ];
 }
 
@@ -105,13 +100,13 @@ Deno.test("doctor: dead S3, bad etcd credentials, and S3 without conditional put
     "--s3-bucket",
     "b",
     "--s3-endpoint",
-    `http://127.0.0.1:${freePort()}`,
+    `http://127.0.0.1:${freePorts(1)[0]}`,
     "--s3-access-key",
     "a",
     "--s3-secret-key",
     "s",
     "--etcd-endpoints",
-    `http://127.0.0.1:${freePort()}`,
+    `http://127.0.0.1:${freePorts(1)[0]}`,
     ...ports(),
   ]);
   assert.equal(deadS3.code, 1, deadS3.out);
@@ -119,49 +114,28 @@ Deno.test("doctor: dead S3, bad etcd credentials, and S3 without conditional put
   assert.match(deadS3.out, /^ERROR +etcd +etcd at .* is not reachable/m);
 
   await using backends = await startBackends();
-  const { s3, etcd } = backends;
-  const stores = [
-    "--s3-bucket",
-    s3.bucket,
-    "--s3-endpoint",
-    s3.endpoint,
-    "--s3-region",
-    s3.region,
-    "--s3-path-style",
-    "--s3-access-key",
-    s3.accessKeyId,
-    "--s3-secret-key",
-    s3.secretAccessKey,
-    "--etcd-endpoints",
-    etcd.endpoint,
-  ];
-  const fine = await doctor([...stores, ...ports()]);
+  const { etcd } = backends;
+  // The stores come from the KAFSCALE_* environment, as for a broker on them.
+  const env = distributedEnv(backends);
+  const fine = await doctor(ports(), env);
   assert.equal(fine.code, 0, fine.out);
   assert.match(fine.out, /^OK +s3 conditional puts +enforced/m);
   assert.match(fine.out, /^OK +etcd +.* answers/m);
 
-  const weak = await doctor([...stores, "--s3-conditional-put", "off", ...ports()]);
+  const weak = await doctor(["--s3-conditional-put", "off", ...ports()], env);
   assert.equal(weak.code, 3, weak.out);
   assert.match(weak.out, /^WARN +s3 conditional puts +not enforced/m);
 
   await enableEtcdAuth(etcd.endpoint, "root", "root-password");
-  const wrong = await doctor([
-    ...stores,
-    "--etcd-username",
-    "root",
-    "--etcd-password",
-    "wrong",
-    ...ports(),
-  ]);
+  const wrong = await doctor(
+    ["--etcd-username", "root", "--etcd-password", "wrong", ...ports()],
+    env,
+  );
   assert.equal(wrong.code, 1, wrong.out);
   assert.match(wrong.out, /^ERROR +etcd +.*(authentication failed|invalid)/im);
-  const right = await doctor([
-    ...stores,
-    "--etcd-username",
-    "root",
-    "--etcd-password",
-    "root-password",
-    ...ports(),
-  ]);
+  const right = await doctor(
+    ["--etcd-username", "root", "--etcd-password", "root-password", ...ports()],
+    env,
+  );
   assert.equal(right.code, 0, right.out);
 });

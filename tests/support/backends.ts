@@ -356,7 +356,7 @@ async function requireBinary(path: string, what: string): Promise<void> {
 }
 
 /** Ports that were free a moment ago (listen on port 0, note the port, close). */
-function freePorts(count: number): number[] {
+export function freePorts(count: number): number[] {
   const listeners = Array.from(
     { length: count },
     () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
