@@ -46,6 +46,10 @@ import { ADD_OFFSETS_TO_TXN_REQUEST } from "./add_offsets_to_txn_request.ts";
 import { ADD_OFFSETS_TO_TXN_RESPONSE } from "./add_offsets_to_txn_response.ts";
 import { END_TXN_REQUEST } from "./end_txn_request.ts";
 import { END_TXN_RESPONSE } from "./end_txn_response.ts";
+import { WRITE_TXN_MARKERS_REQUEST } from "./write_txn_markers_request.ts";
+import { WRITE_TXN_MARKERS_RESPONSE } from "./write_txn_markers_response.ts";
+import { TXN_OFFSET_COMMIT_REQUEST } from "./txn_offset_commit_request.ts";
+import { TXN_OFFSET_COMMIT_RESPONSE } from "./txn_offset_commit_response.ts";
 import { DESCRIBE_CONFIGS_REQUEST } from "./describe_configs_request.ts";
 import { DESCRIBE_CONFIGS_RESPONSE } from "./describe_configs_response.ts";
 import { ALTER_CONFIGS_REQUEST } from "./alter_configs_request.ts";
@@ -76,6 +80,10 @@ import { DESCRIBE_CLUSTER_REQUEST } from "./describe_cluster_request.ts";
 import { DESCRIBE_CLUSTER_RESPONSE } from "./describe_cluster_response.ts";
 import { DESCRIBE_PRODUCERS_REQUEST } from "./describe_producers_request.ts";
 import { DESCRIBE_PRODUCERS_RESPONSE } from "./describe_producers_response.ts";
+import { DESCRIBE_TRANSACTIONS_REQUEST } from "./describe_transactions_request.ts";
+import { DESCRIBE_TRANSACTIONS_RESPONSE } from "./describe_transactions_response.ts";
+import { LIST_TRANSACTIONS_REQUEST } from "./list_transactions_request.ts";
+import { LIST_TRANSACTIONS_RESPONSE } from "./list_transactions_response.ts";
 import { DESCRIBE_TOPIC_PARTITIONS_REQUEST } from "./describe_topic_partitions_request.ts";
 import { DESCRIBE_TOPIC_PARTITIONS_RESPONSE } from "./describe_topic_partitions_response.ts";
 
@@ -288,6 +296,24 @@ export const API_SCHEMAS = {
     request: END_TXN_REQUEST,
     response: END_TXN_RESPONSE,
   },
+  27: {
+    apiKey: 27,
+    name: "WriteTxnMarkers",
+    minVersion: 0,
+    maxVersion: 1,
+    flexibleMinVersion: 1,
+    request: WRITE_TXN_MARKERS_REQUEST,
+    response: WRITE_TXN_MARKERS_RESPONSE,
+  },
+  28: {
+    apiKey: 28,
+    name: "TxnOffsetCommit",
+    minVersion: 0,
+    maxVersion: 4,
+    flexibleMinVersion: 3,
+    request: TXN_OFFSET_COMMIT_REQUEST,
+    response: TXN_OFFSET_COMMIT_RESPONSE,
+  },
   32: {
     apiKey: 32,
     name: "DescribeConfigs",
@@ -404,6 +430,24 @@ export const API_SCHEMAS = {
     flexibleMinVersion: 0,
     request: DESCRIBE_PRODUCERS_REQUEST,
     response: DESCRIBE_PRODUCERS_RESPONSE,
+  },
+  65: {
+    apiKey: 65,
+    name: "DescribeTransactions",
+    minVersion: 0,
+    maxVersion: 0,
+    flexibleMinVersion: 0,
+    request: DESCRIBE_TRANSACTIONS_REQUEST,
+    response: DESCRIBE_TRANSACTIONS_RESPONSE,
+  },
+  66: {
+    apiKey: 66,
+    name: "ListTransactions",
+    minVersion: 0,
+    maxVersion: 1,
+    flexibleMinVersion: 0,
+    request: LIST_TRANSACTIONS_REQUEST,
+    response: LIST_TRANSACTIONS_RESPONSE,
   },
   75: {
     apiKey: 75,
