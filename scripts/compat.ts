@@ -17,8 +17,7 @@
  *   --kgo                   instead of the matrix, run franz-go's pkg/kgo test suite against the
  *                           broker and print pass/fail/skip counts (takes minutes)
  *   --kgo-run REGEX         go test -run filter for --kgo (default: all)
- *   --kgo-skip REGEX        go test -skip filter for --kgo (default: ^(TestTxnEtl)$, which needs
- *                           transactions)
+ *   --kgo-skip REGEX        go test -skip filter for --kgo (default: nothing)
  *   --kgo-timeout DUR       go test -timeout for --kgo (default 10m)
  *   --kgo-records N         KGO_TEST_RECORDS for --kgo (default 100000)
  *   --librdkafka            instead of the matrix, run librdkafka's own test suite (the tests in
@@ -56,15 +55,9 @@ import {
   matrixClients,
   runClient,
 } from "../tests/compat/matrix/matrix.ts";
-import {
-  KGO_EXCLUDED,
-  runKgoSuite,
-  skipPattern,
-  skipReason,
-} from "../tests/compat/matrix/kgo_suite.ts";
+import { runKgoSuite, skipReason } from "../tests/compat/matrix/kgo_suite.ts";
 
-/** TestTxnEtl needs transactions, which the broker refuses: it would wait for the timeout. */
-const KGO_DEFAULT_SKIP = skipPattern(["TestTxnEtl"]);
+const KGO_DEFAULT_SKIP = "";
 const KGO_DEFAULT_RECORDS = 100_000;
 const README = new URL("../README.md", import.meta.url);
 
@@ -143,9 +136,6 @@ async function kgo(bootstrap: string, values: Record<string, string | boolean | 
     } else {
       console.log(`${status} ${name}:\n${output}\n`);
     }
-  }
-  if (values["kgo-skip"] === undefined) {
-    console.log(`excluded TestTxnEtl: ${KGO_EXCLUDED.TestTxnEtl}`);
   }
   console.log(
     `franz-go ${result.franzGoVersion} pkg/kgo: ${result.passed} passed, ${result.failed} failed, ` +

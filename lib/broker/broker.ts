@@ -13,6 +13,12 @@ import type { ClusterMetadata, TopicRecord } from "../metadata/cluster_metadata.
 import type { LogManager } from "../log/log_manager.ts";
 import { GroupCoordinator } from "../coordinator/group_coordinator.ts";
 import { ProducerIdManager } from "./producer_ids.ts";
+import {
+  TransactionCoordinator,
+  type TxnCoordinatorConfig,
+} from "../coordinator/txn_coordinator.ts";
+import { BrokerMarkerWriter } from "./txn_markers.ts";
+import { hashName } from "./partition_leaders.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
   TOPIC_CONFIGS,
@@ -58,6 +64,8 @@ export class Broker {
   readonly coordinator: GroupCoordinator;
   /** Cluster-wide producer ids for idempotent producers (InitProducerId). */
   readonly producerIds: ProducerIdManager;
+  /** The transaction coordinator (KIP-98): its records live in the metadata store. */
+  readonly transactions: TransactionCoordinator;
   #clusterId = "";
   /**
    * Topic records by name, kept current by a metadata watch so the produce
@@ -77,6 +85,8 @@ export class Broker {
     coordinator?: GroupCoordinator;
     /** Defaults to blocks of PRODUCER_ID_BLOCK_SIZE ids from `metadata`. */
     producerIds?: ProducerIdManager;
+    /** Transaction coordinator settings (transaction.max.timeout.ms, check interval). */
+    transactions?: Partial<TxnCoordinatorConfig>;
   }) {
     this.settings = deps.settings;
     this.metadata = deps.metadata;
@@ -91,6 +101,19 @@ export class Broker {
       metrics: deps.metrics,
     });
     this.producerIds = deps.producerIds ?? new ProducerIdManager({ metadata: deps.metadata });
+    const nodeId = deps.settings.nodeId;
+    this.transactions = new TransactionCoordinator({
+      metadata: deps.metadata,
+      producerIds: this.producerIds,
+      clock: deps.clock,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      markers: new BrokerMarkerWriter(this),
+      config: deps.transactions,
+      // The same placement as FindCoordinator's: the id's hash among the registered brokers.
+      isCoordinatorFor: (id, brokers) => transactionCoordinatorOf(id, brokers, nodeId) === nodeId,
+      listBrokerIds: async () => (await deps.metadata.listBrokers()).map((b) => b.brokerId),
+    });
   }
 
   async start(): Promise<void> {
@@ -102,11 +125,13 @@ export class Broker {
     for (const t of await this.metadata.listTopics()) {
       if (!this.#topics.has(t.name)) this.#topics.set(t.name, t);
     }
+    this.transactions.start();
   }
 
   stop(): void {
     this.#unwatch?.();
     this.#unwatch = null;
+    void this.transactions.stop();
   }
 
   /** A topic record in any state, from the cache or read through from the store. */
@@ -341,4 +366,17 @@ export class Broker {
 
 function fail(errorCode: number, errorMessage: string): CreateTopicResult {
   return { errorCode, errorMessage, topic: null };
+}
+
+/**
+ * The broker coordinating a transactional id: its hash among the registered brokers (this one
+ * when none is registered, as in embedded mode).
+ */
+export function transactionCoordinatorOf(
+  transactionalId: string,
+  brokerIds: number[],
+  selfId: number,
+): number {
+  const ids = [...new Set([...brokerIds, selfId])].sort((a, b) => a - b);
+  return ids[hashName(transactionalId) % ids.length];
 }

@@ -8,6 +8,10 @@
  * the partitions it reads — no store is polled. Incremental fetch sessions
  * (KIP-227) are declined by answering session id 0, which every client
  * handles by sending full fetch requests.
+ *
+ * read_committed (isolation level 1, KIP-98) reads only below the last stable offset and lists
+ * the aborted transactions overlapping the returned range, so clients drop their records;
+ * read_uncommitted reads up to the high watermark and lists none.
  */
 import { FETCH_REQUEST, type FetchRequest } from "../protocol/generated/fetch_request.ts";
 import {
@@ -99,12 +103,13 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
     const maxBytes = req.maxBytes ?? 0x7fffffff;
     const deadline = broker.clock.monotonic() +
       Math.min(Math.max(req.maxWaitMs, 0), MAX_WAIT_CAP_MS);
-    let partitions = await readAll(broker, targets, maxBytes);
+    const readCommitted = (req.isolationLevel ?? 0) === 1;
+    let partitions = await readAll(broker, targets, maxBytes, readCommitted);
     for (let round = 0; round < MAX_POLL_ROUNDS; round++) {
       const remaining = deadline - broker.clock.monotonic();
       if (partitions.bytes >= req.minBytes || partitions.anyError || remaining <= 0) break;
       await waitForAny(targets, remaining);
-      partitions = await readAll(broker, targets, maxBytes);
+      partitions = await readAll(broker, targets, maxBytes, readCommitted);
     }
     broker.metrics.inc("kafscale_fetch_bytes_total", "Record bytes fetched", {}, partitions.bytes);
 
@@ -153,6 +158,7 @@ async function readAll(
   broker: Broker,
   targets: Target[],
   maxBytes: number,
+  readCommitted: boolean,
 ): Promise<{ data: PartitionData[]; bytes: number; anyError: boolean }> {
   let bytes = 0;
   let anyError = false;
@@ -166,12 +172,23 @@ async function readAll(
     }
     try {
       const budget = Math.max(0, Math.min(t.partitionMaxBytes, maxBytes - bytes));
-      const read = await t.log.read(t.fetchOffset, budget, { minOneBatch: bytes === 0 });
+      const read = await t.log.read(t.fetchOffset, budget, {
+        minOneBatch: bytes === 0,
+        readCommitted,
+      });
       t.seenHighWatermark = read.highWatermark;
       const part = emptyPartition(t.partitionIndex, ERROR_CODES.NONE);
       part.highWatermark = read.highWatermark;
-      part.lastStableOffset = read.highWatermark;
+      part.lastStableOffset = read.lastStableOffset;
       part.logStartOffset = read.logStartOffset;
+      if (readCommitted) {
+        part.abortedTransactions = read.bytes === 0
+          ? []
+          : t.log.abortedTransactions(t.fetchOffset, read.lastStableOffset - 1).map((a) => ({
+            producerId: a.producerId,
+            firstOffset: a.firstOffset,
+          }));
+      }
       if (read.outOfRange) {
         part.errorCode = ERROR_CODES.OFFSET_OUT_OF_RANGE;
         anyError = true;

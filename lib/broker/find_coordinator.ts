@@ -10,12 +10,10 @@
  * When the store does not answer, this broker claims the group: its coordinator answers
  * retriable errors until the store is back. With one broker the answer is always this one.
  *
- * Transaction coordinators do not exist (no transactions). A transactional id gets
- * TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so: the one code that both Java's
- * `initTransactions()` and librdkafka's `init_transactions()` treat as fatal at once. A retriable
- * code (COORDINATOR_NOT_AVAILABLE, as before) made them retry until their own timeout; any other
- * non-retriable code is fatal in Java only (librdkafka retries everything but authorization
- * failures). Share coordinators (key type 2) do not exist either: INVALID_REQUEST.
+ * A transactional id's coordinator is the id's hash among the registered brokers (this one
+ * alone in embedded mode): transaction records live in the store, so whichever broker the hash
+ * names after a failover loads them from there (`transactionCoordinatorOf`). Share
+ * coordinators (key type 2) do not exist: INVALID_REQUEST.
  */
 import {
   FIND_COORDINATOR_REQUEST,
@@ -29,12 +27,8 @@ import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { BrokerRegistration } from "../metadata/cluster_metadata.ts";
 import { mapBounded } from "../log/bounded.ts";
 import { defineHandler } from "./handler.ts";
-import type { Broker } from "./broker.ts";
+import { type Broker, transactionCoordinatorOf } from "./broker.ts";
 import { type BrokerAddress, hashName } from "./partition_leaders.ts";
-
-/** Why a transactional id has no coordinator (FindCoordinator v1+ carries the message). */
-export const NO_TRANSACTIONS_MESSAGE = "Transactions are not supported by this broker; use an " +
-  "idempotent producer without a transactional id";
 
 /** Kafka's CoordinatorType. */
 export const COORDINATOR_KEY_TYPES = { GROUP: 0, TRANSACTION: 1, SHARE: 2 } as const;
@@ -116,9 +110,16 @@ async function groupCoordinator(
 
 async function lookup(broker: Broker, keyType: number, keys: string[]): Promise<Lookup[]> {
   if (keyType === COORDINATOR_KEY_TYPES.TRANSACTION) {
-    return keys.map(() =>
-      fail(ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, NO_TRANSACTIONS_MESSAGE)
-    );
+    const live = await liveBrokers(broker);
+    const s = broker.settings;
+    return keys.map((key) => {
+      if (!key) return fail(ERROR_CODES.INVALID_REQUEST, "Empty transactional id");
+      if (live === null) {
+        return found({ nodeId: s.nodeId, host: s.host, port: s.port, rack: s.rack });
+      }
+      const id = transactionCoordinatorOf(key, [...live.keys()], s.nodeId);
+      return found(live.get(id)!);
+    });
   }
   if (keyType !== COORDINATOR_KEY_TYPES.GROUP) {
     return keys.map(() =>

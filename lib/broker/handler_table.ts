@@ -33,6 +33,13 @@ import { INIT_PRODUCER_ID_HANDLER } from "./init_producer_id.ts";
 import { DESCRIBE_LOG_DIRS_HANDLER } from "./describe_log_dirs.ts";
 import { DELETE_RECORDS_HANDLER } from "./delete_records.ts";
 import { DESCRIBE_TOPIC_PARTITIONS_HANDLER } from "./describe_topic_partitions.ts";
+import { ADD_PARTITIONS_TO_TXN_HANDLER } from "./add_partitions_to_txn.ts";
+import { ADD_OFFSETS_TO_TXN_HANDLER } from "./add_offsets_to_txn.ts";
+import { END_TXN_HANDLER } from "./end_txn.ts";
+import { WRITE_TXN_MARKERS_HANDLER } from "./write_txn_markers.ts";
+import { TXN_OFFSET_COMMIT_HANDLER } from "./txn_offset_commit.ts";
+import { DESCRIBE_TRANSACTIONS_HANDLER } from "./describe_transactions.ts";
+import { LIST_TRANSACTIONS_HANDLER } from "./list_transactions.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();
@@ -70,6 +77,13 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(OFFSET_DELETE_HANDLER);
   add(INIT_PRODUCER_ID_HANDLER);
   add(DESCRIBE_LOG_DIRS_HANDLER);
+  add(ADD_PARTITIONS_TO_TXN_HANDLER);
+  add(ADD_OFFSETS_TO_TXN_HANDLER);
+  add(END_TXN_HANDLER);
+  add(WRITE_TXN_MARKERS_HANDLER);
+  add(TXN_OFFSET_COMMIT_HANDLER);
+  add(DESCRIBE_TRANSACTIONS_HANDLER);
+  add(LIST_TRANSACTIONS_HANDLER);
   return table;
 }
 

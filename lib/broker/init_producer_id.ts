@@ -1,16 +1,15 @@
 /**
- * InitProducerId (22), versions 0-5, for idempotent producers without a
- * transactional id (KIP-98; epochs per KIP-360, see producer_ids.ts).
+ * InitProducerId (22), versions 0-5, for idempotent and transactional producers (KIP-98;
+ * epochs per KIP-360, see producer_ids.ts).
  *
  * - No producer id and epoch (-1, -1): a new cluster-wide producer id, epoch 0.
  * - v3+ with the producer's current id and epoch: the same id, epoch + 1
  *   (a new id once the epoch is exhausted).
  * - Only one of the two set: INVALID_REQUEST, as Kafka answers.
- * - A transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a broker log
- *   line saying why; like FindCoordinator's answer for a transactional id, the
- *   code Java and librdkafka producers treat as fatal, so `initTransactions()`
- *   fails at once instead of retrying (librdkafka retried INVALID_REQUEST).
- *   Transactions are out of scope; no transactional API is advertised.
+ * - A transactional id: the transaction coordinator (lib/coordinator/txn_coordinator.ts)
+ *   gives the id's producer id and next epoch, fencing older instances, after aborting or
+ *   completing what the previous instance left open; a timeout above
+ *   transaction.max.timeout.ms gets INVALID_TRANSACTION_TIMEOUT.
  * - The metadata store failing to reserve ids: COORDINATOR_LOAD_IN_PROGRESS,
  *   the retriable code Kafka answers while its id block is not available.
  *
@@ -27,6 +26,7 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { MetadataStoreError } from "../metadata/metadata_store.ts";
 import { defineHandler } from "./handler.ts";
+import { forVersion } from "./txn_errors.ts";
 import { type ProducerIdAndEpoch, ProducerIdsExhaustedError } from "./producer_ids.ts";
 
 /** Kafka's RecordBatch.NO_PRODUCER_ID and NO_PRODUCER_EPOCH. */
@@ -54,14 +54,6 @@ export const INIT_PRODUCER_ID_HANDLER = defineHandler<
   response: INIT_PRODUCER_ID_RESPONSE,
   async handle(req, ctx) {
     const { broker } = ctx;
-    if (req.transactionalId !== null) {
-      broker.logger.warn(
-        "InitProducerId refused: transactions are not supported; use an idempotent producer " +
-          "without a transactional id",
-        { client: ctx.clientId, address: ctx.clientAddress, transactionalId: req.transactionalId },
-      );
-      return answer(ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
-    }
     const producerId = ctx.apiVersion >= 3 ? req.producerId ?? NO_PRODUCER_ID : NO_PRODUCER_ID;
     const producerEpoch = ctx.apiVersion >= 3
       ? req.producerEpoch ?? NO_PRODUCER_EPOCH
@@ -70,6 +62,17 @@ export const INIT_PRODUCER_ID_HANDLER = defineHandler<
     const hasEpoch = producerEpoch !== NO_PRODUCER_EPOCH;
     if (hasId !== hasEpoch || producerId < NO_PRODUCER_ID || producerEpoch < NO_PRODUCER_EPOCH) {
       return answer(ERROR_CODES.INVALID_REQUEST);
+    }
+    if (req.transactionalId !== null) {
+      const result = await broker.transactions.initProducerId(
+        req.transactionalId,
+        req.transactionTimeoutMs,
+        hasId ? { producerId, producerEpoch } : null,
+      );
+      return answer(
+        forVersion(result.errorCode, ctx.apiVersion, 4),
+        result.errorCode === ERROR_CODES.NONE ? result : undefined,
+      );
     }
     try {
       const ids = await broker.producerIds.initProducerId(

@@ -3,8 +3,8 @@
  * (-3, v7+), earliest local (-4, v8+, the same as earliest: every segment is
  * local to the object store), latest tiered (-5, v9+: there is no separate
  * tier, so no offset), and real timestamps (the first offset whose
- * timestamp is at or after it). There are no transactions, so the last
- * stable offset is the high watermark at either isolation level.
+ * timestamp is at or after it). Latest is the high watermark for read_uncommitted and the
+ * last stable offset for read_committed (isolation level 1, v2+; KIP-98).
  */
 import {
   LIST_OFFSETS_REQUEST,
@@ -30,6 +30,7 @@ async function lookup(
   log: PartitionLog,
   timestamp: number,
   version: number,
+  readCommitted: boolean,
 ): Promise<{ errorCode: number; offset: number; timestamp: number }> {
   const found = (offset: number, ts = -1) => ({
     errorCode: ERROR_CODES.NONE,
@@ -38,7 +39,7 @@ async function lookup(
   });
   switch (timestamp) {
     case LATEST_TIMESTAMP:
-      return found(log.highWatermark);
+      return found(readCommitted ? log.lastStableOffset : log.highWatermark);
     case EARLIEST_TIMESTAMP:
       return found(log.logStartOffset);
     case MAX_TIMESTAMP: {
@@ -96,7 +97,12 @@ export const LIST_OFFSETS_HANDLER = defineHandler<ListOffsetsRequest, ListOffset
         }
         try {
           const log = await broker.logs.partition(topic.name, p.partitionIndex);
-          const r = await lookup(log, p.timestamp, version);
+          const r = await lookup(
+            log,
+            p.timestamp,
+            version,
+            version >= 2 && (req.isolationLevel ?? 0) === 1,
+          );
           out.errorCode = r.errorCode;
           out.offset = r.offset;
           out.timestamp = r.timestamp;

@@ -2,8 +2,8 @@
  * OffsetFetch (9), versions 0-9: one group before v8, several from v8
  * (KIP-709). Partitions without a committed offset answer offset -1 and
  * metadata "" with no error; a null topic list (v2+) means every committed
- * partition of the group. There are no transactions, so no offset is ever
- * unstable and requireStable (v7+) changes nothing.
+ * partition of the group. With requireStable (v7+, KIP-447) a partition with offsets waiting in
+ * an ongoing transaction (TxnOffsetCommit) answers UNSTABLE_OFFSET_COMMIT, which clients retry.
  */
 import {
   OFFSET_FETCH_REQUEST,
@@ -56,8 +56,19 @@ async function fetchGroup(
   broker: Broker,
   groupId: string,
   requested: RequestedTopic[] | null,
+  requireStable: boolean,
 ): Promise<GroupOffsets> {
   const result = await broker.coordinator.fetchOffsets(groupId);
+  const unstable = new Set<string>();
+  if (requireStable && result.errorCode === ERROR_CODES.NONE) {
+    try {
+      for (const list of (await broker.metadata.listTxnOffsets(groupId)).values()) {
+        for (const o of list) unstable.add(`${o.topic}\u0000${o.partition}`);
+      }
+    } catch {
+      result.errorCode = ERROR_CODES.COORDINATOR_NOT_AVAILABLE;
+    }
+  }
   if (result.errorCode !== ERROR_CODES.NONE) {
     // Per partition too, for v0-1 which have no group-level error code.
     return {
@@ -77,7 +88,11 @@ async function fetchGroup(
   const topics = requested
     ? requested.map((t) => ({
       name: t.name,
-      partitions: t.partitionIndexes.map((p) => partitionOffset(p, byTopic.get(t.name)?.get(p))),
+      partitions: t.partitionIndexes.map((p) =>
+        unstable.has(`${t.name}\u0000${p}`)
+          ? partitionOffset(p, undefined, ERROR_CODES.UNSTABLE_OFFSET_COMMIT)
+          : partitionOffset(p, byTopic.get(t.name)?.get(p))
+      ),
     }))
     : [...byTopic].map(([name, partitions]) => ({
       name,
@@ -97,7 +112,7 @@ export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetc
     const v = ctx.apiVersion;
     if (v >= 8) {
       const groups = await Promise.all((req.groups ?? []).map(async (g) => {
-        const r = await fetchGroup(ctx.broker, g.groupId, g.topics);
+        const r = await fetchGroup(ctx.broker, g.groupId, g.topics, req.requireStable ?? false);
         return {
           groupId: g.groupId,
           errorCode: r.errorCode,
@@ -107,7 +122,12 @@ export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetc
       return { throttleTimeMs: 0, groups };
     }
     const requested = v >= 2 ? req.topics ?? null : req.topics ?? [];
-    const r = await fetchGroup(ctx.broker, req.groupId ?? "", requested);
+    const r = await fetchGroup(
+      ctx.broker,
+      req.groupId ?? "",
+      requested,
+      v >= 7 && (req.requireStable ?? false),
+    );
     return {
       throttleTimeMs: 0,
       errorCode: r.errorCode,

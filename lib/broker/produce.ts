@@ -16,6 +16,13 @@
  * producer the partition has no state for, sending a sequence other than 0,
  * UNKNOWN_PRODUCER_ID with the log start offset (KIP-360: the client bumps
  * its epoch and starts over at 0).
+ *
+ * Transactional batches (a transactional id, KIP-98) are appended like idempotent ones once
+ * the partition is known to be in the producer's Ongoing transaction: the first batch of a
+ * transaction on a partition is checked with the transaction coordinator's record (KIP-890's
+ * verification), so a late batch of a transaction that already ended gets INVALID_TXN_STATE
+ * instead of opening a transaction nobody will end. A transactional request with a batch that
+ * is not transactional (or the reverse) is INVALID_RECORD.
  */
 import { PRODUCE_REQUEST, type ProduceRequest } from "../protocol/generated/produce_request.ts";
 import {
@@ -92,26 +99,30 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
       }
       return response(topics);
     }
-    const transactional = req.transactionalId !== null && req.transactionalId !== undefined;
+    const transactionalId = req.transactionalId ?? null;
     // Offsets are assigned inside `sequential`, so pipelined requests of this
     // connection append in the order they arrived; durability is awaited after.
     await ctx.sequential(async () => {
       for (const t of req.topicData) {
         const entry = { name: t.name, partitions: [] as Prepared[] };
         topics.push(entry);
-        const topic = transactional ? null : await lookupTopic(broker, t.name);
+        const topic = await lookupTopic(broker, t.name);
         for (const p of t.partitionData) {
-          if (transactional) {
-            entry.partitions.push(
-              failed(p.index, ERROR_CODES.INVALID_REQUEST, "Transactions are not supported"),
-            );
-          } else if (typeof topic === "number") {
+          if (typeof topic === "number") {
             entry.partitions.push(failed(p.index, topic));
           } else if (p.index < 0 || p.index >= topic!.partitions) {
             entry.partitions.push(failed(p.index, ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION));
           } else {
             entry.partitions.push(
-              await appendPartition(broker, topic!, p.index, p.records, acks, ctx.apiVersion),
+              await appendPartition(
+                broker,
+                topic!,
+                p.index,
+                p.records,
+                acks,
+                ctx.apiVersion,
+                transactionalId,
+              ),
             );
           }
         }
@@ -138,6 +149,7 @@ async function appendPartition(
   input: Uint8Array | null,
   acks: 0 | 1 | -1,
   apiVersion: number,
+  transactionalId: string | null,
 ): Promise<Prepared> {
   if (input === null || input.length === 0) {
     return failed(index, ERROR_CODES.CORRUPT_MESSAGE, "Produce request has no records");
@@ -167,6 +179,24 @@ async function appendPartition(
     refused.result.recordErrors = keyless.recordErrors;
     return refused;
   }
+  const transactional = valid.batches.filter((b) => b.isTransactional);
+  if (transactional.length > 0 && transactionalId === null) {
+    return failed(
+      index,
+      ERROR_CODES.INVALID_RECORD,
+      "Transactional batches need a transactional id",
+    );
+  }
+  if (transactionalId !== null && transactional.length !== valid.batches.length) {
+    return failed(
+      index,
+      ERROR_CODES.INVALID_RECORD,
+      "A transactional producer's batches must all be transactional",
+    );
+  }
+  if (valid.batches.some((b) => b.isControl)) {
+    return failed(index, ERROR_CODES.INVALID_RECORD, "Producers cannot write control batches");
+  }
   const logAppendTime = broker.topicConfig(topic, "message.timestamp.type") === "LogAppendTime";
   let log: PartitionLog;
   try {
@@ -174,6 +204,25 @@ async function appendPartition(
     if (valid.batches.some(isIdempotent)) await log.loadProducerState();
   } catch (err) {
     return failed(index, errorCodeFor(err, broker.logger, "Produce"));
+  }
+  // KIP-890: the first batch of a transaction on this partition must belong to the producer's
+  // Ongoing transaction, as its coordinator's record says.
+  if (transactionalId !== null) {
+    const { producerId, producerEpoch } = transactional[0];
+    if (log.pendingTransactionOf(producerId) === undefined) {
+      const code = await broker.transactions.verifyPartition(
+        { transactionalId, producerId, producerEpoch },
+        { topic: topic.name, partition: index },
+      );
+      if (code !== ERROR_CODES.NONE) {
+        return failed(
+          index,
+          code,
+          `Partition "${topic.name}-${index}" is not in an ongoing transaction of producer ` +
+            `${producerId} epoch ${producerEpoch}`,
+        );
+      }
+    }
   }
   const result: PartitionResult = {
     index,

@@ -174,6 +174,10 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     logger,
     metrics,
     coordinator,
+    transactions: {
+      maxTimeoutMs: config.transactionMaxTimeoutMs,
+      checkIntervalMs: config.transactionCheckIntervalMs,
+    },
   });
   topics.broker = broker;
   try {

@@ -335,6 +335,27 @@ export const SERVE_SETTINGS = [
       "(Kafka's producer.id.expiration.ms); after that it must restart at sequence 0",
   },
   {
+    name: "transaction-max-timeout-ms",
+    env: "KAFSCALE_TRANSACTION_MAX_TIMEOUT_MS",
+    kind: "int",
+    default: 900_000,
+    min: 1_000,
+    max: 86_400_000,
+    help: "Longest transaction.timeout.ms a transactional producer may ask for (Kafka's " +
+      "transaction.max.timeout.ms); longer gets INVALID_TRANSACTION_TIMEOUT",
+  },
+  {
+    name: "transaction-check-interval-ms",
+    env: "KAFSCALE_TRANSACTION_CHECK_INTERVAL_MS",
+    kind: "int",
+    default: 2_000,
+    min: 10,
+    max: 600_000,
+    help: "How often the transaction coordinator aborts timed-out transactions and finishes " +
+      "decided ones whose markers are not all written (Kafka's " +
+      "transaction.abort.timed.out.transaction.cleanup.interval.ms)",
+  },
+  {
     name: "retention-check-interval-ms",
     env: "KAFSCALE_RETENTION_CHECK_INTERVAL_MS",
     kind: "int",
@@ -444,6 +465,8 @@ export interface ServeConfig {
   autoCreateTopics: boolean;
   defaultPartitions: number;
   producerIdExpirationMs: number;
+  transactionMaxTimeoutMs: number;
+  transactionCheckIntervalMs: number;
   shutdownTimeoutMs: number;
   retentionCheckIntervalMs: number;
   groupInitialRebalanceDelayMs: number;

@@ -487,6 +487,32 @@ export class GroupCoordinator {
     }
   }
 
+  /**
+   * Checks a transactional committer (TxnOffsetCommit, KIP-447) as `commitOffsets` checks a
+   * member, storing nothing: the offsets wait in the transaction until it commits.
+   */
+  async checkCommitter(
+    input: Pick<OffsetCommitInput, "groupId" | "memberId" | "groupInstanceId" | "generationId">,
+  ): Promise<number> {
+    if (this.#stopped) return ERROR_CODES.NOT_COORDINATOR;
+    if (!isValidGroupId(input.groupId)) return ERROR_CODES.INVALID_GROUP_ID;
+    try {
+      const entry = await this.#entry(input.groupId, input.generationId < 0);
+      if (!entry) return ERROR_CODES.ILLEGAL_GENERATION;
+      const effect = await this.#request(entry, (requestId) => ({
+        type: "commit",
+        requestId,
+        memberId: input.memberId,
+        groupInstanceId: input.groupInstanceId,
+        generationId: input.generationId,
+      }));
+      if (effect.type !== "commit-checked") throw new Error(`Commit answered by ${effect.type}`);
+      return effect.errorCode;
+    } catch (err) {
+      return this.#codeFor(err, "TxnOffsetCommit");
+    }
+  }
+
   /** The group's committed offsets, read from the store. */
   async fetchOffsets(groupId: string): Promise<OffsetFetchResult> {
     if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, offsets: [] };

@@ -39,6 +39,7 @@ import {
   BATCH_HEADER_BYTES,
   type BatchInfo,
   LOG_OVERHEAD,
+  readBaseOffset,
   readBatchInfo,
   readBatchSize,
   scanBatches,
@@ -120,6 +121,20 @@ import {
   WalFormatError,
 } from "./wal_format.ts";
 import { WAL_BLOCK_READ_MAX, type WalReader } from "./wal_reader.ts";
+import {
+  type AbortedTxn,
+  abortedTxnsIn,
+  applyTxnBatches,
+  isStaleMarker,
+  lastStableOffset,
+  type MarkerInfo,
+  type OpenTxn,
+  pruneTxnSnapshot,
+  storedTxnState,
+  type TxnSnapshot,
+  txnSnapshotFromStored,
+} from "./txn_state.ts";
+import { encodeRecordBatch } from "../protocol/records.ts";
 
 /** Bound on write-ahead chunks one seal reads at once. */
 export const SEAL_LOAD_CONCURRENCY = 8;
@@ -212,6 +227,7 @@ export interface LogConfig {
 
 export interface AppendOptions {
   acks: 0 | 1 | -1;
+
   /** When set, batches become LogAppendTime with this max timestamp. */
   logAppendTimeMs?: number;
 }
@@ -230,6 +246,14 @@ export interface ReadResult {
   highWatermark: number;
   logStartOffset: number;
   outOfRange: boolean;
+  /** The last stable offset: transactions open at or above it are undecided. */
+  lastStableOffset: number;
+}
+
+export interface ReadOptions {
+  minOneBatch?: boolean;
+  /** read_committed: nothing at or beyond the last stable offset. */
+  readCommitted?: boolean;
 }
 
 export interface TimestampAndOffset {
@@ -267,6 +291,8 @@ export interface LogContext {
 interface PendingAppend {
   records: Uint8Array;
   batches: BatchInfo[];
+  /** Set for a transaction marker (one control batch). */
+  marker?: MarkerInfo;
   baseOffset: number;
   nextOffset: number;
   bytes: number;
@@ -287,6 +313,8 @@ interface FlushState {
   compact: CompactAdvance | null;
   /** The compaction state this flush commits. */
   compaction: CompactionState;
+  /** The transactions this flush commits. */
+  txn: TxnSnapshot;
   expectedRevision: number;
 }
 
@@ -393,6 +421,10 @@ export class PartitionLog implements FlushSource {
   readonly #producers: ProducerStateTable;
   #producersLoaded = false;
   #producersLoading: Promise<void> | null = null;
+  /** Committed transactions (open ones, aborted ranges), as of `#committedEnd`. */
+  #txn: TxnSnapshot;
+  /** The same with pending and in-flight appends applied (what appends are checked against). */
+  #txnLatest: TxnSnapshot;
 
   constructor(
     ctx: LogContext,
@@ -426,6 +458,33 @@ export class PartitionLog implements FlushSource {
       expirationMs: ctx.config.producerIdExpirationMs,
       producersMax: ctx.config.producersPerPartitionMax,
     });
+    this.#txn = txnSnapshotFromStored(acquired.state.txn);
+    this.#txnLatest = this.#txn;
+  }
+
+  /** The last stable offset: the first offset of the oldest open transaction, or the HW. */
+  get lastStableOffset(): number {
+    return lastStableOffset(this.#txn, this.#committedEnd);
+  }
+
+  /** Committed open transactions, by producer id. */
+  get openTransactions(): ReadonlyMap<number, OpenTxn> {
+    return this.#txn.open;
+  }
+
+  /** The producer's open transaction here, pending appends included (undefined: none). */
+  pendingTransactionOf(producerId: number): OpenTxn | undefined {
+    return this.#txnLatest.open.get(producerId);
+  }
+
+  /** Aborted transactions overlapping [from, to] (Fetch's `aborted_transactions`). */
+  abortedTransactions(from: number, to: number): AbortedTxn[] {
+    return abortedTxnsIn(this.#txn, from, to);
+  }
+
+  /** Committed transaction state (open, aborted, markers), for compaction and tests. */
+  get txnState(): TxnSnapshot {
+    return this.#txn;
   }
 
   /** The committed end offset: nothing at or beyond it is ever visible. */
@@ -527,6 +586,7 @@ export class PartitionLog implements FlushSource {
     }
     this.#nextOffset = nextOffset;
     if (idempotent) this.#producers.record(batches, this.#ctx.clock.now());
+    this.#txnLatest = applyTxnBatches(this.#txnLatest, batches.map((batch) => ({ batch })));
     const entry: PendingAppend = { records, batches, baseOffset, nextOffset, bytes };
     this.#pending.push(entry);
     this.#pendingBytes += bytes;
@@ -582,6 +642,59 @@ export class PartitionLog implements FlushSource {
         reject(error);
       };
     });
+  }
+
+  /**
+   * Appends a transaction's COMMIT or ABORT marker (a control batch, KIP-98) for `producerId`
+   * at `producerEpoch`, through the same flush as data (acks=all). `decision` is the
+   * coordinator's number for this decision: a marker this partition already holds for that
+   * decision or a newer one is not appended again (`appended: false`), so a retried or late
+   * marker never closes the producer's next transaction.
+   */
+  async appendMarker(
+    producerId: number,
+    producerEpoch: number,
+    commit: boolean,
+    decision: number,
+  ): Promise<{ appended: boolean; offset: number }> {
+    if (this.#closedError) throw this.#closedError;
+    if (this.#appendsRefused) throw this.#appendsRefused;
+    await this.loadProducerState();
+    if (isStaleMarker(this.#txnLatest, producerId, decision)) {
+      return { appended: false, offset: -1 };
+    }
+    const records = encodeMarkerBatch(
+      producerId,
+      producerEpoch,
+      commit,
+      decision,
+      this.#ctx.clock.now(),
+    );
+    const batches = scanBatches(records).batches;
+    const marker: MarkerInfo = { commit, coordinatorEpoch: decision };
+    const bytes = records.byteLength;
+    this.#ctx.reservePending(bytes);
+    const baseOffset = this.#nextOffset;
+    this.#nextOffset = assignOffsets(records, batches, baseOffset);
+    this.#producers.record(batches, this.#ctx.clock.now());
+    this.#txnLatest = applyTxnBatches(this.#txnLatest, [{ batch: batches[0], marker }]);
+    const entry: PendingAppend = {
+      records,
+      batches,
+      marker,
+      baseOffset,
+      nextOffset: this.#nextOffset,
+      bytes,
+    };
+    const acked = new Promise<AppendResult>((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    this.#pending.push(entry);
+    this.#pendingBytes += bytes;
+    this.#ctx.scheduler.notePending(this, bytes);
+    const result = await acked;
+    return { appended: true, offset: result.baseOffset };
   }
 
   /**
@@ -705,8 +818,13 @@ export class PartitionLog implements FlushSource {
       seal,
       compact,
       compaction: this.#compaction,
+      txn: applyTxnBatches(
+        this.#txn,
+        entries.flatMap((e) => e.batches.map((batch) => ({ batch, marker: e.marker }))),
+      ),
       expectedRevision: this.#stateRevision,
     };
+    if (advance) flush.txn = pruneTxnSnapshot(flush.txn, flush.logStartOffset);
     if (compact || advance) {
       // Entries of segments this flush removes (retention) go with them.
       const logStart = flush.logStartOffset;
@@ -739,6 +857,7 @@ export class PartitionLog implements FlushSource {
           epoch: this.#epoch,
           sealedEnd: flush.sealedEnd,
           ...(isEmptyCompactionState(flush.compaction) ? {} : { compaction: flush.compaction }),
+          ...txnField(flush.txn),
         },
       }),
       committed: (revision, written) => this.#flushCommitted(flush, revision, written),
@@ -779,6 +898,8 @@ export class PartitionLog implements FlushSource {
       this.#ctx.cache.set(rangeCacheKey(range), { kind: "segment", view });
     }
     this.#committedEnd = flush.endOffset;
+    this.#txn = flush.txn;
+    if (this.#pending.length === 0) this.#txnLatest = this.#txn;
     this.#producers.commit(
       flush.entries.flatMap((e) => e.batches),
       flush.endOffset,
@@ -899,6 +1020,7 @@ export class PartitionLog implements FlushSource {
     // whose sequence followed a rejected one no longer fits: it fails too
     // (retriable), and the client resends both in order.
     this.#producers.rollback();
+    this.#txnLatest = this.#txn;
     const kept: PendingAppend[] = [];
     const now = this.#ctx.clock.now();
     for (const entry of this.#pending) {
@@ -912,6 +1034,10 @@ export class PartitionLog implements FlushSource {
       entry.nextOffset = assignOffsets(entry.records, entry.batches, entry.baseOffset);
       this.#nextOffset = entry.nextOffset;
       if (idempotent) this.#producers.record(entry.batches, now);
+      this.#txnLatest = applyTxnBatches(
+        this.#txnLatest,
+        entry.batches.map((batch) => ({ batch, marker: entry.marker })),
+      );
       kept.push(entry);
     }
     this.#pending = kept;
@@ -1472,18 +1598,38 @@ export class PartitionLog implements FlushSource {
   async read(
     fetchOffset: number,
     maxBytes: number,
-    opts: { minOneBatch?: boolean } = {},
+    opts: ReadOptions = {},
   ): Promise<ReadResult> {
     if (this.#closedError) throw this.#closedError;
-    const highWatermark = this.#committedEnd;
+    const lso = lastStableOffset(this.#txn, this.#committedEnd);
+    const result = await this.#readUpTo(
+      fetchOffset,
+      maxBytes,
+      opts,
+      opts.readCommitted ? lso : this.#committedEnd,
+    );
+    result.lastStableOffset = lso;
+    if (opts.readCommitted && lso < result.highWatermark && result.bytes > 0) {
+      trimChunksAt(result, lso);
+    }
+    return result;
+  }
+
+  async #readUpTo(
+    fetchOffset: number,
+    maxBytes: number,
+    opts: ReadOptions,
+    highWatermark: number,
+  ): Promise<ReadResult> {
     const result: ReadResult = {
       chunks: [],
       bytes: 0,
-      highWatermark,
+      highWatermark: this.#committedEnd,
       logStartOffset: this.#logStartOffset,
       outOfRange: false,
+      lastStableOffset: highWatermark,
     };
-    if (fetchOffset < this.#logStartOffset || fetchOffset > highWatermark) {
+    if (fetchOffset < this.#logStartOffset || fetchOffset > this.#committedEnd) {
       result.outOfRange = true;
       return result;
     }
@@ -2116,4 +2262,51 @@ function extentSize(extent: Extent): number {
 /** Cache key of a range: chunks never change, so it is valid across ownerships. */
 function rangeCacheKey(range: WalRange): string {
   return `${range.object}@${range.position}`;
+}
+
+/** The `txn` field of a partition state: absent when there is nothing to keep. */
+function txnField(txn: TxnSnapshot): { txn?: ReturnType<typeof storedTxnState> } {
+  const stored = storedTxnState(txn);
+  return stored ? { txn: stored } : {};
+}
+
+/** Control record key (ControlRecordType v0) and value (EndTxnMarker v0) of a marker. */
+function encodeMarkerBatch(
+  producerId: number,
+  producerEpoch: number,
+  commit: boolean,
+  coordinatorEpoch: number,
+  nowMs: number,
+): Uint8Array {
+  const key = new Uint8Array(4);
+  new DataView(key.buffer).setInt16(2, commit ? 1 : 0);
+  const value = new Uint8Array(6);
+  new DataView(value.buffer).setInt32(2, coordinatorEpoch);
+  return encodeRecordBatch([{ key, value, timestamp: nowMs }], {
+    producerId,
+    producerEpoch,
+    baseSequence: -1,
+    transactional: true,
+    control: true,
+  });
+}
+
+/** Drops whole batches at or beyond `limit` from a read (read_committed stops at the LSO). */
+function trimChunksAt(result: ReadResult, limit: number): void {
+  const kept: Uint8Array[] = [];
+  let bytes = 0;
+  for (const chunk of result.chunks) {
+    let pos = 0;
+    while (pos + BATCH_HEADER_BYTES <= chunk.byteLength) {
+      if (readBaseOffset(chunk, pos) >= limit) break;
+      pos += readBatchSize(chunk, pos);
+    }
+    if (pos > 0) {
+      kept.push(pos === chunk.byteLength ? chunk : chunk.subarray(0, pos));
+      bytes += pos;
+    }
+    if (pos < chunk.byteLength) break;
+  }
+  result.chunks = kept;
+  result.bytes = bytes;
 }

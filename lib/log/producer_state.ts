@@ -67,10 +67,12 @@ export class ProducerStateError extends Error {
 }
 
 /** The batch header fields the producer state reads. */
-export type ProducerBatchHeader = Pick<
-  BatchInfo,
-  "producerId" | "producerEpoch" | "baseSequence" | "lastOffsetDelta" | "baseOffset"
->;
+export type ProducerBatchHeader =
+  & Pick<
+    BatchInfo,
+    "producerId" | "producerEpoch" | "baseSequence" | "lastOffsetDelta" | "baseOffset"
+  >
+  & { readonly isControl?: boolean };
 
 /** One retained batch: its sequence range and where it was stored. */
 export interface ProducerBatch {
@@ -172,12 +174,26 @@ export function checkBatch(
   );
 }
 
-/** The entry after storing `batch` (at its assigned offsets); never mutates `entry`. */
+/**
+ * The entry after storing `batch` (at its assigned offsets); never mutates `entry`. A
+ * transaction marker (control batch) carries no sequence: it only raises the epoch (a marker
+ * written with a bumped epoch fences the producer's older batches, KIP-890), keeping the
+ * retained batches when the epoch stays.
+ */
 export function applyBatch(
   entry: ProducerEntry | undefined,
   batch: ProducerBatchHeader,
   nowMs: number,
 ): ProducerEntry {
+  if (batch.isControl) {
+    const epoch = Math.max(entry?.producerEpoch ?? -1, batch.producerEpoch);
+    return {
+      producerId: batch.producerId,
+      producerEpoch: epoch,
+      batches: entry !== undefined && entry.producerEpoch === epoch ? entry.batches : [],
+      lastTimestampMs: nowMs,
+    };
+  }
   const stored: ProducerBatch = {
     firstSeq: batch.baseSequence,
     lastSeq: lastSequence(batch.baseSequence, batch.lastOffsetDelta),
@@ -256,7 +272,7 @@ export class ProducerStateTable {
     let fresh = 0;
     for (let i = 0; i < batches.length; i++) {
       const b = batches[i];
-      if (!isIdempotent(b)) {
+      if (!isIdempotent(b) || b.isControl) {
         fresh++;
         continue;
       }

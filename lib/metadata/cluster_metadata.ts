@@ -82,12 +82,24 @@ export interface PartitionState {
   sealedEnd?: number;
   /** A compacted partition's cleaner state; absent until its first compaction. */
   compaction?: CompactionState;
+  /** Open and aborted transactions (lib/log/txn_state.ts); absent when there are none. */
+  txn?: StoredTxnState;
 }
 
 /**
  * What compaction committed for a partition (README "Compaction"). Kept small: one entry per
  * sealed segment that compaction rewrote or first cleaned, dropped with the segment.
  */
+/** A partition's transactions, stored (lib/log/txn_state.ts): arrays, to keep values small. */
+export interface StoredTxnState {
+  /** [producerId, producerEpoch, firstOffset] of open transactions. */
+  open?: [number, number, number][];
+  /** [producerId, firstOffset, lastOffset] of aborted transactions, in marker order. */
+  aborted?: [number, number, number][];
+  /** [producerId, decision] of the newest marker per producer. */
+  markers?: [number, number][];
+}
+
 export interface CompactionState {
   /**
    * Base offset (decimal) -> [current generation, first cleaned at (unix ms)]. Generation 0 is
@@ -197,6 +209,12 @@ export interface PartitionCommit {
 
 /** Per commit: the state key's new modRevision, or "fenced" when another owner took over. */
 export type CommitResult = number | "fenced";
+
+/** A stored record with the revision a compare-and-swap compares. */
+export interface StoredEntry {
+  value: Uint8Array;
+  modRevision: number;
+}
 
 export interface GroupRecordEntry {
   value: Uint8Array;
@@ -846,6 +864,108 @@ export class ClusterMetadata {
     const existed = await this.#store.delete(this.#groupKey(group));
     const offsets = await this.#store.deletePrefix(this.#groupOffsetsPrefix(group));
     return existed || offsets > 0;
+  }
+
+  // ---- transactions -----------------------------------------------------
+
+  #txnKey(transactionalId: string): string {
+    return `${this.#prefix}txns/${encodeURIComponent(transactionalId)}`;
+  }
+  #txnOffsetsPrefix(group: string): string {
+    return `${this.#prefix}txn-offsets/${encodeURIComponent(group)}/`;
+  }
+
+  /** A transactional id's coordinator record (lib/coordinator/txn_state.ts), or null. */
+  async getTransaction(transactionalId: string): Promise<StoredEntry | null> {
+    const entry = await this.#store.get(this.#txnKey(transactionalId));
+    return entry ? { value: entry.value, modRevision: entry.modRevision } : null;
+  }
+
+  /** Writes the record if its modRevision is still `expectedRevision` (0: absent). */
+  async putTransactionIfRevision(
+    transactionalId: string,
+    value: Uint8Array,
+    expectedRevision: number,
+  ): Promise<number | "conflict"> {
+    const key = this.#txnKey(transactionalId);
+    const result = await this.#store.txn(
+      [{ key, target: "modRevision", equals: expectedRevision }],
+      [{ op: "put", key, value }],
+    );
+    return result.succeeded ? result.revision : "conflict";
+  }
+
+  /** Deletes the record if its modRevision is still `expectedRevision`. */
+  async deleteTransactionIfRevision(
+    transactionalId: string,
+    expectedRevision: number,
+  ): Promise<boolean> {
+    const key = this.#txnKey(transactionalId);
+    const result = await this.#store.txn(
+      [{ key, target: "modRevision", equals: expectedRevision }],
+      [{ op: "delete", key }],
+    );
+    return result.succeeded;
+  }
+
+  /** Every transactional id's record. */
+  async listTransactions(): Promise<(StoredEntry & { transactionalId: string })[]> {
+    const prefix = `${this.#prefix}txns/`;
+    return (await this.#store.list(prefix)).map((e) => ({
+      transactionalId: decodeURIComponent(e.key.slice(prefix.length)),
+      value: e.value,
+      modRevision: e.modRevision,
+    }));
+  }
+
+  /**
+   * Adds offsets a transaction commits for `group` (TxnOffsetCommit): kept apart, visible only
+   * once the transaction commits (`completeTxnOffsets`).
+   */
+  async putTxnOffsets(
+    group: string,
+    producerId: number,
+    entries: OffsetCommitEntry[],
+  ): Promise<void> {
+    const ops = entries.map((e): Operation => {
+      assertTopicName(e.topic);
+      assertPartition(e.partition);
+      return {
+        op: "put",
+        key: `${this.#txnOffsetsPrefix(group)}${producerId}/${e.topic}/${e.partition}`,
+        value: encodeJson(e),
+      };
+    });
+    for (const chunk of chunks(ops, this.#txnOpsMax)) await this.#store.txn([], chunk);
+  }
+
+  /** The group's offsets pending in transactions, by producer id. */
+  async listTxnOffsets(group: string): Promise<Map<number, OffsetCommitEntry[]>> {
+    const prefix = this.#txnOffsetsPrefix(group);
+    const out = new Map<number, OffsetCommitEntry[]>();
+    for (const e of await this.#store.list(prefix)) {
+      const producerId = Number(e.key.slice(prefix.length).split("/")[0]);
+      const list = out.get(producerId) ?? [];
+      list.push(decodeJson<OffsetCommitEntry>(e));
+      out.set(producerId, list);
+    }
+    return out;
+  }
+
+  /**
+   * Ends a transaction's pending offsets for `group`: on commit they become the group's
+   * committed offsets, in the same store transaction that deletes them (idempotent: a second
+   * call finds nothing). Returns how many were pending.
+   */
+  async completeTxnOffsets(group: string, producerId: number, commit: boolean): Promise<number> {
+    const prefix = `${this.#txnOffsetsPrefix(group)}${producerId}/`;
+    const pending = await this.#store.list(prefix);
+    if (pending.length === 0) return 0;
+    const entries = pending.map((e) => decodeJson<OffsetCommitEntry>(e));
+    const ops: Operation[] = commit ? this.#offsetOps(group, entries) : [];
+    for (const e of pending) ops.push({ op: "delete", key: e.key });
+    for (const chunk of chunks(ops, this.#txnOpsMax)) await this.#store.txn([], chunk);
+    return pending.length;
   }
 
   // ---- group ownership --------------------------------------------------

@@ -21,6 +21,7 @@ import {
   COMPRESSION,
   COMPRESSION_NAMES,
   computeBatchCrc,
+  CONTROL_FLAG,
   CRC_OFFSET,
   HEADER_BYTES_UP_TO_MAGIC,
   LAST_OFFSET_DELTA_OFFSET,
@@ -83,6 +84,8 @@ export interface EncodeBatchOptions {
   producerEpoch?: number;
   baseSequence?: number;
   transactional?: boolean;
+  /** A control batch (transaction markers; brokers write them, never producers). */
+  control?: boolean;
   /** Defaults to -1, as producers send. */
   partitionLeaderEpoch?: number;
 }
@@ -262,6 +265,7 @@ export function encodeRecordBatch(
     attributes |= COMPRESSION.gzip;
   }
   if (opts.transactional) attributes |= TRANSACTIONAL_FLAG;
+  if (opts.control) attributes |= CONTROL_FLAG;
 
   const size = BATCH_HEADER_BYTES + body.length;
   const out = new Uint8Array(size);

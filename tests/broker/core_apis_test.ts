@@ -423,7 +423,8 @@ Deno.test("Produce: per-partition errors", async () => {
     timeoutMs: 1000,
     topicData: [{ name: "errs", partitionData: [{ index: 0, records: batch(0, 1) }] }],
   });
-  assert.equal(txn!.responses[0].partitionResponses[0].errorCode, ERROR_CODES.INVALID_REQUEST);
+  // A transactional request must carry transactional batches.
+  assert.equal(txn!.responses[0].partitionResponses[0].errorCode, ERROR_CODES.INVALID_RECORD);
   // Nothing from the failed requests is visible.
   const ok = await produce(conn, "errs", 0, batch(0, 1));
   assert.equal(ok!.responses[0].partitionResponses[0].baseOffset, 0);

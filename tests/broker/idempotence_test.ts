@@ -116,9 +116,11 @@ Deno.test("ApiVersions advertises InitProducerId 0-5", async () => {
   const entry = res!.apiKeys.find((k) => k.apiKey === 22);
   assert.deepEqual([entry?.minVersion, entry?.maxVersion], [0, 5]);
   assert.equal(HANDLERS.get(22), INIT_PRODUCER_ID_HANDLER);
-  for (const txnApi of [24, 25, 26]) {
-    assert.equal(res!.apiKeys.find((k) => k.apiKey === txnApi), undefined, "no transactions");
-  }
+  const txnApis = [24, 25, 26, 27, 28].map((key) => {
+    const e = res!.apiKeys.find((k) => k.apiKey === key);
+    return [key, e?.minVersion, e?.maxVersion];
+  });
+  assert.deepEqual(txnApis, [[24, 0, 5], [25, 0, 4], [26, 0, 4], [27, 0, 1], [28, 0, 4]]);
 });
 
 Deno.test("InitProducerId v0-5: a new producer gets a fresh id with epoch 0", async () => {
@@ -168,19 +170,6 @@ Deno.test("InitProducerId v3-5: the current id and epoch get the epoch bumped (K
   // Before v3 the fields do not exist: the request always asks for a new id.
   const v2 = await initProducerId(conn, 2, { producerId: 5, producerEpoch: 5 });
   assert.equal(v2.producerEpoch, 0);
-});
-
-Deno.test("InitProducerId v0-5 with a transactional id: refused, transactions are unsupported", async () => {
-  await using broker = await startTestBroker();
-  const conn = await broker.connect();
-  for (let version = 0; version <= 5; version++) {
-    const res = await initProducerId(conn, version, { transactionalId: "txn-1" });
-    assert.deepEqual(
-      [res.errorCode, res.producerId, res.producerEpoch],
-      [ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1],
-      `v${version}`,
-    );
-  }
 });
 
 Deno.test("producer ids: blocks from one counter never collide across brokers", async () => {
@@ -319,7 +308,7 @@ Deno.test("Produce v3-11: duplicates, gaps, old epochs and unknown producers", a
   assert.match(metrics, /kafscale_produce_duplicate_batches_total 9\b/);
 });
 
-Deno.test("Produce: a transactional request is refused with a clear message", async () => {
+Deno.test("Produce: a transactional request with a batch that is not transactional is refused", async () => {
   await using broker = await startTestBroker();
   const conn = await broker.connect();
   await createTopic(conn, "txn", 1);
@@ -334,6 +323,6 @@ Deno.test("Produce: a transactional request is refused with a clear message", as
     }],
   });
   const p = res!.responses[0].partitionResponses[0];
-  assert.equal(p.errorCode, ERROR_CODES.INVALID_REQUEST);
-  assert.match(p.errorMessage ?? "", /Transactions are not supported/);
+  assert.equal(p.errorCode, ERROR_CODES.INVALID_RECORD);
+  assert.match(p.errorMessage ?? "", /must all be transactional/);
 });

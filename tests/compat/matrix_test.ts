@@ -6,8 +6,8 @@
  *
  * A second test runs franz-go's own pkg/kgo test suite against a fresh broker, one step per
  * top-level test (skipped ones are ignored steps with the suite's reason), without the tests
- * KGO_EXCLUDED names: TestTxnEtl (transactions) and TestConsumeRegex (Kafka's
- * __consumer_offsets topic), both by design.
+ * KGO_EXCLUDED names: TestConsumeRegex (Kafka's __consumer_offsets topic), by design.
+ * TestTxnEtl (transactions) runs.
  *
  * Knobs: KAFSCALE_MATRIX_COUNT (uncompressed records, default 2000),
  * KAFSCALE_MATRIX_COMPRESSED_COUNT (records per other codec, default 500),

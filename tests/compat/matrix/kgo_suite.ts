@@ -40,11 +40,9 @@ export interface KgoResult {
 }
 
 /**
- * Tests left out of the run (`go test -skip`), and why. TestTxnEtl is left out everywhere (it would
- * wait for the suite's timeout); CI also leaves out the known, by-design failure.
+ * Tests left out of the run (`go test -skip`), and why: the known, by-design failure.
  */
 export const KGO_EXCLUDED = {
-  TestTxnEtl: "needs transactions, which the broker does not support",
   TestConsumeRegex: "expects Kafka's internal __consumer_offsets topic; committed offsets live " +
     "in the metadata store, so the broker has no such topic",
 } as const;
