@@ -1218,8 +1218,16 @@ export class PartitionLog implements FlushSource {
     if (failure !== undefined) throw toLogError(failure, `Cannot compact "${this.#name()}"`);
     const inputs = loaded.map((r) => (r as PromiseFulfilledResult<SegmentInput>).value);
     const head = chosen[chosen.length - 1].lastOffset + 1;
+    // Nothing undecided is cleaned: the cleanable point stops at the last stable offset, and
+    // the aborted ranges say which transactional data to drop (the snapshot is the committed
+    // one; ranges aborted later are below the LSO only once committed).
+    const txn = this.#txn;
     const result = compactSegments(inputs, {
-      cleanablePoint: cleanablePoint(inputs, head, nowMs, policy.minCompactionLagMs),
+      cleanablePoint: Math.min(
+        cleanablePoint(inputs, head, nowMs, policy.minCompactionLagMs),
+        lastStableOffset(txn, this.#committedEnd),
+      ),
+      abortedTransactions: txn.aborted,
       nowMs,
       deleteRetentionMs: policy.deleteRetentionMs,
       firstDirtyOffset: Math.max(this.#compaction.cleanedThrough, chosen[0].baseOffset),

@@ -35,15 +35,15 @@
  *   (Kafka's BatchRetention.RETAIN_EMPTY) so the producer's last sequence and
  *   offset survive for idempotence after a reload. Such an empty batch goes
  *   in a later run once it is no longer its producer's last.
- * - Transactions: transactional batches and control batches (markers) pass
- *   through untouched and do not feed the map. The broker does not accept
- *   transactional produce today. Supporting it needs the aborted-transaction
- *   ranges of the log (to drop aborted data and keep it out of the map), the
- *   last stable offset as an upper bound of the cleanable point, and
- *   marker removal after the delete horizon once a transaction has no data left
- *   (Kafka's CleanedTransactionMetadata). Until then, any such batch (or a
- *   batch that cannot be read) below the cleanable point holds back tombstone
- *   removal for the run: an older value kept inside it would come back.
+ * - Transactions (with `abortedTransactions`, the partition's aborted ranges; the caller
+ *   caps the cleanable point at the last stable offset, so nothing undecided is read):
+ *   committed transactional data is compacted like any other; data of an aborted
+ *   transaction is dropped and never feeds the map (an aborted value must not remove the
+ *   committed one before it); control batches (COMMIT/ABORT markers) are kept as they are,
+ *   so readers still see every transaction end. Without `abortedTransactions`,
+ *   transactional batches pass through untouched and hold back tombstone removal.
+ *   A batch that cannot be read below the cleanable point holds back tombstone removal
+ *   for the run too: an older value kept inside it would come back.
  *
  * Pure: no I/O, no clock (`nowMs` is an input), input bytes never mutated.
  */
@@ -113,6 +113,12 @@ export interface CompactionOptions {
    * instead of fetching the same offset forever.
    */
   retainBatchEndingAt?: number;
+  /**
+   * The partition's aborted transactions (producer id, first offset, ABORT marker offset).
+   * Given, committed transactional data is compacted and aborted data dropped; absent,
+   * transactional batches are left alone.
+   */
+  abortedTransactions?: readonly { producerId: number; firstOffset: number; lastOffset: number }[];
 }
 
 /**
@@ -168,6 +174,8 @@ export interface CompactionStats {
   supersededRemoved: number;
   /** ... because they were tombstones past delete.retention.ms. */
   tombstonesRemoved: number;
+  /** ... because they belonged to aborted transactions. */
+  abortedRemoved: number;
   /** ... because they had no key. */
   keylessRemoved: number;
   batchesRewritten: number;
@@ -206,6 +214,8 @@ interface Entry {
   /** Header, with position 0 in `bytes`. */
   info: BatchInfo;
   cleanable: boolean;
+  /** Data of an aborted transaction: dropped, never mapped. */
+  aborted: boolean;
 }
 
 /**
@@ -255,7 +265,11 @@ export function dirtyRatio(
   return total === 0 ? 0 : dirty / total;
 }
 
-function loadEntries(segments: readonly SegmentInput[], cleanablePointOffset: number): Entry[] {
+function loadEntries(
+  segments: readonly SegmentInput[],
+  cleanablePointOffset: number,
+  isAborted: ((info: BatchInfo) => boolean) | null,
+): Entry[] {
   const entries: Entry[] = [];
   let previousLast = -1;
   segments.forEach((segment, index) => {
@@ -275,16 +289,36 @@ function loadEntries(segments: readonly SegmentInput[], cleanablePointOffset: nu
       }
       previousLast = lastOffset(info);
       const bytes = segment.batches.subarray(info.position, info.position + info.size);
+      const aborted = info.isTransactional && !info.isControl && isAborted !== null &&
+        isAborted(info);
       entries.push({
         segment: index,
         bytes,
         info: readBatchInfo(bytes, 0),
-        cleanable: !info.isControl && !info.isTransactional &&
+        cleanable: !info.isControl && (!info.isTransactional || isAborted !== null) &&
           lastOffset(info) < cleanablePointOffset,
+        aborted,
       });
     }
   });
   return entries;
+}
+
+/** Whether a transactional batch lies in one of its producer's aborted ranges. */
+function abortedLookup(
+  aborted: CompactionOptions["abortedTransactions"],
+): ((info: BatchInfo) => boolean) | null {
+  if (aborted === undefined) return null;
+  const byProducer = new Map<number, { firstOffset: number; lastOffset: number }[]>();
+  for (const a of aborted) {
+    const list = byProducer.get(a.producerId) ?? [];
+    list.push(a);
+    byProducer.set(a.producerId, list);
+  }
+  return (info) =>
+    (byProducer.get(info.producerId) ?? []).some((a) =>
+      a.firstOffset <= info.baseOffset && info.baseOffset < a.lastOffset
+    );
 }
 
 function producerLastOffsetsOf(entries: readonly Entry[]): Map<number, number> {
@@ -302,6 +336,7 @@ function emptyStats(): CompactionStats {
     recordsRemoved: 0,
     supersededRemoved: 0,
     tombstonesRemoved: 0,
+    abortedRemoved: 0,
     keylessRemoved: 0,
     batchesRewritten: 0,
     batchesRemoved: 0,
@@ -346,7 +381,8 @@ function tombstoneHold(
     return `batch at offset ${stats.unreadableBatches[0].baseOffset} cannot be read`;
   }
   const txn = entries.find((e) =>
-    e.info.isTransactional && !e.info.isControl && e.info.baseOffset < cleanablePointOffset
+    e.info.isTransactional && !e.info.isControl && !e.cleanable &&
+    e.info.baseOffset < cleanablePointOffset
   );
   return txn === undefined
     ? null
@@ -366,7 +402,7 @@ function buildMap(
 ): number | null {
   map.clear();
   for (const entry of entries) {
-    if (!entry.cleanable || lastOffset(entry.info) < dirtyStart) continue;
+    if (!entry.cleanable || entry.aborted || lastOffset(entry.info) < dirtyStart) continue;
     for (const record of readBatchRecords(entry.bytes, entry.info, maxBytes).records) {
       if (record.offset < dirtyStart || record.key === null) continue;
       if (!map.put(record.key, record.offset)) return record.offset;
@@ -423,7 +459,14 @@ function filterPass(
       continue;
     }
     const opened = readBatchRecords(entry.bytes, entry.info, maxBytes);
-    const keep = recordsToKeep(opened, entry.segment, ctx);
+    let keep: number[];
+    if (entry.aborted) {
+      keep = [];
+      ctx.stats.recordsRemoved += opened.records.length;
+      ctx.stats.abortedRemoved += opened.records.length;
+    } else {
+      keep = recordsToKeep(opened, entry.segment, ctx);
+    }
     if (opened.records.length === 0 && !retainEmpty(entry.info)) {
       // An empty batch left by an earlier run whose producer has written
       // since (or expired): Kafka's BatchRetention.DELETE_EMPTY.
@@ -524,7 +567,7 @@ export function compactSegments(
   const cp = options.cleanablePoint;
   const maxBytes = options.maxDecompressedBatchBytes ?? MAX_DECOMPRESSED_BATCH_BYTES;
   const stats = emptyStats();
-  const original = loadEntries(segments, cp);
+  const original = loadEntries(segments, cp, abortedLookup(options.abortedTransactions));
   setAsideUnreadable(original, maxBytes, stats);
   stats.tombstonesHeldBecause = tombstoneHold(original, cp, stats);
 

@@ -231,6 +231,61 @@ Deno.test("transactional and control batches pass through, and hold tombstone re
   assert.equal(stats.tombstonesRemoved, 0);
 });
 
+Deno.test("with the aborted ranges: committed transactional data is compacted, aborted data dropped, markers kept", () => {
+  const txn = (baseOffset: number, key: string, value: string) =>
+    makeBatch([rec(key, value)], {
+      baseOffset,
+      producerId: 7,
+      producerEpoch: 0,
+      baseSequence: baseOffset,
+      transactional: true,
+    });
+  const marker = (baseOffset: number, commit: boolean) =>
+    makeBatch([{ key: new Uint8Array([0, 0, 0, commit ? 1 : 0]), value: new Uint8Array(6) }], {
+      baseOffset,
+      producerId: 7,
+      producerEpoch: 0,
+      baseSequence: -1,
+      transactional: true,
+      control: true,
+    });
+  const batches = concat([
+    txn(0, "k", "a"), // committed
+    marker(1, true),
+    txn(2, "k", "b"), // aborted: must not remove "a"
+    marker(3, false),
+    txn(4, "k2", "x"), // committed, superseded by the plain record at 6
+    marker(5, true),
+    makeBatch([rec("k2", "y")], { baseOffset: 6 }),
+    makeBatch([rec("z", "1")], { baseOffset: 7 }),
+  ]);
+  const input = [{ baseOffset: 0, batches, cleanedAtMs: null }];
+  const { segments, stats } = compactSegments(
+    input,
+    options({ abortedTransactions: [{ producerId: 7, firstOffset: 2, lastOffset: 3 }] }),
+  );
+  assert.deepEqual(
+    kv(segments[0].batches).filter(([o]) => ![1, 3, 5].includes(o)),
+    [
+      [0, "k", "a"],
+      [6, "k2", "y"],
+      [7, "z", "1"],
+    ],
+  );
+  const out = scanBatches(segments[0].batches).batches;
+  assert.deepEqual(out.filter((b) => b.isControl).map((b) => b.baseOffset), [1, 3, 5]);
+  assert.equal(stats.abortedRemoved, 1);
+  assert.equal(stats.supersededRemoved, 1);
+  assert.equal(stats.tombstonesHeldBecause, null);
+  // Without the ranges nothing transactional is touched (the caller does not know them).
+  const plain = compactSegments(input, options());
+  assert.equal(plain.stats.abortedRemoved, 0);
+  assert.deepEqual(
+    kv(plain.segments[0].batches).filter(([, k]) => k === "k").map(([o]) => o),
+    [0, 2],
+  );
+});
+
 Deno.test("a batch that cannot be read is left alone and reported", () => {
   const bad = makeBatch([rec("a", "0")], { baseOffset: 0 });
   bad[CRC_OFFSET] ^= 0xff;
