@@ -5,6 +5,7 @@
 import { runServe } from "./serve.ts";
 import { runTopics } from "./topics.ts";
 import { runGroups } from "./groups.ts";
+import { runTransactions } from "./transactions.ts";
 import { runMetadata } from "./metadata.ts";
 import { runBroker } from "./broker.ts";
 import { runConsume, runProduce } from "./records.ts";
@@ -23,6 +24,7 @@ export function mainHelp(): string {
     "  serve     Run the broker",
     "  topics    Manage topics (create, list, describe, alter, delete)",
     "  groups    Manage consumer groups (list, describe, delete, reset-offsets)",
+    "  transactions  List, describe and abort transactions",
     "  metadata  Check or repair the embedded metadata store of a stopped broker",
     "  broker    Control a running broker over gRPC (status, drain, flush, watch)",
     "  produce   Produce records from stdin or a file (one per line, or JSON lines)",
@@ -55,6 +57,8 @@ export async function main(args: string[]): Promise<number> {
       return await runTopics(rest);
     case "groups":
       return await runGroups(rest);
+    case "transactions":
+      return await runTransactions(rest);
     case "metadata":
       return await runMetadata(rest);
     case "broker":

@@ -198,10 +198,10 @@ export async function withAdmin<T>(
 /** The single positional argument of `<noun> <command>`, e.g. the topic of "topics delete". */
 export function onePositional(
   positionals: string[],
-  noun: "topics" | "groups",
+  noun: "topics" | "groups" | "transactions",
   command: string,
 ): string {
-  const what = noun === "topics" ? "topic name" : "group id";
+  const what = { topics: "topic name", groups: "group id", transactions: "transactional id" }[noun];
   if (positionals.length !== 1) {
     throw new UsageError(
       positionals.length === 0

@@ -89,6 +89,26 @@ export interface TopicDescription {
   configs: ConfigEntry[];
 }
 
+export interface TransactionListing {
+  transactionalId: string;
+  producerId: number;
+  state: string;
+  /** The broker that answered for it. */
+  coordinator: number;
+}
+
+export interface TransactionDescription {
+  transactionalId: string;
+  coordinator: number;
+  state: string;
+  producerId: number;
+  producerEpoch: number;
+  timeoutMs: number;
+  /** When the open transaction started (unix ms), -1 when none is open. */
+  startTimeMs: number;
+  partitions: TopicPartitionRef[];
+}
+
 export interface GroupListing {
   groupId: string;
   state: string;
@@ -684,6 +704,85 @@ export class AdminClient {
     return result.lowWatermark;
   }
 
+  // ---- transactions -------------------------------------------------------------------
+
+  /** Every transactional id on every broker, optionally only those in `states`. */
+  async listTransactions(states: string[] = []): Promise<TransactionListing[]> {
+    const cluster = await this.metadata([]);
+    const schema = API_SCHEMAS[66];
+    const version = this.version(schema);
+    const all = new Map<string, TransactionListing>();
+    await Promise.all(cluster.brokers.map(async (b) => {
+      const res = await this.#send(await this.#connectionTo(b.nodeId), schema, version, {
+        stateFilters: states,
+        producerIdFilters: [],
+        durationFilter: -1,
+      });
+      check(res.errorCode, null, `Cannot list transactions on broker ${b.nodeId}`);
+      for (const t of res.transactionStates) {
+        all.set(t.transactionalId, {
+          transactionalId: t.transactionalId,
+          producerId: t.producerId,
+          state: t.transactionState,
+          coordinator: b.nodeId,
+        });
+      }
+    }));
+    return [...all.values()].sort((a, b) =>
+      a.transactionalId < b.transactionalId ? -1 : a.transactionalId > b.transactionalId ? 1 : 0
+    );
+  }
+
+  /** A transactional id's state at its coordinator. */
+  describeTransaction(transactionalId: string): Promise<TransactionDescription> {
+    const what = `Cannot describe transactional id "${transactionalId}"`;
+    return this.#withCoordinator(transactionalId, what, async ({ nodeId, conn }) => {
+      const schema = API_SCHEMAS[65];
+      const res = await this.#send(conn, schema, this.version(schema), {
+        transactionalIds: [transactionalId],
+      });
+      const t = res.transactionStates[0];
+      checkCoordinator(t.errorCode, null);
+      check(t.errorCode, null, what);
+      return {
+        transactionalId,
+        coordinator: nodeId,
+        state: t.transactionState,
+        producerId: t.producerId,
+        producerEpoch: t.producerEpoch,
+        timeoutMs: t.transactionTimeoutMs,
+        startTimeMs: t.transactionStartTimeMs,
+        partitions: t.topics.flatMap((x) =>
+          x.partitions.map((partition) => ({ topic: x.topic, partition }))
+        ),
+      };
+    }, 1);
+  }
+
+  /**
+   * Fences the producer of `transactionalId` as a new instance would: InitProducerId at its
+   * coordinator bumps the epoch and aborts the transaction left open. Returns the new epoch.
+   */
+  fenceTransactionalId(transactionalId: string, timeoutMs = 60_000): Promise<number> {
+    const what = `Cannot abort the transaction of "${transactionalId}"`;
+    return this.#withCoordinator(transactionalId, what, async ({ conn }) => {
+      const schema = API_SCHEMAS[22];
+      const res = await this.#send(conn, schema, this.version(schema), {
+        transactionalId,
+        transactionTimeoutMs: timeoutMs,
+        producerId: -1,
+        producerEpoch: -1,
+      });
+      // A transaction still being completed answers CONCURRENT_TRANSACTIONS: ask again.
+      if (res.errorCode === ERROR_CODES.CONCURRENT_TRANSACTIONS) {
+        throw new CoordinatorNotReady(describeError(res.errorCode, null));
+      }
+      checkCoordinator(res.errorCode, null);
+      check(res.errorCode, null, what);
+      return res.producerEpoch;
+    }, 1);
+  }
+
   // ---- consumer groups --------------------------------------------------------------
 
   /** Every group on every broker, optionally only those in `states` (case-insensitive). */
@@ -739,12 +838,13 @@ export class AdminClient {
     group: string,
     what: string,
     fn: (c: { nodeId: number; conn: KafkaConnection }) => Promise<T>,
+    keyType: 0 | 1 = 0,
   ): Promise<T> {
     let last = "";
     for (let attempt = 0; attempt < COORDINATOR_ATTEMPTS_MAX; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, COORDINATOR_RETRY_MS));
       try {
-        return await fn(await this.#coordinator(group));
+        return await fn(await this.#coordinator(group, keyType));
       } catch (err) {
         if (!(err instanceof CoordinatorNotReady)) throw err;
         last = err.message;
@@ -763,12 +863,15 @@ export class AdminClient {
   }
 
   /** The broker coordinating `group` (throws CoordinatorNotReady while there is none). */
-  async #coordinator(group: string): Promise<{ nodeId: number; conn: KafkaConnection }> {
+  async #coordinator(
+    group: string,
+    keyType: 0 | 1 = 0,
+  ): Promise<{ nodeId: number; conn: KafkaConnection }> {
     const schema = API_SCHEMAS[10];
-    const version = this.version(schema);
+    const version = this.version(schema, keyType === 1 ? 1 : 0);
     const res = await this.#send(this.#bootstrap, schema, version, {
       key: group,
-      keyType: 0,
+      keyType,
       coordinatorKeys: [group],
     });
     const c = version >= 4 ? res.coordinators![0] : {

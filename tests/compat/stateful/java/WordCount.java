@@ -6,7 +6,9 @@
 // on SIGTERM (close() flushes and commits, so no word is counted twice, and leaves the group, so a
 // restarted instance is assigned at once instead of after the old member's session timeout, as
 // with Apache Kafka). Not part of the product.
-//   java -cp ... WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT OUTPUT
+// An optional sixth argument sets processing.guarantee (exactly_once_v2 for
+// tests/e2e/java_transactions_test.ts).
+//   java -cp ... WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT OUTPUT [GUARANTEE]
 import java.util.Arrays;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
@@ -32,6 +34,11 @@ public class WordCount {
     props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
     props.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
     props.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
+    if (args.length > 5) {
+      props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, args[5]);
+      // Commit often, so a kill lands between commits with work in flight.
+      props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 200);
+    }
 
     AtomicLong counted = new AtomicLong();
     StreamsBuilder builder = new StreamsBuilder();
