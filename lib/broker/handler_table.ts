@@ -40,6 +40,7 @@ import { WRITE_TXN_MARKERS_HANDLER } from "./write_txn_markers.ts";
 import { TXN_OFFSET_COMMIT_HANDLER } from "./txn_offset_commit.ts";
 import { DESCRIBE_TRANSACTIONS_HANDLER } from "./describe_transactions.ts";
 import { LIST_TRANSACTIONS_HANDLER } from "./list_transactions.ts";
+import { DESCRIBE_PRODUCERS_HANDLER } from "./describe_producers.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();
@@ -84,6 +85,7 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(TXN_OFFSET_COMMIT_HANDLER);
   add(DESCRIBE_TRANSACTIONS_HANDLER);
   add(LIST_TRANSACTIONS_HANDLER);
+  add(DESCRIBE_PRODUCERS_HANDLER);
   return table;
 }
 

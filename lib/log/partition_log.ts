@@ -719,6 +719,29 @@ export class PartitionLog implements FlushSource {
     return this.#producersLoading;
   }
 
+  /**
+   * The producers this partition remembers (DescribeProducers): epoch, last sequence and write
+   * time, the decision number of their last marker here, and where their open transaction starts.
+   */
+  activeProducers(): {
+    producerId: number;
+    producerEpoch: number;
+    lastSequence: number;
+    lastTimestampMs: number;
+    lastDecision: number;
+    openTxnFirstOffset: number;
+  }[] {
+    const txn = this.#txnLatest;
+    return this.#producers.entries().map((e) => ({
+      producerId: e.producerId,
+      producerEpoch: e.producerEpoch,
+      lastSequence: e.batches.at(-1)?.lastSeq ?? -1,
+      lastTimestampMs: e.lastTimestampMs,
+      lastDecision: txn.markers.get(e.producerId) ?? -1,
+      openTxnFirstOffset: txn.open.get(e.producerId)?.firstOffset ?? -1,
+    }));
+  }
+
   /** The producer's state on this partition (pending appends included), for tests and tools. */
   producerState(producerId: number): ProducerEntry | undefined {
     return this.#producers.get(producerId);

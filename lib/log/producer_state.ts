@@ -255,6 +255,13 @@ export class ProducerStateTable {
     return this.#overlay.get(producerId)?.entry ?? this.#committed.get(producerId);
   }
 
+  /** Every producer's latest entry (pending appends included), oldest write first. */
+  entries(): ProducerEntry[] {
+    const out = new Map<number, ProducerEntry>(this.#committed);
+    for (const [id, pending] of this.#overlay) out.set(id, pending.entry);
+    return [...out.values()];
+  }
+
   /** The producer's committed entry. */
   committed(producerId: number): ProducerEntry | undefined {
     return this.#committed.get(producerId);

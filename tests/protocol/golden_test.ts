@@ -57,7 +57,8 @@ const NOT_SENT_BY_ANY_CLIENT: { apiKey: number; versions: [number, number]; reas
     reason: "Transaction APIs, served since issue 12: the captured clients that ran transactional " +
       "steps sent other versions, and no capture run covers TxnOffsetCommit, WriteTxnMarkers " +
       "(broker to broker) or the transaction admin APIs; every version is exercised by " +
-      "tests/broker/transactions_test.ts",
+      "tests/broker/transactions_test.ts and, for the admin APIs, by kafka-transactions.sh in " +
+      "tests/e2e/kafka_tools_transactions_test.ts",
   })),
   {
     apiKey: 75,
