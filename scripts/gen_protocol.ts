@@ -1,6 +1,9 @@
 /**
  * Generates the Kafka message codecs in `lib/protocol/generated/` from Kafka's JSON message
- * schemas (`../shared/kafka-protocol/messages/` next to the repository, or `--schemas DIR`).
+ * schemas: Kafka 3.9's (`../shared/kafka-protocol/messages/` next to the repository, or
+ * `--schemas DIR`) with Kafka 4.4's (`../shared/kafka-protocol/messages-4.4/`, or
+ * `--newer-schemas DIR`) merged over them, each message over the union of both version ranges
+ * (see `unionSchema`).
  *
  *   deno task gen          write the generated files (and remove stale ones)
  *   deno task gen:check    regenerate in memory; exit 1 listing every file that differs
@@ -126,7 +129,7 @@ function modeOf(v: Mask, p: Mask): Mode {
 // ---------------------------------------------------------------------------------------------
 // Schema model.
 
-interface RawField {
+export interface RawField {
   name: string;
   type: string;
   versions?: string;
@@ -140,7 +143,7 @@ interface RawField {
   fields?: RawField[];
 }
 
-interface RawMessage {
+export interface RawMessage {
   apiKey?: number;
   type: string;
   name: string;
@@ -1183,12 +1186,12 @@ function generateApis(pairs: { req: Message; res: Message }[]): string {
   return out.lines.join("\n");
 }
 
-/** Generates every output file: file name -> content. */
-export function generate(schemasDir: string): Map<string, string> {
+/** Reads every `*.json` schema of a folder: message name -> schema and file name. */
+function readSchemas(dir: string): Map<string, { raw: RawMessage; file: string }> {
   const raws = new Map<string, { raw: RawMessage; file: string }>();
-  for (const e of Deno.readDirSync(schemasDir)) {
+  for (const e of Deno.readDirSync(dir)) {
     if (!e.isFile || !e.name.endsWith(".json")) continue;
-    const text = Deno.readTextFileSync(`${schemasDir}/${e.name}`);
+    const text = Deno.readTextFileSync(`${dir}/${e.name}`);
     let raw: RawMessage;
     try {
       raw = JSON.parse(stripJsonComments(text));
@@ -1197,6 +1200,111 @@ export function generate(schemasDir: string): Map<string, string> {
     }
     raws.set(raw.name, { raw, file: e.name });
   }
+  return raws;
+}
+
+/**
+ * Fields the newer schema set renamed, same type and versions (`Message.Path.Field` -> new name):
+ * merged as one field under the newer name.
+ */
+const FIELD_RENAMES: Record<string, string> = {
+  // Kafka 4.x: the generation, or for consumer groups (KIP-848) the member epoch.
+  "TxnOffsetCommitRequest.GenerationId": "GenerationIdOrMemberEpoch",
+};
+
+/**
+ * One message from an older and a newer schema set (Kafka 3.9 and 4.4): the newer field
+ * definitions, which still describe the versions Kafka 4.0 stopped accepting (KIP-896), over the
+ * union of both version ranges, so old clients (Produce v0-2, ...) keep working.
+ */
+export function unionSchema(
+  older: { raw: RawMessage; file: string },
+  newer: { raw: RawMessage; file: string },
+): { raw: RawMessage; file: string } {
+  const name = newer.raw.name;
+  if (older.raw.flexibleVersions !== newer.raw.flexibleVersions) {
+    throw new Error(`${name}: flexible versions differ between the schema sets`);
+  }
+  const bounds = (v: string) => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(v);
+    if (m === null) throw new Error(`${name}: cannot merge validVersions "${v}"`);
+    return [Number(m[1]), Number(m[2] ?? m[1])];
+  };
+  const [oldMin, oldMax] = bounds(older.raw.validVersions);
+  const [newMin, newMax] = bounds(newer.raw.validVersions);
+  const min = Math.min(oldMin, newMin);
+  const max = Math.max(oldMax, newMax);
+  // Kafka 4.0 deleted a few fields that only the dropped versions had (ListOffsets v0
+  // MaxNumOffsets, OffsetCommit v1 CommitTimestamp, ...): put them back where they were.
+  const restore = (path: string, olds: RawField[], news: RawField[]): RawField[] => {
+    const byName = new Map(news.map((f) => [f.name, f]));
+    const out: RawField[] = [];
+    const renamed = (f: RawField) => FIELD_RENAMES[`${name}.${path}${f.name}`] ?? f.name;
+    const oldNames = new Set(olds.map(renamed));
+    let next = 0;
+    for (const f of olds) {
+      const n = byName.get(renamed(f));
+      if (n === undefined) {
+        const [, last] = bounds(f.versions ?? "0");
+        if (f.versions === undefined || /\+$/.test(f.versions) || last >= newMin) {
+          throw new Error(`${name}: ${path}${f.name} (versions ${f.versions}) was removed`);
+        }
+        out.push(f);
+        continue;
+      }
+      // Newer fields that come before this one in the newer list.
+      while (next < news.length && news[next] !== n) {
+        if (!oldNames.has(news[next].name)) out.push(news[next]);
+        next++;
+      }
+      next++;
+      out.push(
+        n.fields && f.fields
+          ? { ...n, fields: restore(`${path}${f.name}.`, f.fields, n.fields) }
+          : n,
+      );
+    }
+    for (; next < news.length; next++) if (!oldNames.has(news[next].name)) out.push(news[next]);
+    return out;
+  };
+  const fields = restore("", older.raw.fields, newer.raw.fields);
+  const olderCommon = new Map((older.raw.commonStructs ?? []).map((c) => [c.name, c]));
+  const commonStructs = newer.raw.commonStructs?.map((c) => {
+    const o = olderCommon.get(c.name);
+    return o === undefined ? c : { ...c, fields: restore(`${c.name}.`, o.fields, c.fields) };
+  });
+  const raw: RawMessage = { ...newer.raw, validVersions: `${min}-${max}`, fields };
+  if (commonStructs !== undefined) raw.commonStructs = commonStructs;
+  return { raw, file: newer.file };
+}
+
+/** Generates every output file: file name -> content. */
+/**
+ * The schemas of `schemasDir` (Kafka 3.9), with each message of `newerDir` (Kafka 4.4) merged
+ * over it by `unionSchema`; messages the two sets define incompatibly are listed in `unmergeable`
+ * (an error only if one of them is generated).
+ */
+export function loadSchemaSet(schemasDir: string, newerDir?: string): {
+  raws: Map<string, { raw: RawMessage; file: string }>;
+  unmergeable: Map<string, Error>;
+} {
+  const raws = readSchemas(schemasDir);
+  const unmergeable = new Map<string, Error>();
+  if (newerDir !== undefined) {
+    for (const [name, newer] of readSchemas(newerDir)) {
+      const older = raws.get(name);
+      try {
+        raws.set(name, older === undefined ? newer : unionSchema(older, newer));
+      } catch (err) {
+        unmergeable.set(name, err as Error);
+      }
+    }
+  }
+  return { raws, unmergeable };
+}
+
+export function generate(schemasDir: string, newerDir?: string): Map<string, string> {
+  const { raws, unmergeable } = loadSchemaSet(schemasDir, newerDir);
   const byKey = new Map<string, RawMessage>();
   for (const { raw } of raws.values()) {
     if (raw.apiKey !== undefined) byKey.set(`${raw.apiKey}:${raw.type}`, raw);
@@ -1204,6 +1312,8 @@ export function generate(schemasDir: string): Map<string, string> {
   const files = new Map<string, string>();
   const load = (raw: RawMessage | undefined, what: string): Message => {
     if (raw === undefined) throw new Error(`No schema for ${what} in "${schemasDir}"`);
+    const mergeError = unmergeable.get(raw.name);
+    if (mergeError !== undefined) throw mergeError;
     const msg = parseMessage(raw, raws.get(raw.name)!.file);
     files.set(`${msg.file}.ts`, generateMessage(msg));
     return msg;
@@ -1227,6 +1337,10 @@ export function generate(schemasDir: string): Map<string, string> {
 
 export function defaultSchemasDir(): string {
   return fileURLToPath(new URL("../../shared/kafka-protocol/messages", import.meta.url));
+}
+
+export function defaultNewerSchemasDir(): string {
+  return fileURLToPath(new URL("../../shared/kafka-protocol/messages-4.4", import.meta.url));
 }
 
 export function defaultOutDir(): string {
@@ -1265,13 +1379,14 @@ function main(args: string[]): number {
     args,
     options: {
       schemas: { type: "string" },
+      "newer-schemas": { type: "string" },
       out: { type: "string" },
       check: { type: "boolean", default: false },
     },
   });
   const schemas = values.schemas ?? defaultSchemasDir();
   const outDir = values.out ?? defaultOutDir();
-  const files = generate(schemas);
+  const files = generate(schemas, values["newer-schemas"] ?? defaultNewerSchemasDir());
   if (values.check) {
     const differing = diffGenerated(files, outDir);
     if (differing.length > 0) {

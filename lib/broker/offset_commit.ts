@@ -46,7 +46,8 @@ export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCo
     const waiting: OffsetCommitResponsePartition[] = [];
     const topics = [];
     for (const t of req.topics) {
-      const topic = await lookupTopic(broker, t.name);
+      const name = t.name ?? ""; // absent only from v10 (topic ids)
+      const topic = await lookupTopic(broker, name);
       const partitions = t.partitions.map((p): OffsetCommitResponsePartition => {
         const out = { partitionIndex: p.partitionIndex, errorCode: ERROR_CODES.NONE as number };
         if (typeof topic === "number") out.errorCode = topic;
@@ -54,7 +55,7 @@ export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCo
           out.errorCode = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
         } else {
           toCommit.push({
-            topic: t.name,
+            topic: name,
             partition: p.partitionIndex,
             offset: p.committedOffset,
             leaderEpoch: v >= 6 ? p.committedLeaderEpoch ?? -1 : -1,

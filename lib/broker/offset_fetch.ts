@@ -112,7 +112,9 @@ export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetc
     const v = ctx.apiVersion;
     if (v >= 8) {
       const groups = await Promise.all((req.groups ?? []).map(async (g) => {
-        const r = await fetchGroup(ctx.broker, g.groupId, g.topics, req.requireStable ?? false);
+        // Topic names are absent only from v10 (topic ids).
+        const topics = g.topics?.map((t) => ({ ...t, name: t.name ?? "" })) ?? null;
+        const r = await fetchGroup(ctx.broker, g.groupId, topics, req.requireStable ?? false);
         return {
           groupId: g.groupId,
           errorCode: r.errorCode,

@@ -87,7 +87,7 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     if (acks !== 0 && acks !== 1 && acks !== -1) {
       for (const t of req.topicData) {
         topics.push({
-          name: t.name,
+          name: t.name ?? "", // absent only from v13 (topic ids)
           partitions: t.partitionData.map((p) =>
             failed(
               p.index,
@@ -104,9 +104,9 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     // connection append in the order they arrived; durability is awaited after.
     await ctx.sequential(async () => {
       for (const t of req.topicData) {
-        const entry = { name: t.name, partitions: [] as Prepared[] };
+        const entry = { name: t.name ?? "", partitions: [] as Prepared[] };
         topics.push(entry);
-        const topic = await lookupTopic(broker, t.name);
+        const topic = await lookupTopic(broker, entry.name);
         for (const p of t.partitionData) {
           if (typeof topic === "number") {
             entry.partitions.push(failed(p.index, topic));

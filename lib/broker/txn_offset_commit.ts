@@ -32,13 +32,14 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
   async handle(req, ctx) {
     const broker = ctx.broker;
     const v = ctx.apiVersion;
+    // Topic names are absent only from v6 (topic ids), which is not served.
     const answer = (codeOf: (topic: string, partition: number) => number) => ({
       throttleTimeMs: 0,
       topics: req.topics.map((t) => ({
-        name: t.name,
+        name: t.name ?? "",
         partitions: t.partitions.map((p) => ({
           partitionIndex: p.partitionIndex,
-          errorCode: codeOf(t.name, p.partitionIndex),
+          errorCode: codeOf(t.name ?? "", p.partitionIndex),
         })),
       })),
     });
@@ -46,7 +47,7 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
       groupId: req.groupId,
       memberId: v >= 3 ? req.memberId ?? "" : "",
       groupInstanceId: v >= 3 ? req.groupInstanceId ?? null : null,
-      generationId: v >= 3 ? req.generationId ?? -1 : -1,
+      generationId: v >= 3 ? req.generationIdOrMemberEpoch ?? -1 : -1,
     });
     if (code === ERROR_CODES.NONE) {
       code = forVersion(await broker.transactions.checkOffsetCommit(req, req.groupId), v, 2);
@@ -56,14 +57,15 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
     const entries: OffsetCommitEntry[] = [];
     const now = broker.clock.now();
     for (const t of req.topics) {
-      const topic = await broker.topic(t.name).catch(() => null);
+      const name = t.name ?? "";
+      const topic = await broker.topic(name).catch(() => null);
       for (const p of t.partitions) {
         if (!topic || p.partitionIndex < 0 || p.partitionIndex >= topic.partitions) {
-          unknown.add(`${t.name}\u0000${p.partitionIndex}`);
+          unknown.add(`${name}\u0000${p.partitionIndex}`);
           continue;
         }
         entries.push({
-          topic: t.name,
+          topic: name,
           partition: p.partitionIndex,
           offset: p.committedOffset,
           leaderEpoch: v >= 2 ? p.committedLeaderEpoch ?? -1 : -1,

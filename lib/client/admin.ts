@@ -898,6 +898,18 @@ export class AdminClient {
       });
       const g = res.groups[0];
       checkCoordinator(g.errorCode, null);
+      // From v6 (KIP-1043) a group that does not exist (Kafka 4.x: also one with committed
+      // offsets and no members) is GROUP_ID_NOT_FOUND; older versions said state "Dead".
+      if (g.errorCode === ERROR_CODES.GROUP_ID_NOT_FOUND) {
+        return {
+          groupId: group,
+          state: "Dead",
+          protocolType: "",
+          protocol: "",
+          coordinator: nodeId,
+          members: [],
+        };
+      }
       check(g.errorCode, null, what);
       return {
         groupId: g.groupId,
@@ -941,7 +953,7 @@ export class AdminClient {
           check(p.errorCode, null, `${what} for "${t.name}-${p.partitionIndex}"`);
           if (p.committedOffset < 0) continue;
           out.push({
-            topic: t.name,
+            topic: t.name ?? "",
             partition: p.partitionIndex,
             offset: p.committedOffset,
             metadata: p.metadata,

@@ -351,7 +351,7 @@ Deno.test("TxnOffsetCommit: offsets visible only on commit, UNSTABLE_OFFSET_COMM
       transactionalId: "o1",
       groupId: "g1",
       ...ids,
-      generationId: -1,
+      generationIdOrMemberEpoch: -1,
       memberId: "",
       groupInstanceId: null,
       topics: [{
@@ -374,7 +374,7 @@ Deno.test("TxnOffsetCommit: offsets visible only on commit, UNSTABLE_OFFSET_COMM
         transactionalId: "o1",
         groupId: "g1",
         ...ids,
-        generationId: -1,
+        generationIdOrMemberEpoch: -1,
         memberId: "",
         groupInstanceId: null,
         topics: [{

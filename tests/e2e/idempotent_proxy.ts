@@ -271,7 +271,7 @@ export class KafkaProxy {
           for (const batch of scanBatches(p.records).batches) {
             const info = readBatchInfo(p.records, batch.position);
             request.batches.push({
-              topic: topic.name,
+              topic: topic.name ?? "",
               partition: p.index,
               producerId: info.producerId,
               producerEpoch: info.producerEpoch,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   API_KEYS_TO_GENERATE,
+  defaultNewerSchemasDir,
   defaultOutDir,
   defaultSchemasDir,
   diffGenerated,
@@ -21,20 +22,20 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 Deno.test("generated protocol code is up to date with the schemas", () => {
-  const files = generate(defaultSchemasDir());
+  const files = generate(defaultSchemasDir(), defaultNewerSchemasDir());
   assert.deepStrictEqual(diffGenerated(files, defaultOutDir()), [], 'run "deno task gen"');
 });
 
 Deno.test("generation is reproducible", () => {
-  const a = generate(defaultSchemasDir());
-  const b = generate(defaultSchemasDir());
+  const a = generate(defaultSchemasDir(), defaultNewerSchemasDir());
+  const b = generate(defaultSchemasDir(), defaultNewerSchemasDir());
   assert.deepStrictEqual([...a.keys()], [...b.keys()]);
   for (const [name, content] of a) assert.equal(b.get(name), content, name);
   for (const content of a.values()) assert.ok(content.startsWith(GENERATED_HEADER + "\n"));
 });
 
 Deno.test("every listed API key has codecs and headers are generated", () => {
-  const files = generate(defaultSchemasDir());
+  const files = generate(defaultSchemasDir(), defaultNewerSchemasDir());
   assert.deepStrictEqual(
     API_SCHEMA_LIST.map((s) => s.apiKey),
     [...API_KEYS_TO_GENERATE].sort((a, b) => a - b),
@@ -55,7 +56,7 @@ Deno.test("check mode passes on the tree and fails, listing files, on a stale co
   assert.equal(ok.code, 0, ok.stderr);
   const dir = await Deno.makeTempDir({ prefix: "gen_protocol_test_" });
   try {
-    for (const [name, content] of generate(defaultSchemasDir())) {
+    for (const [name, content] of generate(defaultSchemasDir(), defaultNewerSchemasDir())) {
       await Deno.writeTextFile(`${dir}/${name}`, content);
     }
     await Deno.writeTextFile(`${dir}/produce_request.ts`, "// edited by hand\n");

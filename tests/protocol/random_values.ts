@@ -6,12 +6,14 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { stripJsonComments } from "../../scripts/gen_protocol.ts";
+import { defaultNewerSchemasDir, loadSchemaSet } from "../../scripts/gen_protocol.ts";
 import { bytesToUuid, ZERO_UUID } from "../../lib/protocol/primitives.ts";
 
 export const SCHEMAS_DIR = fileURLToPath(
   new URL("../../../shared/kafka-protocol/messages", import.meta.url),
 );
+/** Kafka 4.4 schemas, merged over SCHEMAS_DIR as the generator does. */
+export const NEWER_SCHEMAS_DIR = defaultNewerSchemasDir();
 
 /** Largest array the generator builds (keeps values small and the tests fast). */
 const MAX_ARRAY_ITEMS = 3;
@@ -73,11 +75,13 @@ export class Rng {
   }
 }
 
-export function loadSchemas(dir = SCHEMAS_DIR): Map<string, Schema> {
+export function loadSchemas(
+  dir = SCHEMAS_DIR,
+  newerDir: string | undefined = NEWER_SCHEMAS_DIR,
+): Map<string, Schema> {
   const out = new Map<string, Schema>();
-  for (const e of Deno.readDirSync(dir)) {
-    if (!e.name.endsWith(".json")) continue;
-    const raw = JSON.parse(stripJsonComments(Deno.readTextFileSync(`${dir}/${e.name}`)));
+  for (const { raw: r } of loadSchemaSet(dir, newerDir).raws.values()) {
+    const raw = r as unknown as Schema & { commonStructs?: { name: string; fields: RawField[] }[] };
     const structs = new Map<string, RawField[]>();
     const collect = (fields: RawField[]) => {
       for (const f of fields) {

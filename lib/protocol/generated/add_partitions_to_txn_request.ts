@@ -49,7 +49,7 @@ export interface AddPartitionsToTxnTransaction {
 export interface AddPartitionsToTxnTopic {
   /** The name of the topic. */
   name: string;
-  /** The partition indexes to add to the transaction */
+  /** The partition indexes to add to the transaction. */
   partitions: number[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

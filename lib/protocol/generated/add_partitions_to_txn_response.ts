@@ -41,7 +41,7 @@ export interface AddPartitionsToTxnResult {
 export interface AddPartitionsToTxnTopicResult {
   /** The topic name. */
   name: string;
-  /** The results for each partition */
+  /** The results for each partition. */
   resultsByPartition: AddPartitionsToTxnPartitionResult[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

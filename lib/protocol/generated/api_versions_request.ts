@@ -9,30 +9,40 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** ApiVersionsRequest: API key 18, versions 0-4, flexible 3+. */
+/** ApiVersionsRequest: API key 18, versions 0-5, flexible 3+. */
 export interface ApiVersionsRequest {
   /** The name of the client. (versions 3+) */
   clientSoftwareName?: string;
   /** The version of the client. (versions 3+) */
   clientSoftwareVersion?: string;
+  /**
+   * The cluster ID the client intends to connect to. Provide both ClusterId and NodeId, if known.
+   * (versions 5+, nullable 5+)
+   */
+  clusterId?: string | null;
+  /**
+   * The node ID the client intends to connect to. Provide both ClusterId and NodeId, if known.
+   * (versions 5+)
+   */
+  nodeId?: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ApiVersionsRequest (versions 0-4). */
+/** Codec for ApiVersionsRequest (versions 0-5). */
 export const API_VERSIONS_REQUEST: MessageCodec<ApiVersionsRequest> = {
   name: "ApiVersionsRequest",
   apiKey: 18,
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 5,
   flexibleMinVersion: 3,
   read: readApiVersionsRequest,
   write: writeApiVersionsRequest,
 };
 
 function readApiVersionsRequest(r: Reader, version: number): ApiVersionsRequest {
-  if (version < 0 || version > 4) {
-    throw unsupportedReadVersion("ApiVersionsRequest", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedReadVersion("ApiVersionsRequest", version, 0, 5);
   }
   const flexible = version >= 3;
   let clientSoftwareName: string = "";
@@ -43,10 +53,20 @@ function readApiVersionsRequest(r: Reader, version: number): ApiVersionsRequest 
   if (version >= 3) {
     clientSoftwareVersion = r.compactString();
   }
+  let clusterId: string | null = null;
+  if (version >= 5) {
+    clusterId = r.compactNullableString();
+  }
+  let nodeId: number = -1;
+  if (version >= 5) {
+    nodeId = r.int32();
+  }
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: ApiVersionsRequest = {
     clientSoftwareName,
     clientSoftwareVersion,
+    clusterId,
+    nodeId,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -55,8 +75,8 @@ function readApiVersionsRequest(r: Reader, version: number): ApiVersionsRequest 
 }
 
 function writeApiVersionsRequest(w: Writer, o: ApiVersionsRequest, version: number): void {
-  if (version < 0 || version > 4) {
-    throw unsupportedWriteVersion("ApiVersionsRequest", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedWriteVersion("ApiVersionsRequest", version, 0, 5);
   }
   const flexible = version >= 3;
   if (version >= 3) {
@@ -66,6 +86,14 @@ function writeApiVersionsRequest(w: Writer, o: ApiVersionsRequest, version: numb
   if (version >= 3) {
     const clientSoftwareVersion = o.clientSoftwareVersion ?? "";
     w.compactString(clientSoftwareVersion);
+  }
+  if (version >= 5) {
+    const clusterId = o.clusterId ?? null;
+    w.compactNullableString(clusterId);
+  }
+  if (version >= 5) {
+    const nodeId = o.nodeId ?? -1;
+    w.int32(nodeId);
   }
   if (flexible) {
     writeTaggedFields(w, undefined, o._unknownTaggedFields);

@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import { type Reader, Writer } from "../primitives.ts";
 
-/** ApiVersionsResponse: API key 18, versions 0-4, flexible 3+. */
+/** ApiVersionsResponse: API key 18, versions 0-5, flexible 3+. */
 export interface ApiVersionsResponse {
   /** The top-level error code. */
   errorCode: number;
@@ -37,7 +37,7 @@ export interface ApiVersionsResponse {
    */
   finalizedFeatures?: FinalizedFeatureKey[];
   /**
-   * Set by a KRaft controller if the required configurations for ZK migration are present (tag 3,
+   * Set by a KRaft controller if the required configurations for ZK migration are present. (tag 3,
    * versions 3+)
    */
   zkMigrationReady?: boolean;
@@ -45,7 +45,7 @@ export interface ApiVersionsResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ApiVersionsResponse, present in versions 0-4. */
+/** Struct of ApiVersionsResponse, present in versions 0-5. */
 export interface ApiVersion {
   /** The API index. */
   apiKey: number;
@@ -57,7 +57,7 @@ export interface ApiVersion {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ApiVersionsResponse, present in versions 3-4. */
+/** Struct of ApiVersionsResponse, present in versions 3-5. */
 export interface SupportedFeatureKey {
   /** The name of the feature. */
   name: string;
@@ -69,7 +69,7 @@ export interface SupportedFeatureKey {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ApiVersionsResponse, present in versions 3-4. */
+/** Struct of ApiVersionsResponse, present in versions 3-5. */
 export interface FinalizedFeatureKey {
   /** The name of the feature. */
   name: string;
@@ -81,20 +81,20 @@ export interface FinalizedFeatureKey {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ApiVersionsResponse (versions 0-4). */
+/** Codec for ApiVersionsResponse (versions 0-5). */
 export const API_VERSIONS_RESPONSE: MessageCodec<ApiVersionsResponse> = {
   name: "ApiVersionsResponse",
   apiKey: 18,
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 5,
   flexibleMinVersion: 3,
   read: readApiVersionsResponse,
   write: writeApiVersionsResponse,
 };
 
 function readApiVersionsResponse(r: Reader, version: number): ApiVersionsResponse {
-  if (version < 0 || version > 4) {
-    throw unsupportedReadVersion("ApiVersionsResponse", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedReadVersion("ApiVersionsResponse", version, 0, 5);
   }
   const flexible = version >= 3;
   const errorCode = r.int16();
@@ -168,8 +168,8 @@ function readApiVersionsResponse(r: Reader, version: number): ApiVersionsRespons
 }
 
 function writeApiVersionsResponse(w: Writer, o: ApiVersionsResponse, version: number): void {
-  if (version < 0 || version > 4) {
-    throw unsupportedWriteVersion("ApiVersionsResponse", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedWriteVersion("ApiVersionsResponse", version, 0, 5);
   }
   const flexible = version >= 3;
   w.int16(o.errorCode);

@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DeleteGroupsRequest: API key 42, versions 0-2, flexible 2+. */
+/** DeleteGroupsRequest: API key 42, versions 0-3, flexible 2+. */
 export interface DeleteGroupsRequest {
   /** The group names to delete. */
   groupsNames: string[];
@@ -18,20 +18,20 @@ export interface DeleteGroupsRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DeleteGroupsRequest (versions 0-2). */
+/** Codec for DeleteGroupsRequest (versions 0-3). */
 export const DELETE_GROUPS_REQUEST: MessageCodec<DeleteGroupsRequest> = {
   name: "DeleteGroupsRequest",
   apiKey: 42,
   minVersion: 0,
-  maxVersion: 2,
+  maxVersion: 3,
   flexibleMinVersion: 2,
   read: readDeleteGroupsRequest,
   write: writeDeleteGroupsRequest,
 };
 
 function readDeleteGroupsRequest(r: Reader, version: number): DeleteGroupsRequest {
-  if (version < 0 || version > 2) {
-    throw unsupportedReadVersion("DeleteGroupsRequest", version, 0, 2);
+  if (version < 0 || version > 3) {
+    throw unsupportedReadVersion("DeleteGroupsRequest", version, 0, 3);
   }
   const flexible = version >= 2;
   const nGroupsNames = flexible ? r.compactArrayLength() : r.arrayLength();
@@ -53,8 +53,8 @@ function readDeleteGroupsRequest(r: Reader, version: number): DeleteGroupsReques
 }
 
 function writeDeleteGroupsRequest(w: Writer, o: DeleteGroupsRequest, version: number): void {
-  if (version < 0 || version > 2) {
-    throw unsupportedWriteVersion("DeleteGroupsRequest", version, 0, 2);
+  if (version < 0 || version > 3) {
+    throw unsupportedWriteVersion("DeleteGroupsRequest", version, 0, 3);
   }
   const flexible = version >= 2;
   const groupsNames = o.groupsNames;

@@ -10,43 +10,45 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DeleteGroupsResponse: API key 42, versions 0-2, flexible 2+. */
+/** DeleteGroupsResponse: API key 42, versions 0-3, flexible 2+. */
 export interface DeleteGroupsResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
    * zero if the request did not violate any quota.
    */
   throttleTimeMs: number;
-  /** The deletion results */
+  /** The deletion results. */
   results: DeletableGroupResult[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DeleteGroupsResponse, present in versions 0-2. */
+/** Struct of DeleteGroupsResponse, present in versions 0-3. */
 export interface DeletableGroupResult {
-  /** The group id */
+  /** The group id. */
   groupId: string;
   /** The deletion error, or 0 if the deletion succeeded. */
   errorCode: number;
+  /** The error message, or null if there was no error. (versions 3+, nullable 3+) */
+  errorMessage?: string | null;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DeleteGroupsResponse (versions 0-2). */
+/** Codec for DeleteGroupsResponse (versions 0-3). */
 export const DELETE_GROUPS_RESPONSE: MessageCodec<DeleteGroupsResponse> = {
   name: "DeleteGroupsResponse",
   apiKey: 42,
   minVersion: 0,
-  maxVersion: 2,
+  maxVersion: 3,
   flexibleMinVersion: 2,
   read: readDeleteGroupsResponse,
   write: writeDeleteGroupsResponse,
 };
 
 function readDeleteGroupsResponse(r: Reader, version: number): DeleteGroupsResponse {
-  if (version < 0 || version > 2) {
-    throw unsupportedReadVersion("DeleteGroupsResponse", version, 0, 2);
+  if (version < 0 || version > 3) {
+    throw unsupportedReadVersion("DeleteGroupsResponse", version, 0, 3);
   }
   const flexible = version >= 2;
   const throttleTimeMs = r.int32();
@@ -70,8 +72,8 @@ function readDeleteGroupsResponse(r: Reader, version: number): DeleteGroupsRespo
 }
 
 function writeDeleteGroupsResponse(w: Writer, o: DeleteGroupsResponse, version: number): void {
-  if (version < 0 || version > 2) {
-    throw unsupportedWriteVersion("DeleteGroupsResponse", version, 0, 2);
+  if (version < 0 || version > 3) {
+    throw unsupportedWriteVersion("DeleteGroupsResponse", version, 0, 3);
   }
   const flexible = version >= 2;
   w.int32(o.throttleTimeMs);
@@ -93,10 +95,15 @@ function readDeletableGroupResult(r: Reader, version: number): DeletableGroupRes
   const flexible = version >= 2;
   const groupId = flexible ? r.compactString() : r.string();
   const errorCode = r.int16();
+  let errorMessage: string | null = null;
+  if (version >= 3) {
+    errorMessage = r.compactNullableString();
+  }
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: DeletableGroupResult = {
     groupId,
     errorCode,
+    errorMessage,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -112,6 +119,10 @@ function writeDeletableGroupResult(w: Writer, o: DeletableGroupResult, version: 
     w.string(o.groupId);
   }
   w.int16(o.errorCode);
+  if (version >= 3) {
+    const errorMessage = o.errorMessage ?? null;
+    w.compactNullableString(errorMessage);
+  }
   if (flexible) {
     writeTaggedFields(w, undefined, o._unknownTaggedFields);
   }

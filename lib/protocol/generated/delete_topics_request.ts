@@ -12,9 +12,9 @@ import type { Reader, Writer } from "../primitives.ts";
 
 /** DeleteTopicsRequest: API key 20, versions 0-6, flexible 4+. */
 export interface DeleteTopicsRequest {
-  /** The name or topic ID of the topic (versions 6+) */
+  /** The name or topic ID of the topic. (versions 6+) */
   topics?: DeleteTopicState[];
-  /** The names of the topics to delete (versions 0-5) */
+  /** The names of the topics to delete. (versions 0-5) */
   topicNames?: string[];
   /** The length of time in milliseconds to wait for the deletions to complete. */
   timeoutMs: number;
@@ -24,9 +24,9 @@ export interface DeleteTopicsRequest {
 
 /** Struct of DeleteTopicsRequest, present in versions 6. */
 export interface DeleteTopicState {
-  /** The topic name (nullable 6+) */
+  /** The topic name. (nullable 6+) */
   name: string | null;
-  /** The unique topic ID */
+  /** The unique topic ID. */
   topicId: string;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

@@ -26,9 +26,9 @@ export interface DeleteTopicsResponse {
 
 /** Struct of DeleteTopicsResponse, present in versions 0-6. */
 export interface DeletableTopicResult {
-  /** The topic name (nullable 6+) */
+  /** The topic name. (nullable 6+) */
   name: string | null;
-  /** the unique topic ID (versions 6+) */
+  /** The unique topic ID. (versions 6+) */
   topicId?: string;
   /** The deletion error, or 0 if the deletion succeeded. */
   errorCode: number;

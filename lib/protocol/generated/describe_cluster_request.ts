@@ -9,40 +9,47 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DescribeClusterRequest: API key 60, versions 0-1, flexible 0+. */
+/** DescribeClusterRequest: API key 60, versions 0-2, flexible 0+. */
 export interface DescribeClusterRequest {
   /** Whether to include cluster authorized operations. */
   includeClusterAuthorizedOperations: boolean;
   /** The endpoint type to describe. 1=brokers, 2=controllers. (versions 1+) */
   endpointType?: number;
+  /** Whether to include fenced brokers when listing brokers. (versions 2+) */
+  includeFencedBrokers?: boolean;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DescribeClusterRequest (versions 0-1). */
+/** Codec for DescribeClusterRequest (versions 0-2). */
 export const DESCRIBE_CLUSTER_REQUEST: MessageCodec<DescribeClusterRequest> = {
   name: "DescribeClusterRequest",
   apiKey: 60,
   minVersion: 0,
-  maxVersion: 1,
+  maxVersion: 2,
   flexibleMinVersion: 0,
   read: readDescribeClusterRequest,
   write: writeDescribeClusterRequest,
 };
 
 function readDescribeClusterRequest(r: Reader, version: number): DescribeClusterRequest {
-  if (version < 0 || version > 1) {
-    throw unsupportedReadVersion("DescribeClusterRequest", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedReadVersion("DescribeClusterRequest", version, 0, 2);
   }
   const includeClusterAuthorizedOperations = r.bool();
   let endpointType: number = 1;
   if (version >= 1) {
     endpointType = r.int8();
   }
+  let includeFencedBrokers: boolean = false;
+  if (version >= 2) {
+    includeFencedBrokers = r.bool();
+  }
   const unknown = readUnknownTaggedFields(r);
   const o: DescribeClusterRequest = {
     includeClusterAuthorizedOperations,
     endpointType,
+    includeFencedBrokers,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -51,13 +58,17 @@ function readDescribeClusterRequest(r: Reader, version: number): DescribeCluster
 }
 
 function writeDescribeClusterRequest(w: Writer, o: DescribeClusterRequest, version: number): void {
-  if (version < 0 || version > 1) {
-    throw unsupportedWriteVersion("DescribeClusterRequest", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedWriteVersion("DescribeClusterRequest", version, 0, 2);
   }
   w.bool(o.includeClusterAuthorizedOperations);
   if (version >= 1) {
     const endpointType = o.endpointType ?? 1;
     w.int8(endpointType);
+  }
+  if (version >= 2) {
+    const includeFencedBrokers = o.includeFencedBrokers ?? false;
+    w.bool(includeFencedBrokers);
   }
   writeTaggedFields(w, undefined, o._unknownTaggedFields);
 }

@@ -10,14 +10,14 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DescribeClusterResponse: API key 60, versions 0-1, flexible 0+. */
+/** DescribeClusterResponse: API key 60, versions 0-2, flexible 0+. */
 export interface DescribeClusterResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
    * zero if the request did not violate any quota.
    */
   throttleTimeMs: number;
-  /** The top-level error code, or 0 if there was no error */
+  /** The top-level error code, or 0 if there was no error. */
   errorCode: number;
   /** The top-level error message, or null if there was no error. (nullable 0+) */
   errorMessage: string | null;
@@ -25,7 +25,10 @@ export interface DescribeClusterResponse {
   endpointType?: number;
   /** The cluster ID that responding broker belongs to. */
   clusterId: string;
-  /** The ID of the controller broker. */
+  /**
+   * The ID of the controller. When handled by a controller, returns the current voter leader ID.
+   * When handled by a broker, returns a random alive broker ID as a fallback.
+   */
   controllerId: number;
   /** Each broker in the response. */
   brokers: DescribeClusterBroker[];
@@ -35,7 +38,7 @@ export interface DescribeClusterResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DescribeClusterResponse, present in versions 0-1. */
+/** Struct of DescribeClusterResponse, present in versions 0-2. */
 export interface DescribeClusterBroker {
   /** The broker ID. */
   brokerId: number;
@@ -45,24 +48,26 @@ export interface DescribeClusterBroker {
   port: number;
   /** The rack of the broker, or null if it has not been assigned to a rack. (nullable 0+) */
   rack: string | null;
+  /** Whether the broker is fenced (versions 2+) */
+  isFenced?: boolean;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DescribeClusterResponse (versions 0-1). */
+/** Codec for DescribeClusterResponse (versions 0-2). */
 export const DESCRIBE_CLUSTER_RESPONSE: MessageCodec<DescribeClusterResponse> = {
   name: "DescribeClusterResponse",
   apiKey: 60,
   minVersion: 0,
-  maxVersion: 1,
+  maxVersion: 2,
   flexibleMinVersion: 0,
   read: readDescribeClusterResponse,
   write: writeDescribeClusterResponse,
 };
 
 function readDescribeClusterResponse(r: Reader, version: number): DescribeClusterResponse {
-  if (version < 0 || version > 1) {
-    throw unsupportedReadVersion("DescribeClusterResponse", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedReadVersion("DescribeClusterResponse", version, 0, 2);
   }
   const throttleTimeMs = r.int32();
   const errorCode = r.int16();
@@ -104,8 +109,8 @@ function writeDescribeClusterResponse(
   o: DescribeClusterResponse,
   version: number,
 ): void {
-  if (version < 0 || version > 1) {
-    throw unsupportedWriteVersion("DescribeClusterResponse", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedWriteVersion("DescribeClusterResponse", version, 0, 2);
   }
   w.int32(o.throttleTimeMs);
   w.int16(o.errorCode);
@@ -126,17 +131,22 @@ function writeDescribeClusterResponse(
   writeTaggedFields(w, undefined, o._unknownTaggedFields);
 }
 
-function readDescribeClusterBroker(r: Reader, _version: number): DescribeClusterBroker {
+function readDescribeClusterBroker(r: Reader, version: number): DescribeClusterBroker {
   const brokerId = r.int32();
   const host = r.compactString();
   const port = r.int32();
   const rack = r.compactNullableString();
+  let isFenced: boolean = false;
+  if (version >= 2) {
+    isFenced = r.bool();
+  }
   const unknown = readUnknownTaggedFields(r);
   const o: DescribeClusterBroker = {
     brokerId,
     host,
     port,
     rack,
+    isFenced,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -144,11 +154,15 @@ function readDescribeClusterBroker(r: Reader, _version: number): DescribeCluster
   return o;
 }
 
-function writeDescribeClusterBroker(w: Writer, o: DescribeClusterBroker, _version: number): void {
+function writeDescribeClusterBroker(w: Writer, o: DescribeClusterBroker, version: number): void {
   w.int32(o.brokerId);
   w.compactString(o.host);
   w.int32(o.port);
   const rack = o.rack;
   w.compactNullableString(rack);
+  if (version >= 2) {
+    const isFenced = o.isFenced ?? false;
+    w.bool(isFenced);
+  }
   writeTaggedFields(w, undefined, o._unknownTaggedFields);
 }

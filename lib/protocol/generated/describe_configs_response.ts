@@ -60,7 +60,7 @@ export interface DescribeConfigsResourceResult {
   synonyms?: DescribeConfigsSynonym[];
   /**
    * The configuration data type. Type can be one of the following values - BOOLEAN, STRING, INT,
-   * SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD (versions 3+)
+   * SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD. (versions 3+)
    */
   configType?: number;
   /** The configuration documentation. (versions 3+, nullable 3+) */

@@ -10,9 +10,9 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DescribeGroupsRequest: API key 15, versions 0-5, flexible 5+. */
+/** DescribeGroupsRequest: API key 15, versions 0-6, flexible 5+. */
 export interface DescribeGroupsRequest {
-  /** The names of the groups to describe */
+  /** The names of the groups to describe. */
   groups: string[];
   /** Whether to include authorized operations. (versions 3+) */
   includeAuthorizedOperations?: boolean;
@@ -20,20 +20,20 @@ export interface DescribeGroupsRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DescribeGroupsRequest (versions 0-5). */
+/** Codec for DescribeGroupsRequest (versions 0-6). */
 export const DESCRIBE_GROUPS_REQUEST: MessageCodec<DescribeGroupsRequest> = {
   name: "DescribeGroupsRequest",
   apiKey: 15,
   minVersion: 0,
-  maxVersion: 5,
+  maxVersion: 6,
   flexibleMinVersion: 5,
   read: readDescribeGroupsRequest,
   write: writeDescribeGroupsRequest,
 };
 
 function readDescribeGroupsRequest(r: Reader, version: number): DescribeGroupsRequest {
-  if (version < 0 || version > 5) {
-    throw unsupportedReadVersion("DescribeGroupsRequest", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedReadVersion("DescribeGroupsRequest", version, 0, 6);
   }
   const flexible = version >= 5;
   const nGroups = flexible ? r.compactArrayLength() : r.arrayLength();
@@ -60,8 +60,8 @@ function readDescribeGroupsRequest(r: Reader, version: number): DescribeGroupsRe
 }
 
 function writeDescribeGroupsRequest(w: Writer, o: DescribeGroupsRequest, version: number): void {
-  if (version < 0 || version > 5) {
-    throw unsupportedWriteVersion("DescribeGroupsRequest", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedWriteVersion("DescribeGroupsRequest", version, 0, 6);
   }
   const flexible = version >= 5;
   const groups = o.groups;

@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DescribeGroupsResponse: API key 15, versions 0-5, flexible 5+. */
+/** DescribeGroupsResponse: API key 15, versions 0-6, flexible 5+. */
 export interface DescribeGroupsResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -23,10 +23,12 @@ export interface DescribeGroupsResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DescribeGroupsResponse, present in versions 0-5. */
+/** Struct of DescribeGroupsResponse, present in versions 0-6. */
 export interface DescribedGroup {
   /** The describe error, or 0 if there was no error. */
   errorCode: number;
+  /** The describe error message, or null if there was no error. (versions 6+, nullable 6+) */
+  errorMessage?: string | null;
   /** The group ID string. */
   groupId: string;
   /** The group state string, or the empty string. */
@@ -43,9 +45,9 @@ export interface DescribedGroup {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DescribeGroupsResponse, present in versions 0-5. */
+/** Struct of DescribeGroupsResponse, present in versions 0-6. */
 export interface DescribedGroupMember {
-  /** The member ID assigned by the group coordinator. */
+  /** The member id. */
   memberId: string;
   /**
    * The unique identifier of the consumer instance provided by end user. (versions 4+, nullable 4+)
@@ -63,20 +65,20 @@ export interface DescribedGroupMember {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DescribeGroupsResponse (versions 0-5). */
+/** Codec for DescribeGroupsResponse (versions 0-6). */
 export const DESCRIBE_GROUPS_RESPONSE: MessageCodec<DescribeGroupsResponse> = {
   name: "DescribeGroupsResponse",
   apiKey: 15,
   minVersion: 0,
-  maxVersion: 5,
+  maxVersion: 6,
   flexibleMinVersion: 5,
   read: readDescribeGroupsResponse,
   write: writeDescribeGroupsResponse,
 };
 
 function readDescribeGroupsResponse(r: Reader, version: number): DescribeGroupsResponse {
-  if (version < 0 || version > 5) {
-    throw unsupportedReadVersion("DescribeGroupsResponse", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedReadVersion("DescribeGroupsResponse", version, 0, 6);
   }
   const flexible = version >= 5;
   let throttleTimeMs: number = 0;
@@ -103,8 +105,8 @@ function readDescribeGroupsResponse(r: Reader, version: number): DescribeGroupsR
 }
 
 function writeDescribeGroupsResponse(w: Writer, o: DescribeGroupsResponse, version: number): void {
-  if (version < 0 || version > 5) {
-    throw unsupportedWriteVersion("DescribeGroupsResponse", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedWriteVersion("DescribeGroupsResponse", version, 0, 6);
   }
   const flexible = version >= 5;
   if (version >= 1) {
@@ -128,6 +130,10 @@ function writeDescribeGroupsResponse(w: Writer, o: DescribeGroupsResponse, versi
 function readDescribedGroup(r: Reader, version: number): DescribedGroup {
   const flexible = version >= 5;
   const errorCode = r.int16();
+  let errorMessage: string | null = null;
+  if (version >= 6) {
+    errorMessage = r.compactNullableString();
+  }
   const groupId = flexible ? r.compactString() : r.string();
   const groupState = flexible ? r.compactString() : r.string();
   const protocolType = flexible ? r.compactString() : r.string();
@@ -147,6 +153,7 @@ function readDescribedGroup(r: Reader, version: number): DescribedGroup {
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: DescribedGroup = {
     errorCode,
+    errorMessage,
     groupId,
     groupState,
     protocolType,
@@ -163,6 +170,10 @@ function readDescribedGroup(r: Reader, version: number): DescribedGroup {
 function writeDescribedGroup(w: Writer, o: DescribedGroup, version: number): void {
   const flexible = version >= 5;
   w.int16(o.errorCode);
+  if (version >= 6) {
+    const errorMessage = o.errorMessage ?? null;
+    w.compactNullableString(errorMessage);
+  }
   if (flexible) {
     w.compactString(o.groupId);
   } else {

@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DescribeLogDirsRequest: API key 35, versions 0-4, flexible 2+. */
+/** DescribeLogDirsRequest: API key 35, versions 0-5, flexible 2+. */
 export interface DescribeLogDirsRequest {
   /**
    * Each topic that we want to describe log directories for, or null for all topics. (nullable 0+)
@@ -20,9 +20,9 @@ export interface DescribeLogDirsRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DescribeLogDirsRequest, present in versions 0-4. */
+/** Struct of DescribeLogDirsRequest, present in versions 0-5. */
 export interface DescribableLogDirTopic {
-  /** The topic name */
+  /** The topic name. */
   topic: string;
   /** The partition indexes. */
   partitions: number[];
@@ -30,20 +30,20 @@ export interface DescribableLogDirTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DescribeLogDirsRequest (versions 0-4). */
+/** Codec for DescribeLogDirsRequest (versions 0-5). */
 export const DESCRIBE_LOG_DIRS_REQUEST: MessageCodec<DescribeLogDirsRequest> = {
   name: "DescribeLogDirsRequest",
   apiKey: 35,
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 5,
   flexibleMinVersion: 2,
   read: readDescribeLogDirsRequest,
   write: writeDescribeLogDirsRequest,
 };
 
 function readDescribeLogDirsRequest(r: Reader, version: number): DescribeLogDirsRequest {
-  if (version < 0 || version > 4) {
-    throw unsupportedReadVersion("DescribeLogDirsRequest", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedReadVersion("DescribeLogDirsRequest", version, 0, 5);
   }
   const flexible = version >= 2;
   let topics: DescribableLogDirTopic[] | null = [];
@@ -68,8 +68,8 @@ function readDescribeLogDirsRequest(r: Reader, version: number): DescribeLogDirs
 }
 
 function writeDescribeLogDirsRequest(w: Writer, o: DescribeLogDirsRequest, version: number): void {
-  if (version < 0 || version > 4) {
-    throw unsupportedWriteVersion("DescribeLogDirsRequest", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedWriteVersion("DescribeLogDirsRequest", version, 0, 5);
   }
   const flexible = version >= 2;
   const topics = o.topics;

@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** DescribeLogDirsResponse: API key 35, versions 0-4, flexible 2+. */
+/** DescribeLogDirsResponse: API key 35, versions 0-5, flexible 2+. */
 export interface DescribeLogDirsResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -25,32 +25,41 @@ export interface DescribeLogDirsResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DescribeLogDirsResponse, present in versions 0-4. */
+/** Struct of DescribeLogDirsResponse, present in versions 0-5. */
 export interface DescribeLogDirsResult {
   /** The error code, or 0 if there was no error. */
   errorCode: number;
   /** The absolute log directory path. */
   logDir: string;
-  /** Each topic. */
+  /** The topics. */
   topics: DescribeLogDirsTopic[];
-  /** The total size in bytes of the volume the log directory is in. (versions 4+) */
+  /**
+   * The total size in bytes of the volume the log directory is in. This value does not include the
+   * size of data stored in remote storage. (versions 4+)
+   */
   totalBytes?: number;
-  /** The usable size in bytes of the volume the log directory is in. (versions 4+) */
+  /**
+   * The usable size in bytes of the volume the log directory is in. This value does not include the
+   * size of data stored in remote storage. (versions 4+)
+   */
   usableBytes?: number;
+  /** True if this log directory is cordoned. (versions 5+) */
+  isCordoned?: boolean;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DescribeLogDirsResponse, present in versions 0-4. */
+/** Struct of DescribeLogDirsResponse, present in versions 0-5. */
 export interface DescribeLogDirsTopic {
   /** The topic name. */
   name: string;
+  /** The partitions. */
   partitions: DescribeLogDirsPartition[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of DescribeLogDirsResponse, present in versions 0-4. */
+/** Struct of DescribeLogDirsResponse, present in versions 0-5. */
 export interface DescribeLogDirsPartition {
   /** The partition index. */
   partitionIndex: number;
@@ -58,7 +67,7 @@ export interface DescribeLogDirsPartition {
   partitionSize: number;
   /**
    * The lag of the log's LEO w.r.t. partition's HW (if it is the current log for the partition) or
-   * current replica's LEO (if it is the future log for the partition)
+   * current replica's LEO (if it is the future log for the partition).
    */
   offsetLag: number;
   /**
@@ -70,20 +79,20 @@ export interface DescribeLogDirsPartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for DescribeLogDirsResponse (versions 0-4). */
+/** Codec for DescribeLogDirsResponse (versions 0-5). */
 export const DESCRIBE_LOG_DIRS_RESPONSE: MessageCodec<DescribeLogDirsResponse> = {
   name: "DescribeLogDirsResponse",
   apiKey: 35,
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 5,
   flexibleMinVersion: 2,
   read: readDescribeLogDirsResponse,
   write: writeDescribeLogDirsResponse,
 };
 
 function readDescribeLogDirsResponse(r: Reader, version: number): DescribeLogDirsResponse {
-  if (version < 0 || version > 4) {
-    throw unsupportedReadVersion("DescribeLogDirsResponse", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedReadVersion("DescribeLogDirsResponse", version, 0, 5);
   }
   const flexible = version >= 2;
   const throttleTimeMs = r.int32();
@@ -116,8 +125,8 @@ function writeDescribeLogDirsResponse(
   o: DescribeLogDirsResponse,
   version: number,
 ): void {
-  if (version < 0 || version > 4) {
-    throw unsupportedWriteVersion("DescribeLogDirsResponse", version, 0, 4);
+  if (version < 0 || version > 5) {
+    throw unsupportedWriteVersion("DescribeLogDirsResponse", version, 0, 5);
   }
   const flexible = version >= 2;
   w.int32(o.throttleTimeMs);
@@ -159,6 +168,10 @@ function readDescribeLogDirsResult(r: Reader, version: number): DescribeLogDirsR
   if (version >= 4) {
     usableBytes = r.int64();
   }
+  let isCordoned: boolean = false;
+  if (version >= 5) {
+    isCordoned = r.bool();
+  }
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: DescribeLogDirsResult = {
     errorCode,
@@ -166,6 +179,7 @@ function readDescribeLogDirsResult(r: Reader, version: number): DescribeLogDirsR
     topics,
     totalBytes,
     usableBytes,
+    isCordoned,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -197,6 +211,10 @@ function writeDescribeLogDirsResult(w: Writer, o: DescribeLogDirsResult, version
   if (version >= 4) {
     const usableBytes = o.usableBytes ?? -1;
     w.int64(usableBytes);
+  }
+  if (version >= 5) {
+    const isCordoned = o.isCordoned ?? false;
+    w.bool(isCordoned);
   }
   if (flexible) {
     writeTaggedFields(w, undefined, o._unknownTaggedFields);

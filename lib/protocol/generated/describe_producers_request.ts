@@ -12,6 +12,7 @@ import type { Reader, Writer } from "../primitives.ts";
 
 /** DescribeProducersRequest: API key 61, versions 0, flexible 0+. */
 export interface DescribeProducersRequest {
+  /** The topics to list producers for. */
   topics: TopicRequest[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

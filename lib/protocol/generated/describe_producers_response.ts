@@ -25,7 +25,7 @@ export interface DescribeProducersResponse {
 
 /** Struct of DescribeProducersResponse, present in versions 0. */
 export interface TopicResponse {
-  /** The topic name */
+  /** The topic name. */
   name: string;
   /** Each partition in the response. */
   partitions: PartitionResponse[];
@@ -40,10 +40,11 @@ export interface PartitionResponse {
   /** The partition error code, or 0 if there was no error. */
   errorCode: number;
   /**
-   * The partition error message, which may be null if no additional details are available (nullable
-   * 0+)
+   * The partition error message, which may be null if no additional details are available.
+   * (nullable 0+)
    */
   errorMessage: string | null;
+  /** The active producers for the partition. */
   activeProducers: ProducerState[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
@@ -51,11 +52,17 @@ export interface PartitionResponse {
 
 /** Struct of DescribeProducersResponse, present in versions 0. */
 export interface ProducerState {
+  /** The producer id. */
   producerId: number;
+  /** The producer epoch. */
   producerEpoch: number;
+  /** The last sequence number sent by the producer. */
   lastSequence: number;
+  /** The last timestamp sent by the producer. */
   lastTimestamp: number;
+  /** The current epoch of the producer group. */
   coordinatorEpoch: number;
+  /** The current transaction start offset of the producer. */
   currentTxnStartOffset: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

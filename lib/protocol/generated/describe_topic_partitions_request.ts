@@ -24,7 +24,7 @@ export interface DescribeTopicPartitionsRequest {
 
 /** Struct of DescribeTopicPartitionsRequest, present in versions 0. */
 export interface TopicRequest {
-  /** The topic name */
+  /** The topic name. */
   name: string;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
@@ -32,9 +32,9 @@ export interface TopicRequest {
 
 /** Struct of DescribeTopicPartitionsRequest, present in versions 0. */
 export interface Cursor {
-  /** The name for the first topic to process */
+  /** The name for the first topic to process. */
   topicName: string;
-  /** The partition index to start with */
+  /** The partition index to start with. */
   partitionIndex: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

@@ -45,9 +45,9 @@ export interface DescribeTopicPartitionsResponseTopic {
 
 /** Struct of DescribeTopicPartitionsResponse, present in versions 0. */
 export interface Cursor {
-  /** The name for the first topic to process */
+  /** The name for the first topic to process. */
   topicName: string;
-  /** The partition index to start with */
+  /** The partition index to start with. */
   partitionIndex: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

@@ -17,6 +17,7 @@ export interface DescribeTransactionsResponse {
    * zero if the request did not violate any quota.
    */
   throttleTimeMs: number;
+  /** The current state of the transaction. */
   transactionStates: TransactionState[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
@@ -24,12 +25,19 @@ export interface DescribeTransactionsResponse {
 
 /** Struct of DescribeTransactionsResponse, present in versions 0. */
 export interface TransactionState {
+  /** The error code. */
   errorCode: number;
+  /** The transactional id. */
   transactionalId: string;
+  /** The current transaction state of the producer. */
   transactionState: string;
+  /** The timeout in milliseconds for the transaction. */
   transactionTimeoutMs: number;
+  /** The start time of the transaction in milliseconds. */
   transactionStartTimeMs: number;
+  /** The current producer id associated with the transaction. */
   producerId: number;
+  /** The current epoch associated with the producer id. */
   producerEpoch: number;
   /**
    * The set of partitions included in the current transaction (if active). When a transaction is
@@ -42,7 +50,9 @@ export interface TransactionState {
 
 /** Struct of DescribeTransactionsResponse, present in versions 0. */
 export interface TopicData {
+  /** The topic name. */
   topic: string;
+  /** The partition ids included in the current transaction. */
   partitions: number[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

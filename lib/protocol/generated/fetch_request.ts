@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import { type Reader, Writer, ZERO_UUID } from "../primitives.ts";
 
-/** FetchRequest: API key 1, versions 0-17, flexible 12+. */
+/** FetchRequest: API key 1, versions 0-18, flexible 12+. */
 export interface FetchRequest {
   /**
    * The clusterId if known. This is used to validate metadata fetches prior to broker registration.
@@ -19,7 +19,7 @@ export interface FetchRequest {
   clusterId?: string | null;
   /** The broker ID of the follower, of -1 if this request is from a consumer. (versions 0-14) */
   replicaId?: number;
-  /** (tag 1, versions 15+) */
+  /** The state of the replica in the follower. (tag 1, versions 15+) */
   replicaState?: ReplicaState;
   /** The maximum time in milliseconds to wait for the response. */
   maxWaitMs: number;
@@ -36,7 +36,7 @@ export interface FetchRequest {
    * non-transactional and COMMITTED transactional records are visible. To be more concrete,
    * READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset),
    * and enables the inclusion of the list of aborted transactions in the result, which allows
-   * consumers to discard ABORTED transactional records (versions 4+)
+   * consumers to discard ABORTED transactional records. (versions 4+)
    */
   isolationLevel?: number;
   /** The fetch session ID. (versions 7+) */
@@ -47,13 +47,13 @@ export interface FetchRequest {
   topics: FetchTopic[];
   /** In an incremental fetch request, the partitions to remove. (versions 7+) */
   forgottenTopicsData?: ForgottenTopic[];
-  /** Rack ID of the consumer making this request (versions 11+) */
+  /** Rack ID of the consumer making this request. (versions 11+) */
   rackId?: string;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchRequest, present in versions 15-17. */
+/** Struct of FetchRequest, present in versions 15-18. */
 export interface ReplicaState {
   /** The replica ID of the follower, or -1 if this request is from a consumer. */
   replicaId: number;
@@ -63,11 +63,11 @@ export interface ReplicaState {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchRequest, present in versions 0-17. */
+/** Struct of FetchRequest, present in versions 0-18. */
 export interface FetchTopic {
   /** The name of the topic to fetch. (versions 0-12) */
   topic?: string;
-  /** The unique topic ID (versions 13+) */
+  /** The unique topic ID. (versions 13+) */
   topicId?: string;
   /** The partitions to fetch. */
   partitions: FetchPartition[];
@@ -75,11 +75,11 @@ export interface FetchTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchRequest, present in versions 7-17. */
+/** Struct of FetchRequest, present in versions 7-18. */
 export interface ForgottenTopic {
   /** The topic name. (versions 7-12) */
   topic?: string;
-  /** The unique topic ID (versions 13+) */
+  /** The unique topic ID. (versions 13+) */
   topicId?: string;
   /** The partitions indexes to forget. */
   partitions: number[];
@@ -87,7 +87,7 @@ export interface ForgottenTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchRequest, present in versions 0-17. */
+/** Struct of FetchRequest, present in versions 0-18. */
 export interface FetchPartition {
   /** The partition index. */
   partition: number;
@@ -95,7 +95,7 @@ export interface FetchPartition {
   currentLeaderEpoch?: number;
   /** The message offset. */
   fetchOffset: number;
-  /** The epoch of the last fetched record or -1 if there is none (versions 12+) */
+  /** The epoch of the last fetched record or -1 if there is none. (versions 12+) */
   lastFetchedEpoch?: number;
   /**
    * The earliest available offset of the follower replica. The field is only used when the request
@@ -107,26 +107,31 @@ export interface FetchPartition {
    * be honored.
    */
   partitionMaxBytes: number;
-  /** The directory id of the follower fetching (tag 0, versions 17+) */
+  /** The directory id of the follower fetching. (tag 0, versions 17+) */
   replicaDirectoryId?: string;
+  /**
+   * The high-watermark known by the replica. -1 if the high-watermark is not known and
+   * 9223372036854775807 if the feature is not supported. (tag 1, versions 18+)
+   */
+  highWatermark?: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for FetchRequest (versions 0-17). */
+/** Codec for FetchRequest (versions 0-18). */
 export const FETCH_REQUEST: MessageCodec<FetchRequest> = {
   name: "FetchRequest",
   apiKey: 1,
   minVersion: 0,
-  maxVersion: 17,
+  maxVersion: 18,
   flexibleMinVersion: 12,
   read: readFetchRequest,
   write: writeFetchRequest,
 };
 
 function readFetchRequest(r: Reader, version: number): FetchRequest {
-  if (version < 0 || version > 17) {
-    throw unsupportedReadVersion("FetchRequest", version, 0, 17);
+  if (version < 0 || version > 18) {
+    throw unsupportedReadVersion("FetchRequest", version, 0, 18);
   }
   const flexible = version >= 12;
   let clusterId: string | null = null;
@@ -215,8 +220,8 @@ function readFetchRequest(r: Reader, version: number): FetchRequest {
 }
 
 function writeFetchRequest(w: Writer, o: FetchRequest, version: number): void {
-  if (version < 0 || version > 17) {
-    throw unsupportedWriteVersion("FetchRequest", version, 0, 17);
+  if (version < 0 || version > 18) {
+    throw unsupportedWriteVersion("FetchRequest", version, 0, 18);
   }
   const flexible = version >= 12;
   if (version <= 14) {
@@ -441,6 +446,7 @@ function readFetchPartition(r: Reader, version: number): FetchPartition {
   }
   const partitionMaxBytes = r.int32();
   let replicaDirectoryId: string = ZERO_UUID;
+  let highWatermark: number = 9223372036854776000;
   let unknown: TaggedField[] | undefined;
   if (flexible) {
     const nTagged = r.taggedFieldCount();
@@ -449,6 +455,8 @@ function readFetchPartition(r: Reader, version: number): FetchPartition {
       const end = r.taggedFieldEnd();
       if (tag === 0 && version >= 17) {
         replicaDirectoryId = r.uuid();
+      } else if (tag === 1 && version >= 18) {
+        highWatermark = r.int64();
       } else {
         (unknown ??= []).push({ tag, data: r.raw(end - r.offset).slice() });
       }
@@ -463,6 +471,7 @@ function readFetchPartition(r: Reader, version: number): FetchPartition {
     logStartOffset,
     partitionMaxBytes,
     replicaDirectoryId,
+    highWatermark,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -494,6 +503,12 @@ function writeFetchPartition(w: Writer, o: FetchPartition, version: number): voi
       const t = new Writer(64);
       t.uuid(replicaDirectoryId);
       (tagged ??= []).push({ tag: 0, data: t.finishBytes() });
+    }
+    const highWatermark = o.highWatermark;
+    if (highWatermark !== undefined && version >= 18 && highWatermark !== 9223372036854776000) {
+      const t = new Writer(64);
+      t.int64(highWatermark);
+      (tagged ??= []).push({ tag: 1, data: t.finishBytes() });
     }
     writeTaggedFields(w, tagged, o._unknownTaggedFields);
   }

@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import { type Reader, Writer, ZERO_UUID } from "../primitives.ts";
 
-/** FetchResponse: API key 1, versions 0-17, flexible 12+. */
+/** FetchResponse: API key 1, versions 0-18, flexible 12+. */
 export interface FetchResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -32,11 +32,11 @@ export interface FetchResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchResponse, present in versions 0-17. */
+/** Struct of FetchResponse, present in versions 0-18. */
 export interface FetchableTopicResponse {
   /** The topic name. (versions 0-12) */
   topic?: string;
-  /** The unique topic ID (versions 13+) */
+  /** The unique topic ID. (versions 13+) */
   topicId?: string;
   /** The topic partitions. */
   partitions: PartitionData[];
@@ -44,7 +44,7 @@ export interface FetchableTopicResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchResponse, present in versions 16-17. */
+/** Struct of FetchResponse, present in versions 16-18. */
 export interface NodeEndpoint {
   /** The ID of the associated node. */
   nodeId: number;
@@ -58,7 +58,7 @@ export interface NodeEndpoint {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchResponse, present in versions 0-17. */
+/** Struct of FetchResponse, present in versions 0-18. */
 export interface PartitionData {
   /** The partition index. */
   partitionIndex: number;
@@ -68,7 +68,7 @@ export interface PartitionData {
   highWatermark: number;
   /**
    * The last stable offset (or LSO) of the partition. This is the last offset such that the state
-   * of all transactional records prior to this offset have been decided (ABORTED or COMMITTED)
+   * of all transactional records prior to this offset have been decided (ABORTED or COMMITTED).
    * (versions 4+)
    */
   lastStableOffset?: number;
@@ -77,10 +77,10 @@ export interface PartitionData {
   /**
    * In case divergence is detected based on the `LastFetchedEpoch` and `FetchOffset` in the
    * request, this field indicates the largest epoch and its end offset such that subsequent records
-   * are known to diverge (tag 0, versions 12+)
+   * are known to diverge. (tag 0, versions 12+)
    */
   divergingEpoch?: EpochEndOffset;
-  /** (tag 1, versions 12+) */
+  /** The current leader of the partition. (tag 1, versions 12+) */
   currentLeader?: LeaderIdAndEpoch;
   /**
    * In the case of fetching an offset less than the LogStartOffset, this is the end offset and
@@ -89,7 +89,9 @@ export interface PartitionData {
   snapshotId?: SnapshotId;
   /** The aborted transactions. (versions 4+, nullable 4+) */
   abortedTransactions?: AbortedTransaction[] | null;
-  /** The preferred read replica for the consumer to use on its next fetch request (versions 11+) */
+  /**
+   * The preferred read replica for the consumer to use on its next fetch request. (versions 11+)
+   */
   preferredReadReplica?: number;
   /** The record data. (nullable 0+) */
   records: Uint8Array | null;
@@ -97,33 +99,37 @@ export interface PartitionData {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchResponse, present in versions 12-17. */
+/** Struct of FetchResponse, present in versions 12-18. */
 export interface EpochEndOffset {
+  /** The largest epoch. */
   epoch: number;
+  /** The end offset of the epoch. */
   endOffset: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchResponse, present in versions 12-17. */
+/** Struct of FetchResponse, present in versions 12-18. */
 export interface LeaderIdAndEpoch {
   /** The ID of the current leader or -1 if the leader is unknown. */
   leaderId: number;
-  /** The latest known leader epoch */
+  /** The latest known leader epoch. */
   leaderEpoch: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchResponse, present in versions 12-17. */
+/** Struct of FetchResponse, present in versions 12-18. */
 export interface SnapshotId {
+  /** The end offset of the epoch. */
   endOffset: number;
+  /** The largest epoch. */
   epoch: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of FetchResponse, present in versions 4-17. */
+/** Struct of FetchResponse, present in versions 4-18. */
 export interface AbortedTransaction {
   /** The producer id associated with the aborted transaction. */
   producerId: number;
@@ -133,20 +139,20 @@ export interface AbortedTransaction {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for FetchResponse (versions 0-17). */
+/** Codec for FetchResponse (versions 0-18). */
 export const FETCH_RESPONSE: MessageCodec<FetchResponse> = {
   name: "FetchResponse",
   apiKey: 1,
   minVersion: 0,
-  maxVersion: 17,
+  maxVersion: 18,
   flexibleMinVersion: 12,
   read: readFetchResponse,
   write: writeFetchResponse,
 };
 
 function readFetchResponse(r: Reader, version: number): FetchResponse {
-  if (version < 0 || version > 17) {
-    throw unsupportedReadVersion("FetchResponse", version, 0, 17);
+  if (version < 0 || version > 18) {
+    throw unsupportedReadVersion("FetchResponse", version, 0, 18);
   }
   const flexible = version >= 12;
   let throttleTimeMs: number = 0;
@@ -207,8 +213,8 @@ function readFetchResponse(r: Reader, version: number): FetchResponse {
 }
 
 function writeFetchResponse(w: Writer, o: FetchResponse, version: number): void {
-  if (version < 0 || version > 17) {
-    throw unsupportedWriteVersion("FetchResponse", version, 0, 17);
+  if (version < 0 || version > 18) {
+    throw unsupportedWriteVersion("FetchResponse", version, 0, 18);
   }
   const flexible = version >= 12;
   if (version >= 1) {

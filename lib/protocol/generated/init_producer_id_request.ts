@@ -9,7 +9,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** InitProducerIdRequest: API key 22, versions 0-5, flexible 2+. */
+/** InitProducerIdRequest: API key 22, versions 0-6, flexible 2+. */
 export interface InitProducerIdRequest {
   /** The transactional id, or null if the producer is not transactional. (nullable 0+) */
   transactionalId: string | null;
@@ -28,24 +28,34 @@ export interface InitProducerIdRequest {
    * and the request will return an error if they do not match. (versions 3+)
    */
   producerEpoch?: number;
+  /**
+   * True if the client wants to enable two-phase commit (2PC) protocol for transactions. (versions
+   * 6+)
+   */
+  enable2Pc?: boolean;
+  /**
+   * True if the client wants to keep the currently ongoing transaction instead of aborting it.
+   * (versions 6+)
+   */
+  keepPreparedTxn?: boolean;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for InitProducerIdRequest (versions 0-5). */
+/** Codec for InitProducerIdRequest (versions 0-6). */
 export const INIT_PRODUCER_ID_REQUEST: MessageCodec<InitProducerIdRequest> = {
   name: "InitProducerIdRequest",
   apiKey: 22,
   minVersion: 0,
-  maxVersion: 5,
+  maxVersion: 6,
   flexibleMinVersion: 2,
   read: readInitProducerIdRequest,
   write: writeInitProducerIdRequest,
 };
 
 function readInitProducerIdRequest(r: Reader, version: number): InitProducerIdRequest {
-  if (version < 0 || version > 5) {
-    throw unsupportedReadVersion("InitProducerIdRequest", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedReadVersion("InitProducerIdRequest", version, 0, 6);
   }
   const flexible = version >= 2;
   const transactionalId = flexible ? r.compactNullableString() : r.nullableString();
@@ -58,12 +68,22 @@ function readInitProducerIdRequest(r: Reader, version: number): InitProducerIdRe
   if (version >= 3) {
     producerEpoch = r.int16();
   }
+  let enable2Pc: boolean = false;
+  if (version >= 6) {
+    enable2Pc = r.bool();
+  }
+  let keepPreparedTxn: boolean = false;
+  if (version >= 6) {
+    keepPreparedTxn = r.bool();
+  }
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: InitProducerIdRequest = {
     transactionalId,
     transactionTimeoutMs,
     producerId,
     producerEpoch,
+    enable2Pc,
+    keepPreparedTxn,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -72,8 +92,8 @@ function readInitProducerIdRequest(r: Reader, version: number): InitProducerIdRe
 }
 
 function writeInitProducerIdRequest(w: Writer, o: InitProducerIdRequest, version: number): void {
-  if (version < 0 || version > 5) {
-    throw unsupportedWriteVersion("InitProducerIdRequest", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedWriteVersion("InitProducerIdRequest", version, 0, 6);
   }
   const flexible = version >= 2;
   const transactionalId = o.transactionalId;
@@ -90,6 +110,14 @@ function writeInitProducerIdRequest(w: Writer, o: InitProducerIdRequest, version
   if (version >= 3) {
     const producerEpoch = o.producerEpoch ?? -1;
     w.int16(producerEpoch);
+  }
+  if (version >= 6) {
+    const enable2Pc = o.enable2Pc ?? false;
+    w.bool(enable2Pc);
+  }
+  if (version >= 6) {
+    const keepPreparedTxn = o.keepPreparedTxn ?? false;
+    w.bool(keepPreparedTxn);
   }
   if (flexible) {
     writeTaggedFields(w, undefined, o._unknownTaggedFields);

@@ -9,7 +9,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** InitProducerIdResponse: API key 22, versions 0-5, flexible 2+. */
+/** InitProducerIdResponse: API key 22, versions 0-6, flexible 2+. */
 export interface InitProducerIdResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -22,36 +22,56 @@ export interface InitProducerIdResponse {
   producerId: number;
   /** The current epoch associated with the producer id. */
   producerEpoch: number;
+  /**
+   * The producer id for ongoing transaction when KeepPreparedTxn is used, -1 if there is no
+   * transaction ongoing. (versions 6+)
+   */
+  ongoingTxnProducerId?: number;
+  /**
+   * The epoch associated with the producer id for ongoing transaction when KeepPreparedTxn is used,
+   * -1 if there is no transaction ongoing. (versions 6+)
+   */
+  ongoingTxnProducerEpoch?: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for InitProducerIdResponse (versions 0-5). */
+/** Codec for InitProducerIdResponse (versions 0-6). */
 export const INIT_PRODUCER_ID_RESPONSE: MessageCodec<InitProducerIdResponse> = {
   name: "InitProducerIdResponse",
   apiKey: 22,
   minVersion: 0,
-  maxVersion: 5,
+  maxVersion: 6,
   flexibleMinVersion: 2,
   read: readInitProducerIdResponse,
   write: writeInitProducerIdResponse,
 };
 
 function readInitProducerIdResponse(r: Reader, version: number): InitProducerIdResponse {
-  if (version < 0 || version > 5) {
-    throw unsupportedReadVersion("InitProducerIdResponse", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedReadVersion("InitProducerIdResponse", version, 0, 6);
   }
   const flexible = version >= 2;
   const throttleTimeMs = r.int32();
   const errorCode = r.int16();
   const producerId = r.int64();
   const producerEpoch = r.int16();
+  let ongoingTxnProducerId: number = -1;
+  if (version >= 6) {
+    ongoingTxnProducerId = r.int64();
+  }
+  let ongoingTxnProducerEpoch: number = -1;
+  if (version >= 6) {
+    ongoingTxnProducerEpoch = r.int16();
+  }
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: InitProducerIdResponse = {
     throttleTimeMs,
     errorCode,
     producerId,
     producerEpoch,
+    ongoingTxnProducerId,
+    ongoingTxnProducerEpoch,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -60,14 +80,22 @@ function readInitProducerIdResponse(r: Reader, version: number): InitProducerIdR
 }
 
 function writeInitProducerIdResponse(w: Writer, o: InitProducerIdResponse, version: number): void {
-  if (version < 0 || version > 5) {
-    throw unsupportedWriteVersion("InitProducerIdResponse", version, 0, 5);
+  if (version < 0 || version > 6) {
+    throw unsupportedWriteVersion("InitProducerIdResponse", version, 0, 6);
   }
   const flexible = version >= 2;
   w.int32(o.throttleTimeMs);
   w.int16(o.errorCode);
   w.int64(o.producerId);
   w.int16(o.producerEpoch);
+  if (version >= 6) {
+    const ongoingTxnProducerId = o.ongoingTxnProducerId ?? -1;
+    w.int64(ongoingTxnProducerId);
+  }
+  if (version >= 6) {
+    const ongoingTxnProducerEpoch = o.ongoingTxnProducerEpoch ?? -1;
+    w.int16(ongoingTxnProducerEpoch);
+  }
   if (flexible) {
     writeTaggedFields(w, undefined, o._unknownTaggedFields);
   }

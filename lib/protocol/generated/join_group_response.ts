@@ -32,6 +32,7 @@ export interface JoinGroupResponse {
   skipAssignment?: boolean;
   /** The member ID assigned by the group coordinator. */
   memberId: string;
+  /** The group members. */
   members: JoinGroupResponseMember[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];

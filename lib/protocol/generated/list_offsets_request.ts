@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** ListOffsetsRequest: API key 2, versions 0-10, flexible 6+. */
+/** ListOffsetsRequest: API key 2, versions 0-11, flexible 6+. */
 export interface ListOffsetsRequest {
   /** The broker ID of the requester, or -1 if this request is being made by a normal consumer. */
   replicaId: number;
@@ -20,7 +20,7 @@ export interface ListOffsetsRequest {
    * non-transactional and COMMITTED transactional records are visible. To be more concrete,
    * READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset),
    * and enables the inclusion of the list of aborted transactions in the result, which allows
-   * consumers to discard ABORTED transactional records (versions 2+)
+   * consumers to discard ABORTED transactional records. (versions 2+)
    */
   isolationLevel?: number;
   /** Each topic in the request. */
@@ -34,7 +34,7 @@ export interface ListOffsetsRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ListOffsetsRequest, present in versions 0-10. */
+/** Struct of ListOffsetsRequest, present in versions 0-11. */
 export interface ListOffsetsTopic {
   /** The topic name. */
   name: string;
@@ -44,7 +44,7 @@ export interface ListOffsetsTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ListOffsetsRequest, present in versions 0-10. */
+/** Struct of ListOffsetsRequest, present in versions 0-11. */
 export interface ListOffsetsPartition {
   /** The partition index. */
   partitionIndex: number;
@@ -58,20 +58,20 @@ export interface ListOffsetsPartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ListOffsetsRequest (versions 0-10). */
+/** Codec for ListOffsetsRequest (versions 0-11). */
 export const LIST_OFFSETS_REQUEST: MessageCodec<ListOffsetsRequest> = {
   name: "ListOffsetsRequest",
   apiKey: 2,
   minVersion: 0,
-  maxVersion: 10,
+  maxVersion: 11,
   flexibleMinVersion: 6,
   read: readListOffsetsRequest,
   write: writeListOffsetsRequest,
 };
 
 function readListOffsetsRequest(r: Reader, version: number): ListOffsetsRequest {
-  if (version < 0 || version > 10) {
-    throw unsupportedReadVersion("ListOffsetsRequest", version, 0, 10);
+  if (version < 0 || version > 11) {
+    throw unsupportedReadVersion("ListOffsetsRequest", version, 0, 11);
   }
   const flexible = version >= 6;
   const replicaId = r.int32();
@@ -105,8 +105,8 @@ function readListOffsetsRequest(r: Reader, version: number): ListOffsetsRequest 
 }
 
 function writeListOffsetsRequest(w: Writer, o: ListOffsetsRequest, version: number): void {
-  if (version < 0 || version > 10) {
-    throw unsupportedWriteVersion("ListOffsetsRequest", version, 0, 10);
+  if (version < 0 || version > 11) {
+    throw unsupportedWriteVersion("ListOffsetsRequest", version, 0, 11);
   }
   const flexible = version >= 6;
   w.int32(o.replicaId);

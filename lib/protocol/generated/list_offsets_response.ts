@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** ListOffsetsResponse: API key 2, versions 0-10, flexible 6+. */
+/** ListOffsetsResponse: API key 2, versions 0-11, flexible 6+. */
 export interface ListOffsetsResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -23,9 +23,9 @@ export interface ListOffsetsResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ListOffsetsResponse, present in versions 0-10. */
+/** Struct of ListOffsetsResponse, present in versions 0-11. */
 export interface ListOffsetsTopicResponse {
-  /** The topic name */
+  /** The topic name. */
   name: string;
   /** Each partition in the response. */
   partitions: ListOffsetsPartitionResponse[];
@@ -33,7 +33,7 @@ export interface ListOffsetsTopicResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ListOffsetsResponse, present in versions 0-10. */
+/** Struct of ListOffsetsResponse, present in versions 0-11. */
 export interface ListOffsetsPartitionResponse {
   /** The partition index. */
   partitionIndex: number;
@@ -45,26 +45,26 @@ export interface ListOffsetsPartitionResponse {
   timestamp?: number;
   /** The returned offset. (versions 1+) */
   offset?: number;
-  /** (versions 4+) */
+  /** The leader epoch associated with the returned offset. (versions 4+) */
   leaderEpoch?: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ListOffsetsResponse (versions 0-10). */
+/** Codec for ListOffsetsResponse (versions 0-11). */
 export const LIST_OFFSETS_RESPONSE: MessageCodec<ListOffsetsResponse> = {
   name: "ListOffsetsResponse",
   apiKey: 2,
   minVersion: 0,
-  maxVersion: 10,
+  maxVersion: 11,
   flexibleMinVersion: 6,
   read: readListOffsetsResponse,
   write: writeListOffsetsResponse,
 };
 
 function readListOffsetsResponse(r: Reader, version: number): ListOffsetsResponse {
-  if (version < 0 || version > 10) {
-    throw unsupportedReadVersion("ListOffsetsResponse", version, 0, 10);
+  if (version < 0 || version > 11) {
+    throw unsupportedReadVersion("ListOffsetsResponse", version, 0, 11);
   }
   const flexible = version >= 6;
   let throttleTimeMs: number = 0;
@@ -91,8 +91,8 @@ function readListOffsetsResponse(r: Reader, version: number): ListOffsetsRespons
 }
 
 function writeListOffsetsResponse(w: Writer, o: ListOffsetsResponse, version: number): void {
-  if (version < 0 || version > 10) {
-    throw unsupportedWriteVersion("ListOffsetsResponse", version, 0, 10);
+  if (version < 0 || version > 11) {
+    throw unsupportedWriteVersion("ListOffsetsResponse", version, 0, 11);
   }
   const flexible = version >= 6;
   if (version >= 2) {

@@ -10,41 +10,47 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** ListTransactionsRequest: API key 66, versions 0-1, flexible 0+. */
+/** ListTransactionsRequest: API key 66, versions 0-2, flexible 0+. */
 export interface ListTransactionsRequest {
   /**
    * The transaction states to filter by: if empty, all transactions are returned; if non-empty,
-   * then only transactions matching one of the filtered states will be returned
+   * then only transactions matching one of the filtered states will be returned.
    */
   stateFilters: string[];
   /**
    * The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only
-   * transactions which match one of the filtered producerIds will be returned
+   * transactions which match one of the filtered producerIds will be returned.
    */
   producerIdFilters: number[];
   /**
    * Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only
-   * transactions running longer than this duration will be returned (versions 1+)
+   * transactions running longer than this duration will be returned. (versions 1+)
    */
   durationFilter?: number;
+  /**
+   * The transactional ID regular expression pattern to filter by: if it is empty or null, all
+   * transactions are returned; Otherwise then only the transactions matching the given regular
+   * expression will be returned. (versions 2+, nullable 2+)
+   */
+  transactionalIdPattern?: string | null;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ListTransactionsRequest (versions 0-1). */
+/** Codec for ListTransactionsRequest (versions 0-2). */
 export const LIST_TRANSACTIONS_REQUEST: MessageCodec<ListTransactionsRequest> = {
   name: "ListTransactionsRequest",
   apiKey: 66,
   minVersion: 0,
-  maxVersion: 1,
+  maxVersion: 2,
   flexibleMinVersion: 0,
   read: readListTransactionsRequest,
   write: writeListTransactionsRequest,
 };
 
 function readListTransactionsRequest(r: Reader, version: number): ListTransactionsRequest {
-  if (version < 0 || version > 1) {
-    throw unsupportedReadVersion("ListTransactionsRequest", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedReadVersion("ListTransactionsRequest", version, 0, 2);
   }
   const nStateFilters = r.compactArrayLength();
   if (nStateFilters < 0) {
@@ -66,11 +72,16 @@ function readListTransactionsRequest(r: Reader, version: number): ListTransactio
   if (version >= 1) {
     durationFilter = r.int64();
   }
+  let transactionalIdPattern: string | null = null;
+  if (version >= 2) {
+    transactionalIdPattern = r.compactNullableString();
+  }
   const unknown = readUnknownTaggedFields(r);
   const o: ListTransactionsRequest = {
     stateFilters,
     producerIdFilters,
     durationFilter,
+    transactionalIdPattern,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -83,8 +94,8 @@ function writeListTransactionsRequest(
   o: ListTransactionsRequest,
   version: number,
 ): void {
-  if (version < 0 || version > 1) {
-    throw unsupportedWriteVersion("ListTransactionsRequest", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedWriteVersion("ListTransactionsRequest", version, 0, 2);
   }
   const stateFilters = o.stateFilters;
   w.compactArrayLength(stateFilters.length);
@@ -99,6 +110,10 @@ function writeListTransactionsRequest(
   if (version >= 1) {
     const durationFilter = o.durationFilter ?? -1;
     w.int64(durationFilter);
+  }
+  if (version >= 2) {
+    const transactionalIdPattern = o.transactionalIdPattern ?? null;
+    w.compactNullableString(transactionalIdPattern);
   }
   writeTaggedFields(w, undefined, o._unknownTaggedFields);
 }

@@ -10,47 +10,51 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** ListTransactionsResponse: API key 66, versions 0-1, flexible 0+. */
+/** ListTransactionsResponse: API key 66, versions 0-2, flexible 0+. */
 export interface ListTransactionsResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
    * zero if the request did not violate any quota.
    */
   throttleTimeMs: number;
+  /** The error code, or 0 if there was no error. */
   errorCode: number;
   /**
-   * Set of state filters provided in the request which were unknown to the transaction coordinator
+   * Set of state filters provided in the request which were unknown to the transaction coordinator.
    */
   unknownStateFilters: string[];
+  /** The current state of the transaction for the transactional id. */
   transactionStates: TransactionState[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ListTransactionsResponse, present in versions 0-1. */
+/** Struct of ListTransactionsResponse, present in versions 0-2. */
 export interface TransactionState {
+  /** The transactional id. */
   transactionalId: string;
+  /** The producer id. */
   producerId: number;
-  /** The current transaction state of the producer */
+  /** The current transaction state of the producer. */
   transactionState: string;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ListTransactionsResponse (versions 0-1). */
+/** Codec for ListTransactionsResponse (versions 0-2). */
 export const LIST_TRANSACTIONS_RESPONSE: MessageCodec<ListTransactionsResponse> = {
   name: "ListTransactionsResponse",
   apiKey: 66,
   minVersion: 0,
-  maxVersion: 1,
+  maxVersion: 2,
   flexibleMinVersion: 0,
   read: readListTransactionsResponse,
   write: writeListTransactionsResponse,
 };
 
 function readListTransactionsResponse(r: Reader, version: number): ListTransactionsResponse {
-  if (version < 0 || version > 1) {
-    throw unsupportedReadVersion("ListTransactionsResponse", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedReadVersion("ListTransactionsResponse", version, 0, 2);
   }
   const throttleTimeMs = r.int32();
   const errorCode = r.int16();
@@ -88,8 +92,8 @@ function writeListTransactionsResponse(
   o: ListTransactionsResponse,
   version: number,
 ): void {
-  if (version < 0 || version > 1) {
-    throw unsupportedWriteVersion("ListTransactionsResponse", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedWriteVersion("ListTransactionsResponse", version, 0, 2);
   }
   w.int32(o.throttleTimeMs);
   w.int16(o.errorCode);

@@ -11,7 +11,7 @@ import {
 } from "../codec.ts";
 import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** MetadataRequest: API key 3, versions 0-12, flexible 9+. */
+/** MetadataRequest: API key 3, versions 0-13, flexible 9+. */
 export interface MetadataRequest {
   /** The topics to fetch metadata for. (nullable 1+) */
   topics: MetadataRequestTopic[] | null;
@@ -28,7 +28,7 @@ export interface MetadataRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of MetadataRequest, present in versions 0-12. */
+/** Struct of MetadataRequest, present in versions 0-13. */
 export interface MetadataRequestTopic {
   /** The topic id. (versions 10+) */
   topicId?: string;
@@ -38,20 +38,20 @@ export interface MetadataRequestTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for MetadataRequest (versions 0-12). */
+/** Codec for MetadataRequest (versions 0-13). */
 export const METADATA_REQUEST: MessageCodec<MetadataRequest> = {
   name: "MetadataRequest",
   apiKey: 3,
   minVersion: 0,
-  maxVersion: 12,
+  maxVersion: 13,
   flexibleMinVersion: 9,
   read: readMetadataRequest,
   write: writeMetadataRequest,
 };
 
 function readMetadataRequest(r: Reader, version: number): MetadataRequest {
-  if (version < 0 || version > 12) {
-    throw unsupportedReadVersion("MetadataRequest", version, 0, 12);
+  if (version < 0 || version > 13) {
+    throw unsupportedReadVersion("MetadataRequest", version, 0, 13);
   }
   const flexible = version >= 9;
   let topics: MetadataRequestTopic[] | null = [];
@@ -93,8 +93,8 @@ function readMetadataRequest(r: Reader, version: number): MetadataRequest {
 }
 
 function writeMetadataRequest(w: Writer, o: MetadataRequest, version: number): void {
-  if (version < 0 || version > 12) {
-    throw unsupportedWriteVersion("MetadataRequest", version, 0, 12);
+  if (version < 0 || version > 13) {
+    throw unsupportedWriteVersion("MetadataRequest", version, 0, 13);
   }
   const flexible = version >= 9;
   const topics = o.topics;

@@ -11,7 +11,7 @@ import {
 } from "../codec.ts";
 import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** MetadataResponse: API key 3, versions 0-12, flexible 9+. */
+/** MetadataResponse: API key 3, versions 0-13, flexible 9+. */
 export interface MetadataResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -28,11 +28,13 @@ export interface MetadataResponse {
   topics: MetadataResponseTopic[];
   /** 32-bit bitfield to represent authorized operations for this cluster. (versions 8-10) */
   clusterAuthorizedOperations?: number;
+  /** The top-level error code, or 0 if there was no error. (versions 13+) */
+  errorCode?: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of MetadataResponse, present in versions 0-12. */
+/** Struct of MetadataResponse, present in versions 0-13. */
 export interface MetadataResponseBroker {
   /** The broker ID. */
   nodeId: number;
@@ -49,7 +51,7 @@ export interface MetadataResponseBroker {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of MetadataResponse, present in versions 0-12. */
+/** Struct of MetadataResponse, present in versions 0-13. */
 export interface MetadataResponseTopic {
   /** The topic error, or 0 if there was no error. */
   errorCode: number;
@@ -73,7 +75,7 @@ export interface MetadataResponseTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of MetadataResponse, present in versions 0-12. */
+/** Struct of MetadataResponse, present in versions 0-13. */
 export interface MetadataResponsePartition {
   /** The partition error, or 0 if there was no error. */
   errorCode: number;
@@ -93,20 +95,20 @@ export interface MetadataResponsePartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for MetadataResponse (versions 0-12). */
+/** Codec for MetadataResponse (versions 0-13). */
 export const METADATA_RESPONSE: MessageCodec<MetadataResponse> = {
   name: "MetadataResponse",
   apiKey: 3,
   minVersion: 0,
-  maxVersion: 12,
+  maxVersion: 13,
   flexibleMinVersion: 9,
   read: readMetadataResponse,
   write: writeMetadataResponse,
 };
 
 function readMetadataResponse(r: Reader, version: number): MetadataResponse {
-  if (version < 0 || version > 12) {
-    throw unsupportedReadVersion("MetadataResponse", version, 0, 12);
+  if (version < 0 || version > 13) {
+    throw unsupportedReadVersion("MetadataResponse", version, 0, 13);
   }
   const flexible = version >= 9;
   let throttleTimeMs: number = 0;
@@ -141,6 +143,10 @@ function readMetadataResponse(r: Reader, version: number): MetadataResponse {
   if (version >= 8 && version <= 10) {
     clusterAuthorizedOperations = r.int32();
   }
+  let errorCode: number = 0;
+  if (version >= 13) {
+    errorCode = r.int16();
+  }
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: MetadataResponse = {
     throttleTimeMs,
@@ -149,6 +155,7 @@ function readMetadataResponse(r: Reader, version: number): MetadataResponse {
     controllerId,
     topics,
     clusterAuthorizedOperations,
+    errorCode,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -157,8 +164,8 @@ function readMetadataResponse(r: Reader, version: number): MetadataResponse {
 }
 
 function writeMetadataResponse(w: Writer, o: MetadataResponse, version: number): void {
-  if (version < 0 || version > 12) {
-    throw unsupportedWriteVersion("MetadataResponse", version, 0, 12);
+  if (version < 0 || version > 13) {
+    throw unsupportedWriteVersion("MetadataResponse", version, 0, 13);
   }
   const flexible = version >= 9;
   if (version >= 3) {
@@ -198,6 +205,10 @@ function writeMetadataResponse(w: Writer, o: MetadataResponse, version: number):
   if (version >= 8 && version <= 10) {
     const clusterAuthorizedOperations = o.clusterAuthorizedOperations ?? -2147483648;
     w.int32(clusterAuthorizedOperations);
+  }
+  if (version >= 13) {
+    const errorCode = o.errorCode ?? 0;
+    w.int16(errorCode);
   }
   if (flexible) {
     writeTaggedFields(w, undefined, o._unknownTaggedFields);

@@ -8,9 +8,9 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import type { Reader, Writer } from "../primitives.ts";
+import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** OffsetCommitRequest: API key 8, versions 0-9, flexible 8+. */
+/** OffsetCommitRequest: API key 8, versions 0-10, flexible 8+. */
 export interface OffsetCommitRequest {
   /** The unique group identifier. */
   groupId: string;
@@ -33,17 +33,19 @@ export interface OffsetCommitRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetCommitRequest, present in versions 0-9. */
+/** Struct of OffsetCommitRequest, present in versions 0-10. */
 export interface OffsetCommitRequestTopic {
-  /** The topic name. */
-  name: string;
+  /** The topic name. (versions 0-9) */
+  name?: string;
+  /** The topic ID. (versions 10+) */
+  topicId?: string;
   /** Each partition to commit offsets for. */
   partitions: OffsetCommitRequestPartition[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetCommitRequest, present in versions 0-9. */
+/** Struct of OffsetCommitRequest, present in versions 0-10. */
 export interface OffsetCommitRequestPartition {
   /** The partition index. */
   partitionIndex: number;
@@ -59,20 +61,20 @@ export interface OffsetCommitRequestPartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for OffsetCommitRequest (versions 0-9). */
+/** Codec for OffsetCommitRequest (versions 0-10). */
 export const OFFSET_COMMIT_REQUEST: MessageCodec<OffsetCommitRequest> = {
   name: "OffsetCommitRequest",
   apiKey: 8,
   minVersion: 0,
-  maxVersion: 9,
+  maxVersion: 10,
   flexibleMinVersion: 8,
   read: readOffsetCommitRequest,
   write: writeOffsetCommitRequest,
 };
 
 function readOffsetCommitRequest(r: Reader, version: number): OffsetCommitRequest {
-  if (version < 0 || version > 9) {
-    throw unsupportedReadVersion("OffsetCommitRequest", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedReadVersion("OffsetCommitRequest", version, 0, 10);
   }
   const flexible = version >= 8;
   const groupId = flexible ? r.compactString() : r.string();
@@ -116,8 +118,8 @@ function readOffsetCommitRequest(r: Reader, version: number): OffsetCommitReques
 }
 
 function writeOffsetCommitRequest(w: Writer, o: OffsetCommitRequest, version: number): void {
-  if (version < 0 || version > 9) {
-    throw unsupportedWriteVersion("OffsetCommitRequest", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedWriteVersion("OffsetCommitRequest", version, 0, 10);
   }
   const flexible = version >= 8;
   if (flexible) {
@@ -165,7 +167,14 @@ function writeOffsetCommitRequest(w: Writer, o: OffsetCommitRequest, version: nu
 
 function readOffsetCommitRequestTopic(r: Reader, version: number): OffsetCommitRequestTopic {
   const flexible = version >= 8;
-  const name = flexible ? r.compactString() : r.string();
+  let name: string = "";
+  if (version <= 9) {
+    name = flexible ? r.compactString() : r.string();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 10) {
+    topicId = r.uuid();
+  }
   const nPartitions = flexible ? r.compactArrayLength() : r.arrayLength();
   if (nPartitions < 0) {
     throw nullFieldError("Partitions", version);
@@ -177,6 +186,7 @@ function readOffsetCommitRequestTopic(r: Reader, version: number): OffsetCommitR
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: OffsetCommitRequestTopic = {
     name,
+    topicId,
     partitions,
   };
   if (unknown !== undefined) {
@@ -191,10 +201,17 @@ function writeOffsetCommitRequestTopic(
   version: number,
 ): void {
   const flexible = version >= 8;
-  if (flexible) {
-    w.compactString(o.name);
-  } else {
-    w.string(o.name);
+  if (version <= 9) {
+    const name = o.name ?? "";
+    if (flexible) {
+      w.compactString(name);
+    } else {
+      w.string(name);
+    }
+  }
+  if (version >= 10) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
   }
   const partitions = o.partitions;
   if (flexible) {

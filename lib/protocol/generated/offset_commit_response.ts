@@ -8,9 +8,9 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import type { Reader, Writer } from "../primitives.ts";
+import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** OffsetCommitResponse: API key 8, versions 0-9, flexible 8+. */
+/** OffsetCommitResponse: API key 8, versions 0-10, flexible 8+. */
 export interface OffsetCommitResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -23,17 +23,19 @@ export interface OffsetCommitResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetCommitResponse, present in versions 0-9. */
+/** Struct of OffsetCommitResponse, present in versions 0-10. */
 export interface OffsetCommitResponseTopic {
-  /** The topic name. */
-  name: string;
+  /** The topic name. (versions 0-9) */
+  name?: string;
+  /** The topic ID. (versions 10+) */
+  topicId?: string;
   /** The responses for each partition in the topic. */
   partitions: OffsetCommitResponsePartition[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetCommitResponse, present in versions 0-9. */
+/** Struct of OffsetCommitResponse, present in versions 0-10. */
 export interface OffsetCommitResponsePartition {
   /** The partition index. */
   partitionIndex: number;
@@ -43,20 +45,20 @@ export interface OffsetCommitResponsePartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for OffsetCommitResponse (versions 0-9). */
+/** Codec for OffsetCommitResponse (versions 0-10). */
 export const OFFSET_COMMIT_RESPONSE: MessageCodec<OffsetCommitResponse> = {
   name: "OffsetCommitResponse",
   apiKey: 8,
   minVersion: 0,
-  maxVersion: 9,
+  maxVersion: 10,
   flexibleMinVersion: 8,
   read: readOffsetCommitResponse,
   write: writeOffsetCommitResponse,
 };
 
 function readOffsetCommitResponse(r: Reader, version: number): OffsetCommitResponse {
-  if (version < 0 || version > 9) {
-    throw unsupportedReadVersion("OffsetCommitResponse", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedReadVersion("OffsetCommitResponse", version, 0, 10);
   }
   const flexible = version >= 8;
   let throttleTimeMs: number = 0;
@@ -83,8 +85,8 @@ function readOffsetCommitResponse(r: Reader, version: number): OffsetCommitRespo
 }
 
 function writeOffsetCommitResponse(w: Writer, o: OffsetCommitResponse, version: number): void {
-  if (version < 0 || version > 9) {
-    throw unsupportedWriteVersion("OffsetCommitResponse", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedWriteVersion("OffsetCommitResponse", version, 0, 10);
   }
   const flexible = version >= 8;
   if (version >= 3) {
@@ -107,7 +109,14 @@ function writeOffsetCommitResponse(w: Writer, o: OffsetCommitResponse, version: 
 
 function readOffsetCommitResponseTopic(r: Reader, version: number): OffsetCommitResponseTopic {
   const flexible = version >= 8;
-  const name = flexible ? r.compactString() : r.string();
+  let name: string = "";
+  if (version <= 9) {
+    name = flexible ? r.compactString() : r.string();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 10) {
+    topicId = r.uuid();
+  }
   const nPartitions = flexible ? r.compactArrayLength() : r.arrayLength();
   if (nPartitions < 0) {
     throw nullFieldError("Partitions", version);
@@ -119,6 +128,7 @@ function readOffsetCommitResponseTopic(r: Reader, version: number): OffsetCommit
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: OffsetCommitResponseTopic = {
     name,
+    topicId,
     partitions,
   };
   if (unknown !== undefined) {
@@ -133,10 +143,17 @@ function writeOffsetCommitResponseTopic(
   version: number,
 ): void {
   const flexible = version >= 8;
-  if (flexible) {
-    w.compactString(o.name);
-  } else {
-    w.string(o.name);
+  if (version <= 9) {
+    const name = o.name ?? "";
+    if (flexible) {
+      w.compactString(name);
+    } else {
+      w.string(name);
+    }
+  }
+  if (version >= 10) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
   }
   const partitions = o.partitions;
   if (flexible) {

@@ -11,7 +11,7 @@ import type { Reader, Writer } from "../primitives.ts";
 export interface OffsetDeleteRequest {
   /** The unique group identifier. */
   groupId: string;
-  /** The topics to delete offsets for */
+  /** The topics to delete offsets for. */
   topics: OffsetDeleteRequestTopic[];
 }
 

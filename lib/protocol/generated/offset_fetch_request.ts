@@ -9,9 +9,9 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import type { Reader, Writer } from "../primitives.ts";
+import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** OffsetFetchRequest: API key 9, versions 0-9, flexible 6+. */
+/** OffsetFetchRequest: API key 9, versions 0-10, flexible 6+. */
 export interface OffsetFetchRequest {
   /** The group to fetch offsets for. (versions 0-7) */
   groupId?: string;
@@ -20,7 +20,7 @@ export interface OffsetFetchRequest {
    * (versions 0-7, nullable 2-7)
    */
   topics?: OffsetFetchRequestTopic[] | null;
-  /** Each group we would like to fetch offsets for (versions 8+) */
+  /** Each group we would like to fetch offsets for. (versions 8+) */
   groups?: OffsetFetchRequestGroup[];
   /**
    * Whether broker should hold on returning unstable offsets but set a retriable error code for the
@@ -41,14 +41,11 @@ export interface OffsetFetchRequestTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetFetchRequest, present in versions 8-9. */
+/** Struct of OffsetFetchRequest, present in versions 8-10. */
 export interface OffsetFetchRequestGroup {
   /** The group ID. */
   groupId: string;
-  /**
-   * The member ID assigned by the group coordinator if using the new consumer protocol (KIP-848).
-   * (versions 9+, nullable 9+)
-   */
+  /** The member id. (versions 9+, nullable 9+) */
   memberId?: string | null;
   /** The member epoch if using the new consumer protocol (KIP-848). (versions 9+) */
   memberEpoch?: number;
@@ -61,30 +58,32 @@ export interface OffsetFetchRequestGroup {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetFetchRequest, present in versions 8-9. */
+/** Struct of OffsetFetchRequest, present in versions 8-10. */
 export interface OffsetFetchRequestTopics {
-  /** The topic name. */
-  name: string;
+  /** The topic name. (versions 8-9) */
+  name?: string;
+  /** The topic ID. (versions 10+) */
+  topicId?: string;
   /** The partition indexes we would like to fetch offsets for. */
   partitionIndexes: number[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for OffsetFetchRequest (versions 0-9). */
+/** Codec for OffsetFetchRequest (versions 0-10). */
 export const OFFSET_FETCH_REQUEST: MessageCodec<OffsetFetchRequest> = {
   name: "OffsetFetchRequest",
   apiKey: 9,
   minVersion: 0,
-  maxVersion: 9,
+  maxVersion: 10,
   flexibleMinVersion: 6,
   read: readOffsetFetchRequest,
   write: writeOffsetFetchRequest,
 };
 
 function readOffsetFetchRequest(r: Reader, version: number): OffsetFetchRequest {
-  if (version < 0 || version > 9) {
-    throw unsupportedReadVersion("OffsetFetchRequest", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedReadVersion("OffsetFetchRequest", version, 0, 10);
   }
   const flexible = version >= 6;
   let groupId: string = "";
@@ -137,8 +136,8 @@ function readOffsetFetchRequest(r: Reader, version: number): OffsetFetchRequest 
 }
 
 function writeOffsetFetchRequest(w: Writer, o: OffsetFetchRequest, version: number): void {
-  if (version < 0 || version > 9) {
-    throw unsupportedWriteVersion("OffsetFetchRequest", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedWriteVersion("OffsetFetchRequest", version, 0, 10);
   }
   const flexible = version >= 6;
   if (version <= 7) {
@@ -295,7 +294,14 @@ function writeOffsetFetchRequestGroup(
 }
 
 function readOffsetFetchRequestTopics(r: Reader, version: number): OffsetFetchRequestTopics {
-  const name = r.compactString();
+  let name: string = "";
+  if (version <= 9) {
+    name = r.compactString();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 10) {
+    topicId = r.uuid();
+  }
   const nPartitionIndexes = r.compactArrayLength();
   if (nPartitionIndexes < 0) {
     throw nullFieldError("PartitionIndexes", version);
@@ -307,6 +313,7 @@ function readOffsetFetchRequestTopics(r: Reader, version: number): OffsetFetchRe
   const unknown = readUnknownTaggedFields(r);
   const o: OffsetFetchRequestTopics = {
     name,
+    topicId,
     partitionIndexes,
   };
   if (unknown !== undefined) {
@@ -318,9 +325,16 @@ function readOffsetFetchRequestTopics(r: Reader, version: number): OffsetFetchRe
 function writeOffsetFetchRequestTopics(
   w: Writer,
   o: OffsetFetchRequestTopics,
-  _version: number,
+  version: number,
 ): void {
-  w.compactString(o.name);
+  if (version <= 9) {
+    const name = o.name ?? "";
+    w.compactString(name);
+  }
+  if (version >= 10) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
+  }
   const partitionIndexes = o.partitionIndexes;
   w.compactArrayLength(partitionIndexes.length);
   for (const e of partitionIndexes) {

@@ -8,9 +8,9 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import type { Reader, Writer } from "../primitives.ts";
+import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** OffsetFetchResponse: API key 9, versions 0-9, flexible 6+. */
+/** OffsetFetchResponse: API key 9, versions 0-10, flexible 6+. */
 export interface OffsetFetchResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -31,13 +31,13 @@ export interface OffsetFetchResponse {
 export interface OffsetFetchResponseTopic {
   /** The topic name. */
   name: string;
-  /** The responses per partition */
+  /** The responses per partition. */
   partitions: OffsetFetchResponsePartition[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetFetchResponse, present in versions 8-9. */
+/** Struct of OffsetFetchResponse, present in versions 8-10. */
 export interface OffsetFetchResponseGroup {
   /** The group ID. */
   groupId: string;
@@ -65,17 +65,19 @@ export interface OffsetFetchResponsePartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetFetchResponse, present in versions 8-9. */
+/** Struct of OffsetFetchResponse, present in versions 8-10. */
 export interface OffsetFetchResponseTopics {
-  /** The topic name. */
-  name: string;
-  /** The responses per partition */
+  /** The topic name. (versions 8-9) */
+  name?: string;
+  /** The topic ID. (versions 10+) */
+  topicId?: string;
+  /** The responses per partition. */
   partitions: OffsetFetchResponsePartitions[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of OffsetFetchResponse, present in versions 8-9. */
+/** Struct of OffsetFetchResponse, present in versions 8-10. */
 export interface OffsetFetchResponsePartitions {
   /** The partition index. */
   partitionIndex: number;
@@ -91,20 +93,20 @@ export interface OffsetFetchResponsePartitions {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for OffsetFetchResponse (versions 0-9). */
+/** Codec for OffsetFetchResponse (versions 0-10). */
 export const OFFSET_FETCH_RESPONSE: MessageCodec<OffsetFetchResponse> = {
   name: "OffsetFetchResponse",
   apiKey: 9,
   minVersion: 0,
-  maxVersion: 9,
+  maxVersion: 10,
   flexibleMinVersion: 6,
   read: readOffsetFetchResponse,
   write: writeOffsetFetchResponse,
 };
 
 function readOffsetFetchResponse(r: Reader, version: number): OffsetFetchResponse {
-  if (version < 0 || version > 9) {
-    throw unsupportedReadVersion("OffsetFetchResponse", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedReadVersion("OffsetFetchResponse", version, 0, 10);
   }
   const flexible = version >= 6;
   let throttleTimeMs: number = 0;
@@ -155,8 +157,8 @@ function readOffsetFetchResponse(r: Reader, version: number): OffsetFetchRespons
 }
 
 function writeOffsetFetchResponse(w: Writer, o: OffsetFetchResponse, version: number): void {
-  if (version < 0 || version > 9) {
-    throw unsupportedWriteVersion("OffsetFetchResponse", version, 0, 9);
+  if (version < 0 || version > 10) {
+    throw unsupportedWriteVersion("OffsetFetchResponse", version, 0, 10);
   }
   const flexible = version >= 6;
   if (version >= 3) {
@@ -327,7 +329,14 @@ function writeOffsetFetchResponsePartition(
 }
 
 function readOffsetFetchResponseTopics(r: Reader, version: number): OffsetFetchResponseTopics {
-  const name = r.compactString();
+  let name: string = "";
+  if (version <= 9) {
+    name = r.compactString();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 10) {
+    topicId = r.uuid();
+  }
   const nPartitions = r.compactArrayLength();
   if (nPartitions < 0) {
     throw nullFieldError("Partitions", version);
@@ -339,6 +348,7 @@ function readOffsetFetchResponseTopics(r: Reader, version: number): OffsetFetchR
   const unknown = readUnknownTaggedFields(r);
   const o: OffsetFetchResponseTopics = {
     name,
+    topicId,
     partitions,
   };
   if (unknown !== undefined) {
@@ -352,7 +362,14 @@ function writeOffsetFetchResponseTopics(
   o: OffsetFetchResponseTopics,
   version: number,
 ): void {
-  w.compactString(o.name);
+  if (version <= 9) {
+    const name = o.name ?? "";
+    w.compactString(name);
+  }
+  if (version >= 10) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
+  }
   const partitions = o.partitions;
   w.compactArrayLength(partitions.length);
   for (const e of partitions) {

@@ -8,9 +8,9 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import type { Reader, Writer } from "../primitives.ts";
+import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** ProduceRequest: API key 0, versions 0-11, flexible 9+. */
+/** ProduceRequest: API key 0, versions 0-13, flexible 9+. */
 export interface ProduceRequest {
   /**
    * The transactional ID, or null if the producer is not transactional. (versions 3+, nullable 3+)
@@ -30,17 +30,19 @@ export interface ProduceRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ProduceRequest, present in versions 0-11. */
+/** Struct of ProduceRequest, present in versions 0-13. */
 export interface TopicProduceData {
-  /** The topic name. */
-  name: string;
+  /** The topic name. (versions 0-12) */
+  name?: string;
+  /** The unique topic ID (versions 13+) */
+  topicId?: string;
   /** Each partition to produce to. */
   partitionData: PartitionProduceData[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ProduceRequest, present in versions 0-11. */
+/** Struct of ProduceRequest, present in versions 0-13. */
 export interface PartitionProduceData {
   /** The partition index. */
   index: number;
@@ -50,20 +52,20 @@ export interface PartitionProduceData {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ProduceRequest (versions 0-11). */
+/** Codec for ProduceRequest (versions 0-13). */
 export const PRODUCE_REQUEST: MessageCodec<ProduceRequest> = {
   name: "ProduceRequest",
   apiKey: 0,
   minVersion: 0,
-  maxVersion: 11,
+  maxVersion: 13,
   flexibleMinVersion: 9,
   read: readProduceRequest,
   write: writeProduceRequest,
 };
 
 function readProduceRequest(r: Reader, version: number): ProduceRequest {
-  if (version < 0 || version > 11) {
-    throw unsupportedReadVersion("ProduceRequest", version, 0, 11);
+  if (version < 0 || version > 13) {
+    throw unsupportedReadVersion("ProduceRequest", version, 0, 13);
   }
   const flexible = version >= 9;
   let transactionalId: string | null = null;
@@ -94,8 +96,8 @@ function readProduceRequest(r: Reader, version: number): ProduceRequest {
 }
 
 function writeProduceRequest(w: Writer, o: ProduceRequest, version: number): void {
-  if (version < 0 || version > 11) {
-    throw unsupportedWriteVersion("ProduceRequest", version, 0, 11);
+  if (version < 0 || version > 13) {
+    throw unsupportedWriteVersion("ProduceRequest", version, 0, 13);
   }
   const flexible = version >= 9;
   if (version >= 3) {
@@ -124,7 +126,14 @@ function writeProduceRequest(w: Writer, o: ProduceRequest, version: number): voi
 
 function readTopicProduceData(r: Reader, version: number): TopicProduceData {
   const flexible = version >= 9;
-  const name = flexible ? r.compactString() : r.string();
+  let name: string = "";
+  if (version <= 12) {
+    name = flexible ? r.compactString() : r.string();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 13) {
+    topicId = r.uuid();
+  }
   const nPartitionData = flexible ? r.compactArrayLength() : r.arrayLength();
   if (nPartitionData < 0) {
     throw nullFieldError("PartitionData", version);
@@ -136,6 +145,7 @@ function readTopicProduceData(r: Reader, version: number): TopicProduceData {
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: TopicProduceData = {
     name,
+    topicId,
     partitionData,
   };
   if (unknown !== undefined) {
@@ -146,10 +156,17 @@ function readTopicProduceData(r: Reader, version: number): TopicProduceData {
 
 function writeTopicProduceData(w: Writer, o: TopicProduceData, version: number): void {
   const flexible = version >= 9;
-  if (flexible) {
-    w.compactString(o.name);
-  } else {
-    w.string(o.name);
+  if (version <= 12) {
+    const name = o.name ?? "";
+    if (flexible) {
+      w.compactString(name);
+    } else {
+      w.string(name);
+    }
+  }
+  if (version >= 13) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
   }
   const partitionData = o.partitionData;
   if (flexible) {

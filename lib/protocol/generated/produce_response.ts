@@ -8,11 +8,11 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import { type Reader, Writer } from "../primitives.ts";
+import { type Reader, Writer, ZERO_UUID } from "../primitives.ts";
 
-/** ProduceResponse: API key 0, versions 0-11, flexible 9+. */
+/** ProduceResponse: API key 0, versions 0-13, flexible 9+. */
 export interface ProduceResponse {
-  /** Each produce response */
+  /** Each produce response. */
   responses: TopicProduceResponse[];
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -28,17 +28,19 @@ export interface ProduceResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ProduceResponse, present in versions 0-11. */
+/** Struct of ProduceResponse, present in versions 0-13. */
 export interface TopicProduceResponse {
-  /** The topic name */
-  name: string;
+  /** The topic name. (versions 0-12) */
+  name?: string;
+  /** The unique topic ID (versions 13+) */
+  topicId?: string;
   /** Each partition that we produced to within the topic. */
   partitionResponses: PartitionProduceResponse[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ProduceResponse, present in versions 10-11. */
+/** Struct of ProduceResponse, present in versions 10-13. */
 export interface NodeEndpoint {
   /** The ID of the associated node. */
   nodeId: number;
@@ -52,7 +54,7 @@ export interface NodeEndpoint {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ProduceResponse, present in versions 0-11. */
+/** Struct of ProduceResponse, present in versions 0-13. */
 export interface PartitionProduceResponse {
   /** The partition index. */
   index: number;
@@ -68,53 +70,53 @@ export interface PartitionProduceResponse {
   logAppendTimeMs?: number;
   /** The log start offset. (versions 5+) */
   logStartOffset?: number;
-  /** The batch indices of records that caused the batch to be dropped (versions 8+) */
+  /** The batch indices of records that caused the batch to be dropped. (versions 8+) */
   recordErrors?: BatchIndexAndErrorMessage[];
   /**
    * The global error message summarizing the common root cause of the records that caused the batch
-   * to be dropped (versions 8+, nullable 8+)
+   * to be dropped. (versions 8+, nullable 8+)
    */
   errorMessage?: string | null;
-  /** (tag 0, versions 10+) */
+  /** The leader broker that the producer should use for future requests. (tag 0, versions 10+) */
   currentLeader?: LeaderIdAndEpoch;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ProduceResponse, present in versions 8-11. */
+/** Struct of ProduceResponse, present in versions 8-13. */
 export interface BatchIndexAndErrorMessage {
-  /** The batch index of the record that cause the batch to be dropped */
+  /** The batch index of the record that caused the batch to be dropped. */
   batchIndex: number;
-  /** The error message of the record that caused the batch to be dropped (nullable 8+) */
+  /** The error message of the record that caused the batch to be dropped. (nullable 8+) */
   batchIndexErrorMessage: string | null;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of ProduceResponse, present in versions 10-11. */
+/** Struct of ProduceResponse, present in versions 10-13. */
 export interface LeaderIdAndEpoch {
   /** The ID of the current leader or -1 if the leader is unknown. */
   leaderId: number;
-  /** The latest known leader epoch */
+  /** The latest known leader epoch. */
   leaderEpoch: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for ProduceResponse (versions 0-11). */
+/** Codec for ProduceResponse (versions 0-13). */
 export const PRODUCE_RESPONSE: MessageCodec<ProduceResponse> = {
   name: "ProduceResponse",
   apiKey: 0,
   minVersion: 0,
-  maxVersion: 11,
+  maxVersion: 13,
   flexibleMinVersion: 9,
   read: readProduceResponse,
   write: writeProduceResponse,
 };
 
 function readProduceResponse(r: Reader, version: number): ProduceResponse {
-  if (version < 0 || version > 11) {
-    throw unsupportedReadVersion("ProduceResponse", version, 0, 11);
+  if (version < 0 || version > 13) {
+    throw unsupportedReadVersion("ProduceResponse", version, 0, 13);
   }
   const flexible = version >= 9;
   const nResponses = flexible ? r.compactArrayLength() : r.arrayLength();
@@ -165,8 +167,8 @@ function readProduceResponse(r: Reader, version: number): ProduceResponse {
 }
 
 function writeProduceResponse(w: Writer, o: ProduceResponse, version: number): void {
-  if (version < 0 || version > 11) {
-    throw unsupportedWriteVersion("ProduceResponse", version, 0, 11);
+  if (version < 0 || version > 13) {
+    throw unsupportedWriteVersion("ProduceResponse", version, 0, 13);
   }
   const flexible = version >= 9;
   const responses = o.responses;
@@ -199,7 +201,14 @@ function writeProduceResponse(w: Writer, o: ProduceResponse, version: number): v
 
 function readTopicProduceResponse(r: Reader, version: number): TopicProduceResponse {
   const flexible = version >= 9;
-  const name = flexible ? r.compactString() : r.string();
+  let name: string = "";
+  if (version <= 12) {
+    name = flexible ? r.compactString() : r.string();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 13) {
+    topicId = r.uuid();
+  }
   const nPartitionResponses = flexible ? r.compactArrayLength() : r.arrayLength();
   if (nPartitionResponses < 0) {
     throw nullFieldError("PartitionResponses", version);
@@ -211,6 +220,7 @@ function readTopicProduceResponse(r: Reader, version: number): TopicProduceRespo
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: TopicProduceResponse = {
     name,
+    topicId,
     partitionResponses,
   };
   if (unknown !== undefined) {
@@ -221,10 +231,17 @@ function readTopicProduceResponse(r: Reader, version: number): TopicProduceRespo
 
 function writeTopicProduceResponse(w: Writer, o: TopicProduceResponse, version: number): void {
   const flexible = version >= 9;
-  if (flexible) {
-    w.compactString(o.name);
-  } else {
-    w.string(o.name);
+  if (version <= 12) {
+    const name = o.name ?? "";
+    if (flexible) {
+      w.compactString(name);
+    } else {
+      w.string(name);
+    }
+  }
+  if (version >= 13) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
   }
   const partitionResponses = o.partitionResponses;
   if (flexible) {

@@ -8,9 +8,9 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import type { Reader, Writer } from "../primitives.ts";
+import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** TxnOffsetCommitRequest: API key 28, versions 0-4, flexible 3+. */
+/** TxnOffsetCommitRequest: API key 28, versions 0-6, flexible 3+. */
 export interface TxnOffsetCommitRequest {
   /** The ID of the transaction. */
   transactionalId: string;
@@ -20,8 +20,11 @@ export interface TxnOffsetCommitRequest {
   producerId: number;
   /** The current epoch associated with the producer ID. */
   producerEpoch: number;
-  /** The generation of the consumer. (versions 3+) */
-  generationId?: number;
+  /**
+   * The generation of the group if using the classic group protocol or the member epoch if using
+   * the consumer protocol. (versions 3+)
+   */
+  generationIdOrMemberEpoch?: number;
   /** The member ID assigned by the group coordinator. (versions 3+) */
   memberId?: string;
   /**
@@ -34,17 +37,19 @@ export interface TxnOffsetCommitRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of TxnOffsetCommitRequest, present in versions 0-4. */
+/** Struct of TxnOffsetCommitRequest, present in versions 0-6. */
 export interface TxnOffsetCommitRequestTopic {
-  /** The topic name. */
-  name: string;
+  /** The topic name. (versions 0-5) */
+  name?: string;
+  /** The topic ID. (versions 6+) */
+  topicId?: string;
   /** The partitions inside the topic that we want to commit offsets for. */
   partitions: TxnOffsetCommitRequestPartition[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of TxnOffsetCommitRequest, present in versions 0-4. */
+/** Struct of TxnOffsetCommitRequest, present in versions 0-6. */
 export interface TxnOffsetCommitRequestPartition {
   /** The index of the partition within the topic. */
   partitionIndex: number;
@@ -58,29 +63,29 @@ export interface TxnOffsetCommitRequestPartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for TxnOffsetCommitRequest (versions 0-4). */
+/** Codec for TxnOffsetCommitRequest (versions 0-6). */
 export const TXN_OFFSET_COMMIT_REQUEST: MessageCodec<TxnOffsetCommitRequest> = {
   name: "TxnOffsetCommitRequest",
   apiKey: 28,
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 6,
   flexibleMinVersion: 3,
   read: readTxnOffsetCommitRequest,
   write: writeTxnOffsetCommitRequest,
 };
 
 function readTxnOffsetCommitRequest(r: Reader, version: number): TxnOffsetCommitRequest {
-  if (version < 0 || version > 4) {
-    throw unsupportedReadVersion("TxnOffsetCommitRequest", version, 0, 4);
+  if (version < 0 || version > 6) {
+    throw unsupportedReadVersion("TxnOffsetCommitRequest", version, 0, 6);
   }
   const flexible = version >= 3;
   const transactionalId = flexible ? r.compactString() : r.string();
   const groupId = flexible ? r.compactString() : r.string();
   const producerId = r.int64();
   const producerEpoch = r.int16();
-  let generationId: number = -1;
+  let generationIdOrMemberEpoch: number = -1;
   if (version >= 3) {
-    generationId = r.int32();
+    generationIdOrMemberEpoch = r.int32();
   }
   let memberId: string = "";
   if (version >= 3) {
@@ -104,7 +109,7 @@ function readTxnOffsetCommitRequest(r: Reader, version: number): TxnOffsetCommit
     groupId,
     producerId,
     producerEpoch,
-    generationId,
+    generationIdOrMemberEpoch,
     memberId,
     groupInstanceId,
     topics,
@@ -116,8 +121,8 @@ function readTxnOffsetCommitRequest(r: Reader, version: number): TxnOffsetCommit
 }
 
 function writeTxnOffsetCommitRequest(w: Writer, o: TxnOffsetCommitRequest, version: number): void {
-  if (version < 0 || version > 4) {
-    throw unsupportedWriteVersion("TxnOffsetCommitRequest", version, 0, 4);
+  if (version < 0 || version > 6) {
+    throw unsupportedWriteVersion("TxnOffsetCommitRequest", version, 0, 6);
   }
   const flexible = version >= 3;
   if (flexible) {
@@ -133,8 +138,8 @@ function writeTxnOffsetCommitRequest(w: Writer, o: TxnOffsetCommitRequest, versi
   w.int64(o.producerId);
   w.int16(o.producerEpoch);
   if (version >= 3) {
-    const generationId = o.generationId ?? -1;
-    w.int32(generationId);
+    const generationIdOrMemberEpoch = o.generationIdOrMemberEpoch ?? -1;
+    w.int32(generationIdOrMemberEpoch);
   }
   if (version >= 3) {
     const memberId = o.memberId ?? "";
@@ -160,7 +165,14 @@ function writeTxnOffsetCommitRequest(w: Writer, o: TxnOffsetCommitRequest, versi
 
 function readTxnOffsetCommitRequestTopic(r: Reader, version: number): TxnOffsetCommitRequestTopic {
   const flexible = version >= 3;
-  const name = flexible ? r.compactString() : r.string();
+  let name: string = "";
+  if (version <= 5) {
+    name = flexible ? r.compactString() : r.string();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 6) {
+    topicId = r.uuid();
+  }
   const nPartitions = flexible ? r.compactArrayLength() : r.arrayLength();
   if (nPartitions < 0) {
     throw nullFieldError("Partitions", version);
@@ -172,6 +184,7 @@ function readTxnOffsetCommitRequestTopic(r: Reader, version: number): TxnOffsetC
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: TxnOffsetCommitRequestTopic = {
     name,
+    topicId,
     partitions,
   };
   if (unknown !== undefined) {
@@ -186,10 +199,17 @@ function writeTxnOffsetCommitRequestTopic(
   version: number,
 ): void {
   const flexible = version >= 3;
-  if (flexible) {
-    w.compactString(o.name);
-  } else {
-    w.string(o.name);
+  if (version <= 5) {
+    const name = o.name ?? "";
+    if (flexible) {
+      w.compactString(name);
+    } else {
+      w.string(name);
+    }
+  }
+  if (version >= 6) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
   }
   const partitions = o.partitions;
   if (flexible) {

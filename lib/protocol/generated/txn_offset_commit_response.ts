@@ -8,9 +8,9 @@ import {
   unsupportedWriteVersion,
   writeTaggedFields,
 } from "../codec.ts";
-import type { Reader, Writer } from "../primitives.ts";
+import { type Reader, type Writer, ZERO_UUID } from "../primitives.ts";
 
-/** TxnOffsetCommitResponse: API key 28, versions 0-4, flexible 3+. */
+/** TxnOffsetCommitResponse: API key 28, versions 0-6, flexible 3+. */
 export interface TxnOffsetCommitResponse {
   /**
    * The duration in milliseconds for which the request was throttled due to a quota violation, or
@@ -23,17 +23,19 @@ export interface TxnOffsetCommitResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of TxnOffsetCommitResponse, present in versions 0-4. */
+/** Struct of TxnOffsetCommitResponse, present in versions 0-6. */
 export interface TxnOffsetCommitResponseTopic {
-  /** The topic name. */
-  name: string;
+  /** The topic name. (versions 0-5) */
+  name?: string;
+  /** The topic ID. (versions 6+) */
+  topicId?: string;
   /** The responses for each partition in the topic. */
   partitions: TxnOffsetCommitResponsePartition[];
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of TxnOffsetCommitResponse, present in versions 0-4. */
+/** Struct of TxnOffsetCommitResponse, present in versions 0-6. */
 export interface TxnOffsetCommitResponsePartition {
   /** The partition index. */
   partitionIndex: number;
@@ -43,20 +45,20 @@ export interface TxnOffsetCommitResponsePartition {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for TxnOffsetCommitResponse (versions 0-4). */
+/** Codec for TxnOffsetCommitResponse (versions 0-6). */
 export const TXN_OFFSET_COMMIT_RESPONSE: MessageCodec<TxnOffsetCommitResponse> = {
   name: "TxnOffsetCommitResponse",
   apiKey: 28,
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 6,
   flexibleMinVersion: 3,
   read: readTxnOffsetCommitResponse,
   write: writeTxnOffsetCommitResponse,
 };
 
 function readTxnOffsetCommitResponse(r: Reader, version: number): TxnOffsetCommitResponse {
-  if (version < 0 || version > 4) {
-    throw unsupportedReadVersion("TxnOffsetCommitResponse", version, 0, 4);
+  if (version < 0 || version > 6) {
+    throw unsupportedReadVersion("TxnOffsetCommitResponse", version, 0, 6);
   }
   const flexible = version >= 3;
   const throttleTimeMs = r.int32();
@@ -84,8 +86,8 @@ function writeTxnOffsetCommitResponse(
   o: TxnOffsetCommitResponse,
   version: number,
 ): void {
-  if (version < 0 || version > 4) {
-    throw unsupportedWriteVersion("TxnOffsetCommitResponse", version, 0, 4);
+  if (version < 0 || version > 6) {
+    throw unsupportedWriteVersion("TxnOffsetCommitResponse", version, 0, 6);
   }
   const flexible = version >= 3;
   w.int32(o.throttleTimeMs);
@@ -108,7 +110,14 @@ function readTxnOffsetCommitResponseTopic(
   version: number,
 ): TxnOffsetCommitResponseTopic {
   const flexible = version >= 3;
-  const name = flexible ? r.compactString() : r.string();
+  let name: string = "";
+  if (version <= 5) {
+    name = flexible ? r.compactString() : r.string();
+  }
+  let topicId: string = ZERO_UUID;
+  if (version >= 6) {
+    topicId = r.uuid();
+  }
   const nPartitions = flexible ? r.compactArrayLength() : r.arrayLength();
   if (nPartitions < 0) {
     throw nullFieldError("Partitions", version);
@@ -120,6 +129,7 @@ function readTxnOffsetCommitResponseTopic(
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: TxnOffsetCommitResponseTopic = {
     name,
+    topicId,
     partitions,
   };
   if (unknown !== undefined) {
@@ -134,10 +144,17 @@ function writeTxnOffsetCommitResponseTopic(
   version: number,
 ): void {
   const flexible = version >= 3;
-  if (flexible) {
-    w.compactString(o.name);
-  } else {
-    w.string(o.name);
+  if (version <= 5) {
+    const name = o.name ?? "";
+    if (flexible) {
+      w.compactString(name);
+    } else {
+      w.string(name);
+    }
+  }
+  if (version >= 6) {
+    const topicId = o.topicId ?? ZERO_UUID;
+    w.uuid(topicId);
   }
   const partitions = o.partitions;
   if (flexible) {

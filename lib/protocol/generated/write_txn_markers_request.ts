@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** WriteTxnMarkersRequest: API key 27, versions 0-1, flexible 1+. */
+/** WriteTxnMarkersRequest: API key 27, versions 0-2, flexible 1+. */
 export interface WriteTxnMarkersRequest {
   /** The transaction markers to be written. */
   markers: WritableTxnMarker[];
@@ -18,7 +18,7 @@ export interface WriteTxnMarkersRequest {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of WriteTxnMarkersRequest, present in versions 0-1. */
+/** Struct of WriteTxnMarkersRequest, present in versions 0-2. */
 export interface WritableTxnMarker {
   /** The current producer ID. */
   producerId: number;
@@ -29,14 +29,16 @@ export interface WritableTxnMarker {
   /** Each topic that we want to write transaction marker(s) for. */
   topics: WritableTxnMarkerTopic[];
   /**
-   * Epoch associated with the transaction state partition hosted by this transaction coordinator
+   * Epoch associated with the transaction state partition hosted by this transaction coordinator.
    */
   coordinatorEpoch: number;
+  /** Transaction version of the marker. Ex: 0/1 = legacy (TV0/TV1), 2 = TV2 etc. (versions 2+) */
+  transactionVersion?: number;
   /** Tagged fields this code does not know, kept for re-encoding. */
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of WriteTxnMarkersRequest, present in versions 0-1. */
+/** Struct of WriteTxnMarkersRequest, present in versions 0-2. */
 export interface WritableTxnMarkerTopic {
   /** The topic name. */
   name: string;
@@ -46,20 +48,20 @@ export interface WritableTxnMarkerTopic {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for WriteTxnMarkersRequest (versions 0-1). */
+/** Codec for WriteTxnMarkersRequest (versions 0-2). */
 export const WRITE_TXN_MARKERS_REQUEST: MessageCodec<WriteTxnMarkersRequest> = {
   name: "WriteTxnMarkersRequest",
   apiKey: 27,
   minVersion: 0,
-  maxVersion: 1,
+  maxVersion: 2,
   flexibleMinVersion: 1,
   read: readWriteTxnMarkersRequest,
   write: writeWriteTxnMarkersRequest,
 };
 
 function readWriteTxnMarkersRequest(r: Reader, version: number): WriteTxnMarkersRequest {
-  if (version < 0 || version > 1) {
-    throw unsupportedReadVersion("WriteTxnMarkersRequest", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedReadVersion("WriteTxnMarkersRequest", version, 0, 2);
   }
   const flexible = version >= 1;
   const nMarkers = flexible ? r.compactArrayLength() : r.arrayLength();
@@ -81,8 +83,8 @@ function readWriteTxnMarkersRequest(r: Reader, version: number): WriteTxnMarkers
 }
 
 function writeWriteTxnMarkersRequest(w: Writer, o: WriteTxnMarkersRequest, version: number): void {
-  if (version < 0 || version > 1) {
-    throw unsupportedWriteVersion("WriteTxnMarkersRequest", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedWriteVersion("WriteTxnMarkersRequest", version, 0, 2);
   }
   const flexible = version >= 1;
   const markers = o.markers;
@@ -113,6 +115,10 @@ function readWritableTxnMarker(r: Reader, version: number): WritableTxnMarker {
     topics.push(readWritableTxnMarkerTopic(r, version));
   }
   const coordinatorEpoch = r.int32();
+  let transactionVersion: number = 0;
+  if (version >= 2) {
+    transactionVersion = r.int8();
+  }
   const unknown = flexible ? readUnknownTaggedFields(r) : undefined;
   const o: WritableTxnMarker = {
     producerId,
@@ -120,6 +126,7 @@ function readWritableTxnMarker(r: Reader, version: number): WritableTxnMarker {
     transactionResult,
     topics,
     coordinatorEpoch,
+    transactionVersion,
   };
   if (unknown !== undefined) {
     o._unknownTaggedFields = unknown;
@@ -142,6 +149,10 @@ function writeWritableTxnMarker(w: Writer, o: WritableTxnMarker, version: number
     writeWritableTxnMarkerTopic(w, e, version);
   }
   w.int32(o.coordinatorEpoch);
+  if (version >= 2) {
+    const transactionVersion = o.transactionVersion ?? 0;
+    w.int8(transactionVersion);
+  }
   if (flexible) {
     writeTaggedFields(w, undefined, o._unknownTaggedFields);
   }

@@ -10,7 +10,7 @@ import {
 } from "../codec.ts";
 import type { Reader, Writer } from "../primitives.ts";
 
-/** WriteTxnMarkersResponse: API key 27, versions 0-1, flexible 1+. */
+/** WriteTxnMarkersResponse: API key 27, versions 0-2, flexible 1+. */
 export interface WriteTxnMarkersResponse {
   /** The results for writing makers. */
   markers: WritableTxnMarkerResult[];
@@ -18,7 +18,7 @@ export interface WriteTxnMarkersResponse {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of WriteTxnMarkersResponse, present in versions 0-1. */
+/** Struct of WriteTxnMarkersResponse, present in versions 0-2. */
 export interface WritableTxnMarkerResult {
   /** The current producer ID in use by the transactional ID. */
   producerId: number;
@@ -28,7 +28,7 @@ export interface WritableTxnMarkerResult {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of WriteTxnMarkersResponse, present in versions 0-1. */
+/** Struct of WriteTxnMarkersResponse, present in versions 0-2. */
 export interface WritableTxnMarkerTopicResult {
   /** The topic name. */
   name: string;
@@ -38,7 +38,7 @@ export interface WritableTxnMarkerTopicResult {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Struct of WriteTxnMarkersResponse, present in versions 0-1. */
+/** Struct of WriteTxnMarkersResponse, present in versions 0-2. */
 export interface WritableTxnMarkerPartitionResult {
   /** The partition index. */
   partitionIndex: number;
@@ -48,20 +48,20 @@ export interface WritableTxnMarkerPartitionResult {
   _unknownTaggedFields?: TaggedField[];
 }
 
-/** Codec for WriteTxnMarkersResponse (versions 0-1). */
+/** Codec for WriteTxnMarkersResponse (versions 0-2). */
 export const WRITE_TXN_MARKERS_RESPONSE: MessageCodec<WriteTxnMarkersResponse> = {
   name: "WriteTxnMarkersResponse",
   apiKey: 27,
   minVersion: 0,
-  maxVersion: 1,
+  maxVersion: 2,
   flexibleMinVersion: 1,
   read: readWriteTxnMarkersResponse,
   write: writeWriteTxnMarkersResponse,
 };
 
 function readWriteTxnMarkersResponse(r: Reader, version: number): WriteTxnMarkersResponse {
-  if (version < 0 || version > 1) {
-    throw unsupportedReadVersion("WriteTxnMarkersResponse", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedReadVersion("WriteTxnMarkersResponse", version, 0, 2);
   }
   const flexible = version >= 1;
   const nMarkers = flexible ? r.compactArrayLength() : r.arrayLength();
@@ -87,8 +87,8 @@ function writeWriteTxnMarkersResponse(
   o: WriteTxnMarkersResponse,
   version: number,
 ): void {
-  if (version < 0 || version > 1) {
-    throw unsupportedWriteVersion("WriteTxnMarkersResponse", version, 0, 1);
+  if (version < 0 || version > 2) {
+    throw unsupportedWriteVersion("WriteTxnMarkersResponse", version, 0, 2);
   }
   const flexible = version >= 1;
   const markers = o.markers;
