@@ -7,6 +7,8 @@
  *
  *   deno task gen          write the generated files (and remove stale ones)
  *   deno task gen:check    regenerate in memory; exit 1 listing every file that differs
+ *   --from-jars            take both schema sets from the kafka-clients 3.9.1 and 4.4.0 jars
+ *                          (Maven Central, SHA-256 pinned): `deno task gen:jars`, `gen:check:jars`
  *
  * Output is emitted already in `deno fmt` form (lineWidth 100), so no formatter runs here and
  * the check compares exact text; tests/protocol/gen_protocol_test.ts also runs `deno fmt --check`
@@ -1374,19 +1376,27 @@ function listTs(dir: string): string[] {
   }
 }
 
-function main(args: string[]): number {
+async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
       schemas: { type: "string" },
       "newer-schemas": { type: "string" },
+      "from-jars": { type: "boolean", default: false },
       out: { type: "string" },
       check: { type: "boolean", default: false },
     },
   });
-  const schemas = values.schemas ?? defaultSchemasDir();
+  let schemas = values.schemas ?? defaultSchemasDir();
+  let newer = values["newer-schemas"] ?? defaultNewerSchemasDir();
+  if (values["from-jars"]) {
+    // The kafka-clients jars from Maven Central, checksummed (scripts/kafka_schema_jars.ts).
+    const jars = await import("./kafka_schema_jars.ts");
+    schemas = await jars.schemaDirFromJar(jars.OLDER_JAR);
+    newer = await jars.schemaDirFromJar(jars.NEWER_JAR);
+  }
   const outDir = values.out ?? defaultOutDir();
-  const files = generate(schemas, values["newer-schemas"] ?? defaultNewerSchemasDir());
+  const files = generate(schemas, newer);
   if (values.check) {
     const differing = diffGenerated(files, outDir);
     if (differing.length > 0) {
@@ -1417,5 +1427,5 @@ function main(args: string[]): number {
 }
 
 if (import.meta.main) {
-  Deno.exit(main(Deno.args));
+  Deno.exit(await main(Deno.args));
 }
