@@ -3,6 +3,10 @@
  * handler table, so they cannot disagree with the code. A request at a
  * version we do not serve is answered by the dispatcher with
  * UNSUPPORTED_VERSION in a v0 body (KIP-511).
+ *
+ * Features (v3+, KIP-584): `transaction.version`, supported 0-2 and finalized at the broker's
+ * setting (2 unless `--transaction-version 1`). Kafka 4.x clients use transactions V2 (KIP-890
+ * part 2: Produce v12 adds partitions, EndTxn v5 bumps the epoch) only when it is 2.
  */
 import type { Writer } from "../protocol/primitives.ts";
 import {
@@ -16,6 +20,9 @@ import {
 } from "../protocol/generated/api_versions_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { type ApiHandler, defineHandler } from "./handler.ts";
+
+/** Kafka's feature flag for the transaction protocol version (KIP-890). */
+export const TRANSACTION_VERSION_FEATURE = "transaction.version";
 
 export function advertisedApis(handlers: ReadonlyMap<number, ApiHandler>): ApiVersion[] {
   return [...handlers.values()]
@@ -44,15 +51,21 @@ export function apiVersionsHandler(
     maxVersion: 4,
     request: API_VERSIONS_REQUEST,
     response: API_VERSIONS_RESPONSE,
-    handle() {
+    handle(_req, ctx) {
       cached ??= advertisedApis(handlers());
+      const level = ctx.broker.settings.transactionVersion ?? 2;
       return {
         errorCode: ERROR_CODES.NONE,
         apiKeys: cached,
         throttleTimeMs: 0,
-        supportedFeatures: [],
-        finalizedFeaturesEpoch: -1,
-        finalizedFeatures: [],
+        supportedFeatures: [{ name: TRANSACTION_VERSION_FEATURE, minVersion: 0, maxVersion: 2 }],
+        // Features are set at start and never change while the broker runs.
+        finalizedFeaturesEpoch: 1,
+        finalizedFeatures: [{
+          name: TRANSACTION_VERSION_FEATURE,
+          maxVersionLevel: level,
+          minVersionLevel: level,
+        }],
       };
     },
   });

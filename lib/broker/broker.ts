@@ -39,6 +39,11 @@ export interface BrokerSettings {
   defaultPartitions: number;
   messageMaxBytes: number;
   segmentBytes: number;
+  /**
+   * The `transaction.version` feature ApiVersions finalizes (1: transactions V1; 2: V2, KIP-890
+   * part 2, which Kafka 4.x clients then use). Default 2.
+   */
+  transactionVersion?: 1 | 2;
 }
 
 /** Named limit: partitions a single topic may have. */

@@ -1,8 +1,9 @@
 /**
- * EndTxn (26), versions 0-4: commits or aborts the producer's transaction. Answered once the
+ * EndTxn (26), versions 0-5: commits or aborts the producer's transaction. Answered once the
  * decision is stored; the markers are written before the answer when the partitions can be
  * reached, else by the coordinator's retries (the next AddPartitionsToTxn waits for them with
- * CONCURRENT_TRANSACTIONS). v5 (a new epoch per transaction, KIP-890 part 2) is not served.
+ * CONCURRENT_TRANSACTIONS). v5 is transactions V2 (KIP-890 part 2): every transaction ends with
+ * a new epoch, which the markers carry and the answer gives to the producer.
  */
 import { END_TXN_REQUEST, type EndTxnRequest } from "../protocol/generated/end_txn_request.ts";
 import { END_TXN_RESPONSE, type EndTxnResponse } from "../protocol/generated/end_txn_response.ts";
@@ -13,11 +14,17 @@ export const END_TXN_HANDLER = defineHandler<EndTxnRequest, EndTxnResponse>({
   apiKey: 26,
   name: "EndTxn",
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 5,
   request: END_TXN_REQUEST,
   response: END_TXN_RESPONSE,
   async handle(req, ctx) {
-    const code = await ctx.broker.transactions.endTransaction(req, req.committed);
-    return { throttleTimeMs: 0, errorCode: forVersion(code, ctx.apiVersion, 2) };
+    const v = ctx.apiVersion;
+    const r = await ctx.broker.transactions.endTransaction(req, req.committed, v >= 5);
+    return {
+      throttleTimeMs: 0,
+      errorCode: forVersion(r.errorCode, v, 2),
+      producerId: r.producerId,
+      producerEpoch: r.producerEpoch,
+    };
   },
 });

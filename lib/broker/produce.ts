@@ -1,5 +1,5 @@
 /**
- * Produce (0), versions 0-11, acks 0, 1 and -1.
+ * Produce (0), versions 0-12, acks 0, 1 and -1 (v12 is v11 plus transactions V2, below).
  *
  * Batches are validated (magic 2, sizes, CRC32C, record walk for
  * uncompressed batches) and appended as bytes: only the base offset is
@@ -31,7 +31,7 @@ import {
   type ProduceResponse,
   type TopicProduceResponse,
 } from "../protocol/generated/produce_response.ts";
-import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { ERROR_CODES, errorName } from "../protocol/error_codes.ts";
 import { MAGIC_OFFSET, validateBatches } from "../protocol/record_batch.ts";
 import { convertLegacyMessageSet } from "../protocol/legacy_message_set.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
@@ -77,7 +77,7 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
   apiKey: 0,
   name: "Produce",
   minVersion: 0,
-  maxVersion: 11,
+  maxVersion: 12,
   request: PRODUCE_REQUEST,
   response: PRODUCE_RESPONSE,
   async handle(req, ctx) {
@@ -206,20 +206,22 @@ async function appendPartition(
     return failed(index, errorCodeFor(err, broker.logger, "Produce"));
   }
   // KIP-890: the first batch of a transaction on this partition must belong to the producer's
-  // Ongoing transaction, as its coordinator's record says.
+  // Ongoing transaction, as its coordinator's record says (transactions V1); from Produce v12
+  // (V2) it adds the partition to the transaction itself.
   if (transactionalId !== null) {
     const { producerId, producerEpoch } = transactional[0];
     if (log.pendingTransactionOf(producerId) === undefined) {
-      const code = await broker.transactions.verifyPartition(
-        { transactionalId, producerId, producerEpoch },
-        { topic: topic.name, partition: index },
-      );
+      const producer = { transactionalId, producerId, producerEpoch };
+      const partition = { topic: topic.name, partition: index };
+      const code = apiVersion >= 12
+        ? await broker.transactions.addToTransaction(producer, { partitions: [partition] })
+        : await broker.transactions.verifyPartition(producer, partition);
       if (code !== ERROR_CODES.NONE) {
         return failed(
           index,
-          code,
+          RETRIABLE_VERIFICATION.has(code) ? ERROR_CODES.NOT_ENOUGH_REPLICAS : code,
           `Partition "${topic.name}-${index}" is not in an ongoing transaction of producer ` +
-            `${producerId} epoch ${producerEpoch}`,
+            `${producerId} epoch ${producerEpoch} (${errorName(code)})`,
         );
       }
     }
@@ -269,6 +271,18 @@ async function appendPartition(
     ),
   };
 }
+
+/**
+ * Coordinator answers that only mean "not now" (a transaction still completing, a coordinator
+ * without its store): the produce answer is NOT_ENOUGH_REPLICAS, which every producer retries, as
+ * Kafka answers a produce whose verification failed that way.
+ */
+const RETRIABLE_VERIFICATION = new Set<number>([
+  ERROR_CODES.CONCURRENT_TRANSACTIONS,
+  ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
+  ERROR_CODES.COORDINATOR_LOAD_IN_PROGRESS,
+  ERROR_CODES.NOT_COORDINATOR,
+]);
 
 function response(topics: { name: string; partitions: Prepared[] }[]): ProduceResponse {
   const responses: TopicProduceResponse[] = topics.map((t) => ({

@@ -1,9 +1,11 @@
 /**
- * TxnOffsetCommit (28), versions 0-4, at the group's coordinator: offsets a transaction
+ * TxnOffsetCommit (28), versions 0-5, at the group's coordinator: offsets a transaction
  * commits for a consumer group (KIP-98; KIP-447 adds the member and generation, checked as
  * OffsetCommit checks them). They are kept apart in the metadata store and become the group's
  * committed offsets only when the transaction commits (an abort drops them); until then
  * OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for those partitions.
+ * v5 is transactions V2 (KIP-890 part 2): the group joins the transaction here, without an
+ * AddOffsetsToTxn first.
  */
 import {
   TXN_OFFSET_COMMIT_REQUEST,
@@ -26,7 +28,7 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
   apiKey: 28,
   name: "TxnOffsetCommit",
   minVersion: 0,
-  maxVersion: 4,
+  maxVersion: 5,
   request: TXN_OFFSET_COMMIT_REQUEST,
   response: TXN_OFFSET_COMMIT_RESPONSE,
   async handle(req, ctx) {
@@ -49,6 +51,9 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
       groupInstanceId: v >= 3 ? req.groupInstanceId ?? null : null,
       generationId: v >= 3 ? req.generationIdOrMemberEpoch ?? -1 : -1,
     });
+    if (code === ERROR_CODES.NONE && v >= 5) {
+      code = await broker.transactions.addToTransaction(req, { groups: [req.groupId] });
+    }
     if (code === ERROR_CODES.NONE) {
       code = forVersion(await broker.transactions.checkOffsetCommit(req, req.groupId), v, 2);
     }

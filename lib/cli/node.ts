@@ -167,6 +167,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       defaultPartitions: config.defaultPartitions,
       messageMaxBytes: config.messageMaxBytes,
       segmentBytes: config.segmentBytes,
+      transactionVersion: config.transactionVersion === 1 ? 1 : 2,
     },
     metadata,
     logs,

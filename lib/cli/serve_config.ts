@@ -345,6 +345,17 @@ export const SERVE_SETTINGS = [
       "transaction.max.timeout.ms); longer gets INVALID_TRANSACTION_TIMEOUT",
   },
   {
+    name: "transaction-version",
+    env: "KAFSCALE_TRANSACTION_VERSION",
+    kind: "int",
+    default: 2,
+    min: 1,
+    max: 2,
+    help: "The transaction.version feature the broker finalizes: 2 lets Kafka 4.x clients use " +
+      "transactions V2 (KIP-890: a new epoch per transaction, partitions added by Produce), 1 " +
+      "keeps every client on V1",
+  },
+  {
     name: "transaction-check-interval-ms",
     env: "KAFSCALE_TRANSACTION_CHECK_INTERVAL_MS",
     kind: "int",
@@ -466,6 +477,7 @@ export interface ServeConfig {
   defaultPartitions: number;
   producerIdExpirationMs: number;
   transactionMaxTimeoutMs: number;
+  transactionVersion: number;
   transactionCheckIntervalMs: number;
   shutdownTimeoutMs: number;
   retentionCheckIntervalMs: number;

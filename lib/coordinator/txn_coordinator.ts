@@ -101,6 +101,13 @@ export interface InitResult {
   producerEpoch: number;
 }
 
+export interface EndResult {
+  errorCode: number;
+  /** The producer id and epoch for the next transaction (EndTxn v5 answers them). */
+  producerId: number;
+  producerEpoch: number;
+}
+
 export interface TxnDescription {
   transactionalId: string;
   record: TxnRecord;
@@ -348,38 +355,84 @@ export class TransactionCoordinator {
     });
   }
 
-  /** EndTxn: stores the decision, then completes it (markers, offsets). */
-  endTransaction(p: TxnProducer, commit: boolean): Promise<number> {
+  /**
+   * EndTxn: stores the decision, then completes it (markers, offsets). With transactions V2
+   * (`bumpEpoch`, EndTxn v5, KIP-890 part 2) the decision also bumps the epoch: the markers carry
+   * the new one, which fences every late batch of the ended transaction at the partitions, and
+   * the answer gives it to the producer for its next transaction (a new producer id once the
+   * epoch is exhausted). A retry from the epoch before the bump gets the same answer.
+   */
+  endTransaction(p: TxnProducer, commit: boolean, bumpEpoch = false): Promise<EndResult> {
     return this.#serial(p.transactionalId, async () => {
+      const fail = (errorCode: number): EndResult => ({
+        errorCode,
+        producerId: -1,
+        producerEpoch: -1,
+      });
       for (let round = 0; round < CAS_ROUNDS_MAX; round++) {
         try {
           const loaded = await this.#load(p.transactionalId);
-          const check = checkProducer(loaded?.record ?? null, p);
-          if (check !== ERROR_CODES.NONE) return check;
-          const { record, revision } = loaded!;
+          if (!loaded) return fail(ERROR_CODES.INVALID_PRODUCER_ID_MAPPING);
+          const { record, revision } = loaded;
+          const ok = (r: TxnRecord): EndResult => ({
+            errorCode: ERROR_CODES.NONE,
+            producerId: r.producerId,
+            producerEpoch: r.producerEpoch,
+          });
+          const matches = (state: TxnStateName) =>
+            state === (commit ? "CompleteCommit" : "CompleteAbort") ||
+            state === (commit ? "PrepareCommit" : "PrepareAbort");
+          const retried = bumpEpoch && p.producerId === record.lastProducerId &&
+            p.producerEpoch === record.lastProducerEpoch && matches(record.state);
+          if (!retried) {
+            const check = checkProducer(record, p);
+            if (check !== ERROR_CODES.NONE) return fail(check);
+          }
+          const ended = record.state === "Empty" || record.state === "CompleteCommit" ||
+            record.state === "CompleteAbort";
+          if (bumpEpoch && !retried && ended) {
+            // V2: no transaction is open at this epoch. Aborting it anyway is allowed (a client
+            // whose produces all failed cannot know whether a partition joined): it bumps the
+            // epoch and has nothing to mark. Committing it is not.
+            if (commit) return fail(ERROR_CODES.INVALID_TXN_STATE);
+            const bumped = nextEpoch(record);
+            const next: TxnRecord = {
+              ...(bumped.producerEpoch >= PRODUCER_EPOCH_EXHAUSTED
+                ? {
+                  ...bumped,
+                  producerId: await this.#producerIds.nextProducerId(),
+                  producerEpoch: 0,
+                }
+                : bumped),
+              state: "CompleteAbort",
+              partitions: [],
+              groups: [],
+              startMs: -1,
+              updateMs: this.#clock.now(),
+            };
+            await this.#store(p.transactionalId, next, revision);
+            this.#count("empty_abort");
+            return ok(next);
+          }
           switch (record.state) {
             case "CompleteCommit":
-              return commit ? ERROR_CODES.NONE : ERROR_CODES.INVALID_TXN_STATE;
             case "CompleteAbort":
-              return commit ? ERROR_CODES.INVALID_TXN_STATE : ERROR_CODES.NONE;
+              return matches(record.state) ? ok(record) : fail(ERROR_CODES.INVALID_TXN_STATE);
             case "PrepareCommit":
             case "PrepareAbort": {
-              if ((record.state === "PrepareCommit") !== commit) {
-                return ERROR_CODES.INVALID_TXN_STATE;
-              }
-              await this.#complete(p.transactionalId, record, revision);
-              return ERROR_CODES.NONE;
+              if (!matches(record.state)) return fail(ERROR_CODES.INVALID_TXN_STATE);
+              return ok(await this.#complete(p.transactionalId, record, revision));
             }
             case "Ongoing": {
               const decided: TxnRecord = {
-                ...record,
+                ...(bumpEpoch ? nextEpoch(record) : record),
                 state: commit ? "PrepareCommit" : "PrepareAbort",
                 decision: record.decision + 1,
                 updateMs: this.#clock.now(),
               };
               const rev = await this.#store(p.transactionalId, decided, revision);
               try {
-                await this.#complete(p.transactionalId, decided, rev);
+                return ok(await this.#complete(p.transactionalId, decided, rev));
               } catch (err) {
                 // The decision is stored: it will be completed (next request, background check).
                 this.#logger.warn("Transaction decided but not completed yet; retried", {
@@ -387,18 +440,18 @@ export class TransactionCoordinator {
                   state: decided.state,
                   err: String(err),
                 });
+                return ok(decided);
               }
-              return ERROR_CODES.NONE;
             }
             default:
-              return ERROR_CODES.INVALID_TXN_STATE;
+              return fail(ERROR_CODES.INVALID_TXN_STATE);
           }
         } catch (err) {
           if (err instanceof Retry) continue;
-          return this.#codeFor(err, "EndTxn");
+          return fail(this.#codeFor(err, "EndTxn"));
         }
       }
-      return ERROR_CODES.CONCURRENT_TRANSACTIONS;
+      return fail(ERROR_CODES.CONCURRENT_TRANSACTIONS);
     });
   }
 
@@ -543,8 +596,15 @@ export class TransactionCoordinator {
     await this.#complete(transactionalId, decided, rev);
   }
 
-  /** Writes the decision's markers and offsets, then stores the Complete state. */
-  async #complete(transactionalId: string, record: TxnRecord, revision: number): Promise<void> {
+  /**
+   * Writes the decision's markers and offsets, then stores the Complete state (with a new
+   * producer id when the epoch the markers carry is the last one). Returns the stored record.
+   */
+  async #complete(
+    transactionalId: string,
+    record: TxnRecord,
+    revision: number,
+  ): Promise<TxnRecord> {
     const commit = record.state === "PrepareCommit";
     if (record.partitions.length > 0) {
       await this.#markers.writeMarkers({
@@ -558,8 +618,12 @@ export class TransactionCoordinator {
     for (const group of record.groups) {
       await this.#metadata.completeTxnOffsets(group, record.producerId, commit);
     }
+    const exhausted = record.producerEpoch >= PRODUCER_EPOCH_EXHAUSTED;
     const done: TxnRecord = {
       ...record,
+      ...(exhausted
+        ? { producerId: await this.#producerIds.nextProducerId(), producerEpoch: 0 }
+        : {}),
       state: commit ? "CompleteCommit" : "CompleteAbort",
       partitions: [],
       groups: [],
@@ -568,6 +632,7 @@ export class TransactionCoordinator {
     };
     await this.#store(transactionalId, done, revision);
     this.#count(commit ? "commit" : "abort");
+    return done;
   }
 
   /** A new producer id when the epoch is exhausted (the id's last bump). */
@@ -636,6 +701,16 @@ function checkProducer(record: TxnRecord | null, p: TxnProducer): number {
   }
   if (p.producerEpoch !== record.producerEpoch) return ERROR_CODES.PRODUCER_FENCED;
   return ERROR_CODES.NONE;
+}
+
+/** The next epoch of the same producer id, remembering the one before (V2's per-transaction bump). */
+function nextEpoch(record: TxnRecord): TxnRecord {
+  return {
+    ...record,
+    lastProducerId: record.producerId,
+    lastProducerEpoch: record.producerEpoch,
+    producerEpoch: record.producerEpoch + 1,
+  };
 }
 
 function bumpEpoch(record: TxnRecord, newId: number | null): TxnRecord {

@@ -120,7 +120,7 @@ Deno.test("ApiVersions advertises InitProducerId 0-5", async () => {
     const e = res!.apiKeys.find((k) => k.apiKey === key);
     return [key, e?.minVersion, e?.maxVersion];
   });
-  assert.deepEqual(txnApis, [[24, 0, 5], [25, 0, 4], [26, 0, 4], [27, 0, 1], [28, 0, 4]]);
+  assert.deepEqual(txnApis, [[24, 0, 5], [25, 0, 4], [26, 0, 5], [27, 0, 1], [28, 0, 5]]);
 });
 
 Deno.test("InitProducerId v0-5: a new producer gets a fresh id with epoch 0", async () => {

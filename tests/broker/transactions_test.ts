@@ -484,3 +484,95 @@ Deno.test("Open and aborted transactions survive a restart on the same stores", 
   await metadataStore.close();
   await objectStore.close();
 });
+
+Deno.test("Transactions V2 (KIP-890 part 2): the feature, Produce v12 adds partitions, EndTxn v5 bumps the epoch and fences late batches", async () => {
+  await using b = await startTestBroker();
+  const conn = await b.connect();
+  await createTopic(conn, "tv2", 2);
+  const versions = await conn.send(API_SCHEMAS[18], 3, {
+    clientSoftwareName: "test",
+    clientSoftwareVersion: "1",
+  });
+  assert.deepEqual(versions!.finalizedFeatures, [
+    { name: "transaction.version", maxVersionLevel: 2, minVersionLevel: 2 },
+  ]);
+  const r = await init(conn, "v2");
+  let ids = { producerId: r.producerId, producerEpoch: r.producerEpoch };
+  // No AddPartitionsToTxn: Produce v12 adds each partition to the transaction.
+  const produceV12 = async (partition: number, value: string, seq: number, epoch = ids) => {
+    const records = encodeRecordBatch([{ key: enc.encode(value), value: enc.encode(value) }], {
+      ...epoch,
+      baseSequence: seq,
+      transactional: true,
+    });
+    const res = await conn.send(PRODUCE, 12, {
+      transactionalId: "v2",
+      acks: -1,
+      timeoutMs: 10_000,
+      topicData: [{ name: "tv2", partitionData: [{ index: partition, records }] }],
+    });
+    return res!.responses[0].partitionResponses[0].errorCode;
+  };
+  assert.equal(await produceV12(0, "a", 0), E.NONE);
+  assert.equal(await produceV12(1, "b", 0), E.NONE);
+  const described = await conn.send(DESCRIBE_TXNS, 0, { transactionalIds: ["v2"] });
+  assert.deepEqual(described!.transactionStates[0].topics, [{ topic: "tv2", partitions: [0, 1] }]);
+  // TxnOffsetCommit v5 adds the group itself (no AddOffsetsToTxn).
+  const offsets = await conn.send(TXN_OFFSET_COMMIT, 5, {
+    transactionalId: "v2",
+    groupId: "g-v2",
+    ...ids,
+    generationIdOrMemberEpoch: -1,
+    memberId: "",
+    groupInstanceId: null,
+    topics: [{
+      name: "tv2",
+      partitions: [{
+        partitionIndex: 0,
+        committedOffset: 1,
+        committedLeaderEpoch: -1,
+        committedMetadata: null,
+      }],
+    }],
+  });
+  assert.equal(offsets!.topics[0].partitions[0].errorCode, E.NONE);
+  const ended = (await conn.send(END_TXN, 5, { transactionalId: "v2", ...ids, committed: true }))!;
+  assert.equal(ended.errorCode, E.NONE);
+  assert.equal(ended.producerId, ids.producerId);
+  assert.equal(ended.producerEpoch, ids.producerEpoch + 1, "a new epoch per transaction");
+  // A retry from the old epoch gets the same answer.
+  const retried =
+    (await conn.send(END_TXN, 5, { transactionalId: "v2", ...ids, committed: true }))!;
+  assert.deepEqual([retried.errorCode, retried.producerEpoch], [E.NONE, ids.producerEpoch + 1]);
+  const f = await fetchPartition(conn, "tv2", 1);
+  const marker = f.batches.at(-1)!;
+  assert.ok(marker.isControl);
+  assert.equal(marker.producerEpoch, ids.producerEpoch + 1, "the marker carries the new epoch");
+  assert.deepEqual(f.data.map((d) => d.value), ["a"]);
+  const old = ids;
+  ids = { producerId: ended.producerId, producerEpoch: ended.producerEpoch };
+  // A late batch of the ended transaction (old epoch): the coordinator refuses to add it.
+  assert.equal(await produceV12(0, "late", 1, old), E.PRODUCER_FENCED);
+  // The next transaction goes on with the new epoch, sequences from 0.
+  assert.equal(await produceV12(0, "c", 0), E.NONE);
+  // With that transaction open on the partition, a late batch is not checked with the
+  // coordinator: the partition's own epoch fences it.
+  assert.equal(await produceV12(0, "late", 1, old), E.INVALID_PRODUCER_EPOCH);
+  const aborted =
+    (await conn.send(END_TXN, 5, { transactionalId: "v2", ...ids, committed: false }))!;
+  assert.deepEqual([aborted.errorCode, aborted.producerEpoch], [E.NONE, ids.producerEpoch + 1]);
+  const after = await fetchPartition(conn, "tv2", 1);
+  assert.deepEqual(after.data.map((d) => d.value), ["a"], "the aborted record is dropped");
+  // With nothing open, an abort still bumps the epoch (a client whose produces all failed);
+  // a commit is refused.
+  ids = { producerId: aborted.producerId!, producerEpoch: aborted.producerEpoch! };
+  const empty = (await conn.send(END_TXN, 5, { transactionalId: "v2", ...ids, committed: false }))!;
+  assert.deepEqual([empty.errorCode, empty.producerEpoch], [E.NONE, ids.producerEpoch + 1]);
+  ids = { producerId: empty.producerId!, producerEpoch: empty.producerEpoch! };
+  const emptyCommit = await conn.send(END_TXN, 5, {
+    transactionalId: "v2",
+    ...ids,
+    committed: true,
+  });
+  assert.equal(emptyCommit!.errorCode, E.INVALID_TXN_STATE);
+});

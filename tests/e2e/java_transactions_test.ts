@@ -2,7 +2,8 @@
  * Transactions with Java kafka-clients and Kafka Streams 4.4 (issue 12), against a live
  * `kafscale serve`:
  *
- * - A transactional producer commits some transactions and aborts others; another instance is
+ * - A transactional producer (transactions V2, and V1 with `--transaction-version 1`) commits
+ *   some transactions and aborts others; another instance is
  *   SIGKILLed mid-transaction and a new instance with the same transactional.id takes over
  *   (its initTransactions() aborts what the dead one left open). A read_committed consumer then
  *   sees exactly the committed records, in order per partition, and a read_uncommitted one sees
@@ -23,6 +24,7 @@ import {
   JavaProcess,
   latestCounts,
   lines,
+  metric,
   produceLines,
   START_TIMEOUT_MS,
   WORK_TIMEOUT_MS,
@@ -64,9 +66,15 @@ async function read(bootstrap: string, topic: string, isolation: string) {
   return byPartition;
 }
 
-Deno.test("Java transactional producer: commits, aborts, a producer killed mid-transaction and a fenced zombie; read_committed sees exactly the committed records", async () => {
+for (const tv of [2, 1] as const) {
+  Deno.test(`Java transactional producer (transactions V${tv}): commits, aborts, a producer killed mid-transaction and a fenced zombie; read_committed sees exactly the committed records`, async () => {
+    await javaProducerScenario(tv);
+  });
+}
+
+async function javaProducerScenario(tv: 1 | 2): Promise<void> {
   await jarsInstalled();
-  await using broker = await startBroker();
+  await using broker = await startBroker({ args: ["--transaction-version", String(tv)] });
   using admin = await AdminClient.connect(broker.bootstrap);
   await admin.createTopic("jtx", PARTITIONS, {});
   const b = broker.bootstrap;
@@ -103,7 +111,13 @@ Deno.test("Java transactional producer: commits, aborts, a producer killed mid-t
   );
   assert.ok(zombie.includes("zombie-ok"));
   assert.deepEqual(await read(b, "jzombie", "read_committed"), new Map([[0, ["zombie-ok"]]]));
-});
+  // kafka-clients 4.4 uses the version the broker finalizes: with V2 no AddPartitionsToTxn
+  // (partitions join through Produce v12, EndTxn v5 bumps the epoch), with V1 one per transaction.
+  const adds = await metric(broker, 'kafscale_requests_total{api="AddPartitionsToTxn"}');
+  if (tv === 2) assert.equal(adds, 0, "transactions V2: no AddPartitionsToTxn");
+  else assert.ok(adds >= 10, `transactions V1: ${adds} AddPartitionsToTxn`);
+  assert.ok((await metric(broker, 'kafscale_requests_total{api="EndTxn"}')) >= 10);
+}
 
 Deno.test("Kafka Streams exactly_once_v2: exact counts across a SIGKILL of the application and of the broker", async () => {
   await jarsInstalled();

@@ -50,11 +50,12 @@ const NOT_SENT_BY_ANY_CLIENT: { apiKey: number; versions: [number, number]; reas
   // deno-fmt-ignore
   ...([
     [24, 2, 2], [24, 4, 4], [25, 0, 0], [25, 2, 4], [26, 0, 0], [26, 2, 2], [26, 4, 4],
-    [27, 0, 1], [28, 0, 4], [65, 0, 0], [66, 0, 1],
+    [27, 0, 1], [28, 0, 5], [65, 0, 0], [66, 0, 1], [0, 12, 12],
   ] as const).map(([apiKey, from, to]) => ({
     apiKey,
     versions: [from, to] as [number, number],
-    reason: "Transaction APIs, served since issue 12: the captured clients that ran transactional " +
+    reason: "Transaction APIs (and Produce v12, transactions V2), served since issue 12: the " +
+      "captured clients that ran transactional " +
       "steps sent other versions, and no capture run covers TxnOffsetCommit, WriteTxnMarkers " +
       "(broker to broker) or the transaction admin APIs; every version is exercised by " +
       "tests/broker/transactions_test.ts and, for the admin APIs, by kafka-transactions.sh in " +
