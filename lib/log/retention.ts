@@ -11,6 +11,8 @@
  *   deleted (-1: no limit).
  * Every segment is immutable once flushed, so the newest one may go too: the
  * log start offset then equals the high watermark and the partition is empty.
+ * Undecided data stays: no segment holding offsets at or past the last stable
+ * offset (an open transaction's records) is deleted until the transaction ends.
  *
  * The new start offset is committed through the partition log
  * (`advanceLogStartOffset`), so it is a compare-and-swap on the partition's
@@ -197,8 +199,10 @@ export class RetentionTask {
       this.#deps.clock.now(),
       (s) => log.segmentMaxTimestamp(s.baseOffset),
     );
-    if (target === null || target <= log.logStartOffset) return;
-    const removed = await log.advanceLogStartOffset(target);
+    if (target === null) return;
+    const stable = stableTarget(log, target);
+    if (stable <= log.logStartOffset) return;
+    const removed = await log.advanceLogStartOffset(stable);
     const bytes = removed.reduce((sum, s) => sum + s.size, 0);
     stats.segmentsDeleted += removed.length;
     stats.bytesDeleted += bytes;
@@ -209,4 +213,16 @@ export class RetentionTask {
       logStartOffset: log.logStartOffset,
     });
   }
+}
+
+/** `target` lowered to the last segment boundary at or below the last stable offset. */
+function stableTarget(log: PartitionLog, target: number): number {
+  const lso = log.lastStableOffset;
+  if (target <= lso) return target;
+  let stable = log.logStartOffset;
+  for (const s of log.segments) {
+    const end = s.lastOffset + 1;
+    if (end <= lso && end <= target) stable = Math.max(stable, end);
+  }
+  return stable;
 }

@@ -5,6 +5,8 @@ import { LOG_ERROR_CODE, LogError } from "../../lib/log/log_error.ts";
 import { segmentObjectKey } from "../../lib/log/segment_format.ts";
 import type { LogManager, PartitionLog } from "../../lib/log/log_manager.ts";
 import { silentLogger } from "../../lib/util/logger.ts";
+import { encodeRecordBatch } from "../../lib/protocol/records.ts";
+import { scanBatches } from "../../lib/protocol/record_batch.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import {
   append,
@@ -16,6 +18,7 @@ import {
   GatedObjectStore,
   type Harness,
   harness,
+  sealAll,
   settle,
   TOPIC,
 } from "./log_fixture.ts";
@@ -291,6 +294,42 @@ Deno.test("advanceLogStartOffset: refuses offsets beyond the high watermark", as
     assert.deepEqual(log.segments.map((s) => s.baseOffset), [2, 4]);
     assert.equal((await log.read(2, 1 << 20)).outOfRange, true);
     assert.equal((await log.read(3, 1 << 20)).outOfRange, false);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("retention: segments holding an open transaction's records stay until it ends", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await log.loadProducerState();
+    const old = h.clock.now() - 3 * HOUR;
+    await appendSealed(h, log, batch(["plain"], { timestamp: old })); // offset 0
+    const txn = encodeRecordBatch([{
+      key: null,
+      value: new TextEncoder().encode("t"),
+      timestamp: old,
+    }], {
+      producerId: 9,
+      producerEpoch: 0,
+      baseSequence: 0,
+      transactional: true,
+    });
+    await appendSealed(h, log, { records: txn, batches: scanBatches(txn).batches }); // offset 1
+    await appendSealed(h, log, batch(["later"], { timestamp: old })); // offset 2
+    assert.equal(log.lastStableOffset, 1);
+    // Every segment is past retention.ms, but only the one below the open transaction goes.
+    await task(h, { retentionMs: HOUR }).runOnce();
+    assert.equal(log.logStartOffset, 1);
+    const marker = log.appendMarker(9, 0, false, 1);
+    await settle();
+    await h.flush();
+    await marker;
+    await sealAll(log);
+    assert.equal(log.lastStableOffset, 4);
+    await task(h, { retentionMs: HOUR }).runOnce();
+    assert.equal(log.logStartOffset, 3, "the transaction ended: its segments go");
   } finally {
     await h.close();
   }
