@@ -293,6 +293,37 @@ Deno.test("Commit and abort: markers, the last stable offset and read_committed 
   assert.equal(await latest(conn, "txn-data", 0), 7);
 });
 
+Deno.test("AddPartitionsToTxn v4-5 verifyOnly answers whether partitions are in the ongoing transaction, changing nothing", async () => {
+  await using b = await startTestBroker();
+  const conn = await b.connect();
+  await createTopic(conn, "verify", 2);
+  const r = await init(conn, "vo");
+  const ids = { producerId: r.producerId, producerEpoch: r.producerEpoch };
+  const verify = async (v: number, partitions: number[]) => {
+    const res = await conn.send(ADD_PARTITIONS, v, {
+      transactions: [{
+        transactionalId: "vo",
+        ...ids,
+        verifyOnly: true,
+        topics: [{ name: "verify", partitions }],
+      }],
+    });
+    return res!.resultsByTransaction![0].topicResults[0].resultsByPartition.map((p) =>
+      p.partitionErrorCode
+    );
+  };
+  for (const v of [4, 5]) {
+    assert.deepEqual(await verify(v, [0]), [E.INVALID_TXN_STATE], `v${v}: nothing added yet`);
+  }
+  assert.deepEqual(await addPartitions(conn, "vo", ids, "verify", [0], 5), [E.NONE]);
+  for (const v of [4, 5]) {
+    assert.deepEqual(await verify(v, [0]), [E.NONE], `v${v}`);
+    assert.deepEqual(await verify(v, [0, 1]), [E.INVALID_TXN_STATE, E.INVALID_TXN_STATE]);
+  }
+  const described = await conn.send(DESCRIBE_TXNS, 0, { transactionalIds: ["vo"] });
+  assert.deepEqual(described!.transactionStates[0].topics, [{ topic: "verify", partitions: [0] }]);
+});
+
 Deno.test("WriteTxnMarkers applies a decision once: a repeated or older one is not appended", async () => {
   await using b = await startTestBroker();
   const conn = await b.connect();
