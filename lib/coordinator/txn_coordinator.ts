@@ -212,6 +212,9 @@ export class TransactionCoordinator {
       return Promise.resolve(fail(ERROR_CODES.INVALID_TRANSACTION_TIMEOUT));
     }
     return this.#serial(transactionalId, async () => {
+      // Set once this request has aborted or completed a transaction itself: from then on the
+      // record carries the epoch it bumped, not the producer's.
+      let changedByUs = false;
       for (let round = 0; round < CAS_ROUNDS_MAX; round++) {
         try {
           const loaded = await this.#load(transactionalId);
@@ -236,9 +239,9 @@ export class TransactionCoordinator {
             return { errorCode: ERROR_CODES.NONE, producerId, producerEpoch: 0 };
           }
           const { record, revision } = loaded;
-          // The producer's own id and epoch (KIP-360) are checked before this request changes
-          // anything; the rounds after its own abort or completion see a newer epoch.
-          if (round === 0 && current && current.producerId >= 0) {
+          // The producer's own id and epoch (KIP-360) are checked until this request changes
+          // anything itself (another writer's change is checked again).
+          if (!changedByUs && current && current.producerId >= 0) {
             const isCurrent = current.producerId === record.producerId &&
               current.producerEpoch === record.producerEpoch;
             const isLast = current.producerId === record.lastProducerId &&
@@ -255,11 +258,13 @@ export class TransactionCoordinator {
           }
           if (record.state === "PrepareCommit" || record.state === "PrepareAbort") {
             await this.#complete(transactionalId, record, revision);
+            changedByUs = true;
             continue;
           }
           if (record.state === "Ongoing") {
             // The previous instance's transaction is aborted, with a bumped epoch that fences it.
             await this.#abortOngoing(transactionalId, record, revision, "a new producer instance");
+            changedByUs = true;
             continue;
           }
           const bumped = bumpEpoch(record, await this.#maybeNewId(record));
