@@ -178,6 +178,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     transactions: {
       maxTimeoutMs: config.transactionMaxTimeoutMs,
       checkIntervalMs: config.transactionCheckIntervalMs,
+      idExpirationMs: config.transactionalIdExpirationMs,
     },
   });
   topics.broker = broker;

@@ -345,6 +345,16 @@ export const SERVE_SETTINGS = [
       "transaction.max.timeout.ms); longer gets INVALID_TRANSACTION_TIMEOUT",
   },
   {
+    name: "transactional-id-expiration-ms",
+    env: "KAFSCALE_TRANSACTIONAL_ID_EXPIRATION_MS",
+    kind: "int",
+    default: 604_800_000,
+    min: 1_000,
+    max: 365 * 86_400_000,
+    help: "Idle time after which a transactional id with no open transaction is forgotten " +
+      "(Kafka's transactional.id.expiration.ms)",
+  },
+  {
     name: "transaction-version",
     env: "KAFSCALE_TRANSACTION_VERSION",
     kind: "int",
@@ -477,6 +487,7 @@ export interface ServeConfig {
   defaultPartitions: number;
   producerIdExpirationMs: number;
   transactionMaxTimeoutMs: number;
+  transactionalIdExpirationMs: number;
   transactionVersion: number;
   transactionCheckIntervalMs: number;
   shutdownTimeoutMs: number;

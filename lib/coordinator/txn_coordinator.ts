@@ -77,11 +77,17 @@ export interface TxnCoordinatorConfig {
   maxTimeoutMs: number;
   /** How often timed-out and unfinished transactions are looked for (Kafka: 10 s). */
   checkIntervalMs: number;
+  /**
+   * Idle time after which a transactional id with no transaction open is forgotten (Kafka's
+   * transactional.id.expiration.ms, 7 days); its next producer starts with a new producer id.
+   */
+  idExpirationMs: number;
 }
 
 export const DEFAULT_TXN_COORDINATOR_CONFIG: Readonly<TxnCoordinatorConfig> = Object.freeze({
   maxTimeoutMs: 900_000,
   checkIntervalMs: 2_000,
+  idExpirationMs: 604_800_000,
 });
 
 /** Epochs from here count as exhausted (Kafka's Short.MaxValue - 1, as lib/broker/producer_ids.ts). */
@@ -549,6 +555,19 @@ export class TransactionCoordinator {
       const record = decodeRecord(e.value);
       const decided = record.state === "PrepareCommit" || record.state === "PrepareAbort";
       const timedOut = record.state === "Ongoing" && now - record.startMs > record.timeoutMs;
+      const expired = !decided && record.state !== "Ongoing" &&
+        now - record.updateMs > this.#config.idExpirationMs;
+      if (expired) {
+        await this.#metadata.deleteTransactionIfRevision(e.transactionalId, e.modRevision)
+          .then((deleted) => deleted && this.#count("expired"))
+          .catch((err) => {
+            this.#logger.warn("Cannot expire a transactional id yet; retried later", {
+              transactionalId: e.transactionalId,
+              err: String(err),
+            });
+          });
+        continue;
+      }
       if (!decided && !timedOut) continue;
       await this.#serial(e.transactionalId, async () => {
         const loaded = await this.#load(e.transactionalId);

@@ -607,3 +607,34 @@ Deno.test("Transactions V2 (KIP-890 part 2): the feature, Produce v12 adds parti
   });
   assert.equal(emptyCommit!.errorCode, E.INVALID_TXN_STATE);
 });
+
+Deno.test("A transactional id idle past transactional.id.expiration.ms is forgotten; an open one is not", async () => {
+  await using b = await startTestBroker({
+    settings: {
+      "transaction-check-interval-ms": "50",
+      "transactional-id-expiration-ms": "1000",
+    },
+  });
+  const conn = await b.connect();
+  await createTopic(conn, "exp");
+  await init(conn, "idle");
+  const busy = await init(conn, "busy", 4, 60_000);
+  assert.deepEqual(
+    await addPartitions(conn, "busy", { producerId: busy.producerId, producerEpoch: 0 }, "exp", [
+      0,
+    ]),
+    [E.NONE],
+  );
+  const deadline = Date.now() + 20_000;
+  let ids: string[] = [];
+  do {
+    await new Promise((r) => setTimeout(r, 100));
+    const all = await conn.send(LIST_TXNS, 1, {
+      stateFilters: [],
+      producerIdFilters: [],
+      durationFilter: -1,
+    });
+    ids = all!.transactionStates.map((t) => t.transactionalId).sort();
+  } while (ids.includes("idle") && Date.now() < deadline);
+  assert.deepEqual(ids, ["busy"], "the idle id expired; the one with an open transaction stays");
+});
