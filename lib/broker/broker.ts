@@ -44,6 +44,14 @@ export interface BrokerSettings {
    * part 2, which Kafka 4.x clients then use). Default 2.
    */
   transactionVersion?: 1 | 2;
+  /** Principals that administer credentials (`--super-users`, plus the first admin). */
+  superUsers?: string[];
+  /** Mechanisms of the SASL listeners (`--sasl-enabled-mechanisms`). */
+  saslMechanisms?: string[];
+  /** Session lifetime of a SASL login, ms (KIP-368); 0 or absent: no expiry. */
+  connectionsMaxReauthMs?: number;
+  /** Advertised endpoint of each Kafka listener (`--listeners`); the first is host/port. */
+  listeners?: { name: string; host: string; port: number }[];
 }
 
 /** Named limit: partitions a single topic may have. */

@@ -17,6 +17,7 @@ import {
 } from "../protocol/generated/describe_cluster_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { defineHandler } from "./handler.ts";
+import { endpointOf } from "./partition_leaders.ts";
 import { authorizedOperations, CLUSTER_OPERATIONS } from "./authorized_operations.ts";
 
 const BROKER_ENDPOINTS = 1;
@@ -58,7 +59,7 @@ export const DESCRIBE_CLUSTER_HANDLER = defineHandler<
       ...base,
       errorCode: ERROR_CODES.NONE,
       errorMessage: null,
-      brokers: [{ brokerId: s.nodeId, host: s.host, port: s.port, rack: s.rack }],
+      brokers: [{ brokerId: s.nodeId, ...endpointOf(s, ctx.security.listener), rack: s.rack }],
     };
   },
 });

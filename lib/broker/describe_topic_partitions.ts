@@ -69,7 +69,11 @@ export const DESCRIBE_TOPIC_PARTITIONS_HANDLER = defineHandler<
     }
     names.sort();
     if (cursor) names = names.filter((n) => n >= cursor.topicName);
-    const leaders = await partitionLeaders(broker, names.flatMap((n) => known.get(n) ?? []));
+    const leaders = await partitionLeaders(
+      broker,
+      names.flatMap((n) => known.get(n) ?? []),
+      ctx.security.listener,
+    );
     const topics: DescribeTopicPartitionsResponseTopic[] = [];
     let left = limit;
     let nextCursor: DescribeTopicPartitionsResponse["nextCursor"] = null;

@@ -45,6 +45,11 @@ export class Dispatcher implements FrameDispatcher {
       metrics.inc("kafscale_requests_rejected_total", "Requests refused", { reason: "api" });
       return close(`Unsupported API key ${apiKey} (${name}) version ${apiVersion}`);
     }
+    const refused = authenticationRefusal(apiKey, conn, this.#broker.clock.now());
+    if (refused !== null) {
+      metrics.inc("kafscale_requests_rejected_total", "Requests refused", { reason: "auth" });
+      return close(`${refused} (${handler.name} from ${conn.remoteAddress})`);
+    }
     if (apiVersion < handler.minVersion || apiVersion > handler.maxVersion) {
       if (apiKey === API_KEYS.ApiVersions) {
         return respond(
@@ -74,6 +79,7 @@ export class Dispatcher implements FrameDispatcher {
         clientAddress: conn.remoteAddress,
         connectionId: conn.id,
         broker: this.#broker,
+        security: conn.security,
         sequential: (fn) => conn.sequential(fn),
       };
     } catch (err) {
@@ -91,6 +97,29 @@ export class Dispatcher implements FrameDispatcher {
       (w) => handler.response.write(w, response, apiVersion),
     );
   }
+}
+
+/** Requests a connection may send before it has authenticated (and to re-authenticate). */
+const AUTH_APIS = new Set<number>([
+  API_KEYS.ApiVersions,
+  API_KEYS.SaslHandshake,
+  API_KEYS.SaslAuthenticate,
+]);
+
+/**
+ * Why the connection may not send `apiKey` now, or null: on SASL listeners only ApiVersions and
+ * the SASL exchange until authenticated, and again once the session expired (KIP-368); after a
+ * failed login, nothing.
+ */
+function authenticationRefusal(apiKey: number, conn: ConnectionInfo, nowMs: number): string | null {
+  const s = conn.security;
+  if ((s.sasl as { failed?: boolean } | null)?.failed) return "Request after a failed login";
+  if (AUTH_APIS.has(apiKey)) return null;
+  if (!s.authenticated) return "Request before authentication";
+  if (s.sessionExpiresAtMs !== null && nowMs >= s.sessionExpiresAtMs) {
+    return "Request after the SASL session expired (re-authenticate, KIP-368)";
+  }
+  return null;
 }
 
 function close(reason: string): DispatchResult {

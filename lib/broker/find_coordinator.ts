@@ -28,7 +28,7 @@ import type { BrokerRegistration } from "../metadata/cluster_metadata.ts";
 import { mapBounded } from "../log/bounded.ts";
 import { defineHandler } from "./handler.ts";
 import { type Broker, transactionCoordinatorOf } from "./broker.ts";
-import { type BrokerAddress, hashName } from "./partition_leaders.ts";
+import { type BrokerAddress, endpointOf, hashName, selfAddress } from "./partition_leaders.ts";
 
 /** Kafka's CoordinatorType. */
 export const COORDINATOR_KEY_TYPES = { GROUP: 0, TRANSACTION: 1, SHARE: 2 } as const;
@@ -59,7 +59,10 @@ function found(b: BrokerAddress): Lookup {
 }
 
 /** The registered brokers by node id, this one included; null when the store does not answer. */
-async function liveBrokers(broker: Broker): Promise<Map<number, BrokerAddress> | null> {
+async function liveBrokers(
+  broker: Broker,
+  listener: string,
+): Promise<Map<number, BrokerAddress> | null> {
   let registered: BrokerRegistration[];
   try {
     registered = await broker.metadata.listBrokers();
@@ -71,10 +74,9 @@ async function liveBrokers(broker: Broker): Promise<Map<number, BrokerAddress> |
   }
   const byId = new Map<number, BrokerAddress>();
   for (const r of registered) {
-    byId.set(r.brokerId, { nodeId: r.brokerId, host: r.host, port: r.port, rack: r.rack });
+    byId.set(r.brokerId, { nodeId: r.brokerId, ...endpointOf(r, listener), rack: r.rack });
   }
-  const s = broker.settings;
-  byId.set(s.nodeId, { nodeId: s.nodeId, host: s.host, port: s.port, rack: s.rack });
+  byId.set(broker.settings.nodeId, selfAddress(broker, listener));
   return byId;
 }
 
@@ -83,9 +85,9 @@ async function groupCoordinator(
   broker: Broker,
   groupId: string,
   live: Map<number, BrokerAddress> | null,
+  listener: string,
 ): Promise<Lookup> {
-  const s = broker.settings;
-  const self = found({ nodeId: s.nodeId, host: s.host, port: s.port, rack: s.rack });
+  const self = found(selfAddress(broker, listener));
   if (live === null) return self;
   let owner;
   try {
@@ -108,16 +110,18 @@ async function groupCoordinator(
   return found(live.get(ids[hashName(groupId) % ids.length])!);
 }
 
-async function lookup(broker: Broker, keyType: number, keys: string[]): Promise<Lookup[]> {
+async function lookup(
+  broker: Broker,
+  keyType: number,
+  keys: string[],
+  listener: string,
+): Promise<Lookup[]> {
   if (keyType === COORDINATOR_KEY_TYPES.TRANSACTION) {
-    const live = await liveBrokers(broker);
-    const s = broker.settings;
+    const live = await liveBrokers(broker, listener);
     return keys.map((key) => {
       if (!key) return fail(ERROR_CODES.INVALID_REQUEST, "Empty transactional id");
-      if (live === null) {
-        return found({ nodeId: s.nodeId, host: s.host, port: s.port, rack: s.rack });
-      }
-      const id = transactionCoordinatorOf(key, [...live.keys()], s.nodeId);
+      if (live === null) return found(selfAddress(broker, listener));
+      const id = transactionCoordinatorOf(key, [...live.keys()], broker.settings.nodeId);
       return found(live.get(id)!);
     });
   }
@@ -131,11 +135,11 @@ async function lookup(broker: Broker, keyType: number, keys: string[]): Promise<
       fail(ERROR_CODES.COORDINATOR_NOT_AVAILABLE, "The group coordinator is stopping")
     );
   }
-  const live = await liveBrokers(broker);
+  const live = await liveBrokers(broker, listener);
   const results = await mapBounded(
     keys,
     OWNER_LOOKUP_CONCURRENCY,
-    (key) => groupCoordinator(broker, key, live),
+    (key) => groupCoordinator(broker, key, live, listener),
   );
   return results.map((r) =>
     r.status === "fulfilled"
@@ -158,13 +162,13 @@ export const FIND_COORDINATOR_HANDLER = defineHandler<
     const keyType = ctx.apiVersion >= 1 ? req.keyType ?? 0 : COORDINATOR_KEY_TYPES.GROUP;
     if (ctx.apiVersion >= 4) {
       const keys = req.coordinatorKeys ?? [];
-      const answers = await lookup(ctx.broker, keyType, keys);
+      const answers = await lookup(ctx.broker, keyType, keys, ctx.security.listener);
       return {
         throttleTimeMs: 0,
         coordinators: keys.map((key, i) => ({ key, ...answers[i] })),
       };
     }
-    const [one] = await lookup(ctx.broker, keyType, [req.key ?? ""]);
+    const [one] = await lookup(ctx.broker, keyType, [req.key ?? ""], ctx.security.listener);
     return { throttleTimeMs: 0, ...one };
   },
 });

@@ -8,6 +8,7 @@
  */
 import type { MessageCodec } from "../protocol/codec.ts";
 import type { Broker } from "./broker.ts";
+import type { ConnectionSecurity } from "../server/connection.ts";
 
 /** What a handler knows about the request besides its body. */
 export interface RequestContext {
@@ -19,6 +20,8 @@ export interface RequestContext {
   readonly clientAddress: string;
   readonly connectionId: number;
   readonly broker: Broker;
+  /** The listener the client came in through and who it is (SASL handlers change it). */
+  readonly security: ConnectionSecurity;
   /**
    * Runs `fn` after the earlier `sequential` calls of this connection have
    * settled: Produce uses it so pipelined requests append in arrival order.

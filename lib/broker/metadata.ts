@@ -129,6 +129,7 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
     const leaders = await partitionLeaders(
       broker,
       found.flatMap((f) => "topic" in f ? [f.topic] : []),
+      ctx.security.listener,
     );
     const topics = found.map((f) =>
       "topic" in f

@@ -43,16 +43,30 @@ export interface PartitionLeaders {
   leaderOf(topic: string, partition: number): number;
 }
 
+/**
+ * A broker's endpoint on `listener` (the listener a client came in through): the registration's
+ * or settings' listener of that name, else its first endpoint.
+ */
+export function endpointOf(
+  b: { host: string; port: number; listeners?: { name: string; host: string; port: number }[] },
+  listener: string | undefined,
+): { host: string; port: number } {
+  const l = listener === undefined ? undefined : b.listeners?.find((x) => x.name === listener);
+  return l ? { host: l.host, port: l.port } : { host: b.host, port: b.port };
+}
+
+/** This broker's address as clients of `listener` reach it. */
+export function selfAddress(broker: Broker, listener?: string): BrokerAddress {
+  const s = broker.settings;
+  return { nodeId: s.nodeId, ...endpointOf(s, listener), rack: s.rack };
+}
+
 export async function partitionLeaders(
   broker: Broker,
   topics: readonly TopicRecord[],
+  listener?: string,
 ): Promise<PartitionLeaders> {
-  const self: BrokerAddress = {
-    nodeId: broker.settings.nodeId,
-    host: broker.settings.host,
-    port: broker.settings.port,
-    rack: broker.settings.rack,
-  };
+  const self = selfAddress(broker, listener);
   let registered: BrokerRegistration[];
   try {
     registered = await broker.metadata.listBrokers();
@@ -64,7 +78,7 @@ export async function partitionLeaders(
   }
   const byId = new Map<number, BrokerAddress>();
   for (const r of registered) {
-    byId.set(r.brokerId, { nodeId: r.brokerId, host: r.host, port: r.port, rack: r.rack });
+    byId.set(r.brokerId, { nodeId: r.brokerId, ...endpointOf(r, listener), rack: r.rack });
   }
   byId.set(self.nodeId, self);
   const live = [...byId.keys()].sort((a, b) => a - b);

@@ -1,8 +1,11 @@
 /**
- * SaslHandshake (17), versions 0-1. Authentication is off in this release,
- * so every mechanism gets UNSUPPORTED_SASL_MECHANISM (33) with an empty list
- * of enabled mechanisms: a client configured for SASL fails with a clear
- * error instead of hanging. SaslAuthenticate (36) is not advertised.
+ * SaslHandshake (17), versions 0-1: the client names a SASL mechanism. On SASL_PLAINTEXT and
+ * SASL_SSL listeners an enabled mechanism starts the exchange that SaslAuthenticate (36) runs;
+ * otherwise UNSUPPORTED_SASL_MECHANISM (33) with the enabled mechanisms (none on listeners
+ * without SASL), as Kafka answers. Also the start of a re-authentication (KIP-368) on an
+ * authenticated connection. After a v0 handshake Kafka clients send raw SASL tokens instead of
+ * SaslAuthenticate requests; that older framing is not served (every client of the matrix uses
+ * v1).
  */
 import {
   SASL_HANDSHAKE_REQUEST,
@@ -13,7 +16,9 @@ import {
   type SaslHandshakeResponse,
 } from "../protocol/generated/sasl_handshake_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import type { SaslMechanism } from "../security/scram.ts";
 import { defineHandler } from "./handler.ts";
+import { enabledMechanisms, type SaslState } from "./sasl_state.ts";
 
 export const SASL_HANDSHAKE_HANDLER = defineHandler<SaslHandshakeRequest, SaslHandshakeResponse>({
   apiKey: 17,
@@ -23,10 +28,22 @@ export const SASL_HANDSHAKE_HANDLER = defineHandler<SaslHandshakeRequest, SaslHa
   request: SASL_HANDSHAKE_REQUEST,
   response: SASL_HANDSHAKE_RESPONSE,
   handle(req, ctx) {
-    ctx.broker.logger.info("Refused SASL handshake: authentication is not enabled", {
-      mechanism: req.mechanism,
-      client: ctx.clientAddress,
-    });
-    return { errorCode: ERROR_CODES.UNSUPPORTED_SASL_MECHANISM, mechanisms: [] };
+    const sasl = ctx.security.protocol === "SASL_PLAINTEXT" || ctx.security.protocol === "SASL_SSL";
+    const mechanisms = sasl ? enabledMechanisms(ctx.broker) : [];
+    if (!mechanisms.includes(req.mechanism as SaslMechanism)) {
+      ctx.broker.logger.info("Refused SASL handshake: mechanism not enabled on this listener", {
+        mechanism: req.mechanism,
+        listener: ctx.security.listener,
+        client: ctx.clientAddress,
+      });
+      return { errorCode: ERROR_CODES.UNSUPPORTED_SASL_MECHANISM, mechanisms };
+    }
+    const state: SaslState = {
+      mechanism: req.mechanism as SaslMechanism,
+      scram: null,
+      failed: false,
+    };
+    ctx.security.sasl = state;
+    return { errorCode: ERROR_CODES.NONE, mechanisms };
   },
 });

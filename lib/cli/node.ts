@@ -23,7 +23,8 @@ import type { CompactionPolicy } from "../log/compaction/schedule.ts";
 import { GroupCoordinator, type GroupCoordinatorConfig } from "../coordinator/group_coordinator.ts";
 import { Dispatcher } from "../broker/dispatcher.ts";
 import { HANDLERS } from "../broker/handler_table.ts";
-import { KafkaServer } from "../server/kafka_server.ts";
+import { KafkaServerGroup } from "../server/kafka_server.ts";
+import { scramCredential } from "../security/scram.ts";
 import { type HealthCheck, startHttpServer } from "../control/http_server.ts";
 import { consoleRoutes, THROUGHPUT_INTERVAL_MS, ThroughputHistory } from "../control/console.ts";
 import { AdminClient } from "../client/admin.ts";
@@ -41,7 +42,7 @@ import {
 } from "../control/control_service.ts";
 import { VERSION } from "./version.ts";
 import { BrokerRegistrar } from "./broker_registrar.ts";
-import { advertisedAddress, type ServeConfig } from "./serve_config.ts";
+import { advertisedAddress, listenerAdvertisedAddress, type ServeConfig } from "./serve_config.ts";
 
 /** Requests read ahead per connection before reading pauses. */
 const MAX_IN_FLIGHT_REQUESTS = 64;
@@ -75,7 +76,10 @@ export interface NodeDeps {
 
 export interface RunningNode {
   broker: Broker;
+  /** The first listener's bound address. */
   kafkaAddress: Deno.NetAddr;
+  /** Every Kafka listener's name and bound address. */
+  listenerAddresses: { name: string; addr: Deno.NetAddr }[];
   httpAddress: Deno.NetAddr;
   /** The gRPC control listener (kafscale.control). */
   controlAddress: { hostname: string; port: number };
@@ -87,6 +91,8 @@ export interface RunningNode {
    * other broker it only flushes). `serve` runs it on SIGTERM before `stop()`.
    */
   drain(reason: string, deadlineMs: number): Promise<DrainResult>;
+  /** Re-reads the TLS certificate, key and client CAs of the TLS listeners (SIGHUP). */
+  reloadTls(): Promise<void>;
   /** Graceful stop: no new requests, in-flight ones answered, pending data flushed. */
   stop(): Promise<void>;
 }
@@ -168,6 +174,11 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       messageMaxBytes: config.messageMaxBytes,
       segmentBytes: config.segmentBytes,
       transactionVersion: config.transactionVersion === 1 ? 1 : 2,
+      saslMechanisms: config.saslEnabledMechanisms.split(",").map((m) => m.trim()).filter((m) =>
+        m !== ""
+      ),
+      connectionsMaxReauthMs: config.connectionsMaxReauthMs,
+      superUsers: superUsersOf(config),
     },
     metadata,
     logs,
@@ -183,35 +194,64 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   });
   topics.broker = broker;
   try {
+    await bootstrapAdmin(config, metadata, logger);
+  } catch (err) {
+    await logs.close();
+    throw err;
+  }
+  try {
     await broker.start();
   } catch (err) {
     await logs.close();
     throw err;
   }
-  const server = new KafkaServer(
-    {
-      hostname: config.listen.host,
-      port: config.listen.port,
+  const tls = config.tlsCertFile !== null && config.tlsKeyFile !== null
+    ? {
+      certFile: config.tlsCertFile,
+      keyFile: config.tlsKeyFile,
+      clientCaFile: config.tlsClientCaFile,
+    }
+    : undefined;
+  const server = new KafkaServerGroup(
+    config.kafkaListeners.map((l) => ({
+      hostname: l.bind.host,
+      port: l.bind.port,
+      listenerName: l.name,
+      protocol: l.protocol,
+      tls,
       maxFrameBytes: config.maxFrameBytes,
       maxInFlightRequests: MAX_IN_FLIGHT_REQUESTS,
       maxConnections: config.maxConnections,
-      queuedMaxRequestBytes: config.queuedMaxRequestBytes,
-    },
+      ...(l.protocol.startsWith("SASL_")
+        ? {
+          unauthenticatedMaxFrameBytes: config.saslMaxReceiveBytes,
+          authTimeoutMs: config.saslAuthTimeoutMs,
+        }
+        : {}),
+    })),
     new Dispatcher(broker, HANDLERS),
     logger,
+    { queuedMaxRequestBytes: config.queuedMaxRequestBytes, maxFrameBytes: config.maxFrameBytes },
   );
-  let kafkaAddress: Deno.NetAddr;
+  let bound: { name: string; protocol: string; addr: Deno.NetAddr }[];
   try {
-    kafkaAddress = server.listen();
+    bound = await server.listen();
   } catch (err) {
     await logs.close();
-    throw new Error(
-      `Cannot listen on "${config.listen.host}:${config.listen.port}": ${(err as Error).message}`,
-    );
+    const names = config.kafkaListeners.map((l) => `${l.name}://${l.bind.host}:${l.bind.port}`);
+    throw new Error(`Cannot listen on ${names.join(", ")}: ${(err as Error).message}`);
   }
-  const advertised = advertisedAddress(config, kafkaAddress.port);
+  const kafkaAddress = bound[0].addr;
+  const listeners = bound.map((b, i) => ({
+    name: b.name,
+    protocol: b.protocol,
+    ...listenerAdvertisedAddress(config.kafkaListeners[i], b.addr.port),
+  }));
+  const advertised = { host: listeners[0].host, port: listeners[0].port };
   broker.settings.host = advertised.host;
   broker.settings.port = advertised.port;
+  broker.settings.listeners = listeners;
+  warnUnauthenticatedListeners(config, logger);
   // Other brokers sharing the metadata store send clients here (Metadata).
   const registrar = new BrokerRegistrar({
     metadata,
@@ -224,6 +264,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       port: advertised.port,
       rack: null,
       startedMs: clock.now(),
+      listeners: listeners.map(({ name, host, port }) => ({ name, host, port })),
     },
     checkIntervalMs: REGISTRATION_CHECK_MS,
   });
@@ -490,11 +531,13 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   return {
     broker,
     kafkaAddress,
+    listenerAddresses: bound.map((b) => ({ name: b.name, addr: b.addr })),
     httpAddress: http.addr,
     controlAddress: control.address,
     metrics,
     retention,
     drain: (reason, deadlineMs) => drainer.drain({ partitions: null, deadlineMs, reason }),
+    reloadTls: () => server.reloadTls(),
     async stop() {
       ready = false;
       await control.stop(CONTROL_STOP_GRACE_MS);
@@ -530,4 +573,70 @@ function compactionPolicyOf(broker: Broker, topic: TopicRecord): CompactionPolic
     deleteRetentionMs: Number(config("delete.retention.ms")),
     minCleanableDirtyRatio: Number(config("min.cleanable.dirty.ratio")),
   };
+}
+
+/**
+ * Plaintext is the embedded default, which is right on loopback; a listener any host can reach
+ * that authenticates no one gets a warning at start (README "Security").
+ */
+function warnUnauthenticatedListeners(config: ServeConfig, logger: Logger): void {
+  for (const l of config.kafkaListeners) {
+    const open = l.protocol === "PLAINTEXT" || (l.protocol === "SSL" && !config.tlsClientCaFile);
+    if (open && !isLoopback(l.bind.host)) {
+      logger.warn(
+        "Listener accepts clients from the network without authentication: anyone who reaches " +
+          "it can read and write every topic; use SASL_SSL (or mTLS) there",
+        { listener: l.name, address: `${l.bind.host}:${l.bind.port}` },
+      );
+    }
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
+}
+
+/** `--super-users` (Kafka's `User:a;User:b`) plus the first admin. */
+function superUsersOf(config: ServeConfig): string[] {
+  const users = (config.superUsers ?? "").split(";").map((u) => u.trim()).filter((u) => u !== "");
+  if (config.saslAdminUser !== null) users.push(`User:${config.saslAdminUser}`);
+  return [...new Set(users)];
+}
+
+/**
+ * Creates the first admin's SCRAM credentials (both mechanisms) when it has none, from
+ * `--sasl-admin-password-file` or KAFSCALE_SASL_ADMIN_PASSWORD; existing credentials are kept
+ * (they may have been changed since).
+ */
+async function bootstrapAdmin(
+  config: ServeConfig,
+  metadata: ClusterMetadata,
+  logger: Logger,
+): Promise<void> {
+  const user = config.saslAdminUser;
+  if (user === null) return;
+  let password: string | undefined;
+  if (config.saslAdminPasswordFile !== null) {
+    try {
+      password = (await Deno.readTextFile(config.saslAdminPasswordFile)).split(/\r?\n/)[0];
+    } catch (err) {
+      throw new Error(
+        `Cannot read "sasl-admin-password-file" ("${config.saslAdminPasswordFile}"): ` +
+          (err as Error).message,
+      );
+    }
+  } else {
+    password = Deno.env.get("KAFSCALE_SASL_ADMIN_PASSWORD");
+  }
+  if (!password) {
+    throw new Error(
+      '"sasl-admin-user" needs a password: set "sasl-admin-password-file" or ' +
+        "KAFSCALE_SASL_ADMIN_PASSWORD",
+    );
+  }
+  for (const mechanism of ["SCRAM-SHA-256", "SCRAM-SHA-512"] as const) {
+    if (await metadata.getScramCredential(user, mechanism)) continue;
+    await metadata.putScramCredential(user, scramCredential(mechanism, password));
+    logger.info("Created the first admin's SCRAM credential", { user, mechanism });
+  }
 }

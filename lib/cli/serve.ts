@@ -189,6 +189,13 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
   const { kafkaAddress, httpAddress, controlAddress, broker } = node;
   logger.info("Broker ready", {
     kafka: `${kafkaAddress.hostname}:${kafkaAddress.port}`,
+    ...(node.listenerAddresses.length > 1 || node.listenerAddresses[0].name !== "PLAINTEXT"
+      ? {
+        listeners: node.listenerAddresses
+          .map((l) => `${l.name}://${l.addr.hostname}:${l.addr.port}`)
+          .join(","),
+      }
+      : {}),
     http: `${httpAddress.hostname}:${httpAddress.port}`,
     control: `${controlAddress.hostname}:${controlAddress.port}`,
     advertised: `${broker.settings.host}:${broker.settings.port}`,
@@ -198,10 +205,22 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
   });
   // Listen for the stop signal first: the reserve takes a moment to write.
   const stopSignal = waitForStopSignal();
+  // SIGHUP re-reads the TLS files (a renewed certificate), without a restart.
+  const reloadTls = () => {
+    node.reloadTls().then(
+      () => logger.info("Reloaded the TLS certificate, key and client CAs"),
+      (err) =>
+        logger.error("TLS files not reloaded; the listeners keep the previous ones", {
+          error: err instanceof Error ? err.message : String(err),
+        }),
+    );
+  };
+  Deno.addSignalListener("SIGHUP", reloadTls);
   const reserve = config.etcdEndpoints.length === 0
     ? takeDiskReserve(config.dataDir, logger)
     : Promise.resolve(false);
   const signal = await stopSignal;
+  Deno.removeSignalListener("SIGHUP", reloadTls);
   await reserve;
   logger.info("Stopping", { signal });
   // Hand the partitions to the other brokers first, so they move at once (no lease expiry).

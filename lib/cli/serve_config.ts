@@ -38,6 +38,112 @@ export const SERVE_SETTINGS = [
       '"localhost" when listening on all interfaces)',
   },
   {
+    name: "listeners",
+    env: "KAFSCALE_LISTENERS",
+    kind: "string",
+    default: null,
+    help: "Named Kafka listeners, NAME://HOST:PORT,... (names PLAINTEXT, SSL, SASL_PLAINTEXT, " +
+      "SASL_SSL, or mapped by --listener-security-protocol-map); replaces --listen",
+  },
+  {
+    name: "advertised-listeners",
+    env: "KAFSCALE_ADVERTISED_LISTENERS",
+    kind: "string",
+    default: null,
+    help: "NAME://HOST:PORT,... clients are told per listener (default: each bound address; " +
+      '"localhost" for all interfaces)',
+  },
+  {
+    name: "listener-security-protocol-map",
+    env: "KAFSCALE_LISTENER_SECURITY_PROTOCOL_MAP",
+    kind: "string",
+    default: null,
+    help: "NAME:PROTOCOL,... for listener names other than the four protocols (e.g. " +
+      "INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL)",
+  },
+  {
+    name: "tls-cert-file",
+    env: "KAFSCALE_TLS_CERT_FILE",
+    kind: "string",
+    default: null,
+    help: "PEM certificate (chain) of SSL and SASL_SSL listeners; re-read on SIGHUP",
+  },
+  {
+    name: "tls-key-file",
+    env: "KAFSCALE_TLS_KEY_FILE",
+    kind: "string",
+    default: null,
+    help: "PEM private key of --tls-cert-file; re-read on SIGHUP",
+  },
+  {
+    name: "tls-client-ca-file",
+    env: "KAFSCALE_TLS_CLIENT_CA_FILE",
+    kind: "string",
+    default: null,
+    help: "PEM CA certificates that sign client certificates: on SSL listeners a client must " +
+      'present one (mTLS) and is "User:<subject DN>"; re-read on SIGHUP',
+  },
+  {
+    name: "sasl-enabled-mechanisms",
+    env: "KAFSCALE_SASL_ENABLED_MECHANISMS",
+    kind: "string",
+    default: "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+    help: "SASL mechanisms of SASL_PLAINTEXT and SASL_SSL listeners (PLAIN checks the same " +
+      "salted credentials as SCRAM)",
+  },
+  {
+    name: "sasl-admin-user",
+    env: "KAFSCALE_SASL_ADMIN_USER",
+    kind: "string",
+    default: null,
+    help: "User whose SCRAM credentials are created at start when it has none (the first " +
+      "admin); its password from --sasl-admin-password-file or KAFSCALE_SASL_ADMIN_PASSWORD",
+  },
+  {
+    name: "super-users",
+    env: "KAFSCALE_SUPER_USERS",
+    kind: "string",
+    default: null,
+    help: "Principals that may manage SCRAM credentials, User:NAME;User:NAME (Kafka's " +
+      "super.users); --sasl-admin-user is one",
+  },
+  {
+    name: "sasl-admin-password-file",
+    env: "KAFSCALE_SASL_ADMIN_PASSWORD_FILE",
+    kind: "string",
+    default: null,
+    help: "File holding the first admin's password (one line)",
+  },
+  {
+    name: "sasl-max-receive-bytes",
+    env: "KAFSCALE_SASL_MAX_RECEIVE_BYTES",
+    kind: "int",
+    default: 102_400,
+    min: 1_024,
+    max: 16 * 1024 * 1024,
+    help: "Largest frame a connection may send before it has authenticated (Kafka's " +
+      "sasl.server.max.receive.size)",
+  },
+  {
+    name: "sasl-auth-timeout-ms",
+    env: "KAFSCALE_SASL_AUTH_TIMEOUT_MS",
+    kind: "int",
+    default: 30_000,
+    min: 100,
+    max: 3_600_000,
+    help: "A connection to a SASL listener that has not authenticated by then is closed",
+  },
+  {
+    name: "connections-max-reauth-ms",
+    env: "KAFSCALE_CONNECTIONS_MAX_REAUTH_MS",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 86_400_000 * 365,
+    help: "Session lifetime of a SASL login (KIP-368): clients re-authenticate before it ends; " +
+      "0: sessions do not expire",
+  },
+  {
     name: "data-dir",
     env: "KAFSCALE_DATA_DIR",
     kind: "string",
@@ -450,6 +556,18 @@ export interface HostPort {
 export interface ServeConfig {
   listen: HostPort;
   advertisedListener: HostPort | null;
+  /** Resolved listeners: `--listeners`, else one PLAINTEXT listener on `--listen`. */
+  kafkaListeners: ListenerSpec[];
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  tlsClientCaFile: string | null;
+  saslEnabledMechanisms: string;
+  saslAdminUser: string | null;
+  saslAdminPasswordFile: string | null;
+  superUsers: string | null;
+  saslMaxReceiveBytes: number;
+  saslAuthTimeoutMs: number;
+  connectionsMaxReauthMs: number;
   dataDir: string;
   httpListen: HostPort;
   controlListen: HostPort;
@@ -508,6 +626,82 @@ type Source = { value: string; where: string };
 
 function camel(name: string): string {
   return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export const SECURITY_PROTOCOLS = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] as const;
+export type SecurityProtocol = (typeof SECURITY_PROTOCOLS)[number];
+
+/** One Kafka listener: its name, security protocol, bind address and advertised address. */
+export interface ListenerSpec {
+  name: string;
+  protocol: SecurityProtocol;
+  bind: HostPort;
+  /** Null: derived from the bound address (see `advertisedAddress`). */
+  advertised: HostPort | null;
+}
+
+function parseListenerList(text: string, where: string): Map<string, HostPort> {
+  const out = new Map<string, HostPort>();
+  for (const item of text.split(",").map((x) => x.trim()).filter((x) => x !== "")) {
+    const m = /^([A-Za-z0-9_]+):\/\/(.*)$/.exec(item);
+    if (!m) throw new ConfigError(`${where} entries must be NAME://HOST:PORT, got "${item}"`);
+    const name = m[1].toUpperCase();
+    if (out.has(name)) throw new ConfigError(`${where} names listener "${name}" twice`);
+    out.set(name, parseHostPort(m[2], `${where} "${name}"`));
+  }
+  return out;
+}
+
+/** The listeners of `--listeners` (or `--listen` as one PLAINTEXT listener). */
+export function resolveListeners(
+  listeners: string | null,
+  advertisedListeners: string | null,
+  protocolMap: string | null,
+  listen: HostPort,
+  advertisedListener: HostPort | null,
+): ListenerSpec[] {
+  const map = new Map<string, SecurityProtocol>(SECURITY_PROTOCOLS.map((p) => [p, p]));
+  for (const item of (protocolMap ?? "").split(",").map((x) => x.trim()).filter((x) => x)) {
+    const [name, protocol] = item.split(":").map((x) => x.trim().toUpperCase());
+    if (!name || !(SECURITY_PROTOCOLS as readonly string[]).includes(protocol ?? "")) {
+      throw new ConfigError(
+        `"--listener-security-protocol-map" entries must be NAME:PROTOCOL with PROTOCOL one of ` +
+          `${SECURITY_PROTOCOLS.join(", ")}, got "${item}"`,
+      );
+    }
+    map.set(name, protocol as SecurityProtocol);
+  }
+  if (listeners === null) {
+    if (advertisedListeners !== null) {
+      throw new ConfigError('"--advertised-listeners" needs "--listeners"');
+    }
+    return [{
+      name: "PLAINTEXT",
+      protocol: "PLAINTEXT",
+      bind: listen,
+      advertised: advertisedListener,
+    }];
+  }
+  const bound = parseListenerList(listeners, '"--listeners"');
+  if (bound.size === 0) throw new ConfigError('"--listeners" names no listener');
+  const advertised = parseListenerList(advertisedListeners ?? "", '"--advertised-listeners"');
+  for (const name of advertised.keys()) {
+    if (!bound.has(name)) {
+      throw new ConfigError(
+        `"--advertised-listeners" names "${name}", which "--listeners" does not`,
+      );
+    }
+  }
+  return [...bound].map(([name, bind]) => {
+    const protocol = map.get(name);
+    if (!protocol) {
+      throw new ConfigError(
+        `Listener "${name}" has no security protocol: name it PLAINTEXT, SSL, SASL_PLAINTEXT or ` +
+          `SASL_SSL, or map it with "--listener-security-protocol-map"`,
+      );
+    }
+    return { name, protocol, bind, advertised: advertised.get(name) ?? null };
+  });
 }
 
 export function parseHostPort(text: string, where: string): HostPort {
@@ -582,6 +776,13 @@ export function resolveServeConfig(
     ? (cfg.etcdEndpoints as string).split(",").map((s) => s.trim()).filter((s) => s !== "")
     : [];
   if (typeof cfg.listen === "string") cfg.listen = parseHostPort(cfg.listen, '"listen"');
+  cfg.kafkaListeners = resolveListeners(
+    cfg.listeners as string | null,
+    cfg.advertisedListeners as string | null,
+    cfg.listenerSecurityProtocolMap as string | null,
+    cfg.listen as HostPort,
+    cfg.advertisedListener as HostPort | null,
+  );
   if (typeof cfg.httpListen === "string") {
     cfg.httpListen = parseHostPort(cfg.httpListen, '"http-listen"');
   }
@@ -630,6 +831,7 @@ function convert(spec: SettingSpec, { value, where }: Source): unknown {
 }
 
 function validate(cfg: ServeConfig): void {
+  validateSecurity(cfg);
   if (!["text", "json", "journald"].includes(cfg.logFormat)) {
     throw new ConfigError(`"log-format" must be text, json or journald, got "${cfg.logFormat}"`);
   }
@@ -655,6 +857,31 @@ function validate(cfg: ServeConfig): void {
 /** Whether `host` names this machine's loopback interface only. */
 export function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function validateSecurity(cfg: ServeConfig): void {
+  const tls = cfg.kafkaListeners.filter((l) => l.protocol === "SSL" || l.protocol === "SASL_SSL");
+  if (tls.length > 0 && (cfg.tlsCertFile === null || cfg.tlsKeyFile === null)) {
+    throw new ConfigError(
+      `Listener "${tls[0].name}" is ${tls[0].protocol}: set "--tls-cert-file" and "--tls-key-file"`,
+    );
+  }
+  if ((cfg.tlsCertFile === null) !== (cfg.tlsKeyFile === null)) {
+    throw new ConfigError('"tls-cert-file" and "tls-key-file" must be set together');
+  }
+  const known = new Set(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]);
+  const mechanisms = cfg.saslEnabledMechanisms.split(",").map((m) => m.trim()).filter((m) => m);
+  for (const m of mechanisms) {
+    if (!known.has(m)) {
+      throw new ConfigError(
+        `"sasl-enabled-mechanisms" has "${m}"; use PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512`,
+      );
+    }
+  }
+  const sasl = cfg.kafkaListeners.some((l) => l.protocol.startsWith("SASL_"));
+  if (sasl && mechanisms.length === 0) {
+    throw new ConfigError('"sasl-enabled-mechanisms" is empty but a listener uses SASL');
+  }
 }
 
 function validateControl(cfg: ServeConfig): void {
@@ -749,6 +976,18 @@ function validateEtcd(cfg: ServeConfig): void {
   if ((cfg.etcdCertFile === null) !== (cfg.etcdKeyFile === null)) {
     throw new ConfigError('"etcd-cert-file" and "etcd-key-file" must be set together');
   }
+}
+
+/** The address clients of `listener` are told to use. */
+export function listenerAdvertisedAddress(listener: ListenerSpec, boundPort: number): HostPort {
+  if (listener.advertised) {
+    return {
+      host: listener.advertised.host,
+      port: listener.advertised.port === 0 ? boundPort : listener.advertised.port,
+    };
+  }
+  const wildcard = listener.bind.host === "0.0.0.0" || listener.bind.host === "::";
+  return { host: wildcard ? "localhost" : listener.bind.host, port: boundPort };
 }
 
 /** The address clients are told to use. */

@@ -182,10 +182,13 @@ export interface TopicPartitionRef {
 
 export interface BrokerRegistration {
   brokerId: number;
+  /** The first listener's advertised endpoint. */
   host: string;
   port: number;
   rack: string | null;
   startedMs: number;
+  /** Every listener's advertised endpoint, by listener name (absent before listeners existed). */
+  listeners?: { name: string; host: string; port: number }[];
 }
 
 export interface AcquiredPartition {
@@ -209,6 +212,15 @@ export interface PartitionCommit {
 
 /** Per commit: the state key's new modRevision, or "fenced" when another owner took over. */
 export type CommitResult = number | "fenced";
+
+/** A salted SCRAM credential as stored (lib/security/scram.ts ScramCredential): no password. */
+export interface StoredScramCredential {
+  mechanism: "SCRAM-SHA-256" | "SCRAM-SHA-512";
+  salt: string;
+  iterations: number;
+  storedKey: string;
+  serverKey: string;
+}
 
 /** A stored record with the revision a compare-and-swap compares. */
 export interface StoredEntry {
@@ -966,6 +978,41 @@ export class ClusterMetadata {
     for (const e of pending) ops.push({ op: "delete", key: e.key });
     for (const chunk of chunks(ops, this.#txnOpsMax)) await this.#store.txn([], chunk);
     return pending.length;
+  }
+
+  // ---- SCRAM credentials ------------------------------------------------
+
+  #scramKey(user: string, mechanism: string): string {
+    return `${this.#prefix}scram/${encodeURIComponent(user)}/${mechanism}`;
+  }
+
+  /** A user's salted credential for one SCRAM mechanism (lib/security/scram.ts), or null. */
+  async getScramCredential(user: string, mechanism: string): Promise<StoredScramCredential | null> {
+    const entry = await this.#store.get(this.#scramKey(user, mechanism));
+    return entry ? decodeJson<StoredScramCredential>(entry) : null;
+  }
+
+  async putScramCredential(user: string, credential: StoredScramCredential): Promise<void> {
+    await this.#store.put(this.#scramKey(user, credential.mechanism), encodeJson(credential));
+  }
+
+  /** Returns whether the credential existed. */
+  deleteScramCredential(user: string, mechanism: string): Promise<boolean> {
+    return this.#store.delete(this.#scramKey(user, mechanism));
+  }
+
+  /** Every user with SCRAM credentials: user -> [mechanism, iterations][] (no secrets). */
+  async listScramCredentials(): Promise<Map<string, [string, number][]>> {
+    const prefix = `${this.#prefix}scram/`;
+    const out = new Map<string, [string, number][]>();
+    for (const e of await this.#store.list(prefix)) {
+      const [user, mechanism] = e.key.slice(prefix.length).split("/");
+      const name = decodeURIComponent(user);
+      const list = out.get(name) ?? [];
+      list.push([mechanism, decodeJson<StoredScramCredential>(e).iterations]);
+      out.set(name, list);
+    }
+    return out;
   }
 
   // ---- group ownership --------------------------------------------------

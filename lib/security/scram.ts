@@ -240,7 +240,11 @@ export class ScramServer {
     if (attrs.get("c") !== b64(new TextEncoder().encode(s.gs2Header))) {
       throw new SaslError("SCRAM channel binding does not match the client-first message");
     }
-    if (attrs.get("r") !== s.nonce) throw new SaslError("SCRAM nonce does not match");
+    // Kafka checks that the nonce ends with the server-first nonce, not that it equals it, and
+    // librdkafka 2.0 (Debian's, under kcat) sends the client nonce once more in front.
+    if (!(attrs.get("r") ?? "").endsWith(s.nonce)) {
+      throw new SaslError("SCRAM nonce does not match");
+    }
     const proof = unb64(attrs.get("p") ?? "", "SCRAM proof");
     const authMessage = `${s.clientFirstBare},${s.serverFirst},${withoutProof}`;
     const credential = s.credential;

@@ -21,13 +21,48 @@ const READ_CHUNK_BYTES = 64 * 1024;
 export interface ConnectionLimits {
   /** Largest accepted frame; a larger size prefix closes the connection without allocating. */
   maxFrameBytes: number;
+  /** Largest frame before the connection has authenticated (SASL listeners). */
+  unauthenticatedMaxFrameBytes?: number;
+  /** A connection that has not authenticated within this is closed (SASL listeners). */
+  authTimeoutMs?: number;
   /** Requests read ahead of the response being written; reading pauses beyond it. */
   maxInFlightRequests: number;
+}
+
+/**
+ * Who is on the other end and how they got in: the listener, its security protocol and the
+ * principal. The SASL handlers change it as the client authenticates.
+ */
+export interface ConnectionSecurity {
+  readonly listener: string;
+  /** PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. */
+  readonly protocol: string;
+  /** "User:ANONYMOUS" until authenticated; "User:<subject DN>" for a TLS client certificate. */
+  principal: string;
+  /** False on SASL listeners until SaslAuthenticate succeeds. */
+  authenticated: boolean;
+  /** The SASL exchange in progress (owned by the SASL handlers). */
+  sasl: unknown;
+  /** When the SASL session ends (KIP-368 re-authentication), or null. */
+  sessionExpiresAtMs: number | null;
+}
+
+/** The security of a connection to a listener without authentication. */
+export function plaintextSecurity(listener = "PLAINTEXT"): ConnectionSecurity {
+  return {
+    listener,
+    protocol: "PLAINTEXT",
+    principal: "User:ANONYMOUS",
+    authenticated: true,
+    sasl: null,
+    sessionExpiresAtMs: null,
+  };
 }
 
 export interface ConnectionInfo {
   readonly id: number;
   readonly remoteAddress: string;
+  readonly security: ConnectionSecurity;
   /** Runs `fn` after every earlier `sequential` call of this connection has settled. */
   sequential<T>(fn: () => Promise<T>): Promise<T>;
 }
@@ -44,10 +79,19 @@ export interface FrameDispatcher {
 
 type Pending = Promise<DispatchResult>;
 
+/** The part of Deno.Conn a connection uses (a TLS socket adapter provides it too). */
+export interface ByteStream {
+  readonly remoteAddr: Deno.Addr;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
 export class Connection implements ConnectionInfo {
   readonly id: number;
   readonly remoteAddress: string;
-  readonly #conn: Deno.Conn;
+  readonly security: ConnectionSecurity;
+  readonly #conn: ByteStream;
   readonly #dispatcher: FrameDispatcher;
   readonly #limits: ConnectionLimits;
   readonly #logger: Logger;
@@ -64,14 +108,16 @@ export class Connection implements ConnectionInfo {
 
   constructor(
     id: number,
-    conn: Deno.Conn,
+    conn: ByteStream,
     dispatcher: FrameDispatcher,
     limits: ConnectionLimits,
     logger: Logger,
     requestMemory: RequestMemoryPool | null = null,
+    security: ConnectionSecurity = plaintextSecurity(),
   ) {
     this.id = id;
     this.#conn = conn;
+    this.security = security;
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remoteAddress = `${addr.hostname}:${addr.port}`;
     this.#dispatcher = dispatcher;
@@ -95,6 +141,18 @@ export class Connection implements ConnectionInfo {
     // response is written; it then closes the socket, which also unblocks a
     // pending read.
     const writer = this.#writeLoop().finally(() => this.close());
+    const authTimer = !this.security.authenticated && this.#limits.authTimeoutMs !== undefined
+      ? setTimeout(() => {
+        if (this.security.authenticated) return;
+        this.#logger.info("Closing connection: not authenticated in time", {
+          conn: this.id,
+          client: this.remoteAddress,
+          timeoutMs: this.#limits.authTimeoutMs,
+        });
+        this.close();
+      }, this.#limits.authTimeoutMs)
+      : undefined;
+    writer.finally(() => clearTimeout(authTimer));
     try {
       await this.#readLoop();
     } catch (err) {
@@ -140,12 +198,17 @@ export class Connection implements ConnectionInfo {
       while (end - start >= 4) {
         const size = (stage[start] << 24) | (stage[start + 1] << 16) | (stage[start + 2] << 8) |
           stage[start + 3];
-        if (size < MIN_FRAME_BYTES || size > this.#limits.maxFrameBytes) {
+        const maxFrameBytes = this.security.authenticated ? this.#limits.maxFrameBytes : Math.min(
+          this.#limits.maxFrameBytes,
+          this.#limits.unauthenticatedMaxFrameBytes ?? Infinity,
+        );
+        if (size < MIN_FRAME_BYTES || size > maxFrameBytes) {
           this.#logger.warn("Closing connection: invalid frame size", {
             conn: this.id,
             client: this.remoteAddress,
             size,
-            maxFrameBytes: this.#limits.maxFrameBytes,
+            maxFrameBytes,
+            authenticated: this.security.authenticated,
           });
           this.close();
           return;

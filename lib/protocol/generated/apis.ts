@@ -74,6 +74,8 @@ import {
 import {
   DESCRIBE_USER_SCRAM_CREDENTIALS_RESPONSE,
 } from "./describe_user_scram_credentials_response.ts";
+import { ALTER_USER_SCRAM_CREDENTIALS_REQUEST } from "./alter_user_scram_credentials_request.ts";
+import { ALTER_USER_SCRAM_CREDENTIALS_RESPONSE } from "./alter_user_scram_credentials_response.ts";
 import { UPDATE_FEATURES_REQUEST } from "./update_features_request.ts";
 import { UPDATE_FEATURES_RESPONSE } from "./update_features_response.ts";
 import { DESCRIBE_CLUSTER_REQUEST } from "./describe_cluster_request.ts";
@@ -403,6 +405,15 @@ export const API_SCHEMAS = {
     flexibleMinVersion: 0,
     request: DESCRIBE_USER_SCRAM_CREDENTIALS_REQUEST,
     response: DESCRIBE_USER_SCRAM_CREDENTIALS_RESPONSE,
+  },
+  51: {
+    apiKey: 51,
+    name: "AlterUserScramCredentials",
+    minVersion: 0,
+    maxVersion: 0,
+    flexibleMinVersion: 0,
+    request: ALTER_USER_SCRAM_CREDENTIALS_REQUEST,
+    response: ALTER_USER_SCRAM_CREDENTIALS_RESPONSE,
   },
   57: {
     apiKey: 57,

@@ -1,0 +1,75 @@
+/**
+ * A connection's SASL exchange (SaslHandshake picks the mechanism, SaslAuthenticate runs it) and
+ * the login checks every SASL handler shares: credential lookup in the metadata store, the
+ * failed-login delay per source address, and the log lines (never with a secret).
+ */
+import {
+  passwordMatches,
+  type SaslMechanism,
+  type ScramCredential,
+  type ScramServer,
+} from "../security/scram.ts";
+import type { ConnectionSecurity } from "../server/connection.ts";
+import type { Broker } from "./broker.ts";
+
+export interface SaslState {
+  mechanism: SaslMechanism;
+  scram: ScramServer | null;
+  /** Set after a failed login: the connection is closed on its next request. */
+  failed: boolean;
+}
+
+export function saslStateOf(security: ConnectionSecurity): SaslState | null {
+  return (security.sasl as SaslState | null) ?? null;
+}
+
+/** The SASL mechanisms the broker enables (`--sasl-enabled-mechanisms`). */
+export function enabledMechanisms(broker: Broker): SaslMechanism[] {
+  return (broker.settings.saslMechanisms ?? []) as SaslMechanism[];
+}
+
+/** A user's credential for a SCRAM mechanism. */
+export function scramLookup(broker: Broker, mechanism: "SCRAM-SHA-256" | "SCRAM-SHA-512") {
+  return async (user: string): Promise<ScramCredential | null> =>
+    await broker.metadata.getScramCredential(user, mechanism);
+}
+
+/** PLAIN: the password checked against the user's SCRAM-SHA-512 or SCRAM-SHA-256 credential. */
+export async function plainLogin(broker: Broker, user: string, password: string): Promise<boolean> {
+  for (const mechanism of ["SCRAM-SHA-512", "SCRAM-SHA-256"] as const) {
+    const credential = await broker.metadata.getScramCredential(user, mechanism);
+    if (credential) return passwordMatches(credential, password);
+  }
+  return false;
+}
+
+/** Failed logins per source host in the current window. */
+const failures = new Map<string, { count: number; sinceMs: number }>();
+/** Window over which failed logins count, and bounds on the delay they earn. */
+const FAILURE_WINDOW_MS = 60_000;
+const FAILURE_DELAY_STEP_MS = 100;
+const FAILURE_DELAY_MAX_MS = 5_000;
+const FAILURE_HOSTS_MAX = 10_000;
+
+function hostOf(address: string): string {
+  const i = address.lastIndexOf(":");
+  return i < 0 ? address : address.slice(0, i);
+}
+
+/**
+ * Records a failed login from `address` and waits before the answer: 100 ms per failure from
+ * that host in the last minute, at most 5 s (Kafka delays failed logins too,
+ * connection.failed.authentication.delay.ms), which slows password guessing down.
+ */
+export async function failedLoginDelay(address: string, nowMs: number): Promise<void> {
+  const host = hostOf(address);
+  let f = failures.get(host);
+  if (!f || nowMs - f.sinceMs > FAILURE_WINDOW_MS) {
+    if (failures.size >= FAILURE_HOSTS_MAX) failures.delete(failures.keys().next().value!);
+    f = { count: 0, sinceMs: nowMs };
+    failures.set(host, f);
+  }
+  f.count++;
+  const delay = Math.min(FAILURE_DELAY_MAX_MS, f.count * FAILURE_DELAY_STEP_MS);
+  await new Promise((resolve) => setTimeout(resolve, delay));
+}
