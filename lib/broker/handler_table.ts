@@ -13,6 +13,7 @@ import { SASL_HANDSHAKE_HANDLER } from "./sasl_handshake.ts";
 import { SASL_AUTHENTICATE_HANDLER } from "./sasl_authenticate.ts";
 import { DESCRIBE_USER_SCRAM_CREDENTIALS_HANDLER } from "./describe_user_scram_credentials.ts";
 import { ALTER_USER_SCRAM_CREDENTIALS_HANDLER } from "./alter_user_scram_credentials.ts";
+import { DESCRIBE_CLIENT_QUOTAS_HANDLER } from "./describe_client_quotas.ts";
 import { CREATE_TOPICS_HANDLER } from "./create_topics.ts";
 import { DELETE_TOPICS_HANDLER } from "./delete_topics.ts";
 import { CREATE_PARTITIONS_HANDLER } from "./create_partitions.ts";
@@ -62,6 +63,7 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(SASL_AUTHENTICATE_HANDLER);
   add(DESCRIBE_USER_SCRAM_CREDENTIALS_HANDLER);
   add(ALTER_USER_SCRAM_CREDENTIALS_HANDLER);
+  add(DESCRIBE_CLIENT_QUOTAS_HANDLER);
   add(apiVersionsHandler(() => table));
   add(CREATE_TOPICS_HANDLER);
   add(DELETE_TOPICS_HANDLER);

@@ -218,7 +218,8 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       port: l.bind.port,
       listenerName: l.name,
       protocol: l.protocol,
-      tls,
+      // Client certificates (mTLS) authenticate SSL listeners; SASL_SSL ones log in with SASL.
+      tls: tls && l.protocol === "SASL_SSL" ? { ...tls, clientCaFile: null } : tls,
       maxFrameBytes: config.maxFrameBytes,
       maxInFlightRequests: MAX_IN_FLIGHT_REQUESTS,
       maxConnections: config.maxConnections,

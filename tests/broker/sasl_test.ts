@@ -233,3 +233,15 @@ Deno.test("AlterUserScramCredentials and DescribeUserScramCredentials: new users
   );
   for (const c of [admin, alice, again]) c.close();
 });
+
+Deno.test("DescribeClientQuotas v0-1: no quotas are enforced, so every filter matches nothing", async () => {
+  await using b = await startTestBroker();
+  const conn = await b.connect();
+  for (const v of [0, 1]) {
+    const res = await conn.send(API_SCHEMAS[48], v, {
+      components: [{ entityType: "user", matchType: 1, match: null }],
+      strict: false,
+    });
+    assert.deepEqual([res!.errorCode, res!.entries], [E.NONE, []], `v${v}`);
+  }
+});
