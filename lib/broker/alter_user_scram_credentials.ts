@@ -51,6 +51,8 @@ export const ALTER_USER_SCRAM_CREDENTIALS_HANDLER = defineHandler<
       }
     };
     const users = [...new Set([...req.deletions, ...req.upsertions].map((x) => x.name))];
+    const hasFailed = (user: string) =>
+      (results.get(user)?.errorCode ?? ERROR_CODES.NONE) !== ERROR_CODES.NONE;
     if (!isSuperUser(ctx)) {
       return {
         throttleTimeMs: 0,
@@ -80,7 +82,7 @@ export const ALTER_USER_SCRAM_CREDENTIALS_HANDLER = defineHandler<
         } else if (d.name === "") {
           fail(d.name, ERROR_CODES.UNACCEPTABLE_CREDENTIAL, "Empty user name");
         } else if (
-          !results.has(d.name) && !(await metadata.deleteScramCredential(d.name, mechanism))
+          !hasFailed(d.name) && !(await metadata.deleteScramCredential(d.name, mechanism))
         ) {
           fail(
             d.name,
@@ -110,12 +112,8 @@ export const ALTER_USER_SCRAM_CREDENTIALS_HANDLER = defineHandler<
             `A credential needs a user, salt and salted password, and ${SCRAM_ITERATIONS_MIN}-` +
               `${SCRAM_ITERATIONS_MAX} iterations (got ${u.iterations})`,
           );
-        } else if (
-          results.get(u.name)?.errorCode !== undefined &&
-          results.get(u.name)!.errorCode !== ERROR_CODES.NONE
-        ) {
-          // Another change of this user failed: nothing more for it.
-        } else {
+        } else if (!hasFailed(u.name)) {
+          // (Once a change of a user failed, nothing more of it is applied.)
           await metadata.putScramCredential(
             u.name,
             credentialFromSaltedPassword(mechanism, u.saltedPassword, u.salt, u.iterations),

@@ -6,6 +6,7 @@ import { runServe } from "./serve.ts";
 import { runTopics } from "./topics.ts";
 import { runGroups } from "./groups.ts";
 import { runTransactions } from "./transactions.ts";
+import { runUsers } from "./users.ts";
 import { runMetadata } from "./metadata.ts";
 import { runBroker } from "./broker.ts";
 import { runConsume, runProduce } from "./records.ts";
@@ -25,6 +26,7 @@ export function mainHelp(): string {
     "  topics    Manage topics (create, list, describe, alter, delete)",
     "  groups    Manage consumer groups (list, describe, delete, reset-offsets)",
     "  transactions  List, describe and abort transactions",
+    "  users     Manage SCRAM users of SASL listeners (create, list, delete)",
     "  metadata  Check or repair the embedded metadata store of a stopped broker",
     "  broker    Control a running broker over gRPC (status, drain, flush, watch)",
     "  produce   Produce records from stdin or a file (one per line, or JSON lines)",
@@ -59,6 +61,8 @@ export async function main(args: string[]): Promise<number> {
       return await runGroups(rest);
     case "transactions":
       return await runTransactions(rest);
+    case "users":
+      return await runUsers(rest);
     case "metadata":
       return await runMetadata(rest);
     case "broker":

@@ -704,6 +704,46 @@ export class AdminClient {
     return result.lowWatermark;
   }
 
+  // ---- SCRAM users -----------------------------------------------------------------------
+
+  /** Users with SCRAM credentials: name -> [mechanism type, iterations][]. */
+  async describeScramUsers(
+    names: string[] | null = null,
+  ): Promise<Map<string, [number, number][]>> {
+    const schema = API_SCHEMAS[50];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema), {
+      users: names === null ? null : names.map((name) => ({ name })),
+    });
+    check(res.errorCode, res.errorMessage, "Cannot describe SCRAM credentials");
+    const out = new Map<string, [number, number][]>();
+    for (const r of res.results) {
+      check(r.errorCode, r.errorMessage, `Cannot describe the credentials of "${r.user}"`);
+      out.set(r.user, r.credentialInfos.map((c) => [c.mechanism, c.iterations]));
+    }
+    return out;
+  }
+
+  /** Upserts and deletes SCRAM credentials (salted on this side: the password never travels). */
+  async alterScramUsers(change: {
+    upsertions?: {
+      name: string;
+      mechanism: number;
+      iterations: number;
+      salt: Uint8Array;
+      saltedPassword: Uint8Array;
+    }[];
+    deletions?: { name: string; mechanism: number }[];
+  }): Promise<void> {
+    const schema = API_SCHEMAS[51];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema), {
+      upsertions: change.upsertions ?? [],
+      deletions: change.deletions ?? [],
+    });
+    for (const r of res.results) {
+      check(r.errorCode, r.errorMessage, `Cannot change the credentials of "${r.user}"`);
+    }
+  }
+
   // ---- transactions -------------------------------------------------------------------
 
   /** Every transactional id on every broker, optionally only those in `states`. */

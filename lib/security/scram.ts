@@ -67,6 +67,17 @@ function unb64(text: string, what: string): Uint8Array {
   }
 }
 
+/** Hi(password, salt, iterations) (RFC 5802): what AlterUserScramCredentials carries. */
+export function saltedPassword(
+  mechanism: ScramMechanism,
+  password: string,
+  salt: Uint8Array,
+  iterations: number,
+): Uint8Array {
+  const { hash: h, keyBytes } = SCRAM_MECHANISMS[mechanism];
+  return new Uint8Array(pbkdf2Sync(password.normalize("NFKC"), salt, iterations, keyBytes, h));
+}
+
 /** The salted credential of `password` (a fresh random salt unless given). */
 export function scramCredential(
   mechanism: ScramMechanism,
