@@ -7,7 +7,8 @@
  * A second test runs franz-go's own pkg/kgo test suite against a fresh broker, one step per
  * top-level test (skipped ones are ignored steps with the suite's reason), without the tests
  * KGO_EXCLUDED names: TestConsumeRegex (Kafka's __consumer_offsets topic), by design.
- * TestTxnEtl (transactions) runs.
+ * TestTxnEtl (transactions) runs, and so do the SCRAM tests, against a SASL_PLAINTEXT listener of
+ * the same broker.
  *
  * Knobs: KAFSCALE_MATRIX_COUNT (uncompressed records, default 2000),
  * KAFSCALE_MATRIX_COMPRESSED_COUNT (records per other codec, default 500),
@@ -92,13 +93,31 @@ Deno.test({
   name: "franz-go's pkg/kgo test suite against the broker",
   ignore: Deno.env.get("KAFSCALE_KGO_SUITE") === "0",
   fn: async (t) => {
-    await using broker = await startBroker();
+    // A SASL_PLAINTEXT listener too, so the suite's SCRAM tests run (TestSCRAMAuth logs in as
+    // the first admin with SCRAM-SHA-512; TestSCRAMAuthBadCredentials must fail to).
+    const password = await Deno.makeTempFile();
+    await Deno.writeTextFile(password, "kgo-secret\n");
+    const saslPort = freePort();
+    await using broker = await startBroker({
+      args: [
+        "--listeners",
+        `PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:${saslPort}`,
+        "--sasl-admin-user",
+        "kgo",
+        "--sasl-admin-password-file",
+        password,
+      ],
+    });
     const result = await runKgoSuite(broker.bootstrap, {
       run: "",
       skip: skipPattern(Object.keys(KGO_EXCLUDED)),
       timeout: KGO_TIMEOUT,
       records: envNumber("KAFSCALE_KGO_RECORDS", KGO_RECORDS_DEFAULT),
-    });
+      env: {
+        KGO_TEST_SCRAM: "kgo:kgo-secret:512",
+        KGO_TEST_SCRAM_SEEDS: `127.0.0.1:${saslPort}`,
+      },
+    }).finally(() => Deno.remove(password));
     assert.ok(
       result.tests.size > 0,
       `go test ran no test (exit ${result.exitCode}):\n${result.output.get("(build)") ?? ""}`,
@@ -125,3 +144,10 @@ Deno.test({
     assert.equal(await broker.stop(), 0, `Broker did not stop cleanly.\n${broker.logs()}`);
   },
 });
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}

@@ -21,6 +21,8 @@ export interface KgoOptions {
   timeout: string;
   /** KGO_TEST_RECORDS; undefined keeps the suite's default. */
   records?: number;
+  /** More of the suite's settings (e.g. KGO_TEST_SCRAM and KGO_TEST_SCRAM_SEEDS). */
+  env?: Record<string, string>;
 }
 
 export type KgoStatus = "pass" | "fail" | "skip" | "unfinished";
@@ -162,6 +164,7 @@ export async function runKgoSuite(bootstrap: string, opts: KgoOptions): Promise<
       GOFLAGS: "-buildvcs=false",
     };
     if (opts.records !== undefined) env.KGO_TEST_RECORDS = String(opts.records);
+    Object.assign(env, opts.env ?? {});
     const args = [go, "test", "-count=1", "-json", `-timeout=${opts.timeout}`];
     if (opts.run) args.push(`-run=${opts.run}`);
     if (opts.skip) args.push(`-skip=${opts.skip}`);
