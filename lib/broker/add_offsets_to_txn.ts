@@ -12,6 +12,8 @@ import {
 } from "../protocol/generated/add_offsets_to_txn_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { isValidGroupId } from "../coordinator/group_coordinator.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { forVersion } from "./txn_errors.ts";
 
@@ -29,7 +31,11 @@ export const ADD_OFFSETS_TO_TXN_HANDLER = defineHandler<
     if (!isValidGroupId(req.groupId)) {
       return { throttleTimeMs: 0, errorCode: ERROR_CODES.INVALID_GROUP_ID };
     }
-    const code = await ctx.broker.transactions.addToTransaction(req, { groups: [req.groupId] });
+    const code = !can(ctx, OP.WRITE, RT.TRANSACTIONAL_ID, req.transactionalId)
+      ? ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+      : !can(ctx, OP.READ, RT.GROUP, req.groupId)
+      ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED
+      : await ctx.broker.transactions.addToTransaction(req, { groups: [req.groupId] });
     return { throttleTimeMs: 0, errorCode: forVersion(code, ctx.apiVersion, 2) };
   },
 });

@@ -17,12 +17,13 @@ import {
 } from "../protocol/generated/add_partitions_to_txn_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { TopicPartitionRef } from "../metadata/cluster_metadata.ts";
-import { defineHandler } from "./handler.ts";
-import type { Broker } from "./broker.ts";
+import { defineHandler, type RequestContext } from "./handler.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { forVersion } from "./txn_errors.ts";
 
 async function addOne(
-  broker: Broker,
+  ctx: RequestContext,
   apiVersion: number,
   txn: {
     transactionalId: string;
@@ -32,6 +33,7 @@ async function addOne(
     topics: AddPartitionsToTxnTopic[];
   },
 ): Promise<AddPartitionsToTxnTopicResult[]> {
+  const broker = ctx.broker;
   const unknown = new Set<string>();
   const partitions: TopicPartitionRef[] = [];
   for (const t of txn.topics) {
@@ -47,7 +49,11 @@ async function addOne(
     }
   }
   let code: number;
-  if (unknown.size > 0) code = ERROR_CODES.OPERATION_NOT_ATTEMPTED;
+  if (!can(ctx, OP.WRITE, RT.TRANSACTIONAL_ID, txn.transactionalId)) {
+    code = ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+  } else if (partitions.some((p) => !can(ctx, OP.WRITE, RT.TOPIC, p.topic))) {
+    code = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+  } else if (unknown.size > 0) code = ERROR_CODES.OPERATION_NOT_ATTEMPTED;
   else {
     code = forVersion(
       await broker.transactions.addToTransaction(txn, {
@@ -82,7 +88,7 @@ export const ADD_PARTITIONS_TO_TXN_HANDLER = defineHandler<
   async handle(req, ctx) {
     const v = ctx.apiVersion;
     if (v <= 3) {
-      const results = await addOne(ctx.broker, v, {
+      const results = await addOne(ctx, v, {
         transactionalId: req.v3AndBelowTransactionalId ?? "",
         producerId: req.v3AndBelowProducerId ?? -1,
         producerEpoch: req.v3AndBelowProducerEpoch ?? -1,
@@ -95,7 +101,7 @@ export const ADD_PARTITIONS_TO_TXN_HANDLER = defineHandler<
     for (const txn of req.transactions ?? []) {
       resultsByTransaction.push({
         transactionalId: txn.transactionalId,
-        topicResults: await addOne(ctx.broker, v, txn),
+        topicResults: await addOne(ctx, v, txn),
       });
     }
     return { throttleTimeMs: 0, errorCode: ERROR_CODES.NONE, resultsByTransaction };

@@ -18,6 +18,7 @@ import {
   type TxnCoordinatorConfig,
 } from "../coordinator/txn_coordinator.ts";
 import { BrokerMarkerWriter } from "./txn_markers.ts";
+import { Authorizer } from "./authorizer.ts";
 import { hashName } from "./partition_leaders.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
@@ -44,6 +45,9 @@ export interface BrokerSettings {
    * part 2, which Kafka 4.x clients then use). Default 2.
    */
   transactionVersion?: 1 | 2;
+  /** ACL authorization on (`--authorizer acl`), and Kafka's allow.everyone.if.no.acl.found. */
+  authorizer?: boolean;
+  allowEveryoneIfNoAclFound?: boolean;
   /** Principals that administer credentials (`--super-users`, plus the first admin). */
   superUsers?: string[];
   /** Mechanisms of the SASL listeners (`--sasl-enabled-mechanisms`). */
@@ -79,6 +83,8 @@ export class Broker {
   readonly producerIds: ProducerIdManager;
   /** The transaction coordinator (KIP-98): its records live in the metadata store. */
   readonly transactions: TransactionCoordinator;
+  /** ACL decisions (`--authorizer acl`; otherwise everything is allowed). */
+  readonly authorizer: Authorizer;
   #clusterId = "";
   /**
    * Topic records by name, kept current by a metadata watch so the produce
@@ -114,6 +120,11 @@ export class Broker {
       metrics: deps.metrics,
     });
     this.producerIds = deps.producerIds ?? new ProducerIdManager({ metadata: deps.metadata });
+    this.authorizer = new Authorizer(deps.metadata, {
+      enabled: deps.settings.authorizer ?? false,
+      superUsers: deps.settings.superUsers ?? [],
+      allowEveryoneIfNoAclFound: deps.settings.allowEveryoneIfNoAclFound ?? false,
+    }, deps.logger);
     const nodeId = deps.settings.nodeId;
     this.transactions = new TransactionCoordinator({
       metadata: deps.metadata,
@@ -138,6 +149,7 @@ export class Broker {
     for (const t of await this.metadata.listTopics()) {
       if (!this.#topics.has(t.name)) this.#topics.set(t.name, t);
     }
+    await this.authorizer.start();
     this.transactions.start();
   }
 
@@ -145,6 +157,7 @@ export class Broker {
     this.#unwatch?.();
     this.#unwatch = null;
     void this.transactions.stop();
+    this.authorizer.stop();
   }
 
   /** A topic record in any state, from the cache or read through from the store. */

@@ -18,6 +18,8 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { ZERO_UUID } from "../protocol/primitives.ts";
 import { reportedTopicConfigs } from "./topic_config.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import { registeredBrokerIds, topicAssignmentProblem } from "./replica_assignment.ts";
@@ -56,6 +58,12 @@ export const CREATE_TOPICS_HANDLER = defineHandler<CreateTopicsRequest, CreateTo
         continue;
       }
       seen.add(t.name);
+      if (
+        !can(ctx, OP.CREATE, RT.CLUSTER, "kafka-cluster") && !can(ctx, OP.CREATE, RT.TOPIC, t.name)
+      ) {
+        fail(ERROR_CODES.TOPIC_AUTHORIZATION_FAILED, `Not authorized to create topic "${t.name}"`);
+        continue;
+      }
       const manual = t.assignments.length > 0;
       if (manual && (t.numPartitions !== -1 || t.replicationFactor !== -1)) {
         fail(

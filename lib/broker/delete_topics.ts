@@ -17,6 +17,8 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { ZERO_UUID } from "../protocol/primitives.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import type { Broker } from "./broker.ts";
@@ -88,6 +90,10 @@ export const DELETE_TOPICS_HANDLER = defineHandler<DeleteTopicsRequest, DeleteTo
           continue;
         }
         seen.add(found.name);
+        if (!can(ctx, OP.DELETE, RT.TOPIC, found.name)) {
+          fail(ERROR_CODES.TOPIC_AUTHORIZATION_FAILED, `Not authorized to delete "${found.name}"`);
+          continue;
+        }
         await broker.deleteTopic(found.name);
       } catch (err) {
         fail(

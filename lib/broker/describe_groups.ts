@@ -12,6 +12,9 @@ import {
   DESCRIBE_GROUPS_RESPONSE,
   type DescribeGroupsResponse,
 } from "../protocol/generated/describe_groups_response.ts";
+import { can } from "./authorizer.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { authorizedOperations, GROUP_OPERATIONS } from "./authorized_operations.ts";
 
@@ -32,7 +35,10 @@ export const DESCRIBE_GROUPS_HANDLER = defineHandler<
     const includeOps = ctx.apiVersion >= 3 && req.includeAuthorizedOperations === true;
     const groups = [];
     for (const groupId of req.groups) {
-      const { errorCode, group } = await ctx.broker.coordinator.describeGroup(groupId);
+      const denied = !can(ctx, OP.DESCRIBE, RT.GROUP, groupId);
+      const described = await ctx.broker.coordinator.describeGroup(groupId);
+      const errorCode = denied ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED : described.errorCode;
+      const group = denied ? { ...described.group, members: [] } : described.group;
       groups.push({
         errorCode,
         groupId,

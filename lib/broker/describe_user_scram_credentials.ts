@@ -18,6 +18,7 @@ import { isScramMechanism, SCRAM_MECHANISMS } from "../security/scram.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import { isSuperUser } from "./super_users.ts";
+import { OPERATIONS } from "../security/acl.ts";
 
 export const DESCRIBE_USER_SCRAM_CREDENTIALS_HANDLER = defineHandler<
   DescribeUserScramCredentialsRequest,
@@ -36,7 +37,7 @@ export const DESCRIBE_USER_SCRAM_CREDENTIALS_HANDLER = defineHandler<
       errorMessage,
       results: [],
     });
-    if (!isSuperUser(ctx)) {
+    if (!isSuperUser(ctx, OPERATIONS.DESCRIBE)) {
       return top(ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED, "Only super users see credentials");
     }
     let all: Map<string, [string, number][]>;

@@ -7,6 +7,9 @@
  */
 import { END_TXN_REQUEST, type EndTxnRequest } from "../protocol/generated/end_txn_request.ts";
 import { END_TXN_RESPONSE, type EndTxnResponse } from "../protocol/generated/end_txn_response.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { defineHandler } from "./handler.ts";
 import { forVersion } from "./txn_errors.ts";
 
@@ -19,7 +22,13 @@ export const END_TXN_HANDLER = defineHandler<EndTxnRequest, EndTxnResponse>({
   response: END_TXN_RESPONSE,
   async handle(req, ctx) {
     const v = ctx.apiVersion;
-    const r = await ctx.broker.transactions.endTransaction(req, req.committed, v >= 5);
+    const r = !can(ctx, OP.WRITE, RT.TRANSACTIONAL_ID, req.transactionalId)
+      ? {
+        errorCode: ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        producerId: -1,
+        producerEpoch: -1,
+      }
+      : await ctx.broker.transactions.endTransaction(req, req.committed, v >= 5);
     return {
       throttleTimeMs: 0,
       errorCode: forVersion(r.errorCode, v, 2),

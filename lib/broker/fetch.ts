@@ -23,6 +23,8 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
@@ -85,7 +87,9 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
           seenHighWatermark: -1,
         };
         if (!topic) target.errorCode = missingCode;
-        else if (p.partition < 0 || p.partition >= topic.partitions) {
+        else if (!can(ctx, OP.READ, RT.TOPIC, topic.name)) {
+          target.errorCode = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+        } else if (p.partition < 0 || p.partition >= topic.partitions) {
           target.errorCode = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
         }
         targets.push(target);

@@ -26,6 +26,8 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { BrokerRegistration } from "../metadata/cluster_metadata.ts";
 import { mapBounded } from "../log/bounded.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { type Broker, transactionCoordinatorOf } from "./broker.ts";
 import { type BrokerAddress, endpointOf, hashName, selfAddress } from "./partition_leaders.ts";
@@ -160,15 +162,26 @@ export const FIND_COORDINATOR_HANDLER = defineHandler<
   response: FIND_COORDINATOR_RESPONSE,
   async handle(req, ctx) {
     const keyType = ctx.apiVersion >= 1 ? req.keyType ?? 0 : COORDINATOR_KEY_TYPES.GROUP;
+    // DESCRIBE on the group or transactional id (Kafka's authorizer), checked per key.
+    const resource = keyType === COORDINATOR_KEY_TYPES.TRANSACTION ? RT.TRANSACTIONAL_ID : RT.GROUP;
+    const denied = (key: string) =>
+      (keyType === COORDINATOR_KEY_TYPES.GROUP || keyType === COORDINATOR_KEY_TYPES.TRANSACTION) &&
+      !can(ctx, OP.DESCRIBE, resource, key);
+    const deniedCode = keyType === COORDINATOR_KEY_TYPES.TRANSACTION
+      ? ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+      : ERROR_CODES.GROUP_AUTHORIZATION_FAILED;
     if (ctx.apiVersion >= 4) {
       const keys = req.coordinatorKeys ?? [];
-      const answers = await lookup(ctx.broker, keyType, keys, ctx.security.listener);
+      const answers = (await lookup(ctx.broker, keyType, keys, ctx.security.listener)).map((a, i) =>
+        denied(keys[i]) ? fail(deniedCode, "Not authorized") : a
+      );
       return {
         throttleTimeMs: 0,
         coordinators: keys.map((key, i) => ({ key, ...answers[i] })),
       };
     }
-    const [one] = await lookup(ctx.broker, keyType, [req.key ?? ""], ctx.security.listener);
+    const [found1] = await lookup(ctx.broker, keyType, [req.key ?? ""], ctx.security.listener);
+    const one = denied(req.key ?? "") ? fail(deniedCode, "Not authorized") : found1;
     return { throttleTimeMs: 0, ...one };
   },
 });

@@ -14,6 +14,7 @@ import { SASL_AUTHENTICATE_HANDLER } from "./sasl_authenticate.ts";
 import { DESCRIBE_USER_SCRAM_CREDENTIALS_HANDLER } from "./describe_user_scram_credentials.ts";
 import { ALTER_USER_SCRAM_CREDENTIALS_HANDLER } from "./alter_user_scram_credentials.ts";
 import { DESCRIBE_CLIENT_QUOTAS_HANDLER } from "./describe_client_quotas.ts";
+import { CREATE_ACLS_HANDLER, DELETE_ACLS_HANDLER, DESCRIBE_ACLS_HANDLER } from "./acls.ts";
 import { CREATE_TOPICS_HANDLER } from "./create_topics.ts";
 import { DELETE_TOPICS_HANDLER } from "./delete_topics.ts";
 import { CREATE_PARTITIONS_HANDLER } from "./create_partitions.ts";
@@ -64,6 +65,9 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(DESCRIBE_USER_SCRAM_CREDENTIALS_HANDLER);
   add(ALTER_USER_SCRAM_CREDENTIALS_HANDLER);
   add(DESCRIBE_CLIENT_QUOTAS_HANDLER);
+  add(CREATE_ACLS_HANDLER);
+  add(DESCRIBE_ACLS_HANDLER);
+  add(DELETE_ACLS_HANDLER);
   add(apiVersionsHandler(() => table));
   add(CREATE_TOPICS_HANDLER);
   add(DELETE_TOPICS_HANDLER);

@@ -11,6 +11,9 @@ import {
   HEARTBEAT_RESPONSE,
   type HeartbeatResponse,
 } from "../protocol/generated/heartbeat_response.ts";
+import { can } from "./authorizer.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 
 export const HEARTBEAT_HANDLER = defineHandler<HeartbeatRequest, HeartbeatResponse>({
@@ -21,12 +24,14 @@ export const HEARTBEAT_HANDLER = defineHandler<HeartbeatRequest, HeartbeatRespon
   request: HEARTBEAT_REQUEST,
   response: HEARTBEAT_RESPONSE,
   async handle(req, ctx) {
-    const errorCode = await ctx.broker.coordinator.heartbeat({
-      groupId: req.groupId,
-      memberId: req.memberId,
-      groupInstanceId: ctx.apiVersion >= 3 ? req.groupInstanceId ?? null : null,
-      generationId: req.generationId,
-    });
+    const errorCode = !can(ctx, OP.READ, RT.GROUP, req.groupId)
+      ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED
+      : await ctx.broker.coordinator.heartbeat({
+        groupId: req.groupId,
+        memberId: req.memberId,
+        groupInstanceId: ctx.apiVersion >= 3 ? req.groupInstanceId ?? null : null,
+        generationId: req.generationId,
+      });
     return { throttleTimeMs: 0, errorCode };
   },
 });

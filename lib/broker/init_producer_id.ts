@@ -25,6 +25,8 @@ import {
 } from "../protocol/generated/init_producer_id_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { MetadataStoreError } from "../metadata/metadata_store.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { forVersion } from "./txn_errors.ts";
 import { type ProducerIdAndEpoch, ProducerIdsExhaustedError } from "./producer_ids.ts";
@@ -64,6 +66,9 @@ export const INIT_PRODUCER_ID_HANDLER = defineHandler<
       return answer(ERROR_CODES.INVALID_REQUEST);
     }
     if (req.transactionalId !== null) {
+      if (!can(ctx, OP.WRITE, RT.TRANSACTIONAL_ID, req.transactionalId)) {
+        return answer(ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+      }
       const result = await broker.transactions.initProducerId(
         req.transactionalId,
         req.transactionTimeoutMs,

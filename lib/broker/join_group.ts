@@ -16,6 +16,10 @@ import {
   type JoinGroupResponse,
 } from "../protocol/generated/join_group_response.ts";
 import { kafkaClientHost } from "../coordinator/group_coordinator.ts";
+import { can } from "./authorizer.ts";
+import { joinError } from "../coordinator/group_state.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 
 export const JOIN_GROUP_HANDLER = defineHandler<JoinGroupRequest, JoinGroupResponse>({
@@ -27,22 +31,24 @@ export const JOIN_GROUP_HANDLER = defineHandler<JoinGroupRequest, JoinGroupRespo
   response: JOIN_GROUP_RESPONSE,
   async handle(req, ctx) {
     const v = ctx.apiVersion;
-    const out = await ctx.broker.coordinator.join({
-      groupId: req.groupId,
-      memberId: req.memberId,
-      groupInstanceId: v >= 5 ? req.groupInstanceId ?? null : null,
-      clientId: ctx.clientId ?? "",
-      clientHost: kafkaClientHost(ctx.clientAddress),
-      sessionTimeoutMs: req.sessionTimeoutMs,
-      rebalanceTimeoutMs: v >= 1
-        ? req.rebalanceTimeoutMs ?? req.sessionTimeoutMs
-        : req.sessionTimeoutMs,
-      protocolType: req.protocolType,
-      // Copied so a held member does not pin the request frame.
-      protocols: req.protocols.map((p) => ({ name: p.name, metadata: p.metadata.slice() })),
-      requireKnownMemberId: v >= 4,
-      supportsSkipAssignment: v >= 9,
-    });
+    const out = !can(ctx, OP.READ, RT.GROUP, req.groupId)
+      ? joinError(req.memberId, ERROR_CODES.GROUP_AUTHORIZATION_FAILED)
+      : await ctx.broker.coordinator.join({
+        groupId: req.groupId,
+        memberId: req.memberId,
+        groupInstanceId: v >= 5 ? req.groupInstanceId ?? null : null,
+        clientId: ctx.clientId ?? "",
+        clientHost: kafkaClientHost(ctx.clientAddress),
+        sessionTimeoutMs: req.sessionTimeoutMs,
+        rebalanceTimeoutMs: v >= 1
+          ? req.rebalanceTimeoutMs ?? req.sessionTimeoutMs
+          : req.sessionTimeoutMs,
+        protocolType: req.protocolType,
+        // Copied so a held member does not pin the request frame.
+        protocols: req.protocols.map((p) => ({ name: p.name, metadata: p.metadata.slice() })),
+        requireKnownMemberId: v >= 4,
+        supportsSkipAssignment: v >= 9,
+      });
     return {
       throttleTimeMs: 0,
       errorCode: out.errorCode,

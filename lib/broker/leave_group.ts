@@ -13,6 +13,8 @@ import {
   type LeaveGroupResponse,
 } from "../protocol/generated/leave_group_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 
 export const LEAVE_GROUP_HANDLER = defineHandler<LeaveGroupRequest, LeaveGroupResponse>({
@@ -30,7 +32,15 @@ export const LEAVE_GROUP_HANDLER = defineHandler<LeaveGroupRequest, LeaveGroupRe
         groupInstanceId: m.groupInstanceId,
       }))
       : [{ memberId: req.memberId ?? "", groupInstanceId: null }];
-    const out = await ctx.broker.coordinator.leave(req.groupId, members);
+    const out = !can(ctx, OP.READ, RT.GROUP, req.groupId)
+      ? {
+        errorCode: ERROR_CODES.GROUP_AUTHORIZATION_FAILED as number,
+        members: members.map((m) => ({
+          ...m,
+          errorCode: ERROR_CODES.GROUP_AUTHORIZATION_FAILED as number,
+        })),
+      }
+      : await ctx.broker.coordinator.leave(req.groupId, members);
     if (v >= 3) return { throttleTimeMs: 0, errorCode: out.errorCode, members: out.members };
     const memberError = out.members.find((m) => m.errorCode !== ERROR_CODES.NONE)?.errorCode;
     return {

@@ -12,6 +12,8 @@ import {
   LIST_GROUPS_RESPONSE,
   type ListGroupsResponse,
 } from "../protocol/generated/list_groups_response.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 
 export const CLASSIC_GROUP_TYPE = "classic";
@@ -31,6 +33,8 @@ export const LIST_GROUPS_HANDLER = defineHandler<ListGroupsRequest, ListGroupsRe
     const groups = out.groups
       .filter((g) => states.size === 0 || states.has(g.state.toLowerCase()))
       .filter(() => types.size === 0 || types.has(CLASSIC_GROUP_TYPE))
+      // Groups the principal may not describe are left out (Kafka's authorizer does this).
+      .filter((g) => can(ctx, OP.DESCRIBE, RT.GROUP, g.groupId))
       .map((g) => ({
         groupId: g.groupId,
         protocolType: g.protocolType,

@@ -17,6 +17,8 @@ import {
 } from "../protocol/generated/list_offsets_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 
@@ -76,8 +78,12 @@ export const LIST_OFFSETS_HANDLER = defineHandler<ListOffsetsRequest, ListOffset
       let topic = null;
       let topicError: number = ERROR_CODES.NONE;
       try {
-        topic = await broker.topic(t.name);
-        if (!topic) topicError = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+        if (!can(ctx, OP.DESCRIBE, RT.TOPIC, t.name)) {
+          topicError = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+        } else {
+          topic = await broker.topic(t.name);
+          if (!topic) topicError = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+        }
       } catch (err) {
         topicError = errorCodeFor(err, broker.logger, "ListOffsets");
       }

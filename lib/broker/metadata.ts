@@ -18,6 +18,8 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { ZERO_UUID } from "../protocol/primitives.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { partitionLeaders } from "./partition_leaders.ts";
 import {
@@ -95,7 +97,10 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
     let found: Found[];
     if (all) {
       try {
-        found = (await broker.listTopics()).map((topic) => ({ topic }));
+        // Topics the principal may not describe are left out (Kafka's authorizer does this).
+        found = (await broker.listTopics())
+          .filter((topic) => can(ctx, OP.DESCRIBE, RT.TOPIC, topic.name))
+          .map((topic) => ({ topic }));
       } catch (err) {
         broker.logger.warn("Metadata: listing topics failed", { err: String(err) });
         found = [];
@@ -110,7 +115,12 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
               ? { topic }
               : { error: errorTopic(null, id, ERROR_CODES.UNKNOWN_TOPIC_ID) };
           }
-          const result = await broker.ensureTopic(t.name, allowAutoCreate);
+          if (!can(ctx, OP.DESCRIBE, RT.TOPIC, t.name)) {
+            return { error: errorTopic(t.name, ZERO_UUID, ERROR_CODES.TOPIC_AUTHORIZATION_FAILED) };
+          }
+          const mayCreate = can(ctx, OP.CREATE, RT.CLUSTER, "kafka-cluster") ||
+            can(ctx, OP.CREATE, RT.TOPIC, t.name);
+          const result = await broker.ensureTopic(t.name, allowAutoCreate && mayCreate);
           return "topic" in result
             ? { topic: result.topic }
             : { error: errorTopic(t.name, ZERO_UUID, result.errorCode) };

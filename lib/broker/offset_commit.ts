@@ -19,6 +19,8 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { CommitOffset } from "../coordinator/group_coordinator.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
@@ -47,7 +49,12 @@ export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCo
     const topics = [];
     for (const t of req.topics) {
       const name = t.name ?? ""; // absent only from v10 (topic ids)
-      const topic = await lookupTopic(broker, name);
+      // Kafka: READ on the group, then READ on each topic.
+      const topic = !can(ctx, OP.READ, RT.GROUP, req.groupId)
+        ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED
+        : !can(ctx, OP.READ, RT.TOPIC, name)
+        ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
+        : await lookupTopic(broker, name);
       const partitions = t.partitions.map((p): OffsetCommitResponsePartition => {
         const out = { partitionIndex: p.partitionIndex, errorCode: ERROR_CODES.NONE as number };
         if (typeof topic === "number") out.errorCode = topic;

@@ -15,8 +15,9 @@ import {
 } from "../protocol/generated/offset_fetch_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { OffsetCommitEntry } from "../metadata/cluster_metadata.ts";
-import { defineHandler } from "./handler.ts";
-import type { Broker } from "./broker.ts";
+import { defineHandler, type RequestContext } from "./handler.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 
 interface RequestedTopic {
   name: string;
@@ -53,12 +54,17 @@ function partitionOffset(
 }
 
 async function fetchGroup(
-  broker: Broker,
+  ctx: RequestContext,
   groupId: string,
   requested: RequestedTopic[] | null,
   requireStable: boolean,
 ): Promise<GroupOffsets> {
-  const result = await broker.coordinator.fetchOffsets(groupId);
+  const broker = ctx.broker;
+  const result = can(ctx, OP.DESCRIBE, RT.GROUP, groupId)
+    ? await broker.coordinator.fetchOffsets(groupId)
+    : { errorCode: ERROR_CODES.GROUP_AUTHORIZATION_FAILED as number, offsets: [] };
+  // Offsets of topics the principal may not describe are left out.
+  result.offsets = result.offsets.filter((o) => can(ctx, OP.DESCRIBE, RT.TOPIC, o.topic));
   const unstable = new Set<string>();
   if (requireStable && result.errorCode === ERROR_CODES.NONE) {
     try {
@@ -114,7 +120,7 @@ export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetc
       const groups = await Promise.all((req.groups ?? []).map(async (g) => {
         // Topic names are absent only from v10 (topic ids).
         const topics = g.topics?.map((t) => ({ ...t, name: t.name ?? "" })) ?? null;
-        const r = await fetchGroup(ctx.broker, g.groupId, topics, req.requireStable ?? false);
+        const r = await fetchGroup(ctx, g.groupId, topics, req.requireStable ?? false);
         return {
           groupId: g.groupId,
           errorCode: r.errorCode,
@@ -125,7 +131,7 @@ export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetc
     }
     const requested = v >= 2 ? req.topics ?? null : req.topics ?? [];
     const r = await fetchGroup(
-      ctx.broker,
+      ctx,
       req.groupId ?? "",
       requested,
       v >= 7 && (req.requireStable ?? false),

@@ -37,6 +37,8 @@ import { convertLegacyMessageSet } from "../protocol/legacy_message_set.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
 import { isIdempotent, ProducerStateError } from "../log/producer_state.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
@@ -106,7 +108,12 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
       for (const t of req.topicData) {
         const entry = { name: t.name ?? "", partitions: [] as Prepared[] };
         topics.push(entry);
-        const topic = await lookupTopic(broker, entry.name);
+        const topic = transactionalId !== null &&
+            !can(ctx, OP.WRITE, RT.TRANSACTIONAL_ID, transactionalId)
+          ? ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+          : !can(ctx, OP.WRITE, RT.TOPIC, entry.name)
+          ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
+          : await lookupTopic(broker, entry.name);
         for (const p of t.partitionData) {
           if (typeof topic === "number") {
             entry.partitions.push(failed(p.index, topic));

@@ -12,6 +12,10 @@ import {
   SYNC_GROUP_RESPONSE,
   type SyncGroupResponse,
 } from "../protocol/generated/sync_group_response.ts";
+import { can } from "./authorizer.ts";
+import { syncError } from "../coordinator/group_state.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 
 export const SYNC_GROUP_HANDLER = defineHandler<SyncGroupRequest, SyncGroupResponse>({
@@ -23,18 +27,20 @@ export const SYNC_GROUP_HANDLER = defineHandler<SyncGroupRequest, SyncGroupRespo
   response: SYNC_GROUP_RESPONSE,
   async handle(req, ctx) {
     const v = ctx.apiVersion;
-    const out = await ctx.broker.coordinator.sync({
-      groupId: req.groupId,
-      memberId: req.memberId,
-      groupInstanceId: v >= 3 ? req.groupInstanceId ?? null : null,
-      generationId: req.generationId,
-      protocolType: v >= 5 ? req.protocolType ?? null : null,
-      protocolName: v >= 5 ? req.protocolName ?? null : null,
-      assignments: req.assignments.map((a) => ({
-        memberId: a.memberId,
-        assignment: a.assignment.slice(),
-      })),
-    });
+    const out = !can(ctx, OP.READ, RT.GROUP, req.groupId)
+      ? syncError(ERROR_CODES.GROUP_AUTHORIZATION_FAILED)
+      : await ctx.broker.coordinator.sync({
+        groupId: req.groupId,
+        memberId: req.memberId,
+        groupInstanceId: v >= 3 ? req.groupInstanceId ?? null : null,
+        generationId: req.generationId,
+        protocolType: v >= 5 ? req.protocolType ?? null : null,
+        protocolName: v >= 5 ? req.protocolName ?? null : null,
+        assignments: req.assignments.map((a) => ({
+          memberId: a.memberId,
+          assignment: a.assignment.slice(),
+        })),
+      });
     return {
       throttleTimeMs: 0,
       errorCode: out.errorCode,

@@ -17,6 +17,8 @@ import {
 } from "../protocol/generated/txn_offset_commit_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { OffsetCommitEntry } from "../metadata/cluster_metadata.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import { forVersion } from "./txn_errors.ts";
@@ -45,6 +47,12 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
         })),
       })),
     });
+    const denied = !can(ctx, OP.WRITE, RT.TRANSACTIONAL_ID, req.transactionalId)
+      ? ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+      : !can(ctx, OP.READ, RT.GROUP, req.groupId)
+      ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED
+      : null;
+    if (denied !== null) return answer(() => denied);
     let code = await broker.coordinator.checkCommitter({
       groupId: req.groupId,
       memberId: v >= 3 ? req.memberId ?? "" : "",

@@ -179,6 +179,8 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       ),
       connectionsMaxReauthMs: config.connectionsMaxReauthMs,
       superUsers: superUsersOf(config),
+      authorizer: config.authorizer === "acl",
+      allowEveryoneIfNoAclFound: config.allowEveryoneIfNoAclFound,
     },
     metadata,
     logs,

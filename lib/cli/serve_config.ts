@@ -108,6 +108,22 @@ export const SERVE_SETTINGS = [
       "super.users); --sasl-admin-user is one",
   },
   {
+    name: "authorizer",
+    env: "KAFSCALE_AUTHORIZER",
+    kind: "string",
+    default: "none",
+    help: 'ACL authorization: "acl" checks every request against the ACLs (CreateAcls, ' +
+      'kafka-acls.sh; super users always pass); "none" allows every client',
+  },
+  {
+    name: "allow-everyone-if-no-acl-found",
+    env: "KAFSCALE_ALLOW_EVERYONE_IF_NO_ACL_FOUND",
+    kind: "bool",
+    default: false,
+    help: "With --authorizer acl: allow a request on a resource that no ACL names (Kafka's " +
+      "allow.everyone.if.no.acl.found)",
+  },
+  {
     name: "sasl-admin-password-file",
     env: "KAFSCALE_SASL_ADMIN_PASSWORD_FILE",
     kind: "string",
@@ -565,6 +581,8 @@ export interface ServeConfig {
   saslAdminUser: string | null;
   saslAdminPasswordFile: string | null;
   superUsers: string | null;
+  authorizer: string;
+  allowEveryoneIfNoAclFound: boolean;
   saslMaxReceiveBytes: number;
   saslAuthTimeoutMs: number;
   connectionsMaxReauthMs: number;
@@ -860,6 +878,9 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 function validateSecurity(cfg: ServeConfig): void {
+  if (cfg.authorizer !== "acl" && cfg.authorizer !== "none") {
+    throw new ConfigError(`"authorizer" must be acl or none, got "${cfg.authorizer}"`);
+  }
   const tls = cfg.kafkaListeners.filter((l) => l.protocol === "SSL" || l.protocol === "SASL_SSL");
   if (tls.length > 0 && (cfg.tlsCertFile === null || cfg.tlsKeyFile === null)) {
     throw new ConfigError(

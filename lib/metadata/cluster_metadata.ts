@@ -980,6 +980,40 @@ export class ClusterMetadata {
     return pending.length;
   }
 
+  // ---- ACLs --------------------------------------------------------------
+
+  #aclPrefix(): string {
+    return `${this.#prefix}acls/`;
+  }
+
+  /** Stores ACL bindings under their ids (lib/security/acl.ts); an existing one stays as is. */
+  async putAcls(entries: { id: string; binding: unknown }[]): Promise<void> {
+    const ops = entries.map((e): Operation => ({
+      op: "put",
+      key: `${this.#aclPrefix()}${encodeURIComponent(e.id)}`,
+      value: encodeJson(e.binding),
+    }));
+    for (const chunk of chunks(ops, this.#txnOpsMax)) await this.#store.txn([], chunk);
+  }
+
+  async deleteAcls(ids: string[]): Promise<void> {
+    const ops = ids.map((id): Operation => ({
+      op: "delete",
+      key: `${this.#aclPrefix()}${encodeURIComponent(id)}`,
+    }));
+    for (const chunk of chunks(ops, this.#txnOpsMax)) await this.#store.txn([], chunk);
+  }
+
+  /** Every ACL binding of the cluster. */
+  async listAcls<T>(): Promise<T[]> {
+    return (await this.#store.list(this.#aclPrefix())).map((e) => decodeJson<T>(e));
+  }
+
+  /** Calls `onChange` after any ACL binding was written or deleted (by any broker). */
+  watchAcls(onChange: () => void): () => void {
+    return this.#store.watch(this.#aclPrefix(), () => onChange());
+  }
+
   // ---- SCRAM credentials ------------------------------------------------
 
   #scramKey(user: string, mechanism: string): string {

@@ -57,7 +57,7 @@ async function makeCerts(dir: string): Promise<void> {
   }
   for (const [name, ca] of [["alice", "ca"], ["mallory", "rogue"]]) {
     await ok(
-      `openssl req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj /CN=${name}/O=acme`,
+      `openssl req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj /O=acme/CN=${name}`,
     );
     await ok(
       `openssl x509 -req -in ${name}.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${name}.pem -days 2`,
@@ -89,6 +89,8 @@ Deno.test("security: SASL_SSL with SCRAM and PLAIN, kafka-configs.sh users, mTLS
         "admin",
         "--sasl-admin-password-file",
         `${dir}/admin.pw`,
+        "--authorizer",
+        "acl",
       ],
     });
     const sasl = `127.0.0.1:${saslPort}`;
@@ -165,6 +167,41 @@ Deno.test("security: SASL_SSL with SCRAM and PLAIN, kafka-configs.sh users, mTLS
     );
     const described = await configs("--describe", "--entity-type", "users", "--entity-name", "bob");
     assert.match(described, /SCRAM-SHA-256=iterations=4096/);
+    // bob may log in but, with the ACL authorizer, not read "sec" until kafka-acls.sh allows it.
+    const denied = await sh(`${kcatSasl("SCRAM-SHA-256", "bob", "bobpw")} -C -t sec -e -f '%k\\n'`);
+    assert.notEqual(denied.code, 0, denied.out);
+    assert.match(denied.out, /Topic authorization failed|TOPIC_AUTHORIZATION_FAILED/i);
+    const acls = async (...args: string[]) => {
+      const r = await runProgram(
+        [
+          ...JAVA,
+          "-cp",
+          CLASSPATH,
+          "org.apache.kafka.tools.AclCommand",
+          "--bootstrap-server",
+          sasl,
+          "--command-config",
+          clientConfig,
+          ...args,
+        ],
+        { timeoutMs: TIMEOUT_MS },
+      );
+      assert.equal(r.code, 0, `kafka-acls ${args.join(" ")}: ${r.stderr}\n${r.stdout}`);
+      return r.stdout;
+    };
+    await acls(
+      "--add",
+      "--allow-principal",
+      "User:bob",
+      "--allow-principal",
+      "User:CN=alice,O=acme",
+      "--operation",
+      "Read",
+      "--topic",
+      "sec",
+    );
+    const listed = await acls("--list", "--topic", "sec");
+    assert.match(listed, /principal=User:bob, host=\*, operation=READ, permissionType=ALLOW/);
     const asBob = await sh(`${kcatSasl("SCRAM-SHA-256", "bob", "bobpw")} -C -t sec -e -f '%k\\n'`);
     assert.equal(asBob.code, 0, asBob.out);
     const python = await runProgram([

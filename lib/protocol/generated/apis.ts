@@ -50,6 +50,12 @@ import { WRITE_TXN_MARKERS_REQUEST } from "./write_txn_markers_request.ts";
 import { WRITE_TXN_MARKERS_RESPONSE } from "./write_txn_markers_response.ts";
 import { TXN_OFFSET_COMMIT_REQUEST } from "./txn_offset_commit_request.ts";
 import { TXN_OFFSET_COMMIT_RESPONSE } from "./txn_offset_commit_response.ts";
+import { DESCRIBE_ACLS_REQUEST } from "./describe_acls_request.ts";
+import { DESCRIBE_ACLS_RESPONSE } from "./describe_acls_response.ts";
+import { CREATE_ACLS_REQUEST } from "./create_acls_request.ts";
+import { CREATE_ACLS_RESPONSE } from "./create_acls_response.ts";
+import { DELETE_ACLS_REQUEST } from "./delete_acls_request.ts";
+import { DELETE_ACLS_RESPONSE } from "./delete_acls_response.ts";
 import { DESCRIBE_CONFIGS_REQUEST } from "./describe_configs_request.ts";
 import { DESCRIBE_CONFIGS_RESPONSE } from "./describe_configs_response.ts";
 import { ALTER_CONFIGS_REQUEST } from "./alter_configs_request.ts";
@@ -315,6 +321,33 @@ export const API_SCHEMAS = {
     flexibleMinVersion: 3,
     request: TXN_OFFSET_COMMIT_REQUEST,
     response: TXN_OFFSET_COMMIT_RESPONSE,
+  },
+  29: {
+    apiKey: 29,
+    name: "DescribeAcls",
+    minVersion: 0,
+    maxVersion: 3,
+    flexibleMinVersion: 2,
+    request: DESCRIBE_ACLS_REQUEST,
+    response: DESCRIBE_ACLS_RESPONSE,
+  },
+  30: {
+    apiKey: 30,
+    name: "CreateAcls",
+    minVersion: 0,
+    maxVersion: 3,
+    flexibleMinVersion: 2,
+    request: CREATE_ACLS_REQUEST,
+    response: CREATE_ACLS_RESPONSE,
+  },
+  31: {
+    apiKey: 31,
+    name: "DeleteAcls",
+    minVersion: 0,
+    maxVersion: 3,
+    flexibleMinVersion: 2,
+    request: DELETE_ACLS_REQUEST,
+    response: DELETE_ACLS_RESPONSE,
   },
   32: {
     apiKey: 32,
