@@ -16,6 +16,8 @@ import {
 } from "../protocol/generated/alter_configs_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { topicNameProblem } from "./topic_config.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import type { Broker } from "./broker.ts";
@@ -99,6 +101,22 @@ export const ALTER_CONFIGS_HANDLER = defineHandler<AlterConfigsRequest, AlterCon
           };
         }
         const keys = resource.configs.map((c) => c.name);
+        const onTopic = resource.resourceType === 2;
+        if (
+          !can(
+            ctx,
+            OP.ALTER_CONFIGS,
+            onTopic ? RT.TOPIC : RT.CLUSTER,
+            onTopic ? resource.resourceName : "kafka-cluster",
+          )
+        ) {
+          return {
+            errorCode: onTopic
+              ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
+              : ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED,
+            errorMessage: "Not authorized",
+          };
+        }
         const problem = alterTargetProblem(
           broker,
           resource.resourceType,

@@ -15,6 +15,8 @@ import {
   type CreatePartitionsTopicResult,
 } from "../protocol/generated/create_partitions_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
@@ -55,6 +57,11 @@ export const CREATE_PARTITIONS_HANDLER = defineHandler<
       if (counts.get(t.name)! > 1) {
         result.errorCode = ERROR_CODES.INVALID_REQUEST;
         result.errorMessage = `Topic "${t.name}" appears more than once in the request`;
+        continue;
+      }
+      if (!can(ctx, OP.ALTER, RT.TOPIC, t.name)) {
+        result.errorCode = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+        result.errorMessage = `Not authorized to alter topic "${t.name}"`;
         continue;
       }
       try {

@@ -11,6 +11,9 @@ import {
   DELETE_GROUPS_RESPONSE,
   type DeleteGroupsResponse,
 } from "../protocol/generated/delete_groups_response.ts";
+import { can } from "./authorizer.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 
 export const DELETE_GROUPS_HANDLER = defineHandler<DeleteGroupsRequest, DeleteGroupsResponse>({
@@ -23,7 +26,12 @@ export const DELETE_GROUPS_HANDLER = defineHandler<DeleteGroupsRequest, DeleteGr
   async handle(req, ctx) {
     const results = [];
     for (const groupId of new Set(req.groupsNames)) {
-      results.push({ groupId, errorCode: await ctx.broker.coordinator.deleteGroup(groupId) });
+      results.push({
+        groupId,
+        errorCode: can(ctx, OP.DELETE, RT.GROUP, groupId)
+          ? await ctx.broker.coordinator.deleteGroup(groupId)
+          : ERROR_CODES.GROUP_AUTHORIZATION_FAILED,
+      });
     }
     return { throttleTimeMs: 0, results };
   },

@@ -18,6 +18,8 @@ import {
   type DeleteRecordsResponse,
 } from "../protocol/generated/delete_records_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import { cleanupPolicy } from "./topic_config.ts";
@@ -38,9 +40,15 @@ export const DELETE_RECORDS_HANDLER = defineHandler<DeleteRecordsRequest, Delete
       let topic = null;
       let topicError: number = ERROR_CODES.NONE;
       try {
-        topic = await broker.topic(t.name);
-        if (!topic) topicError = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
-        else if (!cleanupPolicy(topic.configs).delete) topicError = ERROR_CODES.POLICY_VIOLATION;
+        if (!can(ctx, OP.DELETE, RT.TOPIC, t.name)) {
+          topicError = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+        } else {
+          topic = await broker.topic(t.name);
+          if (!topic) topicError = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+          else if (!cleanupPolicy(topic.configs).delete) {
+            topicError = ERROR_CODES.POLICY_VIOLATION;
+          }
+        }
       } catch (err) {
         topicError = errorCodeFor(err, broker.logger, "DeleteRecords");
       }

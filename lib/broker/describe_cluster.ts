@@ -16,6 +16,8 @@ import {
   type DescribeClusterResponse,
 } from "../protocol/generated/describe_cluster_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { endpointOf } from "./partition_leaders.ts";
 import { authorizedOperations, CLUSTER_OPERATIONS } from "./authorized_operations.ts";
@@ -46,6 +48,14 @@ export const DESCRIBE_CLUSTER_HANDLER = defineHandler<
         CLUSTER_OPERATIONS,
       ),
     };
+    if (!can(ctx, OP.DESCRIBE, RT.CLUSTER, "kafka-cluster")) {
+      return {
+        ...base,
+        errorCode: ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED,
+        errorMessage: "Not authorized to describe the cluster",
+        brokers: [],
+      };
+    }
     if (endpointType !== BROKER_ENDPOINTS) {
       return {
         ...base,

@@ -26,6 +26,8 @@ import {
   topicConfigValue,
   topicNameProblem,
 } from "./topic_config.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import type { Broker } from "./broker.ts";
@@ -257,6 +259,26 @@ export const DESCRIBE_CONFIGS_HANDLER = defineHandler<
   async handle(req, ctx) {
     const broker = ctx.broker;
     const results = await Promise.all(req.resources.map(async (resource) => {
+      // DESCRIBE_CONFIGS on the topic, or on the cluster for the broker (resource type 4).
+      const onTopic = resource.resourceType === 2;
+      if (
+        !can(
+          ctx,
+          OP.DESCRIBE_CONFIGS,
+          onTopic ? RT.TOPIC : RT.CLUSTER,
+          onTopic ? resource.resourceName : "kafka-cluster",
+        )
+      ) {
+        return {
+          errorCode: onTopic
+            ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
+            : ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED,
+          errorMessage: "Not authorized",
+          resourceType: resource.resourceType,
+          resourceName: resource.resourceName,
+          configs: [],
+        };
+      }
       try {
         return await describe(broker, resource, req);
       } catch (err) {

@@ -19,6 +19,8 @@ import {
 } from "../protocol/generated/describe_log_dirs_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 
 /** The log "directories" this broker reports: the two tiers of the log. */
@@ -63,6 +65,13 @@ export const DESCRIBE_LOG_DIRS_HANDLER = defineHandler<
         usableBytes: -1,
       };
     };
+    if (!can(ctx, OP.DESCRIBE, RT.CLUSTER, "kafka-cluster")) {
+      return {
+        throttleTimeMs: 0,
+        errorCode: ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED,
+        results: [],
+      };
+    }
     return {
       throttleTimeMs: 0,
       errorCode: ERROR_CODES.NONE,

@@ -15,6 +15,8 @@ import {
   type PartitionResponse,
 } from "../protocol/generated/describe_producers_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 
@@ -42,6 +44,10 @@ export const DESCRIBE_PRODUCERS_HANDLER = defineHandler<
           activeProducers: [],
         };
         partitions.push(out);
+        if (!can(ctx, OP.READ, RT.TOPIC, t.name)) {
+          out.errorCode = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+          continue;
+        }
         if (!topic || index < 0 || index >= topic.partitions) {
           out.errorCode = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
           continue;

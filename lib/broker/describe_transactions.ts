@@ -13,6 +13,8 @@ import {
   type TransactionState,
 } from "../protocol/generated/describe_transactions_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 
@@ -39,6 +41,13 @@ export const DESCRIBE_TRANSACTIONS_HANDLER = defineHandler<
         producerEpoch: -1,
         topics: [],
       };
+      if (!can(ctx, OP.DESCRIBE, RT.TRANSACTIONAL_ID, id)) {
+        transactionStates.push({
+          ...empty,
+          errorCode: ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        });
+        continue;
+      }
       try {
         const r = await ctx.broker.transactions.describe(id);
         if (!r) {

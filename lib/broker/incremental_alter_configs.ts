@@ -16,6 +16,8 @@ import {
   type IncrementalAlterConfigsResponse,
 } from "../protocol/generated/incremental_alter_configs_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 import type { Broker } from "./broker.ts";
@@ -124,6 +126,22 @@ export const INCREMENTAL_ALTER_CONFIGS_HANDLER = defineHandler<
             ERROR_CODES.INVALID_REQUEST,
             `Resource "${resource.resourceName}" appears more than once`,
           );
+        }
+        const onTopic = resource.resourceType === 2;
+        if (
+          !can(
+            ctx,
+            OP.ALTER_CONFIGS,
+            onTopic ? RT.TOPIC : RT.CLUSTER,
+            onTopic ? resource.resourceName : "kafka-cluster",
+          )
+        ) {
+          return {
+            errorCode: onTopic
+              ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
+              : ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED,
+            errorMessage: "Not authorized",
+          };
         }
         const problem = alterTargetProblem(
           broker,

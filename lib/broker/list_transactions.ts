@@ -13,6 +13,8 @@ import {
 } from "../protocol/generated/list_transactions_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { TXN_STATES } from "../coordinator/txn_coordinator.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 
@@ -40,6 +42,9 @@ export const LIST_TRANSACTIONS_HANDLER = defineHandler<
           (states.size === 0 || states.has(r.state)) &&
           (producers.size === 0 || producers.has(r.producerId)) &&
           (minDuration < 0 || (r.startMs >= 0 && now - r.startMs > minDuration))
+        )
+        .filter(({ transactionalId }) =>
+          can(ctx, OP.DESCRIBE, RT.TRANSACTIONAL_ID, transactionalId)
         )
         .map(({ transactionalId, record }) => ({
           transactionalId,

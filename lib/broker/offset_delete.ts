@@ -21,6 +21,8 @@ import {
   type OffsetDeleteResponseTopic,
 } from "../protocol/generated/offset_delete_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
@@ -47,8 +49,14 @@ export const OFFSET_DELETE_HANDLER = defineHandler<OffsetDeleteRequest, OffsetDe
     const topics: OffsetDeleteResponseTopic[] = [];
     const rejected: OffsetDeleteResponseTopic[] = [];
     const valid: { topic: string; partition: number; out: { errorCode: number } }[] = [];
+    // Kafka: DELETE on the group, READ on each topic.
+    const groupDenied = !can(ctx, OP.DELETE, RT.GROUP, req.groupId);
     for (const t of req.topics) {
-      const known = await partitionCount(broker, t.name);
+      const known = groupDenied
+        ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED
+        : !can(ctx, OP.READ, RT.TOPIC, t.name)
+        ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
+        : await partitionCount(broker, t.name);
       const partitions = t.partitions.map((p) => {
         const out = { partitionIndex: p.partitionIndex, errorCode: ERROR_CODES.NONE as number };
         if (typeof known === "number") out.errorCode = known;

@@ -229,6 +229,30 @@ Deno.test("ACLs: topics, groups, transactional ids and the cluster, allowed and 
       permissionType: 1,
     });
     assert.equal(describeAsAlice!.errorCode, E.CLUSTER_AUTHORIZATION_FAILED);
+    // The admin APIs on resources alice has no rights on.
+    const partitions = await alice.send(API_SCHEMAS[37], 1, {
+      topics: [{ name: "secret", count: 2, assignments: null }],
+      timeoutMs: 5_000,
+      validateOnly: false,
+    });
+    assert.equal(partitions!.results[0].errorCode, E.TOPIC_AUTHORIZATION_FAILED);
+    const configs = await alice.send(API_SCHEMAS[32], 1, {
+      resources: [{ resourceType: 2, resourceName: "secret", configurationKeys: null }],
+      includeSynonyms: false,
+    });
+    assert.equal(configs!.results[0].errorCode, E.TOPIC_AUTHORIZATION_FAILED);
+    const records = await alice.send(API_SCHEMAS[21], 1, {
+      topics: [{ name: "secret", partitions: [{ partitionIndex: 0, offset: 0 }] }],
+      timeoutMs: 5_000,
+    });
+    assert.equal(records!.topics[0].partitions[0].errorCode, E.TOPIC_AUTHORIZATION_FAILED);
+    const groups = await alice.send(API_SCHEMAS[42], 1, { groupsNames: ["g1"] });
+    assert.equal(groups!.results[0].errorCode, E.GROUP_AUTHORIZATION_FAILED, "READ is not DELETE");
+    const cluster = async (conn: KafkaConnection) =>
+      (await conn.send(API_SCHEMAS[60], 0, { includeClusterAuthorizedOperations: false }))!
+        .errorCode;
+    assert.equal(await cluster(alice), E.CLUSTER_AUTHORIZATION_FAILED);
+    assert.equal(await cluster(admin), E.NONE);
     // DescribeAcls and DeleteAcls as the super user, at every version.
     for (const v of [0, 1, 2, 3]) {
       const d = await admin.send(API_SCHEMAS[29], v, {
