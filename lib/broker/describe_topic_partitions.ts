@@ -19,6 +19,8 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { ZERO_UUID } from "../protocol/primitives.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { partitionLeaders } from "./partition_leaders.ts";
 import { authorizedOperations, TOPIC_OPERATIONS } from "./authorized_operations.ts";
@@ -43,7 +45,10 @@ export const DESCRIBE_TOPIC_PARTITIONS_HANDLER = defineHandler<
     let names: string[];
     const known = new Map<string, TopicRecord>();
     if (req.topics.length === 0) {
-      for (const t of await broker.listTopics()) known.set(t.name, t);
+      // Every topic the principal may describe (Kafka's authorizer leaves the others out).
+      for (const t of await broker.listTopics()) {
+        if (can(ctx, OP.DESCRIBE, RT.TOPIC, t.name)) known.set(t.name, t);
+      }
       names = [...known.keys()];
     } else {
       names = [...new Set(req.topics.map((t) => t.name))];
@@ -79,6 +84,17 @@ export const DESCRIBE_TOPIC_PARTITIONS_HANDLER = defineHandler<
     let nextCursor: DescribeTopicPartitionsResponse["nextCursor"] = null;
     for (const name of names) {
       const topic = known.get(name);
+      if (topic && !can(ctx, OP.DESCRIBE, RT.TOPIC, name)) {
+        topics.push({
+          errorCode: ERROR_CODES.TOPIC_AUTHORIZATION_FAILED,
+          name,
+          topicId: ZERO_UUID,
+          isInternal: false,
+          partitions: [],
+          topicAuthorizedOperations: authorizedOperations(false, TOPIC_OPERATIONS),
+        });
+        continue;
+      }
       if (!topic) {
         topics.push({
           errorCode: ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION,

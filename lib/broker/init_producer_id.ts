@@ -27,7 +27,7 @@ import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { MetadataStoreError } from "../metadata/metadata_store.ts";
 import { can } from "./authorizer.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
-import { defineHandler } from "./handler.ts";
+import { defineHandler, type RequestContext } from "./handler.ts";
 import { forVersion } from "./txn_errors.ts";
 import { type ProducerIdAndEpoch, ProducerIdsExhaustedError } from "./producer_ids.ts";
 
@@ -79,6 +79,9 @@ export const INIT_PRODUCER_ID_HANDLER = defineHandler<
         result.errorCode === ERROR_CODES.NONE ? result : undefined,
       );
     }
+    if (broker.authorizer.enabled && !mayWriteIdempotently(ctx)) {
+      return answer(ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED);
+    }
     try {
       const ids = await broker.producerIds.initProducerId(
         hasId ? { producerId, producerEpoch } : null,
@@ -98,3 +101,17 @@ export const INIT_PRODUCER_ID_HANDLER = defineHandler<
     }
   },
 });
+
+/**
+ * An idempotent producer id needs IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (as
+ * Kafka 3+ grants it: a principal that may write anywhere may get a producer id).
+ */
+function mayWriteIdempotently(ctx: RequestContext): boolean {
+  if (can(ctx, OP.IDEMPOTENT_WRITE, RT.CLUSTER, "kafka-cluster")) return true;
+  const principal = ctx.security.principal;
+  return ctx.broker.authorizer.bindings.some((b) =>
+    b.resourceType === RT.TOPIC && b.permissionType === 3 &&
+    (b.operation === OP.WRITE || b.operation === OP.ALL) &&
+    (b.principal === principal || b.principal === "User:*")
+  ) || (ctx.broker.settings.superUsers ?? []).includes(principal);
+}

@@ -16,6 +16,8 @@ import {
   type OffsetForLeaderEpochResponse,
 } from "../protocol/generated/offset_for_leader_epoch_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import { can } from "./authorizer.ts";
+import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
 
@@ -41,8 +43,12 @@ export const OFFSET_FOR_LEADER_EPOCH_HANDLER = defineHandler<
       let topic = null;
       let topicError: number = ERROR_CODES.NONE;
       try {
-        topic = await broker.topic(t.topic);
-        if (!topic) topicError = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+        if (!can(ctx, OP.DESCRIBE, RT.TOPIC, t.topic)) {
+          topicError = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+        } else {
+          topic = await broker.topic(t.topic);
+          if (!topic) topicError = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+        }
       } catch (err) {
         topicError = errorCodeFor(err, broker.logger, "OffsetForLeaderEpoch");
       }

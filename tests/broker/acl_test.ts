@@ -229,6 +229,30 @@ Deno.test("ACLs: topics, groups, transactional ids and the cluster, allowed and 
       permissionType: 1,
     });
     assert.equal(describeAsAlice!.errorCode, E.CLUSTER_AUTHORIZATION_FAILED);
+    // Idempotent producer ids: WRITE on some topic (alice) or IDEMPOTENT_WRITE on the cluster.
+    const idempotent = async (conn: KafkaConnection) =>
+      (await conn.send(API_SCHEMAS[22], 4, {
+        transactionalId: null,
+        transactionTimeoutMs: 60_000,
+        producerId: -1,
+        producerEpoch: -1,
+      }))!.errorCode;
+    assert.equal(await idempotent(alice), E.NONE);
+    assert.equal(await idempotent(bob), E.CLUSTER_AUTHORIZATION_FAILED);
+    const epochs = await bob.send(API_SCHEMAS[23], 3, {
+      replicaId: -1,
+      topics: [{
+        topic: "orders",
+        partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 }],
+      }],
+    });
+    assert.equal(epochs!.topics[0].partitions[0].errorCode, E.TOPIC_AUTHORIZATION_FAILED);
+    const described = await alice.send(API_SCHEMAS[75], 0, {
+      topics: [],
+      responsePartitionLimit: 100,
+      cursor: null,
+    });
+    assert.deepEqual(described!.topics.map((t) => t.name), ["logs-a", "orders", "shared"]);
     // The admin APIs on resources alice has no rights on.
     const partitions = await alice.send(API_SCHEMAS[37], 1, {
       topics: [{ name: "secret", count: 2, assignments: null }],
