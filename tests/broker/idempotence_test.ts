@@ -222,7 +222,12 @@ Deno.test("InitProducerId: a metadata store failure is retriable (COORDINATOR_LO
     apiVersion: 4,
     clientId: "test",
     clientAddress: "127.0.0.1:1",
-    broker: { producerIds, logger: silentLogger, metrics: new Metrics() } as unknown as Broker,
+    broker: {
+      producerIds,
+      logger: silentLogger,
+      metrics: new Metrics(),
+      authorizer: { enabled: false },
+    } as unknown as Broker,
   } as RequestContext;
   const req = { transactionalId: null, transactionTimeoutMs: 1, producerId: -1, producerEpoch: -1 };
   const down = await INIT_PRODUCER_ID_HANDLER.handle(req, ctx);
