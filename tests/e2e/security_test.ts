@@ -9,8 +9,8 @@
  * - Kafka's `kafka-configs.sh` (ConfigCommand, the Java Admin client over SASL_SSL as the first
  *   admin) adds a user with SCRAM-SHA-256, and kcat and kafka-python log in as that user (PLAIN
  *   too);
- * - mTLS: kcat with a certificate signed by the client CA is served on the SSL listener; without
- *   one, or with one from another CA, it is refused;
+ * - mTLS: kcat and kafka-python with a certificate signed by the client CA are served on the SSL
+ *   listener; without one, or with one from another CA, kcat is refused;
  * - SIGHUP: the broker's certificate is replaced by one of another CA and re-read without a
  *   restart; new connections see the new one.
  */
@@ -226,6 +226,21 @@ Deno.test("security: SASL_SSL with SCRAM and PLAIN, kafka-configs.sh users, mTLS
         : "");
     const withCert = await sh(`${kcatSsl("alice")} -C -t sec -e -f '%k\\n'`);
     assert.equal(withCert.code, 0, withCert.out);
+    // A second mTLS client: kafka-python with alice's certificate.
+    const pyTls = await runProgram([
+      pythonPath(),
+      "-c",
+      [
+        "import ssl",
+        "from kafka import KafkaConsumer",
+        `ctx = ssl.create_default_context(cafile="${dir}/ca.pem")`,
+        `ctx.load_cert_chain("${dir}/alice.pem", "${dir}/alice.key")`,
+        `c = KafkaConsumer("sec", bootstrap_servers="127.0.0.1:${sslPort}", security_protocol="SSL", ssl_context=ctx, auto_offset_reset="earliest", consumer_timeout_ms=10000)`,
+        "print(len(list(c)))",
+      ].join("\n"),
+    ], { timeoutMs: TIMEOUT_MS });
+    assert.equal(pyTls.code, 0, pyTls.stderr);
+    assert.equal(pyTls.stdout.trim(), "3");
     assert.equal((await sh(`${kcatSsl(null)} -L -m 5`)).code === 0, false, "no client certificate");
     assert.equal((await sh(`${kcatSsl("mallory")} -L -m 5`)).code === 0, false, "untrusted CA");
 
