@@ -55,12 +55,14 @@ async function makeCerts(dir: string): Promise<void> {
       `openssl x509 -req -in ${name}.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${name}.pem -days 2 -extfile san.cnf`,
     );
   }
-  for (const [name, ca] of [["alice", "ca"], ["mallory", "rogue"]]) {
+  for (
+    const [name, ca, days] of [["alice", "ca", 2], ["mallory", "rogue", 2], ["expired", "ca", -1]]
+  ) {
     await ok(
       `openssl req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj /O=acme/CN=${name}`,
     );
     await ok(
-      `openssl x509 -req -in ${name}.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${name}.pem -days 2`,
+      `openssl x509 -req -in ${name}.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${name}.pem -days ${days}`,
     );
   }
 }
@@ -243,6 +245,8 @@ Deno.test("security: SASL_SSL with SCRAM and PLAIN, kafka-configs.sh users, mTLS
     assert.equal(pyTls.stdout.trim(), "3");
     assert.equal((await sh(`${kcatSsl(null)} -L -m 5`)).code === 0, false, "no client certificate");
     assert.equal((await sh(`${kcatSsl("mallory")} -L -m 5`)).code === 0, false, "untrusted CA");
+    assert.equal((await sh(`${kcatSsl("expired")} -L -m 5`)).code === 0, false, "expired");
+    assert.match(broker.logs(), /client certificate expired or not yet valid/);
 
     // SIGHUP: a certificate of another CA, re-read without a restart.
     await Deno.copyFile(`${dir}/server2.pem`, `${dir}/server.pem`);
