@@ -102,10 +102,16 @@ export class BrokerMarkerWriter implements MarkerWriter {
     }
     for (const [brokerId, list] of byOwner) {
       const b = brokers.get(brokerId)!;
+      // Brokers call each other without credentials: over a PLAINTEXT listener when the other
+      // broker has one, else its first.
+      const plain = b.listeners?.find((l) => l.protocol === "PLAINTEXT") ?? b;
       let conn: KafkaConnection | null = null;
       const timer = setTimeout(() => conn?.close(), REMOTE_TIMEOUT_MS);
       try {
-        conn = await KafkaConnection.connect(`${b.host}:${b.port}`, "kafscale-txn-coordinator");
+        conn = await KafkaConnection.connect(
+          `${plain.host}:${plain.port}`,
+          "kafscale-txn-coordinator",
+        );
         const topics = new Map<string, number[]>();
         for (const tp of list) {
           topics.set(tp.topic, [...(topics.get(tp.topic) ?? []), tp.partition]);

@@ -267,7 +267,12 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       port: advertised.port,
       rack: null,
       startedMs: clock.now(),
-      listeners: listeners.map(({ name, host, port }) => ({ name, host, port })),
+      listeners: listeners.map(({ name, protocol, host, port }) => ({
+        name,
+        protocol,
+        host,
+        port,
+      })),
     },
     checkIntervalMs: REGISTRATION_CHECK_MS,
   });

@@ -188,7 +188,7 @@ export interface BrokerRegistration {
   rack: string | null;
   startedMs: number;
   /** Every listener's advertised endpoint, by listener name (absent before listeners existed). */
-  listeners?: { name: string; host: string; port: number }[];
+  listeners?: { name: string; protocol?: string; host: string; port: number }[];
 }
 
 export interface AcquiredPartition {
