@@ -61,6 +61,8 @@ export interface MatrixOptions {
   compressedCount: number;
   /** Deadline a program enforces on its whole scenario. */
   deadlineS: number;
+  /** Extra environment for the program, e.g. the KAFSCALE_MATRIX_SECURITY_* settings. */
+  env?: Record<string, string>;
 }
 
 export const DEFAULT_OPTIONS: MatrixOptions = {
@@ -254,7 +256,7 @@ export async function runClient(
   try {
     result = await runProgram(cmd, {
       timeoutMs: opts.deadlineS * 1000 + KILL_GRACE_MS,
-      env: { KAFKAJS_NO_PARTITIONER_WARNING: "1" },
+      env: { KAFKAJS_NO_PARTITIONER_WARNING: "1", ...opts.env },
     });
   } catch (err) {
     const detail = `Cannot start "${cmd[0]}": ${err instanceof Error ? err.message : err}`;

@@ -36,6 +36,7 @@ from scenario import (
     headers_of,
     key_of,
     parse_args,
+    security,
     value_of,
     verifier_problems,
 )
@@ -57,7 +58,8 @@ def create(admin: AdminClient, args) -> None:
 
 
 def produce(args, codec: str, records: range, deadline: Deadline) -> None:
-    producer = Producer({"bootstrap.servers": args.bootstrap, "compression.type": codec})
+    producer = Producer({"bootstrap.servers": args.bootstrap, "compression.type": codec,
+                         **security()})
     failures: list[str] = []
     acked = [0]
 
@@ -150,12 +152,12 @@ def main() -> int:
     deadline = Deadline(args.deadline_s)
     cells = Cells(client_name())
     plan = Plan(CODECS, args.count, args.compressed_count)
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin = AdminClient({"bootstrap.servers": args.bootstrap, **security()})
     cells.run("create", lambda: create(admin, args))
     for codec, records in plan.ranges.items():
         cells.run(f"produce:{codec}", lambda: produce(args, codec, records, deadline))
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
-                         "auto.offset.reset": "earliest"})
+                         "auto.offset.reset": "earliest", **security()})
     try:
         cells.run("consume", lambda: consume(consumer, args, plan, deadline))
         cells.run("commit", lambda: check_commits(consumer, args))

@@ -33,6 +33,7 @@ from scenario import (
     headers_of,
     key_of,
     parse_args,
+    security,
     value_of,
     verifier_problems,
 )
@@ -42,12 +43,22 @@ CLIENT = "kafka-python"
 POLL_RECORDS_MAX = 500
 # Milliseconds one admin request may take.
 REQUEST_TIMEOUT_MS = 15_000
+
+
+def security_kwargs() -> dict:
+    """scenario.security() in kafka-python's keyword arguments."""
+    names = {"security.protocol": "security_protocol", "sasl.mechanisms": "sasl_mechanism",
+             "sasl.username": "sasl_plain_username", "sasl.password": "sasl_plain_password",
+             "ssl.ca.location": "ssl_cafile"}
+    return {names[k]: v for k, v in security().items()}
+
+
 AVAILABLE = {"none": True, "gzip": has_gzip(), "snappy": has_snappy(), "lz4": has_lz4(),
              "zstd": has_zstd()}
 
 
 def produce(args, codec: str, records: range, deadline: Deadline) -> None:
-    producer = KafkaProducer(bootstrap_servers=args.bootstrap,
+    producer = KafkaProducer(bootstrap_servers=args.bootstrap, **security_kwargs(),
                              compression_type=None if codec == "none" else codec)
     try:
         futures = [producer.send(args.topic, key=key_of(j), value=value_of(j),
@@ -108,7 +119,7 @@ def main() -> int:
     for codec in CODECS:
         if not AVAILABLE[codec]:
             cells.not_applicable(f"produce:{codec}", f"kafka-python has no {codec} library")
-    admin = KafkaAdminClient(bootstrap_servers=args.bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=args.bootstrap, **security_kwargs())
     try:
         cells.run("create", lambda: admin.create_topics(
             [NewTopic(name=args.topic, num_partitions=args.partitions, replication_factor=1)],
@@ -116,7 +127,8 @@ def main() -> int:
         for codec, records in plan.ranges.items():
             cells.run(f"produce:{codec}", lambda: produce(args, codec, records, deadline))
         consumer = KafkaConsumer(args.topic, bootstrap_servers=args.bootstrap,
-                                 group_id=args.group, auto_offset_reset="earliest")
+                                 group_id=args.group, auto_offset_reset="earliest",
+                                 **security_kwargs())
         try:
             cells.run("consume", lambda: consume(consumer, args, plan, deadline))
             cells.run("commit", lambda: check_commits(consumer, args))

@@ -33,6 +33,22 @@ DEFAULT_DEADLINE_S = 120.0
 DETAIL_CHARS_MAX = 600
 
 
+# The connection's security, from the environment (README "Security"): unset means PLAINTEXT.
+# librdkafka's property names; each program maps them to its client's settings.
+SECURITY_ENV = {
+    "security.protocol": "KAFSCALE_MATRIX_SECURITY_PROTOCOL",
+    "sasl.mechanisms": "KAFSCALE_MATRIX_SASL_MECHANISM",
+    "sasl.username": "KAFSCALE_MATRIX_SASL_USERNAME",
+    "sasl.password": "KAFSCALE_MATRIX_SASL_PASSWORD",
+    "ssl.ca.location": "KAFSCALE_MATRIX_SSL_CA_FILE",
+}
+
+
+def security() -> dict[str, str]:
+    """The security settings the environment asks for, by librdkafka property name."""
+    return {prop: os.environ[env] for prop, env in SECURITY_ENV.items() if os.environ.get(env)}
+
+
 class CellFailure(Exception):
     """A step's check failed; the message says what was expected and what came."""
 
