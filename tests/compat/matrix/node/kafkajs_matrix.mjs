@@ -26,6 +26,7 @@ import {
   keyOf,
   parseArgs,
   Plan,
+  security,
   until,
   valueOf,
   Verifier,
@@ -121,12 +122,34 @@ async function describe(admin, args) {
   checkGroup(group.state, group.protocolType, assignments, args.topic, args.partitions);
 }
 
+/** scenario.security() as kafkajs options (`ssl`, `sasl` with lower-case mechanism names). */
+function kafkajsSecurity() {
+  const sec = security();
+  if (!sec) return {};
+  return {
+    ...(sec.tls ? { ssl: sec.ca ? { ca: [sec.ca] } : true } : {}),
+    ...(sec.sasl
+      ? {
+        sasl: {
+          mechanism: sec.mechanism.toLowerCase(),
+          username: sec.username,
+          password: sec.password,
+        },
+      }
+      : {}),
+  };
+}
+
 async function main() {
   const args = parseArgs("node kafkajs_matrix.mjs");
   registerCodecs();
   const cells = new Cells("kafkajs");
   const plan = new Plan(CODECS, args.count, args.compressedCount);
-  const kafka = new Kafka({ brokers: [args.bootstrap], logLevel: logLevel.WARN });
+  const kafka = new Kafka({
+    brokers: [args.bootstrap],
+    logLevel: logLevel.WARN,
+    ...kafkajsSecurity(),
+  });
   const admin = kafka.admin();
   await admin.connect();
   try {

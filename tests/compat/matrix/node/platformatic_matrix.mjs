@@ -30,6 +30,7 @@ import {
   keyOf,
   parseArgs,
   Plan,
+  security,
   until,
   valueOf,
   Verifier,
@@ -45,10 +46,23 @@ const SEND_CHUNK = 500;
 /** Records between two commits. */
 const COMMIT_EVERY = 100;
 
+/** scenario.security() as @platformatic/kafka options (`tls`, `sasl`). */
+function platformaticSecurity() {
+  const sec = security();
+  if (!sec) return {};
+  return {
+    ...(sec.tls ? { tls: sec.ca ? { ca: sec.ca } : {} } : {}),
+    ...(sec.sasl
+      ? { sasl: { mechanism: sec.mechanism, username: sec.username, password: sec.password } }
+      : {}),
+  };
+}
+
 async function produce(args, codec, range) {
   const producer = new Producer({
     clientId: "matrix-producer",
     bootstrapBrokers: [args.bootstrap],
+    ...platformaticSecurity(),
     serializers: stringSerializers,
     compression: codec,
   });
@@ -143,7 +157,11 @@ async function main() {
   const args = parseArgs("deno run -A --node-modules-dir=manual platformatic_matrix.mjs");
   const cells = new Cells("@platformatic/kafka");
   const plan = new Plan(CODECS, args.count, args.compressedCount);
-  const base = { clientId: "matrix", bootstrapBrokers: [args.bootstrap] };
+  const base = {
+    clientId: "matrix",
+    bootstrapBrokers: [args.bootstrap],
+    ...platformaticSecurity(),
+  };
   const admin = new Admin(base);
   try {
     await cells.run(

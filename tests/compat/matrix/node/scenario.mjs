@@ -3,7 +3,29 @@
 // tests/compat/matrix/python/scenario.py; see tests/compat/matrix/README.md.
 
 import { Buffer } from "node:buffer";
+import { readFileSync } from "node:fs";
 import process from "node:process";
+
+/**
+ * The connection's security from the KAFSCALE_MATRIX_SECURITY_* environment (README "Security"),
+ * or undefined for PLAINTEXT: `{ protocol, mechanism, username, password, ca }`, `ca` the PEM
+ * text of KAFSCALE_MATRIX_SSL_CA_FILE when set.
+ */
+export function security() {
+  const env = process.env;
+  const protocol = env.KAFSCALE_MATRIX_SECURITY_PROTOCOL;
+  if (!protocol || protocol === "PLAINTEXT") return undefined;
+  const caFile = env.KAFSCALE_MATRIX_SSL_CA_FILE;
+  return {
+    protocol,
+    tls: protocol === "SSL" || protocol === "SASL_SSL",
+    sasl: protocol.startsWith("SASL_"),
+    mechanism: env.KAFSCALE_MATRIX_SASL_MECHANISM ?? "PLAIN",
+    username: env.KAFSCALE_MATRIX_SASL_USERNAME ?? "",
+    password: env.KAFSCALE_MATRIX_SASL_PASSWORD ?? "",
+    ca: caFile ? readFileSync(caFile, "utf8") : undefined,
+  };
+}
 
 export const CODECS = ["none", "gzip", "snappy", "lz4", "zstd"];
 export const CELLS = [
