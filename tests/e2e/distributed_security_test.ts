@@ -33,8 +33,8 @@ Deno.test("distributed: credentials made through one broker log in on the other;
         }`,
       ],
     });
-  await using one = await start(1);
-  await using two = await start(2);
+  await using _one = await start(1);
+  await using _two = await start(2);
   const connections: KafkaConnection[] = [];
   const connect = async (port: number) => {
     const c = await KafkaConnection.connect(`127.0.0.1:${port}`);
