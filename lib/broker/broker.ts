@@ -19,6 +19,7 @@ import {
 } from "../coordinator/txn_coordinator.ts";
 import { BrokerMarkerWriter } from "./txn_markers.ts";
 import { Authorizer } from "./authorizer.ts";
+import { FailedLogins } from "./sasl_state.ts";
 import { hashName } from "./partition_leaders.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
@@ -85,6 +86,8 @@ export class Broker {
   readonly transactions: TransactionCoordinator;
   /** ACL decisions (`--authorizer acl`; otherwise everything is allowed). */
   readonly authorizer: Authorizer;
+  /** Delays for failed SASL logins, per source host. */
+  readonly failedLogins = new FailedLogins();
   #clusterId = "";
   /**
    * Topic records by name, kept current by a metadata watch so the produce

@@ -18,7 +18,7 @@ import {
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { parsePlain, SaslError, ScramServer } from "../security/scram.ts";
 import { defineHandler, type RequestContext } from "./handler.ts";
-import { failedLoginDelay, plainLogin, saslStateOf, scramLookup } from "./sasl_state.ts";
+import { plainLogin, saslStateOf, scramLookup } from "./sasl_state.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -116,7 +116,7 @@ async function failed(
     user: user ?? "(none)",
     reason,
   });
-  await failedLoginDelay(ctx.clientAddress, ctx.broker.clock.now());
+  await ctx.broker.failedLogins.delay(ctx.clientAddress, ctx.broker.clock.now());
   return {
     errorCode: ERROR_CODES.SASL_AUTHENTICATION_FAILED,
     errorMessage: `Authentication failed during authentication due to invalid credentials with ` +

@@ -43,8 +43,6 @@ export async function plainLogin(broker: Broker, user: string, password: string)
   return false;
 }
 
-/** Failed logins per source host in the current window. */
-const failures = new Map<string, { count: number; sinceMs: number }>();
 /** Window over which failed logins count, and bounds on the delay they earn. */
 const FAILURE_WINDOW_MS = 60_000;
 const FAILURE_DELAY_STEP_MS = 100;
@@ -57,19 +55,27 @@ function hostOf(address: string): string {
 }
 
 /**
- * Records a failed login from `address` and waits before the answer: 100 ms per failure from
- * that host in the last minute, at most 5 s (Kafka delays failed logins too,
- * connection.failed.authentication.delay.ms), which slows password guessing down.
+ * Failed logins per source host (one per broker). Each failure waits before it is answered:
+ * 100 ms per failure from that host in the last minute, at most 5 s (Kafka delays failed logins
+ * too, connection.failed.authentication.delay.ms), which slows password guessing down. At most
+ * FAILURE_HOSTS_MAX hosts are remembered.
  */
-export async function failedLoginDelay(address: string, nowMs: number): Promise<void> {
-  const host = hostOf(address);
-  let f = failures.get(host);
-  if (!f || nowMs - f.sinceMs > FAILURE_WINDOW_MS) {
-    if (failures.size >= FAILURE_HOSTS_MAX) failures.delete(failures.keys().next().value!);
-    f = { count: 0, sinceMs: nowMs };
-    failures.set(host, f);
+export class FailedLogins {
+  readonly #hosts = new Map<string, { count: number; sinceMs: number }>();
+
+  /** Records a failed login from `address`; resolves when its answer may be sent. */
+  async delay(address: string, nowMs: number): Promise<void> {
+    const host = hostOf(address);
+    let f = this.#hosts.get(host);
+    if (!f || nowMs - f.sinceMs > FAILURE_WINDOW_MS) {
+      if (this.#hosts.size >= FAILURE_HOSTS_MAX) {
+        this.#hosts.delete(this.#hosts.keys().next().value!);
+      }
+      f = { count: 0, sinceMs: nowMs };
+      this.#hosts.set(host, f);
+    }
+    f.count++;
+    const delay = Math.min(FAILURE_DELAY_MAX_MS, f.count * FAILURE_DELAY_STEP_MS);
+    await new Promise((resolve) => setTimeout(resolve, delay));
   }
-  f.count++;
-  const delay = Math.min(FAILURE_DELAY_MAX_MS, f.count * FAILURE_DELAY_STEP_MS);
-  await new Promise((resolve) => setTimeout(resolve, delay));
 }
