@@ -159,6 +159,36 @@ public final class MatrixClient {
   Properties props() {
     Properties p = new Properties();
     p.put("bootstrap.servers", bootstrap);
+    p.putAll(security());
+    return p;
+  }
+
+  /**
+   * The connection's security from the KAFSCALE_MATRIX_SECURITY_* environment (README
+   * "Security"), as kafka-clients settings: the CA as a PEM trust store (KIP-651), SASL through
+   * the JAAS line of the mechanism's login module. Empty for PLAINTEXT.
+   */
+  static Properties security() {
+    Properties p = new Properties();
+    String protocol = System.getenv("KAFSCALE_MATRIX_SECURITY_PROTOCOL");
+    if (protocol == null || protocol.isEmpty() || protocol.equals("PLAINTEXT")) return p;
+    p.put("security.protocol", protocol);
+    String ca = System.getenv("KAFSCALE_MATRIX_SSL_CA_FILE");
+    if (ca != null && !ca.isEmpty()) {
+      p.put("ssl.truststore.type", "PEM");
+      p.put("ssl.truststore.location", ca);
+    }
+    if (protocol.startsWith("SASL_")) {
+      String mechanism = System.getenv().getOrDefault("KAFSCALE_MATRIX_SASL_MECHANISM", "PLAIN");
+      String module = mechanism.startsWith("SCRAM-")
+          ? "org.apache.kafka.common.security.scram.ScramLoginModule"
+          : "org.apache.kafka.common.security.plain.PlainLoginModule";
+      String user = System.getenv().getOrDefault("KAFSCALE_MATRIX_SASL_USERNAME", "");
+      String password = System.getenv().getOrDefault("KAFSCALE_MATRIX_SASL_PASSWORD", "");
+      p.put("sasl.mechanism", mechanism);
+      p.put("sasl.jaas.config", module + " required username=\"" + user + "\" password=\""
+          + password + "\";");
+    }
     return p;
   }
 

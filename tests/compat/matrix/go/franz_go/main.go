@@ -23,6 +23,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"kafscale.test/compat/matrix/scenario"
 )
@@ -52,9 +54,32 @@ func create(adm *kadm.Client, a scenario.Args) error {
 	return res[a.Topic].Err
 }
 
+// security is the KAFSCALE_MATRIX_SECURITY_* environment, read once by run.
+var security scenario.Security
+
+// securityOpts are the client options of the connection's security (none for PLAINTEXT).
+func securityOpts() []kgo.Opt {
+	var opts []kgo.Opt
+	if security.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(security.TLS.Clone()))
+	}
+	if security.SASL() {
+		auth := scram.Auth{User: security.User, Pass: security.Password}
+		switch security.Mechanism {
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(auth.AsSha512Mechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(auth.AsSha256Mechanism()))
+		default:
+			opts = append(opts, kgo.SASL(plain.Auth{User: security.User, Pass: security.Password}.AsMechanism()))
+		}
+	}
+	return opts
+}
+
 func produce(a scenario.Args, codec string, r scenario.Range) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap),
-		kgo.ProducerBatchCompression(codecs[codec]))
+	cl, err := kgo.NewClient(append(securityOpts(),
+		kgo.SeedBrokers(a.Bootstrap), kgo.ProducerBatchCompression(codecs[codec]))...)
 	if err != nil {
 		return err
 	}
@@ -198,9 +223,14 @@ func version() string {
 
 func run() int {
 	a := scenario.ParseArgs("franz_go")
+	var err error
+	if security, err = scenario.SecurityFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	report := scenario.NewReport("franz-go")
 	plan := scenario.NewPlan(scenario.Codecs, a.Count, a.CompressedCount)
-	admClient, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap))
+	admClient, err := kgo.NewClient(append(securityOpts(), kgo.SeedBrokers(a.Bootstrap))...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -211,8 +241,8 @@ func run() int {
 	for _, codec := range plan.Codecs {
 		report.Run("produce:"+codec, func() error { return produce(a, codec, plan.Ranges[codec]) })
 	}
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap), kgo.ConsumerGroup(a.Group),
-		kgo.ConsumeTopics(a.Topic))
+	consumer, err := kgo.NewClient(append(securityOpts(), kgo.SeedBrokers(a.Bootstrap),
+		kgo.ConsumerGroup(a.Group), kgo.ConsumeTopics(a.Topic))...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -72,7 +72,7 @@ func create(adm sarama.ClusterAdmin, a scenario.Args) error {
 }
 
 func produce(a scenario.Args, codec string, r scenario.Range) error {
-	config := sarama.NewConfig()
+	config := newConfig()
 	config.Producer.Compression = codecs[codec]
 	// Required by sarama's SyncProducer, which reports each message's outcome. (An AsyncProducer
 	// with the defaults cannot be drained safely: its AsyncClose drops batches that are being
@@ -247,13 +247,42 @@ func version() string {
 	return "?"
 }
 
+// security is the KAFSCALE_MATRIX_SECURITY_* environment, read once by run.
+var security scenario.Security
+
+// newConfig is sarama.NewConfig() with the connection's security applied.
+func newConfig() *sarama.Config {
+	config := sarama.NewConfig()
+	if security.TLS != nil {
+		config.Net.TLS.Enable = true
+		config.Net.TLS.Config = security.TLS
+	}
+	if security.SASL() {
+		config.Net.SASL.Enable = true
+		config.Net.SASL.Mechanism = sarama.SASLMechanism(security.Mechanism)
+		config.Net.SASL.User = security.User
+		config.Net.SASL.Password = security.Password
+		if strings.HasPrefix(security.Mechanism, "SCRAM-") {
+			config.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
+				return newScramClient(security.Mechanism)
+			}
+		}
+	}
+	return config
+}
+
 func run() int {
 	logs := &ringLog{}
 	sarama.Logger = log.New(logs, "", log.Ltime|log.Lmicroseconds)
 	a := scenario.ParseArgs("sarama")
+	var err error
+	if security, err = scenario.SecurityFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	report := scenario.NewReport("sarama")
 	plan := scenario.NewPlan(scenario.Codecs, a.Count, a.CompressedCount)
-	client, err := sarama.NewClient([]string{a.Bootstrap}, sarama.NewConfig())
+	client, err := sarama.NewClient([]string{a.Bootstrap}, newConfig())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -268,7 +297,7 @@ func run() int {
 	for _, codec := range plan.Codecs {
 		report.Run("produce:"+codec, func() error { return produce(a, codec, plan.Ranges[codec]) })
 	}
-	config := sarama.NewConfig()
+	config := newConfig()
 	config.Consumer.Offsets.Initial = sarama.OffsetOldest
 	group, err := sarama.NewConsumerGroup([]string{a.Bootstrap}, a.Group, config)
 	if err != nil {
