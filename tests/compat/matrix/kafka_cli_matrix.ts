@@ -142,6 +142,32 @@ class Cells {
 }
 
 /** Runs one tool to completion; throws with its output when it exits non-zero. */
+/**
+ * The KAFSCALE_MATRIX_SECURITY_* environment (README "Security") as a client properties file's
+ * text (PEM trust store, JAAS line), or undefined for PLAINTEXT.
+ */
+function securityProperties(): string | undefined {
+  const env = (name: string) => Deno.env.get(`KAFSCALE_MATRIX_${name}`) ?? "";
+  const protocol = env("SECURITY_PROTOCOL");
+  if (protocol === "" || protocol === "PLAINTEXT") return undefined;
+  const lines = [`security.protocol=${protocol}`];
+  if (env("SSL_CA_FILE") !== "") {
+    lines.push("ssl.truststore.type=PEM", `ssl.truststore.location=${env("SSL_CA_FILE")}`);
+  }
+  if (protocol.startsWith("SASL_")) {
+    const mechanism = env("SASL_MECHANISM") || "PLAIN";
+    const module = mechanism.startsWith("SCRAM-")
+      ? "org.apache.kafka.common.security.scram.ScramLoginModule"
+      : "org.apache.kafka.common.security.plain.PlainLoginModule";
+    lines.push(
+      `sasl.mechanism=${mechanism}`,
+      `sasl.jaas.config=${module} required username="${env("SASL_USERNAME")}" ` +
+        `password="${env("SASL_PASSWORD")}";`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
 async function tool(log4j: string, main: string, args: string[], stdin?: string) {
   const cmd = [...JAVA, `-Dlog4j2.configurationFile=${log4j}`, "-cp", CLASSPATH, main, ...args];
   if (stdin === undefined) {
@@ -180,7 +206,7 @@ class ConsoleConsumer {
   readonly #child: Deno.ChildProcess;
   readonly exited: Promise<number>;
 
-  constructor(log4j: string, args: Args) {
+  constructor(log4j: string, args: Args, extra: string[]) {
     this.#child = new Deno.Command(JAVA[0], {
       args: [
         ...JAVA.slice(1),
@@ -190,6 +216,7 @@ class ConsoleConsumer {
         CONSUMER,
         "--bootstrap-server",
         args.bootstrap,
+        ...extra,
         "--topic",
         args.topic,
         "--group",
@@ -306,9 +333,15 @@ async function until(condition: () => boolean, deadlineAt: number, what: string)
 async function main(): Promise<number> {
   const args = parseArgs();
   const cells = new Cells();
-  const bs = ["--bootstrap-server", args.bootstrap];
   const log4j = await Deno.makeTempFile({ prefix: "kafka-cli-log4j2-", suffix: ".properties" });
   await Deno.writeTextFile(log4j, LOG4J2);
+  const security = securityProperties();
+  const clientConfig = security === undefined
+    ? undefined
+    : await Deno.makeTempFile({ prefix: "kafka-cli-client-", suffix: ".properties" });
+  if (clientConfig !== undefined) await Deno.writeTextFile(clientConfig, security!);
+  const withConfig = (flag: string) => clientConfig === undefined ? [] : [flag, clientConfig];
+  const bs = ["--bootstrap-server", args.bootstrap, ...withConfig("--command-config")];
   const ranges = new Map<string, [number, number]>();
   let total = 0;
   for (const codec of CODECS) {
@@ -335,7 +368,9 @@ async function main(): Promise<number> {
         let input = "";
         for (let j = start; j < end; j++) input += `h1:${j},h2:x\tk-${j}\t${valueOf(j)}\n`;
         const r = await tool(log4j, PRODUCER, [
-          ...bs,
+          "--bootstrap-server",
+          args.bootstrap,
+          ...withConfig("--producer.config"),
           "--topic",
           args.topic,
           ...(codec === "none" ? [] : ["--compression-codec", codec]),
@@ -349,7 +384,7 @@ async function main(): Promise<number> {
         }
       });
     }
-    const consumer = new ConsoleConsumer(log4j, args);
+    const consumer = new ConsoleConsumer(log4j, args, withConfig("--consumer.config"));
     try {
       await cells.run("consume", async () => {
         await until(
@@ -423,6 +458,7 @@ async function main(): Promise<number> {
     });
   } finally {
     await Deno.remove(log4j).catch(() => {});
+    if (clientConfig !== undefined) await Deno.remove(clientConfig).catch(() => {});
   }
   return cells.finish(KAFKA_VERSION);
 }

@@ -33,6 +33,7 @@ from scenario import (
     check_committed,
     key_of,
     parse_args,
+    security,
     value_of,
     verifier_problems,
 )
@@ -44,13 +45,19 @@ STDERR_LINES_MAX = 5
 REQUEST_TIMEOUT_S = 15.0
 
 
+def security_args() -> list[str]:
+    """scenario.security() as kcat's -X options (librdkafka property names)."""
+    return [a for prop, value in security().items() for a in ("-X", f"{prop}={value}")]
+
+
 def tail(text: bytes) -> str:
     return " | ".join(text.decode(errors="replace").strip().splitlines()[-STDERR_LINES_MAX:])
 
 
 def produce(kcat: str, args, codec: str, records: range, deadline: Deadline) -> None:
     command = [kcat, "-P", "-b", args.bootstrap, "-t", args.topic, "-K:",
-               "-X", f"compression.codec={codec}", "-H", f"h1={codec}", "-H", "h2=x"]
+               "-X", f"compression.codec={codec}", "-H", f"h1={codec}", "-H", "h2=x",
+               *security_args()]
     with tempfile.TemporaryFile() as lines:
         for j in records:
             lines.write(key_of(j) + b":" + value_of(j) + b"\n")
@@ -68,7 +75,8 @@ def consume(kcat: str, args, plan: Plan, deadline: Deadline) -> None:
 
     verifier = Verifier(plan.total, args.partitions, expected_headers=expected_headers)
     command = [kcat, "-b", args.bootstrap, "-G", args.group, "-X", "auto.offset.reset=earliest",
-               "-e", "-q", "-f", "%p\\t%o\\t%k\\t%h\\t%s\\n", args.topic]
+               "-e", "-q", "-f", "%p\\t%o\\t%k\\t%h\\t%s\\n", *security_args(),
+               args.topic]
     done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
                           timeout=max(1.0, deadline.left()))
     if done.returncode != 0:
@@ -119,7 +127,7 @@ def main() -> int:
     deadline = Deadline(args.deadline_s)
     cells = Cells(CLIENT)
     plan = Plan(CODECS, args.count, args.compressed_count)
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    admin = AdminClient({"bootstrap.servers": args.bootstrap, **security()})
     admin.create_topics([NewTopic(args.topic, args.partitions, 1)],
                         request_timeout=REQUEST_TIMEOUT_S)[args.topic].result()
     cells.not_applicable("create", "kcat has no admin API (topic created with confluent-kafka)")
