@@ -2,7 +2,8 @@
  * The compatibility matrix over SASL_SSL (issue 14): the client programs of
  * tests/compat/matrix/matrix.ts run the same scenario as in matrix_test.ts, but every client
  * connects to a SASL_SSL listener, logs in with SCRAM-SHA-512 as the first admin and checks the
- * broker's certificate against a CA made by openssl at test time. The programs read the
+ * broker's certificate against a CA made by openssl at test time; then two clients each run it
+ * again with SCRAM-SHA-256 and with PLAIN (OTHER_MECHANISMS). The programs read the
  * KAFSCALE_MATRIX_SECURITY_* environment (tests/compat/matrix/README.md, "Security") and map it
  * to their client's settings; nothing else changes from the plaintext run.
  *
@@ -26,6 +27,14 @@ import {
   runClient,
 } from "./matrix/matrix.ts";
 
+/**
+ * Clients that run the scenario again with the other mechanisms (kcat and kafka-python log in with
+ * them in tests/e2e/security_test.ts too).
+ */
+const OTHER_MECHANISMS: Record<string, string[]> = {
+  "SCRAM-SHA-256": ["java-4.4.0", "franz-go"],
+  PLAIN: ["sarama", "kafkajs"],
+};
 /** The whole run gets this long; clients after it fail at once. */
 const BUDGET_MS = 6 * 60_000;
 /** A client is not started with less time than this left in the budget. */
@@ -64,7 +73,7 @@ function envNumber(name: string, fallback: number): number {
   return n;
 }
 
-Deno.test("client compatibility matrix over SASL_SSL with SCRAM-SHA-512", async (t) => {
+Deno.test("client compatibility matrix over SASL_SSL: SCRAM-SHA-512 for every client, SCRAM-SHA-256 and PLAIN for two each", async (t) => {
   const wanted = Deno.env.get("KAFSCALE_MATRIX_CLIENTS")?.split(",").filter((s) => s);
   const clients = (await matrixClients()).filter((c) => !wanted || wanted.includes(c.id));
   assert.ok(clients.length > 0, `KAFSCALE_MATRIX_CLIENTS matches no client: ${wanted}`);
@@ -88,16 +97,23 @@ Deno.test("client compatibility matrix over SASL_SSL with SCRAM-SHA-512", async 
         `${dir}/admin.pw`,
       ],
     });
-    const env = {
+    const envOf = (mechanism: string) => ({
       KAFSCALE_MATRIX_SECURITY_PROTOCOL: "SASL_SSL",
-      KAFSCALE_MATRIX_SASL_MECHANISM: "SCRAM-SHA-512",
+      KAFSCALE_MATRIX_SASL_MECHANISM: mechanism,
       KAFSCALE_MATRIX_SASL_USERNAME: "matrix",
       KAFSCALE_MATRIX_SASL_PASSWORD: "matrix-secret",
       KAFSCALE_MATRIX_SSL_CA_FILE: `${dir}/ca.pem`,
-    };
+    });
+    const runs = [
+      ...clients.map((client) => ({ client, mechanism: "SCRAM-SHA-512" })),
+      ...Object.entries(OTHER_MECHANISMS).flatMap(([mechanism, ids]) =>
+        clients.filter((c) => ids.includes(c.id)).map((client) => ({ client, mechanism }))
+      ),
+    ];
     const budgetEndMs = Date.now() + BUDGET_MS;
-    for (const client of clients) {
-      await t.step(client.label, async (t) => {
+    for (const { client, mechanism } of runs) {
+      const env = envOf(mechanism);
+      await t.step(`${client.label} (${mechanism})`, async (t) => {
         const leftS = Math.floor((budgetEndMs - Date.now()) / 1000);
         assert.ok(
           leftS >= RUN_DEADLINE_MIN_S,
@@ -120,7 +136,7 @@ Deno.test("client compatibility matrix over SASL_SSL with SCRAM-SHA-512", async 
             assert.equal(
               result.status,
               "pass",
-              `${client.label} ${run.version} ${cell} over SASL_SSL: ${result.detail}\n` +
+              `${client.label} ${run.version} ${cell} over SASL_SSL with ${mechanism}: ${result.detail}\n` +
                 `--- client stderr (last lines) ---\n${run.stderr}\n` +
                 `--- broker output (last lines) ---\n${
                   broker.logs().split("\n").slice(-30).join("\n")
