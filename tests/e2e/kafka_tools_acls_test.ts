@@ -5,7 +5,8 @@
  * kafka-consumer-groups.sh --describe) and a transactional id (DESCRIBE, by
  * kafka-transactions.sh describe), bob is denied with Kafka's authorization exception, allowed
  * once kafka-acls.sh adds the binding, and denied again when a DENY binding is added next to the
- * ALLOW (DENY wins). Topics are covered by tests/e2e/security_test.ts.
+ * ALLOW (DENY wins). kafka-topics.sh --list as bob shows only the topics he may describe. Topic
+ * reads and writes are covered by tests/e2e/security_test.ts.
  */
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
@@ -108,6 +109,23 @@ Deno.test("kafka-acls.sh per resource type: cluster, group and transactional id,
     await acl("--add", "--allow-principal", "User:bob", "--operation", "Create", "--cluster");
     assert.match(await ok("bob", TOPIC_COMMAND, ...create), /Created topic acl-new/);
 
+    // Topics bob may not describe are left out of his listing (Metadata hides them).
+    await ok("admin", TOPIC_COMMAND, "--create", "--topic", "acl-hidden", "--partitions", "1");
+    const topicsOf = async (as: "admin" | "bob") =>
+      (await ok(as, TOPIC_COMMAND, "--list")).split("\n").filter((l) => l.startsWith("acl-"));
+    assert.deepEqual((await topicsOf("admin")).sort(), ["acl-hidden", "acl-new"]);
+    assert.deepEqual(await topicsOf("bob"), []);
+    await acl(
+      "--add",
+      "--allow-principal",
+      "User:bob",
+      "--operation",
+      "Describe",
+      "--topic",
+      "acl-new",
+    );
+    assert.deepEqual(await topicsOf("bob"), ["acl-new"]);
+
     // Group: describing one needs DESCRIBE on it.
     const describeGroup = ["--describe", "--group", "acl-group"];
     await denied(/GroupAuthorizationException/, GROUP_COMMAND, ...describeGroup);
@@ -168,7 +186,7 @@ Deno.test("kafka-acls.sh per resource type: cluster, group and transactional id,
 
     // kafka-acls.sh --list shows what was added, DENY included.
     const listed = await acl("--list", "--principal", "User:bob");
-    for (const want of [/CLUSTER/i, /acl-group/, /PREFIXED/, /DENY/, /acl-txn/]) {
+    for (const want of [/CLUSTER/i, /acl-new/, /acl-group/, /PREFIXED/, /DENY/, /acl-txn/]) {
       assert.match(listed, want, listed);
     }
     assert.equal(await broker.stop(), 0, `Broker did not stop cleanly.\n${broker.logs()}`);
