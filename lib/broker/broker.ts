@@ -87,7 +87,7 @@ export class Broker {
   /** ACL decisions (`--authorizer acl`; otherwise everything is allowed). */
   readonly authorizer: Authorizer;
   /** Delays for failed SASL logins, per source host. */
-  readonly failedLogins = new FailedLogins();
+  readonly failedLogins: FailedLogins = new FailedLogins();
   #clusterId = "";
   /**
    * Topic records by name, kept current by a metadata watch so the produce
