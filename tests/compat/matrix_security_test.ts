@@ -3,7 +3,8 @@
  * tests/compat/matrix/matrix.ts run the same scenario as in matrix_test.ts, but every client
  * connects to a SASL_SSL listener, logs in with SCRAM-SHA-512 as the first admin and checks the
  * broker's certificate against a CA made by openssl at test time; then two clients each run it
- * again with SCRAM-SHA-256 and with PLAIN (OTHER_MECHANISMS). The programs read the
+ * again with SCRAM-SHA-256 and with PLAIN, and four on an SSL listener that requires a client
+ * certificate signed by that CA (mTLS) (OTHER_MECHANISMS). The programs read the
  * KAFSCALE_MATRIX_SECURITY_* environment (tests/compat/matrix/README.md, "Security") and map it
  * to their client's settings; nothing else changes from the plaintext run.
  *
@@ -27,13 +28,16 @@ import {
   runClient,
 } from "./matrix/matrix.ts";
 
+/** The run on the SSL listener that requires a client certificate (mTLS), no SASL. */
+const MTLS = "mTLS";
 /**
- * Clients that run the scenario again with the other mechanisms (kcat and kafka-python log in with
- * them in tests/e2e/security_test.ts too).
+ * Clients that run the scenario again with the other mechanisms, and with a client certificate on
+ * the SSL listener (kcat and kafka-python do all of these in tests/e2e/security_test.ts too).
  */
 const OTHER_MECHANISMS: Record<string, string[]> = {
   "SCRAM-SHA-256": ["java-4.4.0", "franz-go"],
   PLAIN: ["sarama", "kafkajs"],
+  [MTLS]: ["java-4.4.0", "franz-go", "confluent-pypi", "kafkajs"],
 };
 /** The whole run gets this long; clients after it fail at once. */
 const BUDGET_MS = 6 * 60_000;
@@ -52,6 +56,11 @@ async function makeCerts(dir: string): Promise<void> {
       .concat(["-subj", "/CN=localhost"]),
     ["x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key")]
       .concat(["-CAcreateserial", "-out", f("server.pem"), "-days", "2", "-extfile", f("san.cnf")]),
+
+    ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", f("client.key"), "-out", f("client.csr")]
+      .concat(["-subj", "/O=matrix/CN=matrix-client"]),
+    ["x509", "-req", "-in", f("client.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key")]
+      .concat(["-CAcreateserial", "-out", f("client.pem"), "-days", "2"]),
   ];
   for (const args of steps) {
     const r = await runProgram(["openssl", ...args], { timeoutMs: OPENSSL_TIMEOUT_MS });
@@ -73,7 +82,7 @@ function envNumber(name: string, fallback: number): number {
   return n;
 }
 
-Deno.test("client compatibility matrix over SASL_SSL: SCRAM-SHA-512 for every client, SCRAM-SHA-256 and PLAIN for two each", async (t) => {
+Deno.test("client compatibility matrix over SASL_SSL: SCRAM-SHA-512 for every client, SCRAM-SHA-256 and PLAIN for two each, mTLS for four", async (t) => {
   const wanted = Deno.env.get("KAFSCALE_MATRIX_CLIENTS")?.split(",").filter((s) => s);
   const clients = (await matrixClients()).filter((c) => !wanted || wanted.includes(c.id));
   assert.ok(clients.length > 0, `KAFSCALE_MATRIX_CLIENTS matches no client: ${wanted}`);
@@ -82,11 +91,13 @@ Deno.test("client compatibility matrix over SASL_SSL: SCRAM-SHA-512 for every cl
   try {
     await makeCerts(dir);
     await Deno.writeTextFile(`${dir}/admin.pw`, "matrix-secret\n");
-    const saslPort = freePort();
+    const [saslPort, sslPort] = [freePort(), freePort()];
     await using broker = await startBroker({
       args: [
         "--listeners",
-        `PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:${saslPort}`,
+        `PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort}`,
+        "--tls-client-ca-file",
+        `${dir}/ca.pem`,
         "--tls-cert-file",
         `${dir}/server.pem`,
         "--tls-key-file",
@@ -97,13 +108,23 @@ Deno.test("client compatibility matrix over SASL_SSL: SCRAM-SHA-512 for every cl
         `${dir}/admin.pw`,
       ],
     });
-    const envOf = (mechanism: string) => ({
-      KAFSCALE_MATRIX_SECURITY_PROTOCOL: "SASL_SSL",
-      KAFSCALE_MATRIX_SASL_MECHANISM: mechanism,
-      KAFSCALE_MATRIX_SASL_USERNAME: "matrix",
-      KAFSCALE_MATRIX_SASL_PASSWORD: "matrix-secret",
-      KAFSCALE_MATRIX_SSL_CA_FILE: `${dir}/ca.pem`,
-    });
+    const envOf = (mechanism: string): Record<string, string> =>
+      mechanism === MTLS
+        ? {
+          KAFSCALE_MATRIX_SECURITY_PROTOCOL: "SSL",
+          KAFSCALE_MATRIX_SSL_CA_FILE: `${dir}/ca.pem`,
+          KAFSCALE_MATRIX_SSL_CERT_FILE: `${dir}/client.pem`,
+          KAFSCALE_MATRIX_SSL_KEY_FILE: `${dir}/client.key`,
+        }
+        : {
+          KAFSCALE_MATRIX_SECURITY_PROTOCOL: "SASL_SSL",
+          KAFSCALE_MATRIX_SASL_MECHANISM: mechanism,
+          KAFSCALE_MATRIX_SASL_USERNAME: "matrix",
+          KAFSCALE_MATRIX_SASL_PASSWORD: "matrix-secret",
+          KAFSCALE_MATRIX_SSL_CA_FILE: `${dir}/ca.pem`,
+        };
+    const bootstrapOf = (mechanism: string) =>
+      `127.0.0.1:${mechanism === MTLS ? sslPort : saslPort}`;
     const runs = [
       ...clients.map((client) => ({ client, mechanism: "SCRAM-SHA-512" })),
       ...Object.entries(OTHER_MECHANISMS).flatMap(([mechanism, ids]) =>
@@ -119,7 +140,7 @@ Deno.test("client compatibility matrix over SASL_SSL: SCRAM-SHA-512 for every cl
           leftS >= RUN_DEADLINE_MIN_S,
           `Not run: the ${BUDGET_MS / 60_000} min budget is used up.`,
         );
-        const run: ClientRun = await runClient(client, `127.0.0.1:${saslPort}`, {
+        const run: ClientRun = await runClient(client, bootstrapOf(mechanism), {
           ...DEFAULT_OPTIONS,
           count,
           compressedCount: Math.max(1, Math.floor(count / 3)),
@@ -136,7 +157,7 @@ Deno.test("client compatibility matrix over SASL_SSL: SCRAM-SHA-512 for every cl
             assert.equal(
               result.status,
               "pass",
-              `${client.label} ${run.version} ${cell} over SASL_SSL with ${mechanism}: ${result.detail}\n` +
+              `${client.label} ${run.version} ${cell} with ${mechanism}: ${result.detail}\n` +
                 `--- client stderr (last lines) ---\n${run.stderr}\n` +
                 `--- broker output (last lines) ---\n${
                   broker.logs().split("\n").slice(-30).join("\n")

@@ -22,6 +22,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
@@ -165,7 +167,8 @@ public final class MatrixClient {
 
   /**
    * The connection's security from the KAFSCALE_MATRIX_SECURITY_* environment (README
-   * "Security"), as kafka-clients settings: the CA as a PEM trust store (KIP-651), SASL through
+   * "Security"), as kafka-clients settings: the CA as a PEM trust store and the client certificate
+   * as a PEM key store (KIP-651), SASL through
    * the JAAS line of the mechanism's login module. Empty for PLAINTEXT.
    */
   static Properties security() {
@@ -177,6 +180,17 @@ public final class MatrixClient {
     if (ca != null && !ca.isEmpty()) {
       p.put("ssl.truststore.type", "PEM");
       p.put("ssl.truststore.location", ca);
+    }
+    String cert = System.getenv("KAFSCALE_MATRIX_SSL_CERT_FILE");
+    String key = System.getenv("KAFSCALE_MATRIX_SSL_KEY_FILE");
+    if (cert != null && !cert.isEmpty() && key != null && !key.isEmpty()) {
+      try {
+        p.put("ssl.keystore.type", "PEM");
+        p.put("ssl.keystore.certificate.chain", Files.readString(Path.of(cert)));
+        p.put("ssl.keystore.key", Files.readString(Path.of(key)));
+      } catch (java.io.IOException e) {
+        throw new java.io.UncheckedIOException("Cannot read the client certificate or key", e);
+      }
     }
     if (protocol.startsWith("SASL_")) {
       String mechanism = System.getenv().getOrDefault("KAFSCALE_MATRIX_SASL_MECHANISM", "PLAIN");

@@ -27,6 +27,7 @@ import {
   parseArgs,
   Plan,
   security,
+  tlsOptions,
   until,
   valueOf,
   Verifier,
@@ -127,7 +128,7 @@ function kafkajsSecurity() {
   const sec = security();
   if (!sec) return {};
   return {
-    ...(sec.tls ? { ssl: sec.ca ? { ca: [sec.ca] } : true } : {}),
+    ...(sec.tls ? { ssl: tlsOptions(sec) } : {}),
     ...(sec.sasl
       ? {
         sasl: {

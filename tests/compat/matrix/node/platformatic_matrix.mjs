@@ -31,6 +31,7 @@ import {
   parseArgs,
   Plan,
   security,
+  tlsOptions,
   until,
   valueOf,
   Verifier,
@@ -51,7 +52,7 @@ function platformaticSecurity() {
   const sec = security();
   if (!sec) return {};
   return {
-    ...(sec.tls ? { tls: sec.ca ? { ca: sec.ca } : {} } : {}),
+    ...(sec.tls ? { tls: tlsOptions(sec) } : {}),
     ...(sec.sasl
       ? { sasl: { mechanism: sec.mechanism, username: sec.username, password: sec.password } }
       : {}),

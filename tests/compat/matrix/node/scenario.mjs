@@ -8,8 +8,8 @@ import process from "node:process";
 
 /**
  * The connection's security from the KAFSCALE_MATRIX_SECURITY_* environment (README "Security"),
- * or undefined for PLAINTEXT: `{ protocol, mechanism, username, password, ca }`, `ca` the PEM
- * text of KAFSCALE_MATRIX_SSL_CA_FILE when set.
+ * or undefined for PLAINTEXT: `{ protocol, mechanism, username, password, ca, cert, key }`, the
+ * last three the PEM text of KAFSCALE_MATRIX_SSL_CA_FILE, _CERT_FILE and _KEY_FILE when set.
  */
 export function security() {
   const env = process.env;
@@ -24,7 +24,22 @@ export function security() {
     username: env.KAFSCALE_MATRIX_SASL_USERNAME ?? "",
     password: env.KAFSCALE_MATRIX_SASL_PASSWORD ?? "",
     ca: caFile ? readFileSync(caFile, "utf8") : undefined,
+    cert: env.KAFSCALE_MATRIX_SSL_CERT_FILE
+      ? readFileSync(env.KAFSCALE_MATRIX_SSL_CERT_FILE, "utf8")
+      : undefined,
+    key: env.KAFSCALE_MATRIX_SSL_KEY_FILE
+      ? readFileSync(env.KAFSCALE_MATRIX_SSL_KEY_FILE, "utf8")
+      : undefined,
   };
+}
+
+/** The TLS options node:tls takes from security(): CA, client certificate and key when set. */
+export function tlsOptions(sec) {
+  const out = {};
+  if (sec.ca) out.ca = sec.ca;
+  if (sec.cert) out.cert = sec.cert;
+  if (sec.key) out.key = sec.key;
+  return out;
 }
 
 export const CODECS = ["none", "gzip", "snappy", "lz4", "zstd"];

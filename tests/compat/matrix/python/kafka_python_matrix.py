@@ -49,7 +49,8 @@ def security_kwargs() -> dict:
     """scenario.security() in kafka-python's keyword arguments."""
     names = {"security.protocol": "security_protocol", "sasl.mechanisms": "sasl_mechanism",
              "sasl.username": "sasl_plain_username", "sasl.password": "sasl_plain_password",
-             "ssl.ca.location": "ssl_cafile"}
+             "ssl.ca.location": "ssl_cafile", "ssl.certificate.location": "ssl_certfile",
+             "ssl.key.location": "ssl_keyfile"}
     return {names[k]: v for k, v in security().items()}
 
 

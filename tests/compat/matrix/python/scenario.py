@@ -41,6 +41,8 @@ SECURITY_ENV = {
     "sasl.username": "KAFSCALE_MATRIX_SASL_USERNAME",
     "sasl.password": "KAFSCALE_MATRIX_SASL_PASSWORD",
     "ssl.ca.location": "KAFSCALE_MATRIX_SSL_CA_FILE",
+    "ssl.certificate.location": "KAFSCALE_MATRIX_SSL_CERT_FILE",
+    "ssl.key.location": "KAFSCALE_MATRIX_SSL_KEY_FILE",
 }
 
 

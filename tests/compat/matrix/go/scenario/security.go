@@ -15,7 +15,8 @@ type Security struct {
 	Mechanism string
 	User      string
 	Password  string
-	// TLS is set for SSL and SASL_SSL: the CA of KAFSCALE_MATRIX_SSL_CA_FILE as the only root.
+	// TLS is set for SSL and SASL_SSL: the CA of KAFSCALE_MATRIX_SSL_CA_FILE as the only root,
+	// and the client certificate of KAFSCALE_MATRIX_SSL_CERT_FILE/_KEY_FILE when set (mTLS).
 	TLS *tls.Config
 }
 
@@ -50,6 +51,14 @@ func SecurityFromEnv() (Security, error) {
 			return s, fmt.Errorf("no certificate in KAFSCALE_MATRIX_SSL_CA_FILE %q", file)
 		}
 		s.TLS.RootCAs = pool
+	}
+	cert, key := os.Getenv("KAFSCALE_MATRIX_SSL_CERT_FILE"), os.Getenv("KAFSCALE_MATRIX_SSL_KEY_FILE")
+	if cert != "" || key != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return s, fmt.Errorf("cannot load KAFSCALE_MATRIX_SSL_CERT_FILE/_KEY_FILE: %w", err)
+		}
+		s.TLS.Certificates = []tls.Certificate{pair}
 	}
 	return s, nil
 }
