@@ -233,16 +233,66 @@ const KAFKAJS: ClientSpec = {
 /** Java kafka-clients from the reference Kafka's jars (the version the broker runs). */
 function javaClient(libsVersion: string): ClientSpec {
   const libs = `${TOOLS}/kafka-ref/libs-${libsVersion}`;
-  const classes = `${JAVA_DIR}/${libsVersion}`;
+  return goldenClient(
+    libsVersion === KAFKA_VERSION ? "java" : `java-${libsVersion}`,
+    libs,
+    `${JAVA_DIR}/${libsVersion}`,
+    async () => {
+      if (await exists(`${libs}/.complete`)) return;
+      await run(["bash", `${ROOT}scripts/reference_kafka.sh`, "fetch"], {
+        env: { KAFKA_REF_VERSION: libsVersion },
+      });
+    },
+  );
+}
+
+/**
+ * A newer kafka-clients release than the reference Kafka's (fetched from Maven Central by
+ * scripts/golden/pom.xml) running GoldenClient: it sends the newest request versions (Kafka 4.4:
+ * Produce v13, Fetch v18, Metadata v13, ListOffsets v11, DescribeGroups v6, ApiVersions v5).
+ */
+function newerJavaClient(version: string): ClientSpec {
+  const libs = `${JAVA_DIR}/libs-${version}`;
+  return goldenClient(
+    `java-${version}`,
+    libs,
+    `${JAVA_DIR}/modern-${version}`,
+    () => fetchClientJars(version, libs),
+  );
+}
+
+/** Newer kafka-clients releases than the reference Kafka, for the newest request versions. */
+const NEWER_JAVA_VERSIONS = ["4.4.0"];
+
+/** kafka-clients `version` and its codecs from Maven Central into `libs` (once). */
+async function fetchClientJars(version: string, libs: string): Promise<void> {
+  if (await exists(`${libs}/.complete`)) return;
+  await run([
+    "mvn",
+    "-q",
+    "-B",
+    "-Dstyle.color=never",
+    "-f",
+    `${ROOT}scripts/golden/pom.xml`,
+    "dependency:copy-dependencies",
+    `-Dkafka.version=${version}`,
+    `-DoutputDirectory=${libs}`,
+  ]);
+  await Deno.writeTextFile(`${libs}/.complete`, "");
+}
+
+/** scripts/golden/GoldenClient.java compiled into `classes` against the jars in `libs`. */
+function goldenClient(
+  name: string,
+  libs: string,
+  classes: string,
+  fetchLibs: () => Promise<void>,
+): ClientSpec {
   const classpath = () => `${classes}:${libs}/*`;
   return {
-    name: libsVersion === KAFKA_VERSION ? "java" : `java-${libsVersion}`,
+    name,
     async setup() {
-      if (!await exists(`${libs}/.complete`)) {
-        await run(["bash", `${ROOT}scripts/reference_kafka.sh`, "fetch"], {
-          env: { KAFKA_REF_VERSION: libsVersion },
-        });
-      }
+      await fetchLibs();
       const source = `${ROOT}scripts/golden/GoldenClient.java`;
       const compiled = `${classes}/GoldenClient.class`;
       if (
@@ -280,20 +330,7 @@ function legacyJavaClient(version: string): ClientSpec {
   return {
     name: `java-${version}`,
     async setup() {
-      if (!await exists(`${libs}/.complete`)) {
-        await run([
-          "mvn",
-          "-q",
-          "-B",
-          "-Dstyle.color=never",
-          "-f",
-          `${ROOT}scripts/golden/pom.xml`,
-          "dependency:copy-dependencies",
-          `-Dkafka.version=${version}`,
-          `-DoutputDirectory=${libs}`,
-        ]);
-        await Deno.writeTextFile(`${libs}/.complete`, "");
-      }
+      await fetchClientJars(version, libs);
       const source = `${ROOT}scripts/golden/GoldenLegacyClient.java`;
       const compiled = `${classes}/GoldenLegacyClient.class`;
       if (
@@ -345,6 +382,7 @@ function allClients(): ClientSpec[] {
     KAFKA_PYTHON,
     KAFKAJS,
     javaClient(KAFKA_VERSION),
+    ...NEWER_JAVA_VERSIONS.map(newerJavaClient),
     ...LEGACY_JAVA_VERSIONS.map(legacyJavaClient),
   ];
 }

@@ -1,5 +1,5 @@
 /**
- * ApiVersions (18), versions 0-4. The advertised ranges are derived from the
+ * ApiVersions (18), versions 0-5. The advertised ranges are derived from the
  * handler table, so they cannot disagree with the code. A request at a
  * version we do not serve is answered by the dispatcher with
  * UNSUPPORTED_VERSION in a v0 body (KIP-511).
@@ -20,6 +20,7 @@ import {
 } from "../protocol/generated/api_versions_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { type ApiHandler, defineHandler } from "./handler.ts";
+import type { Broker } from "./broker.ts";
 
 /** Kafka's feature flag for the transaction protocol version (KIP-890). */
 export const TRANSACTION_VERSION_FEATURE = "transaction.version";
@@ -48,14 +49,14 @@ export function apiVersionsHandler(
     apiKey: 18,
     name: "ApiVersions",
     minVersion: 0,
-    maxVersion: 4,
+    maxVersion: 5,
     request: API_VERSIONS_REQUEST,
     response: API_VERSIONS_RESPONSE,
-    handle(_req, ctx) {
+    handle(req, ctx) {
       cached ??= advertisedApis(handlers());
       const level = ctx.broker.settings.transactionVersion ?? 2;
       return {
-        errorCode: ERROR_CODES.NONE,
+        errorCode: wrongNode(req, ctx.broker) ? ERROR_CODES.REBOOTSTRAP_REQUIRED : ERROR_CODES.NONE,
         apiKeys: cached,
         throttleTimeMs: 0,
         supportedFeatures: [{ name: TRANSACTION_VERSION_FEATURE, minVersion: 0, maxVersion: 2 }],
@@ -69,4 +70,16 @@ export function apiVersionsHandler(
       };
     },
   });
+}
+
+/**
+ * v5 (KIP-1242): a client that names the cluster and node it means to reach
+ * and got another (an address reused by another cluster or broker) is told
+ * REBOOTSTRAP_REQUIRED, so it discards its metadata and bootstraps again.
+ */
+function wrongNode(req: ApiVersionsRequest, broker: Broker): boolean {
+  const clusterId = req.clusterId ?? null;
+  const nodeId = req.nodeId ?? -1;
+  if (clusterId !== null && broker.clusterId !== "" && clusterId !== broker.clusterId) return true;
+  return nodeId >= 0 && nodeId !== broker.settings.nodeId;
 }

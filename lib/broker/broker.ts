@@ -20,6 +20,7 @@ import {
 import { BrokerMarkerWriter } from "./txn_markers.ts";
 import { Authorizer } from "./authorizer.ts";
 import { FailedLogins } from "./sasl_state.ts";
+import { DEFAULT_FETCH_SESSION_SLOTS, FetchSessionCache } from "./fetch_sessions.ts";
 import { hashName } from "./partition_leaders.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
@@ -55,6 +56,8 @@ export interface BrokerSettings {
   saslMechanisms?: string[];
   /** Session lifetime of a SASL login, ms (KIP-368); 0 or absent: no expiry. */
   connectionsMaxReauthMs?: number;
+  /** Incremental fetch session slots (Kafka's max.incremental.fetch.session.cache.slots). */
+  fetchSessionCacheSlots?: number;
   /** Advertised endpoint of each Kafka listener (`--listeners`); the first is host/port. */
   listeners?: { name: string; host: string; port: number }[];
 }
@@ -88,12 +91,16 @@ export class Broker {
   readonly authorizer: Authorizer;
   /** Delays for failed SASL logins, per source host. */
   readonly failedLogins: FailedLogins = new FailedLogins();
+  /** Incremental fetch sessions (KIP-227). */
+  readonly fetchSessions: FetchSessionCache;
   #clusterId = "";
   /**
    * Topic records by name, kept current by a metadata watch so the produce
    * and fetch paths never wait on the store; a miss reads through.
    */
   #topics = new Map<string, TopicRecord>();
+  /** Topic name by id, an index over `#topics` checked on use (rebuilt on a miss). */
+  #topicIdNames = new Map<string, string>();
   #unwatch: (() => void) | null = null;
 
   constructor(deps: {
@@ -116,6 +123,27 @@ export class Broker {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
+    this.fetchSessions = new FetchSessionCache(
+      deps.clock,
+      deps.settings.fetchSessionCacheSlots ?? DEFAULT_FETCH_SESSION_SLOTS,
+    );
+    deps.metrics.addCollector(() => {
+      deps.metrics.set(
+        "kafscale_fetch_sessions",
+        "Incremental fetch sessions held (KIP-227)",
+        this.fetchSessions.size,
+      );
+      deps.metrics.set(
+        "kafscale_fetch_session_partitions",
+        "Partitions held across incremental fetch sessions",
+        this.fetchSessions.partitionCount(),
+      );
+      deps.metrics.setCounter(
+        "kafscale_fetch_session_evictions_total",
+        "Incremental fetch sessions evicted to make room for new ones",
+        this.fetchSessions.evictions,
+      );
+    });
     this.coordinator = deps.coordinator ?? new GroupCoordinator({
       metadata: deps.metadata,
       clock: deps.clock,
@@ -201,9 +229,11 @@ export class Broker {
 
   /** An active topic by id (Fetch v13+, Metadata v10+), or null. */
   async topicById(topicId: string): Promise<TopicRecord | null> {
-    for (const t of this.#topics.values()) {
-      if (t.topicId === topicId) return t.state === "active" ? t : null;
-    }
+    const known = this.#topics.get(this.#topicIdNames.get(topicId) ?? "");
+    if (known?.topicId === topicId) return known.state === "active" ? known : null;
+    for (const t of this.#topics.values()) this.#topicIdNames.set(t.topicId, t.name);
+    const cached = this.#topics.get(this.#topicIdNames.get(topicId) ?? "");
+    if (cached?.topicId === topicId) return cached.state === "active" ? cached : null;
     // Not cached: a topic another broker created whose watch event has not arrived yet.
     return (await this.listTopics()).find((t) => t.topicId === topicId) ?? null;
   }

@@ -1,8 +1,8 @@
 /**
- * DescribeGroups (15), versions 0-5: state, protocol, and every member's id,
+ * DescribeGroups (15), versions 0-6: state, protocol, and every member's id,
  * instance id (v4+), client id, host, metadata and assignment (the last two
  * only when Stable, as Kafka). An unknown group is described as Dead with no
- * error, as Kafka does before v6.
+ * error before v6, and from v6 also answers GROUP_ID_NOT_FOUND (KIP-1043).
  */
 import {
   DESCRIBE_GROUPS_REQUEST,
@@ -16,6 +16,7 @@ import { can } from "./authorizer.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
+import { GROUP_STATES } from "../coordinator/group_state.ts";
 import { authorizedOperations, GROUP_OPERATIONS } from "./authorized_operations.ts";
 
 /** Without an authorizer every group operation is allowed: READ (3), DELETE (6), DESCRIBE (8). */
@@ -28,7 +29,7 @@ export const DESCRIBE_GROUPS_HANDLER = defineHandler<
   apiKey: 15,
   name: "DescribeGroups",
   minVersion: 0,
-  maxVersion: 5,
+  maxVersion: 6,
   request: DESCRIBE_GROUPS_REQUEST,
   response: DESCRIBE_GROUPS_RESPONSE,
   async handle(req, ctx) {
@@ -37,10 +38,18 @@ export const DESCRIBE_GROUPS_HANDLER = defineHandler<
     for (const groupId of req.groups) {
       const denied = !can(ctx, OP.DESCRIBE, RT.GROUP, groupId);
       const described = await ctx.broker.coordinator.describeGroup(groupId);
-      const errorCode = denied ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED : described.errorCode;
+      let errorCode = denied ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED : described.errorCode;
       const group = denied ? { ...described.group, members: [] } : described.group;
+      let errorMessage: string | null = null;
+      if (
+        ctx.apiVersion >= 6 && errorCode === ERROR_CODES.NONE && group.state === GROUP_STATES.DEAD
+      ) {
+        errorCode = ERROR_CODES.GROUP_ID_NOT_FOUND;
+        errorMessage = `Group ${groupId} not found.`;
+      }
       groups.push({
         errorCode,
+        errorMessage,
         groupId,
         groupState: group.state,
         protocolType: group.protocolType,

@@ -1,5 +1,5 @@
 /**
- * Fetch (1), versions 4-17.
+ * Fetch (1), versions 4-18 (v18 only adds a field for followers).
  *
  * Returns whole stored batches as byte ranges (never re-encoded), spanning
  * segments, honouring MaxBytes (response), PartitionMaxBytes and KIP-74's
@@ -25,7 +25,13 @@ import type { PartitionLog } from "../log/partition_log.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
 import { can } from "./authorizer.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
-import { defineHandler } from "./handler.ts";
+import { defineHandler, type RequestContext } from "./handler.ts";
+import {
+  type FetchSession,
+  FINAL_EPOCH,
+  INITIAL_EPOCH,
+  type SessionPartition,
+} from "./fetch_sessions.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
 
@@ -45,54 +51,58 @@ interface Target {
   errorCode: number;
   /** High watermark seen by the last read: a long poll waits for data beyond it. */
   seenHighWatermark: number;
+  /** The session's entry, on an incremental fetch. */
+  session: SessionPartition | null;
 }
 
 export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
   apiKey: 1,
   name: "Fetch",
   minVersion: 4,
-  maxVersion: 17,
+  maxVersion: 18,
   request: FETCH_REQUEST,
   response: FETCH_RESPONSE,
   async handle(req, ctx) {
     const broker = ctx.broker;
     const version = ctx.apiVersion;
-    if ((req.sessionId ?? 0) !== 0) {
-      return {
-        throttleTimeMs: 0,
-        errorCode: ERROR_CODES.FETCH_SESSION_ID_NOT_FOUND,
-        sessionId: 0,
-        responses: [],
-      };
-    }
     const byId = version >= 13;
-    const targets: Target[] = [];
-    for (const t of req.topics) {
-      const topic = await safeTopic(
-        broker,
-        byId ? { id: t.topicId ?? "" } : { name: t.topic ?? "" },
-      );
-      const missingCode = byId
-        ? ERROR_CODES.UNKNOWN_TOPIC_ID
-        : ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
-      for (const p of t.partitions) {
-        const target: Target = {
-          topicName: topic?.name ?? t.topic ?? "",
-          topicId: t.topicId ?? topic?.topicId ?? "",
-          partitionIndex: p.partition,
-          fetchOffset: p.fetchOffset,
-          partitionMaxBytes: p.partitionMaxBytes,
-          log: null,
-          errorCode: ERROR_CODES.NONE,
-          seenHighWatermark: -1,
+    const sessions = broker.fetchSessions;
+    const sessionId = version >= 7 ? req.sessionId ?? 0 : 0;
+    const sessionEpoch = version >= 7 ? req.sessionEpoch ?? FINAL_EPOCH : FINAL_EPOCH;
+    let session: FetchSession | null = null;
+    if (sessionEpoch === FINAL_EPOCH || sessionEpoch === INITIAL_EPOCH) {
+      if (sessionId !== 0) sessions.close(sessionId);
+    } else {
+      const found = sessions.acquire(sessionId, sessionEpoch, byId);
+      if (!found.ok) {
+        return {
+          throttleTimeMs: 0,
+          errorCode: ERROR_CODES[found.errorCode],
+          sessionId: 0,
+          responses: [],
         };
-        if (!topic) target.errorCode = missingCode;
-        else if (!can(ctx, OP.READ, RT.TOPIC, topic.name)) {
-          target.errorCode = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
-        } else if (p.partition < 0 || p.partition >= topic.partitions) {
-          target.errorCode = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+      }
+      session = found.session;
+    }
+    const lookup = new TopicLookup(broker, byId);
+    const targets: Target[] = [];
+    if (session) {
+      await applyIncremental(session, req, lookup);
+      for (const sp of session.partitions.values()) {
+        const topic = await lookup.get(sp.topic, sp.topicId);
+        targets.push(newTarget(ctx, topic, byId, sp.topic, sp.topicId, sp, sp));
+      }
+    } else {
+      for (const t of req.topics) {
+        const topic = await lookup.get(t.topic ?? "", t.topicId ?? "");
+        for (const p of t.partitions) {
+          const wanted = {
+            partition: p.partition,
+            fetchOffset: p.fetchOffset,
+            maxBytes: p.partitionMaxBytes,
+          };
+          targets.push(newTarget(ctx, topic, byId, t.topic ?? "", t.topicId ?? "", wanted, null));
         }
-        targets.push(target);
       }
     }
     await Promise.all(targets.map(async (t) => {
@@ -117,20 +127,151 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
     }
     broker.metrics.inc("kafscale_fetch_bytes_total", "Record bytes fetched", {}, partitions.bytes);
 
+    let answered = targets.map((t, i) => ({ t, data: partitions.data[i] }));
+    let responseSessionId = 0;
+    if (session) {
+      responseSessionId = session.id;
+      answered = answered.filter(({ t, data }) => mustRespond(t.session!, data));
+      for (const { t, data } of answered) {
+        if (data.records && data.records.length > 0) session.rotate(t.session!);
+      }
+    } else if (sessionEpoch === INITIAL_EPOCH) {
+      const created = sessions.create(byId, targets.length);
+      if (created) {
+        responseSessionId = created.id;
+        for (const { t, data } of answered) {
+          remember(
+            created.upsert({
+              topic: t.topicName,
+              topicId: t.topicId,
+              partition: t.partitionIndex,
+              fetchOffset: t.fetchOffset,
+              maxBytes: t.partitionMaxBytes,
+              currentLeaderEpoch: -1,
+            }),
+            data,
+          );
+        }
+      }
+    }
+
     const responses: FetchableTopicResponse[] = [];
     let current: FetchableTopicResponse | null = null;
-    targets.forEach((t, i) => {
-      const key = version >= 13 ? t.topicId : t.topicName;
-      const currentKey = current ? (version >= 13 ? current.topicId : current.topic) : null;
+    for (const { t, data } of answered) {
+      const key = byId ? t.topicId : t.topicName;
+      const currentKey = current ? (byId ? current.topicId : current.topic) : null;
       if (!current || currentKey !== key) {
         current = { topic: t.topicName, topicId: t.topicId, partitions: [] };
         responses.push(current);
       }
-      current.partitions.push(partitions.data[i]);
-    });
-    return { throttleTimeMs: 0, errorCode: ERROR_CODES.NONE, sessionId: 0, responses };
+      current.partitions.push(data);
+    }
+    return {
+      throttleTimeMs: 0,
+      errorCode: ERROR_CODES.NONE,
+      sessionId: responseSessionId,
+      responses,
+    };
   },
 });
+
+/** Topic records looked up once per request, by name or (v13+) by id. */
+class TopicLookup {
+  readonly #broker: Broker;
+  readonly #byId: boolean;
+  readonly #seen = new Map<string, TopicRecord | null>();
+
+  constructor(broker: Broker, byId: boolean) {
+    this.#broker = broker;
+    this.#byId = byId;
+  }
+
+  async get(name: string, id: string): Promise<TopicRecord | null> {
+    const key = this.#byId ? id : name;
+    if (this.#seen.has(key)) return this.#seen.get(key)!;
+    const topic = await safeTopic(this.#broker, this.#byId ? { id } : { name });
+    this.#seen.set(key, topic);
+    return topic;
+  }
+}
+
+function newTarget(
+  ctx: RequestContext,
+  topic: TopicRecord | null,
+  byId: boolean,
+  name: string,
+  id: string,
+  wanted: { partition: number; fetchOffset: number; maxBytes: number },
+  session: SessionPartition | null,
+): Target {
+  const target: Target = {
+    topicName: topic?.name ?? name,
+    topicId: id || topic?.topicId || "",
+    partitionIndex: wanted.partition,
+    fetchOffset: wanted.fetchOffset,
+    partitionMaxBytes: wanted.maxBytes,
+    log: null,
+    errorCode: ERROR_CODES.NONE,
+    seenHighWatermark: -1,
+    session,
+  };
+  if (!topic) {
+    target.errorCode = byId ? ERROR_CODES.UNKNOWN_TOPIC_ID : ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+  } else if (!can(ctx, OP.READ, RT.TOPIC, topic.name)) {
+    target.errorCode = ERROR_CODES.TOPIC_AUTHORIZATION_FAILED;
+  } else if (wanted.partition < 0 || wanted.partition >= topic.partitions) {
+    target.errorCode = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+  }
+  return target;
+}
+
+/** Applies an incremental request to its session: forgotten partitions go, named ones are added or moved. */
+async function applyIncremental(
+  session: FetchSession,
+  req: FetchRequest,
+  lookup: TopicLookup,
+): Promise<void> {
+  for (const f of req.forgottenTopicsData ?? []) {
+    const topic = await lookup.get(f.topic ?? "", f.topicId ?? "");
+    for (const partition of f.partitions) {
+      session.forget(topic?.name ?? f.topic ?? "", f.topicId ?? topic?.topicId ?? "", partition);
+    }
+  }
+  for (const t of req.topics) {
+    const topic = await lookup.get(t.topic ?? "", t.topicId ?? "");
+    for (const p of t.partitions) {
+      session.upsert({
+        topic: topic?.name ?? t.topic ?? "",
+        topicId: t.topicId || topic?.topicId || "",
+        partition: p.partition,
+        fetchOffset: p.fetchOffset,
+        maxBytes: p.partitionMaxBytes,
+        currentLeaderEpoch: p.currentLeaderEpoch ?? -1,
+      });
+    }
+  }
+}
+
+/**
+ * Whether an incremental response must carry a partition (Kafka's rule): it
+ * has records or an error, or its high watermark, last stable offset or log
+ * start offset changed since last sent. Records what is sent.
+ */
+function mustRespond(sp: SessionPartition, data: PartitionData): boolean {
+  const changed = data.errorCode !== ERROR_CODES.NONE ||
+    (data.records !== null && data.records.length > 0) ||
+    data.highWatermark !== sp.sentHighWatermark ||
+    (data.lastStableOffset ?? -1) !== sp.sentLastStableOffset ||
+    (data.logStartOffset ?? -1) !== sp.sentLogStartOffset;
+  if (changed) remember(sp, data);
+  return changed;
+}
+
+function remember(sp: SessionPartition, data: PartitionData): void {
+  sp.sentHighWatermark = data.highWatermark;
+  sp.sentLastStableOffset = data.lastStableOffset ?? -1;
+  sp.sentLogStartOffset = data.logStartOffset ?? -1;
+}
 
 async function safeTopic(
   broker: Broker,

@@ -1,8 +1,9 @@
 /**
- * ListOffsets (2), versions 0-10: earliest (-2), latest (-1), max timestamp
+ * ListOffsets (2), versions 0-11: earliest (-2), latest (-1), max timestamp
  * (-3, v7+), earliest local (-4, v8+, the same as earliest: every segment is
- * local to the object store), latest tiered (-5, v9+: there is no separate
- * tier, so no offset), and real timestamps (the first offset whose
+ * local to the object store), latest tiered (-5, v9+) and earliest pending
+ * upload (-6, v11+, KIP-1023): there is no separate tier, so no offset, as
+ * Kafka answers without remote storage; and real timestamps (the first offset whose
  * timestamp is at or after it). Latest is the high watermark for read_uncommitted and the
  * last stable offset for read_committed (isolation level 1, v2+; KIP-98).
  */
@@ -27,6 +28,7 @@ export const EARLIEST_TIMESTAMP = -2;
 export const MAX_TIMESTAMP = -3;
 export const EARLIEST_LOCAL_TIMESTAMP = -4;
 export const LATEST_TIERED_TIMESTAMP = -5;
+export const EARLIEST_PENDING_UPLOAD_TIMESTAMP = -6;
 
 async function lookup(
   log: PartitionLog,
@@ -55,6 +57,9 @@ async function lookup(
     case LATEST_TIERED_TIMESTAMP:
       if (version < 9) break;
       return found(-1);
+    case EARLIEST_PENDING_UPLOAD_TIMESTAMP:
+      if (version < 11) break;
+      return found(-1);
     default: {
       if (timestamp < 0) break;
       const hit = await log.offsetForTimestamp(timestamp);
@@ -68,7 +73,7 @@ export const LIST_OFFSETS_HANDLER = defineHandler<ListOffsetsRequest, ListOffset
   apiKey: 2,
   name: "ListOffsets",
   minVersion: 0,
-  maxVersion: 10,
+  maxVersion: 11,
   request: LIST_OFFSETS_REQUEST,
   response: LIST_OFFSETS_RESPONSE,
   async handle(req, ctx) {

@@ -1,5 +1,5 @@
 /**
- * Metadata (3), versions 0-12: brokers, cluster id, controller, topics and
+ * Metadata (3), versions 0-13: brokers, cluster id, controller, topics and
  * partitions. Unknown topics are auto-created when the request allows it
  * (v4+ flag; always allowed before v4) and the broker setting does. Topics
  * can be named by id from v10. Each partition's leader is its live owner,
@@ -81,7 +81,7 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
   apiKey: 3,
   name: "Metadata",
   minVersion: 0,
-  maxVersion: 12,
+  maxVersion: 13,
   request: METADATA_REQUEST,
   response: METADATA_RESPONSE,
   async handle(req, ctx) {
@@ -111,9 +111,10 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
           if (t.name === null || t.name === undefined) {
             const id = t.topicId ?? ZERO_UUID;
             const topic = await broker.topicById(id);
-            return topic
+            if (!topic) return { error: errorTopic(null, id, ERROR_CODES.UNKNOWN_TOPIC_ID) };
+            return can(ctx, OP.DESCRIBE, RT.TOPIC, topic.name)
               ? { topic }
-              : { error: errorTopic(null, id, ERROR_CODES.UNKNOWN_TOPIC_ID) };
+              : { error: errorTopic(null, id, ERROR_CODES.TOPIC_AUTHORIZATION_FAILED) };
           }
           if (!can(ctx, OP.DESCRIBE, RT.TOPIC, t.name)) {
             return { error: errorTopic(t.name, ZERO_UUID, ERROR_CODES.TOPIC_AUTHORIZATION_FAILED) };
@@ -148,6 +149,9 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
     );
     return {
       throttleTimeMs: 0,
+      // v13's top-level error (KIP-1102) is for REBOOTSTRAP_REQUIRED, which this broker never
+      // needs to send: every broker answers for the whole cluster.
+      errorCode: ERROR_CODES.NONE,
       brokers: leaders.brokers,
       clusterId: broker.clusterId,
       controllerId: broker.settings.nodeId,

@@ -1,5 +1,6 @@
 /**
- * OffsetCommit (8), versions 0-9. Committed offsets live in the
+ * OffsetCommit (8), versions 0-10 (v10 names topics by id, KIP-848/KIP-516; an
+ * id this broker does not know answers UNKNOWN_TOPIC_ID). Committed offsets live in the
  * MetadataStore. Members commit with their member id and generation;
  * standalone consumers (assign(), no membership) commit with an empty member
  * id and generation -1, which an empty group accepts. Partitions of unknown
@@ -34,11 +35,20 @@ async function lookupTopic(broker: Broker, name: string): Promise<TopicRecord | 
   }
 }
 
+async function lookupTopicById(broker: Broker, id: string): Promise<TopicRecord | number> {
+  try {
+    return (await broker.topicById(id)) ?? ERROR_CODES.UNKNOWN_TOPIC_ID;
+  } catch (err) {
+    errorCodeFor(err, broker.logger, "OffsetCommit topic lookup");
+    return ERROR_CODES.COORDINATOR_NOT_AVAILABLE;
+  }
+}
+
 export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCommitResponse>({
   apiKey: 8,
   name: "OffsetCommit",
   minVersion: 0,
-  maxVersion: 9,
+  maxVersion: 10,
   request: OFFSET_COMMIT_REQUEST,
   response: OFFSET_COMMIT_RESPONSE,
   async handle(req, ctx) {
@@ -47,14 +57,19 @@ export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCo
     const toCommit: CommitOffset[] = [];
     const waiting: OffsetCommitResponsePartition[] = [];
     const topics = [];
+    const byId = v >= 10;
     for (const t of req.topics) {
-      const name = t.name ?? ""; // absent only from v10 (topic ids)
+      // v10 names the topic by id: the name comes from the id (unknown: UNKNOWN_TOPIC_ID).
+      const byIdTopic = byId ? await lookupTopicById(broker, t.topicId ?? "") : null;
+      const name = byIdTopic && typeof byIdTopic === "object" ? byIdTopic.name : t.name ?? "";
       // Kafka: READ on the group, then READ on each topic.
       const topic = !can(ctx, OP.READ, RT.GROUP, req.groupId)
         ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED
+        : typeof byIdTopic === "number"
+        ? byIdTopic
         : !can(ctx, OP.READ, RT.TOPIC, name)
         ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
-        : await lookupTopic(broker, name);
+        : byIdTopic ?? await lookupTopic(broker, name);
       const partitions = t.partitions.map((p): OffsetCommitResponsePartition => {
         const out = { partitionIndex: p.partitionIndex, errorCode: ERROR_CODES.NONE as number };
         if (typeof topic === "number") out.errorCode = topic;
@@ -72,7 +87,7 @@ export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCo
         }
         return out;
       });
-      topics.push({ name: t.name, partitions });
+      topics.push({ name: t.name, topicId: t.topicId, partitions });
     }
     if (toCommit.length > 0) {
       const codes = await broker.coordinator.commitOffsets({

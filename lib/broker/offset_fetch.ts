@@ -1,6 +1,7 @@
 /**
- * OffsetFetch (9), versions 0-9: one group before v8, several from v8
- * (KIP-709). Partitions without a committed offset answer offset -1 and
+ * OffsetFetch (9), versions 0-10: one group before v8, several from v8
+ * (KIP-709); v10 names topics by id (an id this broker does not know answers
+ * UNKNOWN_TOPIC_ID for each of its partitions). Partitions without a committed offset answer offset -1 and
  * metadata "" with no error; a null topic list (v2+) means every committed
  * partition of the group. With requireStable (v7+, KIP-447) a partition with offsets waiting in
  * an ongoing transaction (TxnOffsetCommit) answers UNSTABLE_OFFSET_COMMIT, which clients retry.
@@ -111,14 +112,14 @@ export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetc
   apiKey: 9,
   name: "OffsetFetch",
   minVersion: 0,
-  maxVersion: 9,
+  maxVersion: 10,
   request: OFFSET_FETCH_REQUEST,
   response: OFFSET_FETCH_RESPONSE,
   async handle(req, ctx) {
     const v = ctx.apiVersion;
     if (v >= 8) {
       const groups = await Promise.all((req.groups ?? []).map(async (g) => {
-        // Topic names are absent only from v10 (topic ids).
+        if (v >= 10) return await fetchGroupByIds(ctx, g.groupId, g.topics ?? null, req);
         const topics = g.topics?.map((t) => ({ ...t, name: t.name ?? "" })) ?? null;
         const r = await fetchGroup(ctx, g.groupId, topics, req.requireStable ?? false);
         return {
@@ -144,3 +145,41 @@ export const OFFSET_FETCH_HANDLER = defineHandler<OffsetFetchRequest, OffsetFetc
     };
   },
 });
+
+/** v10: topics named by id in the request and the answer. */
+async function fetchGroupByIds(
+  ctx: RequestContext,
+  groupId: string,
+  requested: { topicId?: string; partitionIndexes: number[] }[] | null,
+  req: OffsetFetchRequest,
+) {
+  const broker = ctx.broker;
+  const known: RequestedTopic[] = [];
+  const unknown: { topicId: string; partitionIndexes: number[] }[] = [];
+  const ids = new Map<string, string>();
+  for (const t of requested ?? []) {
+    const topic = await broker.topicById(t.topicId ?? "").catch(() => null);
+    if (topic) {
+      ids.set(topic.name, topic.topicId);
+      known.push({ name: topic.name, partitionIndexes: t.partitionIndexes });
+    } else unknown.push({ topicId: t.topicId ?? "", partitionIndexes: t.partitionIndexes });
+  }
+  const r = await fetchGroup(ctx, groupId, requested ? known : null, req.requireStable ?? false);
+  if (r.errorCode !== ERROR_CODES.NONE) return { groupId, errorCode: r.errorCode, topics: [] };
+  const topics = [];
+  for (const t of r.topics) {
+    // A committed offset of a topic deleted since has no id to name it by: it is left out.
+    const topicId = ids.get(t.name) ?? (await broker.topic(t.name).catch(() => null))?.topicId;
+    if (topicId) topics.push({ ...t, topicId });
+  }
+  for (const t of unknown) {
+    topics.push({
+      name: "",
+      topicId: t.topicId,
+      partitions: t.partitionIndexes.map((p) =>
+        partitionOffset(p, undefined, ERROR_CODES.UNKNOWN_TOPIC_ID)
+      ),
+    });
+  }
+  return { groupId, errorCode: ERROR_CODES.NONE, topics };
+}

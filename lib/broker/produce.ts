@@ -1,5 +1,6 @@
 /**
- * Produce (0), versions 0-12, acks 0, 1 and -1 (v12 is v11 plus transactions V2, below).
+ * Produce (0), versions 0-13, acks 0, 1 and -1 (v12 is v11 plus transactions V2, below; v13
+ * names topics by id, KIP-516, and answers UNKNOWN_TOPIC_ID for an id it does not know).
  *
  * Batches are validated (magic 2, sizes, CRC32C, record walk for
  * uncompressed batches) and appended as bytes: only the base offset is
@@ -79,17 +80,19 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
   apiKey: 0,
   name: "Produce",
   minVersion: 0,
-  maxVersion: 12,
+  maxVersion: 13,
   request: PRODUCE_REQUEST,
   response: PRODUCE_RESPONSE,
   async handle(req, ctx) {
     const broker = ctx.broker;
     const acks = req.acks;
-    const topics: { name: string; partitions: Prepared[] }[] = [];
+    const topics: { name: string; topicId: string; partitions: Prepared[] }[] = [];
+    const byId = ctx.apiVersion >= 13;
     if (acks !== 0 && acks !== 1 && acks !== -1) {
       for (const t of req.topicData) {
         topics.push({
-          name: t.name ?? "", // absent only from v13 (topic ids)
+          name: t.name ?? "", // absent from v13 (topic ids)
+          topicId: t.topicId ?? "",
           partitions: t.partitionData.map((p) =>
             failed(
               p.index,
@@ -106,13 +109,25 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     // connection append in the order they arrived; durability is awaited after.
     await ctx.sequential(async () => {
       for (const t of req.topicData) {
-        const entry = { name: t.name ?? "", partitions: [] as Prepared[] };
+        const entry = {
+          name: t.name ?? "",
+          topicId: t.topicId ?? "",
+          partitions: [] as Prepared[],
+        };
         topics.push(entry);
+        // v13 names topics by id (KIP-516): an unknown id answers UNKNOWN_TOPIC_ID, and the
+        // name the ACL check needs comes from the id (a topic you may not see stays unknown).
+        const found = byId ? await lookupTopicById(broker, entry.topicId) : null;
+        if (typeof found === "object" && found !== null) entry.name = found.name;
         const topic = transactionalId !== null &&
             !can(ctx, OP.WRITE, RT.TRANSACTIONAL_ID, transactionalId)
           ? ERROR_CODES.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+          : byId && typeof found === "number"
+          ? found
           : !can(ctx, OP.WRITE, RT.TOPIC, entry.name)
           ? ERROR_CODES.TOPIC_AUTHORIZATION_FAILED
+          : byId
+          ? found!
           : await lookupTopic(broker, entry.name);
         for (const p of t.partitionData) {
           if (typeof topic === "number") {
@@ -144,6 +159,14 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
 async function lookupTopic(broker: Broker, name: string): Promise<TopicRecord | number> {
   try {
     return (await broker.topic(name)) ?? ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
+  } catch (err) {
+    return errorCodeFor(err, broker.logger, "Produce topic lookup");
+  }
+}
+
+async function lookupTopicById(broker: Broker, id: string): Promise<TopicRecord | number> {
+  try {
+    return (await broker.topicById(id)) ?? ERROR_CODES.UNKNOWN_TOPIC_ID;
   } catch (err) {
     return errorCodeFor(err, broker.logger, "Produce topic lookup");
   }
@@ -291,9 +314,12 @@ const RETRIABLE_VERIFICATION = new Set<number>([
   ERROR_CODES.NOT_COORDINATOR,
 ]);
 
-function response(topics: { name: string; partitions: Prepared[] }[]): ProduceResponse {
+function response(
+  topics: { name: string; topicId: string; partitions: Prepared[] }[],
+): ProduceResponse {
   const responses: TopicProduceResponse[] = topics.map((t) => ({
     name: t.name,
+    topicId: t.topicId,
     partitionResponses: t.partitions.map(({ result }) => ({
       index: result.index,
       errorCode: result.errorCode,

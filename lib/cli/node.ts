@@ -174,6 +174,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       messageMaxBytes: config.messageMaxBytes,
       segmentBytes: config.segmentBytes,
       transactionVersion: config.transactionVersion === 1 ? 1 : 2,
+      fetchSessionCacheSlots: config.fetchSessionCacheSlots,
       saslMechanisms: config.saslEnabledMechanisms.split(",").map((m) => m.trim()).filter((m) =>
         m !== ""
       ),

@@ -422,6 +422,16 @@ export const SERVE_SETTINGS = [
     help: "Concurrent client connections",
   },
   {
+    name: "fetch-session-cache-slots",
+    env: "KAFSCALE_FETCH_SESSION_CACHE_SLOTS",
+    kind: "int",
+    default: 1_000,
+    min: 0,
+    max: 1_000_000,
+    help: "Incremental fetch sessions kept (KIP-227, Kafka's " +
+      "max.incremental.fetch.session.cache.slots); 0 turns them off (full fetches only)",
+  },
+  {
     name: "message-max-bytes",
     env: "KAFSCALE_MESSAGE_MAX_BYTES",
     kind: "int",
@@ -618,6 +628,7 @@ export interface ServeConfig {
   maxFrameBytes: number;
   queuedMaxRequestBytes: number;
   maxConnections: number;
+  fetchSessionCacheSlots: number;
   messageMaxBytes: number;
   autoCreateTopics: boolean;
   defaultPartitions: number;

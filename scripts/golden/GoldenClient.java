@@ -29,7 +29,6 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.quota.ClientQuotaFilter;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
-import org.apache.kafka.common.utils.AppInfoParser;
 
 public final class GoldenClient {
   private static final long TIMEOUT_S = 20;
@@ -171,7 +170,13 @@ public final class GoldenClient {
 
   public static void main(String[] args) throws Exception {
     if (args.length == 1 && args[0].equals("--version")) {
-      System.out.println(AppInfoParser.getVersion());
+      // The client jar's own version file (AppInfoParser moved packages in 4.x).
+      java.util.Properties props = new java.util.Properties();
+      try (java.io.InputStream in =
+          GoldenClient.class.getResourceAsStream("/kafka/kafka-version.properties")) {
+        props.load(in);
+      }
+      System.out.println(props.getProperty("version"));
       return;
     }
     bootstrap = args[0];

@@ -64,12 +64,13 @@ async function produce(
   records: Uint8Array,
   version = 9,
   acks = -1,
+  topicId?: string,
 ) {
   return await conn.send(PRODUCE, version, {
     transactionalId: null,
     acks,
     timeoutMs: 10_000,
-    topicData: [{ name: topic, partitionData: [{ index: partition, records }] }],
+    topicData: [{ name: topic, topicId, partitionData: [{ index: partition, records }] }],
   }, { expectResponse: acks !== 0 });
 }
 
@@ -316,13 +317,17 @@ Deno.test("CreateTopics: every version, errors and validate-only", async () => {
   }
 });
 
-Deno.test("Produce v3-11 and Fetch v4-17: every pair round-trips records exactly", async () => {
+Deno.test("Produce v3-13 and Fetch v4-18: every pair round-trips records exactly", async () => {
   await using b = await startTestBroker();
   const conn = await b.connect();
   const topic = await createTopic(conn, "pf", 1);
   let next = 0;
   for (const pv of versions(0).filter((v) => v >= 3)) {
-    const res = await produce(conn, "pf", 0, batch(next, 5), pv);
+    // v13 names the topic by id only (KIP-516).
+    const res = pv >= 13
+      ? await produce(conn, "", 0, batch(next, 5), pv, -1, topic.topicId)
+      : await produce(conn, "pf", 0, batch(next, 5), pv);
+    if (pv >= 13) assert.equal(res!.responses[0].topicId, topic.topicId);
     const p = res!.responses[0].partitionResponses[0];
     assert.equal(p.errorCode, ERROR_CODES.NONE, `produce v${pv}: ${p.errorMessage}`);
     assert.equal(p.baseOffset, next, `produce v${pv}`);
@@ -346,6 +351,19 @@ Deno.test("Produce v3-11 and Fetch v4-17: every pair round-trips records exactly
       assert.equal(r.timestamp, 1_700_000_000_000 + (i % 5));
     });
   }
+});
+
+Deno.test("Produce v13: an unknown topic id answers UNKNOWN_TOPIC_ID and stores nothing", async () => {
+  await using b = await startTestBroker();
+  const conn = await b.connect();
+  const topic = await createTopic(conn, "pid", 1);
+  const unknownId = "AAAAAAAAAAAAAAAAAAAAAQ";
+  assert.notEqual(topic.topicId, unknownId);
+  const res = await produce(conn, "", 0, batch(0, 3), 13, -1, unknownId);
+  assert.equal(res!.responses[0].topicId, unknownId);
+  assert.equal(res!.responses[0].partitionResponses[0].errorCode, ERROR_CODES.UNKNOWN_TOPIC_ID);
+  const fetched = await fetchAll(conn, { name: "pid", topicId: topic.topicId }, 0, 0, 18);
+  assert.equal(fetched.responses[0].partitions[0].highWatermark, 0);
 });
 
 /** A magic 1 message (Produce v0-2 message set entry). */

@@ -110,7 +110,11 @@ async function createTopic(conn: KafkaConnection, name: string, partitions: numb
     timeoutMs: 10_000,
   });
   assert.equal(res!.topics[0].errorCode, E.NONE);
+  return res!.topics[0].topicId!;
 }
+
+/** A topic id no topic has. */
+const UNKNOWN_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAQ";
 
 function joinRequest(
   groupId: string,
@@ -340,10 +344,12 @@ Deno.test("JoinGroup: held until every member rejoins; the leader assigns, each 
   assert.deepEqual((await bSync)!.assignment, assignB);
 });
 
-Deno.test("OffsetCommit 0-9 and OffsetFetch 0-9: commits, metadata, -1 when absent, errors", async () => {
+Deno.test("OffsetCommit 0-10 and OffsetFetch 0-10: commits, metadata, -1 when absent, errors", async () => {
   await using b = await startBroker();
   const conn = await b.connect();
-  await createTopic(conn, "offsets", 3);
+  const offsetsId = await createTopic(conn, "offsets", 3);
+  // v10 names topics by id (KIP-848): the answers carry the ids.
+  const key = (v: number, t: { name?: string; topicId?: string }) => v >= 10 ? t.topicId : t.name;
   for (const cv of versions(8)) {
     const groupId = `commit-v${cv}`;
     const res = await conn.send(OFFSET_COMMIT, cv, {
@@ -355,6 +361,7 @@ Deno.test("OffsetCommit 0-9 and OffsetFetch 0-9: commits, metadata, -1 when abse
       topics: [
         {
           name: "offsets",
+          topicId: offsetsId,
           partitions: [
             {
               partitionIndex: 0,
@@ -381,6 +388,7 @@ Deno.test("OffsetCommit 0-9 and OffsetFetch 0-9: commits, metadata, -1 when abse
         },
         {
           name: "no-such-topic",
+          topicId: UNKNOWN_TOPIC_ID,
           partitions: [{
             partitionIndex: 0,
             committedOffset: 1,
@@ -392,10 +400,18 @@ Deno.test("OffsetCommit 0-9 and OffsetFetch 0-9: commits, metadata, -1 when abse
       ],
     });
     assert.deepEqual(
-      res!.topics.map((t) => [t.name, t.partitions.map((p) => [p.partitionIndex, p.errorCode])]),
+      res!.topics.map((t) => [
+        key(cv, t),
+        t.partitions.map((p) => [p.partitionIndex, p.errorCode]),
+      ]),
       [
-        ["offsets", [[0, E.NONE], [1, E.NONE], [9, E.UNKNOWN_TOPIC_OR_PARTITION]]],
-        ["no-such-topic", [[0, E.UNKNOWN_TOPIC_OR_PARTITION]]],
+        [key(cv, { name: "offsets", topicId: offsetsId }), [[0, E.NONE], [1, E.NONE], [
+          9,
+          E.UNKNOWN_TOPIC_OR_PARTITION,
+        ]]],
+        cv >= 10
+          ? [UNKNOWN_TOPIC_ID, [[0, E.UNKNOWN_TOPIC_ID]]]
+          : ["no-such-topic", [[0, E.UNKNOWN_TOPIC_OR_PARTITION]]],
       ],
       `OffsetCommit v${cv}`,
     );
@@ -404,7 +420,7 @@ Deno.test("OffsetCommit 0-9 and OffsetFetch 0-9: commits, metadata, -1 when abse
     for (const cv of versions(8)) {
       const groupId = `commit-v${cv}`;
       const ctx = `OffsetFetch v${fv} of commit v${cv}`;
-      const topics = [{ name: "offsets", partitionIndexes: [0, 1, 2] }];
+      const topics = [{ name: "offsets", topicId: offsetsId, partitionIndexes: [0, 1, 2] }];
       const res = await conn.send(OFFSET_FETCH, fv, {
         groupId,
         topics,
@@ -433,12 +449,28 @@ Deno.test("OffsetCommit 0-9 and OffsetFetch 0-9: commits, metadata, -1 when abse
       });
       const topics = fv >= 8 ? all!.groups![0].topics : all!.topics!;
       assert.deepEqual(
-        topics.map((t) => [t.name, t.partitions.map((p) => [p.partitionIndex, p.committedOffset])]),
-        [["offsets", [[0, 103], [1, 5]]]],
+        topics.map((
+          t,
+        ) => [key(fv, t), t.partitions.map((p) => [p.partitionIndex, p.committedOffset])]),
+        [[key(fv, { name: "offsets", topicId: offsetsId }), [[0, 103], [1, 5]]]],
         `OffsetFetch v${fv} all topics`,
       );
     }
   }
+  // v10: an unknown topic id answers UNKNOWN_TOPIC_ID per partition.
+  const byUnknownId = await conn.send(OFFSET_FETCH, 10, {
+    groups: [{
+      groupId: "commit-v3",
+      memberId: null,
+      memberEpoch: -1,
+      topics: [{ topicId: UNKNOWN_TOPIC_ID, partitionIndexes: [0, 1] }],
+    }],
+    requireStable: false,
+  });
+  assert.deepEqual(
+    byUnknownId!.groups![0].topics.map((t) => [t.topicId, t.partitions.map((p) => p.errorCode)]),
+    [[UNKNOWN_TOPIC_ID, [E.UNKNOWN_TOPIC_ID, E.UNKNOWN_TOPIC_ID]]],
+  );
   // v8+: several groups at once, including one that never committed.
   const multi = await conn.send(OFFSET_FETCH, 8, {
     groups: [
@@ -456,7 +488,7 @@ Deno.test("OffsetCommit 0-9 and OffsetFetch 0-9: commits, metadata, -1 when abse
 Deno.test("OffsetCommit: members commit with their generation; stale generations are refused", async () => {
   await using b = await startBroker();
   const conn = await b.connect();
-  await createTopic(conn, "t", 1);
+  const topicId = await createTopic(conn, "t", 1);
   const joined = await join(conn, 5, "members", new Uint8Array([1]));
   await conn.send(SYNC_GROUP, 5, syncRequest("members", 1, joined.memberId, []));
   const commit = (v: number, generation: number, memberId: string) =>
@@ -468,6 +500,7 @@ Deno.test("OffsetCommit: members commit with their generation; stale generations
       retentionTimeMs: -1,
       topics: [{
         name: "t",
+        topicId,
         partitions: [{
           partitionIndex: 0,
           committedOffset: 3,
@@ -487,7 +520,7 @@ Deno.test("OffsetCommit: members commit with their generation; stale generations
   assert.equal(await commit(0, -1, ""), E.UNKNOWN_MEMBER_ID);
 });
 
-Deno.test("DescribeGroups 0-5: state, members, client ids, hosts and assignments", async () => {
+Deno.test("DescribeGroups 0-6: state, members, client ids, hosts and assignments", async () => {
   await using b = await startBroker();
   const conn = await b.connect();
   const metadata = enc.encode("sub-bytes");
@@ -524,9 +557,10 @@ Deno.test("DescribeGroups 0-5: state, members, client ids, hosts and assignments
     assert.deepEqual(m.memberAssignment, assignment, ctx);
     if (v >= 4) assert.equal(m.groupInstanceId, "static-1", ctx);
     if (v >= 3) assert.equal(g.authorizedOperations, GROUP_AUTHORIZED_OPERATIONS, ctx);
+    // v6 (KIP-1043) says so with GROUP_ID_NOT_FOUND; before, a Dead group with no error.
     assert.deepEqual(
       [missing.errorCode, missing.groupState, missing.members.length],
-      [E.NONE, "Dead", 0],
+      [v >= 6 ? E.GROUP_ID_NOT_FOUND : E.NONE, "Dead", 0],
       ctx,
     );
   }

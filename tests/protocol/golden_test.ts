@@ -50,7 +50,7 @@ const NOT_SENT_BY_ANY_CLIENT: { apiKey: number; versions: [number, number]; reas
   // deno-fmt-ignore
   ...([
     [24, 2, 2], [24, 4, 4], [25, 0, 0], [25, 2, 4], [26, 0, 0], [26, 2, 2], [26, 4, 4],
-    [27, 0, 1], [28, 0, 5], [65, 0, 0], [66, 0, 1], [0, 12, 12],
+    [27, 0, 1], [28, 0, 4], [65, 0, 0], [66, 0, 1], [0, 12, 12],
   ] as const).map(([apiKey, from, to]) => ({
     apiKey,
     versions: [from, to] as [number, number],
@@ -87,14 +87,13 @@ const NOT_SENT_BY_ANY_CLIENT: { apiKey: number; versions: [number, number]; reas
       "credentials; exercised by tests/broker/sasl_test.ts and kafka-configs.sh in " +
       "tests/e2e/security_test.ts",
   },
-  {
-    apiKey: 75,
-    versions: [0, 0],
-    reason: "DescribeTopicPartitions v0: the capture runs predate this API here (no fixture " +
-      "captured yet); Kafka 4.1's kafka-topics.sh --describe sends it in " +
-      "tests/e2e/kafka_tools_test.ts, and tests/broker/describe_topic_partitions_test.ts " +
-      "covers its paging",
-  },
+  ...[8, 9].map((apiKey) => ({
+    apiKey,
+    versions: [10, 10] as [number, number],
+    reason: "OffsetCommit/OffsetFetch v10 (topic ids): Kafka 4.4's Java client sends v10 only " +
+      "for groups of the consumer protocol (KIP-848); tests/broker/groups_test.ts exercises v10 " +
+      "with topic ids and UNKNOWN_TOPIC_ID",
+  })),
   {
     apiKey: 21,
     versions: [0, 1],
