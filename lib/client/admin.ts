@@ -200,6 +200,11 @@ export function parseConsumerAssignment(bytes: Uint8Array): TopicPartitions[] {
   }
 }
 
+/** OffsetCommit and OffsetFetch name topics by name up to v9 (v10 names them by id). */
+const TOPIC_NAMES_MAX_OFFSET_VERSION = 9;
+/** Produce names topics by name up to v12 (v13 names them by id). */
+export const TOPIC_NAMES_MAX_PRODUCE_VERSION = 12;
+
 export class AdminClient {
   readonly #bootstrap: KafkaConnection;
   readonly #bootstrapAddress: string;
@@ -284,12 +289,20 @@ export class AdminClient {
     return this.#versions.has(apiKey);
   }
 
-  /** The highest version both sides speak. */
-  version(schema: ApiSchema, atLeast = schema.request.minVersion): number {
+  /**
+   * The highest version both sides speak, from `atLeast` up to `atMost` (callers that name
+   * topics by name cap Produce at 12 and OffsetCommit/OffsetFetch at 9: later versions name
+   * them by id).
+   */
+  version(
+    schema: ApiSchema,
+    atLeast = schema.request.minVersion,
+    atMost = schema.request.maxVersion,
+  ): number {
     const apiKey = schema.request.apiKey;
     const theirs = this.#versions.get(apiKey);
     const min = Math.max(atLeast, schema.request.minVersion, theirs?.min ?? Infinity);
-    const max = Math.min(schema.request.maxVersion, theirs?.max ?? -1);
+    const max = Math.min(schema.request.maxVersion, atMost, theirs?.max ?? -1);
     if (!theirs || max < min) {
       throw new AdminError(
         `The broker does not support ${schema.name}` +
@@ -975,7 +988,7 @@ export class AdminClient {
     const what = `Cannot fetch the offsets of group "${group}"`;
     return this.#withCoordinator(group, what, async ({ conn }) => {
       const schema = API_SCHEMAS[9];
-      const version = this.version(schema, 2);
+      const version = this.version(schema, 2, TOPIC_NAMES_MAX_OFFSET_VERSION);
       const res = await this.#send(conn, schema, version, {
         groupId: group,
         topics: null,
@@ -1011,7 +1024,7 @@ export class AdminClient {
     const what = `Cannot commit offsets for group "${group}"`;
     return this.#withCoordinator(group, what, async ({ conn }) => {
       const schema = API_SCHEMAS[8];
-      const version = this.version(schema, 2);
+      const version = this.version(schema, 2, TOPIC_NAMES_MAX_OFFSET_VERSION);
       const byTopic = new Map<string, GroupOffset[]>();
       for (const o of offsets) byTopic.set(o.topic, [...(byTopic.get(o.topic) ?? []), o]);
       const res = await this.#send(conn, schema, version, {

@@ -20,7 +20,13 @@ import {
 } from "../protocol/records.ts";
 import { compressRecords, decompressRecords } from "../log/compaction/record_codecs.ts";
 import { MAX_DECOMPRESSED_BATCH_BYTES } from "../protocol/records.ts";
-import { type AdminClient, AdminError, describeError, type TopicInfo } from "./admin.ts";
+import {
+  type AdminClient,
+  AdminError,
+  describeError,
+  TOPIC_NAMES_MAX_PRODUCE_VERSION,
+  type TopicInfo,
+} from "./admin.ts";
 
 /** Records per batch, and bytes per batch (before compression), a producer sends. */
 export const PRODUCE_BATCH_RECORDS_MAX = 5_000;
@@ -207,7 +213,7 @@ export class RecordProducer {
       byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
     }
     const schema = API_SCHEMAS[0];
-    const version = this.#admin.version(schema, 3);
+    const version = this.#admin.version(schema, 3, TOPIC_NAMES_MAX_PRODUCE_VERSION);
     await Promise.all([...byLeader].map(async ([leader, partitions]) => {
       const body = {
         transactionalId: null,
