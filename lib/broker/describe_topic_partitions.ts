@@ -120,7 +120,7 @@ export const DESCRIBE_TOPIC_PARTITIONS_HANDLER = defineHandler<
           errorCode: leaderId < 0 ? ERROR_CODES.LEADER_NOT_AVAILABLE : ERROR_CODES.NONE,
           partitionIndex: p,
           leaderId,
-          leaderEpoch: 0,
+          leaderEpoch: leaderId < 0 ? -1 : leaders.epochOf(name, p),
           replicaNodes: replicas,
           isrNodes: replicas,
           eligibleLeaderReplicas: [],

@@ -9,6 +9,10 @@
  * (KIP-227) are declined by answering session id 0, which every client
  * handles by sending full fetch requests.
  *
+ * A partition's current leader epoch in the request (v9+, KIP-320) is checked against the
+ * owner's: older answers FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH (both make clients
+ * refresh their metadata).
+ *
  * read_committed (isolation level 1, KIP-98) reads only below the last stable offset and lists
  * the aborted transactions overlapping the returned range, so clients drop their records;
  * read_uncommitted reads up to the high watermark and lists none.
@@ -26,6 +30,7 @@ import type { TopicRecord } from "../metadata/cluster_metadata.ts";
 import { can } from "./authorizer.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler, type RequestContext } from "./handler.ts";
+import { checkLeaderEpoch } from "../metadata/leader_epochs.ts";
 import {
   type FetchSession,
   FINAL_EPOCH,
@@ -53,6 +58,8 @@ interface Target {
   seenHighWatermark: number;
   /** The session's entry, on an incremental fetch. */
   session: SessionPartition | null;
+  /** The leader epoch the client believes current (-1: none); checked against the owner's. */
+  currentLeaderEpoch: number;
 }
 
 export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
@@ -100,6 +107,7 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
             partition: p.partition,
             fetchOffset: p.fetchOffset,
             maxBytes: p.partitionMaxBytes,
+            currentLeaderEpoch: version >= 9 ? p.currentLeaderEpoch ?? -1 : -1,
           };
           targets.push(newTarget(ctx, topic, byId, t.topic ?? "", t.topicId ?? "", wanted, null));
         }
@@ -108,7 +116,14 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
     await Promise.all(targets.map(async (t) => {
       if (t.errorCode !== ERROR_CODES.NONE) return;
       try {
-        t.log = await broker.logs.partition(t.topicName, t.partitionIndex);
+        const log = await broker.logs.partition(t.topicName, t.partitionIndex);
+        const check = checkLeaderEpoch(t.currentLeaderEpoch, log.leaderEpoch);
+        if (check === "ok") t.log = log;
+        else {
+          t.errorCode = check === "fenced"
+            ? ERROR_CODES.FENCED_LEADER_EPOCH
+            : ERROR_CODES.UNKNOWN_LEADER_EPOCH;
+        }
       } catch (err) {
         t.errorCode = errorCodeFor(err, broker.logger, "Fetch");
       }
@@ -147,7 +162,7 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
               partition: t.partitionIndex,
               fetchOffset: t.fetchOffset,
               maxBytes: t.partitionMaxBytes,
-              currentLeaderEpoch: -1,
+              currentLeaderEpoch: t.currentLeaderEpoch,
             }),
             data,
           );
@@ -201,7 +216,7 @@ function newTarget(
   byId: boolean,
   name: string,
   id: string,
-  wanted: { partition: number; fetchOffset: number; maxBytes: number },
+  wanted: { partition: number; fetchOffset: number; maxBytes: number; currentLeaderEpoch: number },
   session: SessionPartition | null,
 ): Target {
   const target: Target = {
@@ -214,6 +229,7 @@ function newTarget(
     errorCode: ERROR_CODES.NONE,
     seenHighWatermark: -1,
     session,
+    currentLeaderEpoch: wanted.currentLeaderEpoch,
   };
   if (!topic) {
     target.errorCode = byId ? ERROR_CODES.UNKNOWN_TOPIC_ID : ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;

@@ -6,6 +6,8 @@
  * Kafka answers without remote storage; and real timestamps (the first offset whose
  * timestamp is at or after it). Latest is the high watermark for read_uncommitted and the
  * last stable offset for read_committed (isolation level 1, v2+; KIP-98).
+ * Each answer carries the leader epoch its offset was written in (v4+), and a
+ * request's current leader epoch is checked as Fetch checks it.
  */
 import {
   LIST_OFFSETS_REQUEST,
@@ -22,6 +24,7 @@ import { can } from "./authorizer.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
+import { checkLeaderEpoch } from "../metadata/leader_epochs.ts";
 
 export const LATEST_TIMESTAMP = -1;
 export const EARLIEST_TIMESTAMP = -2;
@@ -108,6 +111,16 @@ export const LIST_OFFSETS_HANDLER = defineHandler<ListOffsetsRequest, ListOffset
         }
         try {
           const log = await broker.logs.partition(topic.name, p.partitionIndex);
+          const check = checkLeaderEpoch(
+            version >= 4 ? p.currentLeaderEpoch : undefined,
+            log.leaderEpoch,
+          );
+          if (check !== "ok") {
+            out.errorCode = check === "fenced"
+              ? ERROR_CODES.FENCED_LEADER_EPOCH
+              : ERROR_CODES.UNKNOWN_LEADER_EPOCH;
+            return out;
+          }
           const r = await lookup(
             log,
             p.timestamp,
@@ -117,7 +130,13 @@ export const LIST_OFFSETS_HANDLER = defineHandler<ListOffsetsRequest, ListOffset
           out.errorCode = r.errorCode;
           out.offset = r.offset;
           out.timestamp = r.timestamp;
-          out.leaderEpoch = r.offset >= 0 ? 0 : -1;
+          // The epoch the offset was written in; the latest offset (nothing written there yet)
+          // belongs to the current epoch, as Kafka answers.
+          out.leaderEpoch = r.offset < 0
+            ? -1
+            : r.offset >= log.highWatermark
+            ? log.leaderEpoch
+            : log.epochOf(r.offset);
           if (version === 0 && r.errorCode === ERROR_CODES.NONE) {
             out.oldStyleOffsets = r.offset >= 0 && (p.maxNumOffsets ?? 1) > 0 ? [r.offset] : [];
           }

@@ -6,7 +6,7 @@
  * or for an unowned one a registered broker picked by hash
  * (partition_leaders.ts); with one broker, that is always this one.
  * Durability comes from the object store, so the replica and ISR lists hold
- * just the leader. Topic (v8+) and cluster (v8-10) authorized operations,
+ * just the leader. A partition's leader epoch is its owner's epoch (-1 while unowned). Topic (v8+) and cluster (v8-10) authorized operations,
  * when asked for, are every operation (no authorizer; authorized_operations.ts).
  */
 import { METADATA_REQUEST, type MetadataRequest } from "../protocol/generated/metadata_request.ts";
@@ -37,6 +37,7 @@ export function topicMetadata(
   topic: TopicRecord,
   includeOperations: boolean,
   leaderOf: (partition: number) => number,
+  epochOf: (partition: number) => number = () => -1,
 ): MetadataResponseTopic {
   const partitions = [];
   for (let i = 0; i < topic.partitions; i++) {
@@ -46,7 +47,7 @@ export function topicMetadata(
       errorCode: leaderId < 0 ? ERROR_CODES.LEADER_NOT_AVAILABLE : ERROR_CODES.NONE,
       partitionIndex: i,
       leaderId,
-      leaderEpoch: 0,
+      leaderEpoch: leaderId < 0 ? -1 : epochOf(i),
       replicaNodes: replicas,
       isrNodes: replicas,
       offlineReplicas: [],
@@ -144,7 +145,12 @@ export const METADATA_HANDLER = defineHandler<MetadataRequest, MetadataResponse>
     );
     const topics = found.map((f) =>
       "topic" in f
-        ? topicMetadata(f.topic, includeOps, (p) => leaders.leaderOf(f.topic.name, p))
+        ? topicMetadata(
+          f.topic,
+          includeOps,
+          (p) => leaders.leaderOf(f.topic.name, p),
+          (p) => leaders.epochOf(f.topic.name, p),
+        )
         : f.error
     );
     return {

@@ -1,10 +1,14 @@
 /**
- * OffsetForLeaderEpoch (23), versions 0-4: the end offset of a leader epoch,
- * which consumers use to detect log truncation (KIP-101, KIP-320). The
- * object store holds one unbroken log per partition and this broker reports
- * leader epoch 0 everywhere (Metadata, ListOffsets), so epoch 0 ends at the
- * high watermark; later epochs are unknown (-1/-1), and a current leader
- * epoch other than 0 is fenced (older) or unknown (newer) as in Kafka.
+ * OffsetForLeaderEpoch (23), versions 0-4: where a leader epoch ended, which
+ * consumers use to detect log truncation (KIP-101, KIP-320) after a leader
+ * change. A partition's leader epoch is its ownership epoch; its committed
+ * state keeps the history of epochs and their start offsets
+ * (lib/metadata/leader_epochs.ts), and the answer follows Kafka's rule: the
+ * current epoch ends at the high watermark, an older one where the next
+ * begins. The object store holds one log per partition that is never
+ * truncated, so a consumer's position is never past the end of its epoch.
+ * A current leader epoch (v2+) older than the owner's answers
+ * FENCED_LEADER_EPOCH, a newer one UNKNOWN_LEADER_EPOCH.
  */
 import {
   OFFSET_FOR_LEADER_EPOCH_REQUEST,
@@ -20,12 +24,11 @@ import { can } from "./authorizer.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
 import { defineHandler } from "./handler.ts";
 import { errorCodeFor } from "./errors.ts";
-
-/** The leader epoch Metadata and ListOffsets report for every partition. */
-export const REPORTED_LEADER_EPOCH = 0;
-/** Kafka's "no epoch" / "no offset" answers. */
-const UNDEFINED_EPOCH = -1;
-const UNDEFINED_EPOCH_OFFSET = -1;
+import {
+  checkLeaderEpoch,
+  UNDEFINED_EPOCH,
+  UNDEFINED_EPOCH_OFFSET,
+} from "../metadata/leader_epochs.ts";
 
 export const OFFSET_FOR_LEADER_EPOCH_HANDLER = defineHandler<
   OffsetForLeaderEpochRequest,
@@ -64,20 +67,18 @@ export const OFFSET_FOR_LEADER_EPOCH_HANDLER = defineHandler<
           out.errorCode = ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION;
           return out;
         }
-        const current = p.currentLeaderEpoch ?? -1;
-        if (current >= 0 && current < REPORTED_LEADER_EPOCH) {
-          out.errorCode = ERROR_CODES.FENCED_LEADER_EPOCH;
-          return out;
-        }
-        if (current > REPORTED_LEADER_EPOCH) {
-          out.errorCode = ERROR_CODES.UNKNOWN_LEADER_EPOCH;
-          return out;
-        }
-        if (p.leaderEpoch !== REPORTED_LEADER_EPOCH) return out;
         try {
           const log = await broker.logs.partition(topic.name, p.partition);
-          out.leaderEpoch = REPORTED_LEADER_EPOCH;
-          out.endOffset = log.highWatermark;
+          const check = checkLeaderEpoch(p.currentLeaderEpoch, log.leaderEpoch);
+          if (check !== "ok") {
+            out.errorCode = check === "fenced"
+              ? ERROR_CODES.FENCED_LEADER_EPOCH
+              : ERROR_CODES.UNKNOWN_LEADER_EPOCH;
+            return out;
+          }
+          const answer = log.endOffsetForEpoch(p.leaderEpoch);
+          out.leaderEpoch = answer.leaderEpoch;
+          out.endOffset = answer.endOffset;
         } catch (err) {
           out.errorCode = errorCodeFor(err, broker.logger, "OffsetForLeaderEpoch");
         }

@@ -41,6 +41,12 @@ export interface PartitionLeaders {
   brokers: BrokerAddress[];
   /** The leader's node id, or -1 when the owner is alive but not reachable (not registered). */
   leaderOf(topic: string, partition: number): number;
+  /**
+   * The leader epoch: the owner's epoch (lib/metadata/leader_epochs.ts), or -1 for a partition
+   * nobody owns yet (clients then accept the answer and send no epoch; the broker that acquires
+   * it reports the new epoch from then on).
+   */
+  epochOf(topic: string, partition: number): number;
 }
 
 /**
@@ -74,7 +80,7 @@ export async function partitionLeaders(
     broker.logger.debug("Metadata: cannot list brokers; claiming every partition", {
       err: String(err),
     });
-    return { brokers: [self], leaderOf: () => self.nodeId };
+    return { brokers: [self], leaderOf: () => self.nodeId, epochOf: () => -1 };
   }
   const byId = new Map<number, BrokerAddress>();
   for (const r of registered) {
@@ -116,6 +122,9 @@ export async function partitionLeaders(
       if (owner) return byId.has(owner.brokerId) ? owner.brokerId : -1;
       const candidates = candidatesFor(topic, partition);
       return candidates[(hashName(topic) + partition) % candidates.length];
+    },
+    epochOf(topic, partition) {
+      return owners.get(topic)?.get(partition)?.epoch ?? -1;
     },
   };
 }

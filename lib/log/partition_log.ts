@@ -44,7 +44,9 @@ import {
   readBatchSize,
   scanBatches,
   setLogAppendTime,
+  setPartitionLeaderEpoch,
 } from "../protocol/record_batch.ts";
+import { epochEndOffset, type EpochEntry, epochForOffset } from "../metadata/leader_epochs.ts";
 import { type ObjectStore, PreconditionFailedError } from "../storage/object_store.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
 import { InvariantError, type InvariantPolicy } from "../util/assert.ts";
@@ -376,6 +378,8 @@ export class PartitionLog implements FlushSource {
   readonly #ctx: LogContext;
   readonly #prefix: string;
   readonly #epoch: number;
+  /** Leader epoch history as acquired (this owner's epoch is its last entry). */
+  readonly #epochs: EpochEntry[];
   #stateRevision: number;
   #committedEnd: number;
   #logStartOffset: number;
@@ -438,6 +442,7 @@ export class PartitionLog implements FlushSource {
     this.partition = partition;
     this.#prefix = partitionObjectPrefix(ctx.config.namespace, topic, partition);
     this.#epoch = acquired.epoch;
+    this.#epochs = acquired.state.epochs ?? [[acquired.epoch, acquired.state.endOffset]];
     this.#stateRevision = acquired.stateRevision;
     this.#committedEnd = acquired.state.endOffset;
     this.#logStartOffset = acquired.state.logStartOffset;
@@ -498,9 +503,19 @@ export class PartitionLog implements FlushSource {
   get logEndOffset(): number {
     return this.#nextOffset;
   }
-  /** The ownership epoch: bumped each time a broker acquires the partition. */
+  /** The ownership epoch, which is the leader epoch: bumped each time a broker acquires the partition. */
   get leaderEpoch(): number {
     return this.#epoch;
+  }
+
+  /** OffsetForLeaderEpoch's answer for `requested` (lib/metadata/leader_epochs.ts). */
+  endOffsetForEpoch(requested: number): { leaderEpoch: number; endOffset: number } {
+    return epochEndOffset(this.#epochs, this.#epoch, this.#committedEnd, requested);
+  }
+
+  /** The leader epoch `offset` was written in (UNDEFINED_EPOCH when older than the history). */
+  epochOf(offset: number): number {
+    return epochForOffset(this.#epochs, offset);
   }
   get closed(): boolean {
     return this.#closedError !== null;
@@ -581,6 +596,7 @@ export class PartitionLog implements FlushSource {
     }
     const baseOffset = this.#nextOffset;
     const nextOffset = assignOffsets(records, batches, baseOffset);
+    setPartitionLeaderEpoch(records, batches, this.#epoch);
     if (opts.logAppendTimeMs !== undefined) {
       for (const b of batches) setLogAppendTime(records, b, opts.logAppendTimeMs);
     }
@@ -676,6 +692,7 @@ export class PartitionLog implements FlushSource {
     this.#ctx.reservePending(bytes);
     const baseOffset = this.#nextOffset;
     this.#nextOffset = assignOffsets(records, batches, baseOffset);
+    setPartitionLeaderEpoch(records, batches, this.#epoch);
     this.#producers.record(batches, this.#ctx.clock.now());
     this.#txnLatest = applyTxnBatches(this.#txnLatest, [{ batch: batches[0], marker }]);
     const entry: PendingAppend = {
@@ -878,6 +895,7 @@ export class PartitionLog implements FlushSource {
           endOffset: flush.endOffset,
           logStartOffset: flush.logStartOffset,
           epoch: this.#epoch,
+          epochs: this.#epochs,
           sealedEnd: flush.sealedEnd,
           ...(isEmptyCompactionState(flush.compaction) ? {} : { compaction: flush.compaction }),
           ...txnField(flush.txn),

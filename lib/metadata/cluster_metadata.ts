@@ -27,6 +27,7 @@
  * - `cluster/id` → the cluster id; `counters/producer-id` → next producer id
  */
 
+import { assignEpoch } from "./leader_epochs.ts";
 import {
   type Compare,
   type KvEntry,
@@ -84,6 +85,12 @@ export interface PartitionState {
   compaction?: CompactionState;
   /** Open and aborted transactions (lib/log/txn_state.ts); absent when there are none. */
   txn?: StoredTxnState;
+  /**
+   * Leader epoch history, `[epoch, startOffset]` oldest first (lib/log/leader_epochs.ts): each
+   * acquisition adds its epoch at the end offset it took over. Absent in states written before
+   * leader epochs were kept.
+   */
+  epochs?: [number, number][];
 }
 
 /**
@@ -651,7 +658,13 @@ export class ClusterMetadata {
         ? decodeJson<PartitionState>(stateEntry)
         : INITIAL_PARTITION_STATE;
       const epoch = Math.max(previous.epoch, owner?.epoch ?? 0) + 1;
-      const state: PartitionState = { ...previous, epoch };
+      const epochs = assignEpoch(
+        previous.epochs,
+        epoch,
+        previous.endOffset,
+        previous.logStartOffset,
+      );
+      const state: PartitionState = { ...previous, epoch, epochs };
       const result = await this.#store.txn(
         [
           { key: topicKey, target: "modRevision", equals: topicEntry.modRevision },

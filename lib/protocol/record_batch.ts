@@ -628,6 +628,22 @@ export function assignOffsets(
 }
 
 /**
+ * Writes the leader epoch the batches are appended in (the broker's, as Kafka's leader does).
+ * The field lies before the CRC'd part of the batch, so no CRC changes.
+ */
+export function setPartitionLeaderEpoch(
+  records: Uint8Array,
+  batches: BatchInfo[],
+  epoch: number,
+): void {
+  const view = viewOf(records);
+  for (const batch of batches) {
+    view.setInt32(batch.position + PARTITION_LEADER_EPOCH_OFFSET, epoch);
+    batch.partitionLeaderEpoch = epoch;
+  }
+}
+
+/**
  * Marks a batch as LogAppendTime and sets its maxTimestamp to `nowMs`, then
  * rewrites its CRC, as Kafka's LogValidator does through
  * DefaultRecordBatch.setMaxTimestamp. baseTimestamp and the records stay

@@ -6,6 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { startTestBroker, type TestBroker } from "../support/test_broker.ts";
+import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
+import type { OffsetForLeaderEpochResponse } from "../../lib/protocol/generated/offset_for_leader_epoch_response.ts";
+import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES } from "../../lib/protocol/error_codes.ts";
 import { ZERO_UUID } from "../../lib/protocol/primitives.ts";
@@ -548,44 +551,117 @@ Deno.test("IncrementalAlterConfigs: every version sets, deletes, appends and sub
 
 // ---- OffsetForLeaderEpoch --------------------------------------------------------
 
-Deno.test("OffsetForLeaderEpoch: every version ends epoch 0 at the high watermark", async () => {
-  await using b = await startTestBroker();
+Deno.test("OffsetForLeaderEpoch: every version answers from the partition's epoch history", async () => {
+  const objectStore = new MemoryObjectStore();
+  const metadataStore = new MemoryMetadataStore();
+  {
+    // Epoch 1 writes offsets 0-2; a restart (epoch 2) writes 3-4.
+    await using first = await startTestBroker({ objectStore, metadataStore });
+    const conn = await first.connect();
+    await createTopic(conn, "epochs", 2);
+    await produce(conn, "epochs", 0, ["a", "b", "c"]);
+  }
+  await using b = await startTestBroker({ objectStore, metadataStore });
   const conn = await b.connect();
-  await createTopic(conn, "epochs", 2);
-  await produce(conn, "epochs", 0, ["a", "b", "c"]);
+  await produce(conn, "epochs", 0, ["d", "e"]);
+  const current = (await b.node.broker.logs.partition("epochs", 0)).leaderEpoch;
+  assert.equal(current, 2);
   for (const v of versions(23)) {
-    const res = await conn.send(OFFSET_FOR_LEADER_EPOCH, v, {
+    const res: OffsetForLeaderEpochResponse | null = await conn.send(OFFSET_FOR_LEADER_EPOCH, v, {
       replicaId: -1,
       topics: [
         {
           topic: "epochs",
           partitions: [
-            { partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 },
-            { partition: 1, currentLeaderEpoch: 0, leaderEpoch: 0 },
+            { partition: 0, currentLeaderEpoch: -1, leaderEpoch: 1 },
+            { partition: 0, currentLeaderEpoch: current, leaderEpoch: 2 },
             { partition: 0, currentLeaderEpoch: -1, leaderEpoch: 5 },
             { partition: 9, currentLeaderEpoch: -1, leaderEpoch: 0 },
-            { partition: 0, currentLeaderEpoch: 3, leaderEpoch: 0 },
+            { partition: 0, currentLeaderEpoch: current + 1, leaderEpoch: 2 },
+            { partition: 0, currentLeaderEpoch: current - 1, leaderEpoch: 2 },
           ],
         },
         { topic: "ghost", partitions: [{ partition: 0, currentLeaderEpoch: -1, leaderEpoch: 0 }] },
       ],
     });
-    const [known, ghost] = res!.topics;
-    const got = known.partitions.map((p) => [p.errorCode, p.leaderEpoch ?? -1, p.endOffset]);
+    const [known, ghost]: OffsetForLeaderEpochResponse["topics"] = res!.topics;
+    const got: number[][] = known.partitions.map((p) => [
+      p.errorCode,
+      p.leaderEpoch ?? -1,
+      p.endOffset,
+    ]);
     assert.deepEqual(got.slice(0, 4), [
-      [0, v >= 1 ? 0 : -1, 3],
-      [0, v >= 1 ? 0 : -1, 0],
+      // Epoch 1 ended where epoch 2 began; the current epoch ends at the high watermark.
+      [0, v >= 1 ? 1 : -1, 3],
+      [0, v >= 1 ? 2 : -1, 5],
+      // An epoch newer than any is unknown.
       [0, -1, -1],
       [ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION, -1, -1],
     ], `v${v}`);
-    // currentLeaderEpoch exists from v2: a newer one than ours is unknown.
-    assert.equal(
-      known.partitions[4].errorCode,
-      v >= 2 ? ERROR_CODES.UNKNOWN_LEADER_EPOCH : ERROR_CODES.NONE,
+    // currentLeaderEpoch exists from v2: newer than the owner's is unknown, older is fenced.
+    assert.deepEqual(
+      known.partitions.slice(4).map((p) => p.errorCode),
+      v >= 2
+        ? [ERROR_CODES.UNKNOWN_LEADER_EPOCH, ERROR_CODES.FENCED_LEADER_EPOCH]
+        : [ERROR_CODES.NONE, ERROR_CODES.NONE],
       `v${v}`,
     );
     assert.equal(ghost.partitions[0].errorCode, ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION);
   }
+  // Batches carry the epoch they were appended in, whatever the producer wrote there.
+  const fetched = await conn.send(API_SCHEMAS[1], 12, {
+    replicaId: -1,
+    maxWaitMs: 0,
+    minBytes: 0,
+    maxBytes: 1 << 20,
+    isolationLevel: 0,
+    sessionId: 0,
+    sessionEpoch: -1,
+    topics: [{
+      topic: "epochs",
+      partitions: [{
+        partition: 0,
+        currentLeaderEpoch: current,
+        fetchOffset: 0,
+        lastFetchedEpoch: -1,
+        logStartOffset: -1,
+        partitionMaxBytes: 1 << 20,
+      }],
+    }],
+    forgottenTopicsData: [],
+    rackId: "",
+  });
+  const records = fetched!.responses[0].partitions[0].records!;
+  const epochsOfBatches: number[] = [];
+  for (let pos = 0; pos < records.length;) {
+    const view = new DataView(records.buffer, records.byteOffset + pos);
+    epochsOfBatches.push(view.getInt32(12));
+    pos += 12 + view.getInt32(8);
+  }
+  assert.deepEqual(epochsOfBatches, [1, 2]);
+  // Metadata and ListOffsets report the owner's epoch, and the epoch of each offset.
+  const md = await conn.send(API_SCHEMAS[3], 12, {
+    topics: [{ name: "epochs", topicId: ZERO_UUID }],
+    allowAutoTopicCreation: false,
+    includeTopicAuthorizedOperations: false,
+  });
+  assert.equal(md!.topics[0].partitions.find((p) => p.partitionIndex === 0)!.leaderEpoch, 2);
+  const lo = await conn.send(API_SCHEMAS[2], 7, {
+    replicaId: -1,
+    isolationLevel: 0,
+    topics: [{
+      name: "epochs",
+      partitions: [
+        { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -2 },
+        { partitionIndex: 0, currentLeaderEpoch: -1, timestamp: -1 },
+        { partitionIndex: 0, currentLeaderEpoch: 1, timestamp: -1 },
+      ],
+    }],
+  });
+  assert.deepEqual(
+    lo!.topics[0].partitions.map((p) => [p.errorCode, p.offset, p.leaderEpoch]),
+    [[0, 0, 1], [0, 5, 2], [ERROR_CODES.FENCED_LEADER_EPOCH, -1, -1]],
+  );
 });
 
 // ---- DescribeCluster ---------------------------------------------------------------

@@ -148,8 +148,10 @@ Deno.test("topics list and describe: tables and JSON", async () => {
       "SEALED-BYTES",
       "UNSEALED-BYTES",
     ],
-    ["0", "0", "0", "0", "0", "0", "0", "0", "0"],
-    ["1", "0", "0", "0", "0", "0", "5", "0", String(unsealed)],
+    // The leader epoch is the owner's: -1 for partition 0, which nothing has opened yet (the
+    // describe opens it after reading the metadata), 1 for partition 1 (first acquisition).
+    ["0", "0", "-1", "0", "0", "0", "0", "0", "0"],
+    ["1", "0", "1", "0", "0", "0", "5", "0", String(unsealed)],
   ]);
 
   r = await topics(b.bootstrap, "describe", "-o", "json");
@@ -158,7 +160,7 @@ Deno.test("topics list and describe: tables and JSON", async () => {
   assert.deepEqual(all[1].partitions[1], {
     partition: 1,
     leader: 0,
-    leaderEpoch: 0,
+    leaderEpoch: 1,
     replicas: [0],
     isr: [0],
     earliestOffset: 0,

@@ -131,6 +131,7 @@ Deno.test("retention: retention.ms deletes old segments and advances the log sta
       endOffset: 6,
       logStartOffset: 2,
       epoch: log.leaderEpoch,
+      epochs: [[log.leaderEpoch, 0]],
       sealedEnd: 6,
     });
     assert.equal(await h.objectStore.get(oldKey), null);

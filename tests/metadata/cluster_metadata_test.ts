@@ -183,7 +183,8 @@ suite("acquirePartition bumps the epoch and fences the previous owner", async ({
   const lease2 = await meta.grantLease(10_000);
   const first = acquired(await meta.acquirePartition("t", 0, 1, lease1.id));
   assert.equal(first.epoch, 1);
-  assert.deepEqual(first.state, { endOffset: 0, logStartOffset: 0, epoch: 1 });
+  // The leader epoch history starts with this epoch at the end offset it took over.
+  assert.deepEqual(first.state, { endOffset: 0, logStartOffset: 0, epoch: 1, epochs: [[1, 0]] });
   assert.deepEqual(await meta.getPartitionOwner("t", 0), { brokerId: 1, epoch: 1 });
 
   // Owned by broker 1 while its lease lives.
@@ -194,14 +195,16 @@ suite("acquirePartition bumps the epoch and fences the previous owner", async ({
     topic: "t",
     partition: 0,
     expectedRevision: first.stateRevision,
-    state: { endOffset: 10, logStartOffset: 0, epoch: 1 },
+    state: { endOffset: 10, logStartOffset: 0, epoch: 1, epochs: [[1, 0]] },
   }]);
   assert.equal(typeof rev, "number");
 
-  // The same broker id re-acquiring (a restart) takes over and bumps the epoch.
+  // The same broker id re-acquiring (a restart) takes over and bumps the epoch, which begins
+  // at the end offset it took over.
   const second = acquired(await meta.acquirePartition("t", 0, 1, lease2.id));
   assert.equal(second.epoch, 2);
   assert.equal(second.state.endOffset, 10);
+  assert.deepEqual(second.state.epochs, [[1, 0], [2, 10]]);
 
   // The stale owner's commit is fenced; the new owner's succeeds.
   const [stale] = await meta.commitPartitions([{
