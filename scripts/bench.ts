@@ -13,6 +13,13 @@
  *          [--compression none|gzip|snappy|lz4|zstd] [--topic NAME] [--rate 5000]
  *          [--rate-seconds 5] [--max-seconds 20] [--warmup-records 20000] [--label TEXT]
  *          [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]
+ *          [--fetch-sessions SECONDS]
+ *
+ * `--fetch-sessions S` adds a phase after the consume: franz-go (tests/compat/go/
+ * fetch_session_probe, built on demand) consumes every partition of the topic from its end for S
+ * seconds, once with incremental fetch sessions (KIP-227) off and once on, and the report prints
+ * the Fetch request bytes per second and per request of each run. Use it with many partitions
+ * (`--partitions 1000`): a full fetch names every partition, an incremental one only the changed.
  *
  * `--backend minio` runs our broker on a real MinIO and etcd started for the run (the test
  * suite's tests/support/backends.ts). The broker's `/metrics` (ours started here, or any given
@@ -132,6 +139,8 @@ type BenchOptions = {
   backend: "local" | "minio";
   /** HOST:PORT of the broker's HTTP listener, for /metrics (set for our own broker). */
   metrics: string | undefined;
+  /** Seconds of each fetch-session probe run (`--fetch-sessions`); 0 skips the phase. */
+  fetchSessionSeconds: number;
 };
 
 /** Objects the broker wrote to its store during the produce phases (from its /metrics). */
@@ -213,6 +222,7 @@ function parseOptions(args: string[]): BenchOptions {
       json: { type: "boolean", default: false },
       backend: { type: "string" },
       metrics: { type: "string" },
+      "fetch-sessions": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -224,6 +234,7 @@ function parseOptions(args: string[]): BenchOptions {
         "  [--compression none|gzip|snappy|lz4|zstd] [--topic NAME] [--rate 5000]\n" +
         "  [--rate-seconds 5] [--max-seconds 20] [--warmup-records 20000] [--label TEXT]\n" +
         "  [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]\n" +
+        "  [--fetch-sessions SECONDS]\n" +
         "Without --bootstrap, starts `deno run -A cli.ts serve` on a temp data dir (or, with\n" +
         "--backend minio, on a MinIO and etcd started for the run) and stops it.",
     );
@@ -263,6 +274,7 @@ function parseOptions(args: string[]): BenchOptions {
     keepTopic: values["keep-topic"],
     backend: parseBackend(values.backend),
     metrics: values.metrics,
+    fetchSessionSeconds: parseIntFlag("fetch-sessions", values["fetch-sessions"], 0),
   };
 }
 
@@ -352,6 +364,61 @@ async function runBench<T>(
       fail(`"rdkafka_bench ${mode}" failed: ${result.error}`);
     }
     return result;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What tests/compat/go/fetch_session_probe prints. */
+interface FetchSessionProbe {
+  ok: boolean;
+  sessions: boolean;
+  seconds: number;
+  fetch_requests: number;
+  fetch_request_bytes: number;
+  fetch_request_bytes_per_s: number;
+  bytes_per_request: number;
+}
+
+/** Builds the Go probe (tests/compat/go/build.sh, cached by source hash); its path. */
+async function ensureFetchSessionProbe(): Promise<string> {
+  const build = await new Deno.Command("bash", {
+    args: [join(REPO_ROOT, "tests", "compat", "go", "build.sh")],
+    stdout: "inherit",
+    stderr: "inherit",
+    stdin: "null",
+  }).output();
+  if (!build.success) fail("Building tests/compat/go (fetch_session_probe) failed; see above.");
+  return join(REPO_ROOT, ".tools", "go-compat", "fetch_session_probe");
+}
+
+async function runFetchSessionProbe(
+  cleanup: Cleanup,
+  probe: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<FetchSessionProbe> {
+  const child = new Deno.Command(probe, {
+    args,
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  cleanup.track(child);
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }, timeoutMs);
+  try {
+    const output = await child.output();
+    const line = new TextDecoder().decode(output.stdout).trim().split("\n").at(-1) ?? "";
+    if (!line.startsWith("{")) {
+      fail(`fetch_session_probe printed no result (exit code ${output.code}).`);
+    }
+    return JSON.parse(line) as FetchSessionProbe;
   } finally {
     clearTimeout(timer);
   }
@@ -643,6 +710,7 @@ function renderReport(report: {
   moderate: ProduceResult | null;
   consume: ConsumeResult;
   objects: { maxRate: ObjectsResult | null; moderate: ObjectsResult | null };
+  fetchSessions: { off: FetchSessionProbe; on: FetchSessionProbe } | null;
 }): string {
   const { options, machine, maxRate, moderate, consume, startup, objects } = report;
   const config = maxRate.config;
@@ -727,6 +795,18 @@ function renderReport(report: {
   };
   objectLine("produce at max rate", objects.maxRate);
   objectLine("produce at a fixed rate", objects.moderate);
+  if (report.fetchSessions !== null) {
+    const probe = (name: string, r: FetchSessionProbe) =>
+      `  sessions ${name}: ${fmt(r.fetch_request_bytes_per_s, 0)} B/s of Fetch requests, ` +
+      `${fmt(r.bytes_per_request, 0)} B per request (${r.fetch_requests} requests in ` +
+      `${fmt(r.seconds, 1)} s)`;
+    lines.push(
+      `Fetch requests of an idle franz-go consumer of all ${report.topic.partitions} partitions ` +
+        `(FetchMaxWait 200 ms), incremental fetch sessions (KIP-227) off, then on:`,
+      probe("off", report.fetchSessions.off),
+      probe("on", report.fetchSessions.on),
+    );
+  }
   if (maxRate.sent < options.records) {
     lines.push(
       `Note: max-rate phase stopped at the ${options.maxSeconds} s bound after ` +
@@ -844,6 +924,20 @@ async function main(): Promise<void> {
       ],
       CONSUME_TIMEOUT_S * 1000 + CHILD_TIMEOUT_SLACK_MS,
     );
+    let fetchSessions: { off: FetchSessionProbe; on: FetchSessionProbe } | null = null;
+    if (options.fetchSessionSeconds > 0) {
+      const probe = await ensureFetchSessionProbe();
+      const run = (mode: "on" | "off") => {
+        console.error(`bench: fetch sessions ${mode}, ${options.fetchSessionSeconds} s`);
+        return runFetchSessionProbe(cleanup, probe, [
+          bootstrap!,
+          options.topic,
+          String(options.fetchSessionSeconds),
+          mode,
+        ], options.fetchSessionSeconds * 1000 + CHILD_TIMEOUT_SLACK_MS);
+      };
+      fetchSessions = { off: await run("off"), on: await run("on") };
+    }
     if (options.bootstrap !== undefined && options.freshTopic && !options.keepTopic) {
       await deleteTopicQuietly(cleanup, binary, bootstrap, options.topic);
     }
@@ -858,13 +952,15 @@ async function main(): Promise<void> {
       moderate,
       consume,
       objects,
+      fetchSessions,
     };
     if (options.json) {
       console.log(JSON.stringify(report, null, 2));
     } else {
       console.log(renderReport(report));
     }
-    const failed = !maxRate.ok || (moderate !== null && !moderate.ok) || !consume.ok;
+    const failed = !maxRate.ok || (moderate !== null && !moderate.ok) || !consume.ok ||
+      (fetchSessions !== null && (!fetchSessions.off.ok || !fetchSessions.on.ok));
     if (failed) Deno.exitCode = 1;
   } finally {
     await cleanup.run();

@@ -2,12 +2,13 @@
 # Builds the Go compat programs (one directory per program, franz-go from the Go module proxy)
 # into .tools/go-compat/. Does nothing when the sources did not change.
 #   .tools/go-compat/idempotent_producer BOOTSTRAP TOPIC COUNT [--start I] [--deadline-s S]
+#   .tools/go-compat/fetch_session_probe BOOTSTRAP TOPIC SECONDS on|off   (deno task bench --fetch-sessions)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
 OUT="$ROOT/.tools/go-compat"
-PROGRAMS=(idempotent_producer)
+PROGRAMS=(idempotent_producer fetch_session_probe)
 
 die() {
   echo "go-compat: $*" >&2
