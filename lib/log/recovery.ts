@@ -8,9 +8,20 @@
  *   offset is the next segment's base - 1; the last one ends at sealedEnd - 1.
  * - Segment objects with base offset >= the sealed end are orphans of a seal
  *   (or, before the write-ahead stream, a flush) that never committed
- *   (DESIGN invariant 5): deleted. Nothing a committed state references is
- *   ever deleted here: the sealed end only moves after the segment holding
- *   the data below it was written, and write-ahead objects are not touched.
+ *   (DESIGN invariant 5): deleted, but only once the committed write-ahead
+ *   ranges are seen to cover [sealedEnd, endOffset) with their objects
+ *   present, so the orphan's data is known to be held elsewhere. Nothing a
+ *   committed state references is ever deleted here: the sealed end only
+ *   moves after the segment holding the data below it was written, and
+ *   write-ahead objects are not touched.
+ * - A seal only copies committed data, so a segment that starts at or beyond
+ *   the committed END offset (in a state written since the write-ahead stream)
+ *   cannot be an orphan of a seal: it holds acknowledged records the metadata
+ *   store no longer knows of (a truncated, damaged or restored metadata log).
+ *   Deleting it would delete acknowledged data, so the partition refuses to
+ *   open (KAFKA_STORAGE_ERROR to clients, an error in the log) and nothing is
+ *   deleted; the rule is: recovery never deletes what a committed record may
+ *   have referenced.
  * - Segments wholly below the log start offset (retention leftovers): deleted.
  * - Compaction rewrites a segment under a new generation key; the committed state names the
  *   current generation of each rewritten base (`compaction.segments`). Other generations are
@@ -31,8 +42,13 @@ import {
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { Logger } from "../util/logger.ts";
 import { mapBounded } from "./bounded.ts";
-import { parseSegmentObjectKey } from "./segment_format.ts";
+import {
+  parseSegmentFooter,
+  parseSegmentObjectKey,
+  SEGMENT_FOOTER_BYTES,
+} from "./segment_format.ts";
 import { WAL_CHUNK_FIXED_BYTES } from "./wal_format.ts";
+import { LogError } from "./log_error.ts";
 
 /** Bound on deletes in flight while cleaning up a partition's objects. */
 export const DELETE_CONCURRENCY = 16;
@@ -97,11 +113,16 @@ export async function recoverPartition(input: {
   const generations = state.compaction?.segments ?? {};
   const doomed: string[] = [];
   const bases = new Map<number, { kfs?: { key: string; size: number }; index?: string }>();
+  /** Segments of other generations than the committed one, by base offset. */
+  const otherGenerations = new Map<number, string[]>();
   for (const object of objects) {
     const parsed = parseSegmentObjectKey(object.key);
     if (!parsed || object.key.slice(prefix.length).includes("/")) continue;
     if (parsed.generation !== (generations[String(parsed.baseOffset)]?.[0] ?? 0)) {
-      doomed.push(object.key);
+      otherGenerations.set(parsed.baseOffset, [
+        ...(otherGenerations.get(parsed.baseOffset) ?? []),
+        object.key,
+      ]);
       continue;
     }
     const entry = bases.get(parsed.baseOffset) ?? {};
@@ -110,11 +131,50 @@ export async function recoverPartition(input: {
     bases.set(parsed.baseOffset, entry);
   }
 
+  if (state.sealedEnd !== undefined) {
+    const beyond = [...bases.keys()].filter((b) => b >= state.endOffset).sort((a, b) => a - b);
+    if (beyond.length > 0) {
+      refuse(
+        logger,
+        prefix,
+        state,
+        `segment objects start at offsets ${beyond.slice(0, 5).join(", ")}` +
+          `${beyond.length > 5 ? ", ..." : ""}, at or beyond the committed end offset ` +
+          `${state.endOffset}`,
+      );
+    }
+  }
+
+  // Other generations of a segment go only while the committed generation is there to serve
+  // its offsets (a rollback of the metadata could name a generation already deleted).
+  for (const [baseOffset, keys] of otherGenerations) {
+    if (baseOffset < sealedEnd && !bases.get(baseOffset)?.kfs) {
+      refuse(
+        logger,
+        prefix,
+        state,
+        `the committed generation of segment ${baseOffset} is missing while ${keys.length} ` +
+          `other generation(s) exist`,
+      );
+    }
+    doomed.push(...keys);
+  }
+
+  const ranges = chainRanges(
+    input.walRanges ?? [],
+    state,
+    input.nowMs ?? Date.now(),
+    logger,
+    prefix,
+  );
   const committed: { baseOffset: number; key: string; size: number; hasIndex: boolean }[] = [];
+  const sealOrphans: string[] = [];
+  const orphanSegments: { key: string; size: number }[] = [];
   for (const [baseOffset, entry] of bases) {
     const keys = [entry.kfs?.key, entry.index].filter((k): k is string => k !== undefined);
     if (baseOffset >= sealedEnd) {
-      doomed.push(...keys);
+      sealOrphans.push(...keys);
+      if (entry.kfs) orphanSegments.push(entry.kfs);
     } else if (!entry.kfs) {
       logger.warn("Index without segment below the end offset; deleting it", {
         key: entry.index,
@@ -162,6 +222,45 @@ export async function recoverPartition(input: {
     });
   }
 
+  if (sealOrphans.length > 0) {
+    // A seal's orphan holds committed data that the write-ahead stream also holds: it may go
+    // only when the committed ranges cover [sealedEnd, endOffset) and their objects exist.
+    const covered = ranges.length > 0 && ranges[0].baseOffset <= sealedEnd &&
+      ranges[ranges.length - 1].lastOffset + 1 === state.endOffset;
+    const objectsThere = covered &&
+      (await Promise.all(
+        [...new Set(ranges.map((r) => r.object))].map(async (key) =>
+          (await objectStore.list(key)).some((o) => o.key === key)
+        ),
+      )).every((present) => present);
+    if (!objectsThere) {
+      refuse(
+        logger,
+        prefix,
+        state,
+        `segment objects at or beyond the sealed end ${sealedEnd} hold data the write-ahead ` +
+          `stream no longer has`,
+      );
+    }
+    // And only when it ends inside the committed range (its footer says where it ends): more
+    // would be acknowledged data the metadata lost.
+    for (const orphan of orphanSegments) {
+      const lastOffset = await orphanLastOffset(objectStore, orphan);
+      if (lastOffset === null || lastOffset >= state.endOffset) {
+        refuse(
+          logger,
+          prefix,
+          state,
+          `segment "${orphan.key}" beyond the sealed end ` +
+            (lastOffset === null
+              ? "has no readable footer"
+              : `ends at offset ${lastOffset}, beyond the committed end ${state.endOffset}`),
+        );
+      }
+    }
+    doomed.push(...sealOrphans);
+  }
+
   const results = await mapBounded(doomed, DELETE_CONCURRENCY, (key) => objectStore.delete(key));
   const undeleted = doomed.filter((_, i) => results[i].status === "rejected");
   if (undeleted.length > 0) {
@@ -170,14 +269,43 @@ export async function recoverPartition(input: {
       count: undeleted.length,
     });
   }
-  const ranges = chainRanges(
-    input.walRanges ?? [],
-    state,
-    input.nowMs ?? Date.now(),
-    logger,
-    prefix,
-  );
   return { segments, sealedEnd, ranges, undeleted, deleted: doomed.length - undeleted.length };
+}
+
+/** The last offset a segment's footer names, or null when the footer cannot be read. */
+async function orphanLastOffset(
+  objectStore: ObjectStore,
+  segment: { key: string; size: number },
+): Promise<number | null> {
+  if (segment.size < SEGMENT_FOOTER_BYTES) return null;
+  try {
+    const footer = await objectStore.getRange(
+      segment.key,
+      segment.size - SEGMENT_FOOTER_BYTES,
+      segment.size,
+    );
+    return footer ? parseSegmentFooter(footer).lastOffset : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Stops the load of a partition whose objects say the metadata store is behind the data: an
+ * error in the log and a storage error to clients, and nothing deleted.
+ */
+function refuse(logger: Logger, prefix: string, state: PartitionState, why: string): never {
+  const message = `Partition objects under "${prefix}": ${why}: the metadata store is behind ` +
+    `the data (a truncated, damaged or restored metadata log?). Nothing was deleted; the ` +
+    `partition stays offline until the metadata is restored (see "kafscale metadata check") ` +
+    `or those objects are moved away`;
+  logger.error("Refusing to open a partition whose data is beyond its metadata", {
+    prefix,
+    endOffset: state.endOffset,
+    sealedEnd: sealedEndOf(state),
+    why,
+  });
+  throw LogError.storage(message);
 }
 
 /**

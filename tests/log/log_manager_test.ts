@@ -345,16 +345,44 @@ Deno.test("recovery: segment orphans beyond the sealed end are deleted on load",
     const log = await h.manager.partition(TOPIC, 0);
     await appendAcked(h, log, batch(["a"]));
     await sealAll(log);
+    // Committed, not sealed: [1, 3) lives in the write-ahead stream.
+    await appendAcked(h, log, batch(["b"]));
+    await appendAcked(h, log, batch(["c"]));
+    // A seal of [1, 3) that wrote its objects and crashed before its commit (its body stands in
+    // for one: what recovery reads is the footer, which says it ends below the committed end).
     const orphan = segmentObjectKey("default", TOPIC, 0, 1, "kfs");
     const orphanIndex = segmentObjectKey("default", TOPIC, 0, 1, "index");
-    const far = segmentObjectKey("default", TOPIC, 0, 500, "kfs");
-    for (const key of [orphan, orphanIndex, far]) await objectStore.put(key, new Uint8Array(4));
+    const sealed = (await objectStore.get(segmentObjectKey("default", TOPIC, 0, 0, "kfs")))!;
+    await objectStore.put(orphan, sealed);
+    await objectStore.put(orphanIndex, new Uint8Array(4));
     const reloaded = await (await h.newManager()).partition(TOPIC, 0);
     assert.deepEqual((await objectStore.list("default/t/0/")).map((o) => o.key), [
       segmentObjectKey("default", TOPIC, 0, 0, "index"),
       segmentObjectKey("default", TOPIC, 0, 0, "kfs"),
     ]);
-    assert.equal(reloaded.highWatermark, 1);
+    assert.equal(reloaded.highWatermark, 3);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("recovery: a segment beyond the committed end is never deleted; the partition refuses to open", async () => {
+  const objectStore = new MemoryObjectStore();
+  const h = await harness({ objectStore });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["a"]));
+    await sealAll(log);
+    // Data the metadata store does not know of (its log was truncated, say): a seal only copies
+    // committed data, so this cannot be a seal's orphan.
+    const beyond = segmentObjectKey("default", TOPIC, 0, 500, "kfs");
+    await objectStore.put(beyond, new Uint8Array(4));
+    const manager = await h.newManager();
+    await assert.rejects(
+      () => manager.partition(TOPIC, 0),
+      /at or beyond the committed end offset 1: the metadata store is behind the data/,
+    );
+    assert.ok(await objectStore.get(beyond), "the segment beyond the end is kept");
   } finally {
     await h.close();
   }
