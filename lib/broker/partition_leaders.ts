@@ -11,9 +11,12 @@
  *   over the brokers; the first request there acquires it. Brokers draining the partition (a
  *   drain marker, `ClusterMetadata.listBrokerDrains`, lib/control/partition_drain.ts) are left
  *   out of the pick while another broker remains, so a drained partition moves at once.
- * - When the store does not answer, this broker claims what it cannot look up: its produce and
- *   fetch then answer retriable errors until the store is back, which beats sending clients
- *   nowhere.
+ * - When the store does not answer, a broker whose session lease is still live claims what it
+ *   cannot look up: its produce and fetch then answer retriable errors until the store is back,
+ *   which beats sending clients nowhere. A broker whose lease has run out (cut off from the store
+ *   for longer than the lease) claims nothing: its partitions may belong to another broker
+ *   already, so it points clients at the other brokers it last saw registered (by the same hash),
+ *   or answers LEADER_NOT_AVAILABLE when it knows of none, and clients ask elsewhere.
  *
  * Reads the store on each call (Metadata is rare next to Produce and Fetch).
  */
@@ -76,11 +79,15 @@ export async function partitionLeaders(
   let registered: BrokerRegistration[];
   try {
     registered = await broker.metadata.listBrokers();
+    lastRegistered.set(broker, registered);
   } catch (err) {
-    broker.logger.debug("Metadata: cannot list brokers; claiming every partition", {
-      err: String(err),
-    });
-    return { brokers: [self], leaderOf: () => self.nodeId, epochOf: () => -1 };
+    if (broker.logs.leaseHeld) {
+      broker.logger.debug("Metadata: cannot list brokers; claiming every partition", {
+        err: String(err),
+      });
+      return { brokers: [self], leaderOf: () => self.nodeId, epochOf: () => -1 };
+    }
+    return cutOff(broker, self, listener, err);
   }
   const byId = new Map<number, BrokerAddress>();
   for (const r of registered) {
@@ -117,7 +124,12 @@ export async function partitionLeaders(
     brokers: live.map((id) => byId.get(id)!),
     leaderOf(topic, partition) {
       const topicOwners = owners.get(topic);
-      if (topicOwners === null || topicOwners === undefined) return self.nodeId;
+      if (topicOwners === null || topicOwners === undefined) {
+        // Unreadable owners: claim them only while this broker's lease is live.
+        if (broker.logs.leaseHeld) return self.nodeId;
+        const others = live.filter((id) => id !== self.nodeId);
+        return others.length === 0 ? -1 : others[(hashName(topic) + partition) % others.length];
+      }
       const owner = topicOwners.get(partition);
       if (owner) return byId.has(owner.brokerId) ? owner.brokerId : -1;
       const candidates = candidatesFor(topic, partition);
@@ -126,6 +138,35 @@ export async function partitionLeaders(
     epochOf(topic, partition) {
       return owners.get(topic)?.get(partition)?.epoch ?? -1;
     },
+  };
+}
+
+/** Registrations each broker last read, for answering while its store is out of reach. */
+const lastRegistered = new WeakMap<Broker, BrokerRegistration[]>();
+
+/**
+ * Leaders as a broker cut off from its store past its lease answers them: the other brokers it
+ * last saw registered, picked by the same hash as unowned partitions (-1 when it knew none).
+ */
+function cutOff(
+  broker: Broker,
+  self: BrokerAddress,
+  listener: string | undefined,
+  err: unknown,
+): PartitionLeaders {
+  const others = (lastRegistered.get(broker) ?? [])
+    .filter((r) => r.brokerId !== self.nodeId)
+    .map((r) => ({ nodeId: r.brokerId, ...endpointOf(r, listener), rack: r.rack }))
+    .sort((a, b) => a.nodeId - b.nodeId);
+  broker.logger.debug("Metadata: store unreachable and lease lost; pointing at other brokers", {
+    others: others.map((o) => o.nodeId).join(","),
+    err: String(err),
+  });
+  return {
+    brokers: [self, ...others],
+    leaderOf: (topic, partition) =>
+      others.length === 0 ? -1 : others[(hashName(topic) + partition) % others.length].nodeId,
+    epochOf: () => -1,
   };
 }
 

@@ -851,6 +851,16 @@ export class LogManager {
 
   // ---- lease -------------------------------------------------------------------
 
+  /**
+   * Whether this broker holds a session lease it knows to be live (granted, and its deadline not
+   * passed). False before the first grant and once keep-alives have failed past the deadline:
+   * the broker's partitions may belong to another broker by then.
+   */
+  get leaseHeld(): boolean {
+    const lease = this.#lease;
+    return lease !== null && this.#deps.clock.monotonic() < lease.deadline;
+  }
+
   #assertWritable(): void {
     const lease = this.#lease;
     if (!lease || this.#deps.clock.monotonic() >= lease.deadline) {
