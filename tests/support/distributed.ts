@@ -128,6 +128,8 @@ export interface AckedProducerOptions {
   deadlineS: number;
   /** librdkafka settings (`retries=0`). */
   settings?: string[];
+  /** Records per second at most (`--rate`); absent: as fast as the client can. */
+  rate?: number;
 }
 
 /**
@@ -177,6 +179,7 @@ export class AckedProducer {
       "--deadline-s",
       String(opts.deadlineS),
       ...(opts.create === false ? ["--no-create"] : []),
+      ...(opts.rate ? ["--rate", String(opts.rate)] : []),
       ...(opts.settings ?? []).flatMap((s) => ["--set", s]),
     ];
     const child = new Deno.Command(pythonPath(), {

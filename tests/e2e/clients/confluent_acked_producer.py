@@ -9,7 +9,10 @@ stdout, one line per report, flushed as they come:
 Records are those of roundtrip_common (key "k-<i>", padded value, headers h1="<i>", h2="x").
 
 Usage: python confluent_acked_producer.py BOOTSTRAP TOPIC PARTITIONS COUNT
-           [--start I] [--no-create] [--deadline-s S] [--set KEY=VALUE]...
+           [--start I] [--no-create] [--deadline-s S] [--rate R] [--set KEY=VALUE]...
+
+--rate R sends at most R records per second (default: as fast as the client can), so a load
+lasts long enough to run through a fault.
 
 --set passes a librdkafka producer setting (e.g. retries=0, so that every failed produce is
 reported as a NACK instead of being retried).
@@ -17,6 +20,7 @@ reported as a NACK instead of being retried).
 
 import argparse
 import sys
+import time
 
 from confluent_kafka import Producer
 
@@ -36,6 +40,7 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=0, help="first record index")
     parser.add_argument("--no-create", action="store_true", help="the topic exists already")
     parser.add_argument("--deadline-s", type=float, default=120.0)
+    parser.add_argument("--rate", type=float, default=0.0, help="records per second (0: no limit)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra librdkafka producer setting (repeatable)")
     args = parser.parse_args()
@@ -77,7 +82,13 @@ def main() -> int:
             **extra,
         }
     )
+    started = time.monotonic()
     for i in range(args.start, args.start + args.count):
+        if args.rate > 0:
+            due = started + (i - args.start) / args.rate
+            while time.monotonic() < due and not deadline.passed():
+                producer.poll(min(0.05, max(0.0, due - time.monotonic())))
+                write_reports()
         while True:
             try:
                 producer.produce(

@@ -3,6 +3,8 @@ high watermark) and checks it against a list of acknowledged records: each one m
 partition and offset its delivery report gave, with exact key, value and headers. Every
 partition must hold offsets 0..high-1 without gaps, and every record must be well formed.
 Records that were never acknowledged (in flight at a crash) may be present; they are counted.
+The summary's `wrong` counts records served with other bytes than were produced (never allowed),
+apart from `lost` (acknowledged records not found at their position).
 
 ACKED_FILE has one `<partition> <offset> <i>` line per acknowledged record.
 
@@ -69,6 +71,7 @@ def main() -> int:
     next_offset: dict[int, int] = {}
     records = 0
     duplicates = 0
+    wrong = 0  # records served with other bytes than were produced
     seen_i: set[int] = set()
     try:
         high = {}
@@ -99,6 +102,7 @@ def main() -> int:
                     wanted.discard(p)
                 key = msg.key() or b""
                 if not (key.startswith(b"k-") and key[2:].isdigit()):
+                    wrong += 1
                     problems.add(f"partition {p} offset {o}: unexpected key {key!r}")
                     continue
                 i = int(key[2:])
@@ -107,6 +111,7 @@ def main() -> int:
                 seen_i.add(i)
                 found[(p, o)] = key
                 if msg.value() != value_of(i) or (msg.headers() or []) != headers_of(i):
+                    wrong += 1
                     problems.add(f"partition {p} offset {o}: value or headers of {key!r} differ")
         if wanted:
             problems.add(
@@ -123,9 +128,11 @@ def main() -> int:
         key = found.get((p, o))
         if key != f"k-{i}".encode():
             lost += 1
+            if key is not None:
+                wrong += 1
             problems.add(f"acked record k-{i} at partition {p} offset {o}: found {key!r}")
     fields.update(records=records, lost=lost, unacked_present=sum(1 for po in found if po not in acked),
-                  duplicates=duplicates)
+                  duplicates=duplicates, wrong=wrong)
     return report(fields, None, problems.errors, problems.count)
 
 
