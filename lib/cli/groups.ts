@@ -123,7 +123,7 @@ async function list(args: string[], io: CliIo): Promise<number> {
     .flatMap((s) => s.split(","))
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const groups = await admin.listGroups(states);
     print(
       io,
@@ -200,7 +200,7 @@ async function describe(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {});
   if (cmd.help) return (io.stdout(subcommandHelp("describe")), EXIT.OK);
   const groupId = onePositional(cmd.positionals, "groups", "describe");
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const group = await admin.describeGroup(groupId);
     const offsets = await admin.fetchOffsets(groupId);
     if (group.state === "Dead" && offsets.length === 0) {
@@ -259,7 +259,7 @@ async function remove(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {});
   if (cmd.help) return (io.stdout(subcommandHelp("delete")), EXIT.OK);
   const groupId = onePositional(cmd.positionals, "groups", "delete");
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     await admin.deleteGroup(groupId);
     print(io, cmd.output, { groupId, deleted: true }, `Deleted group "${groupId}"`);
     return EXIT.OK;
@@ -416,7 +416,7 @@ async function resetOffsets(args: string[], io: CliIo): Promise<number> {
   if (dryRun === execute) {
     throw new UsageError(`Choose one of "--dry-run" (print the plan) or "--execute" (commit it)`);
   }
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const group = await admin.describeGroup(groupId);
     if (!RESETTABLE_STATES.has(group.state)) {
       throw new AdminError(

@@ -7,6 +7,7 @@ import { runTopics } from "./topics.ts";
 import { runGroups } from "./groups.ts";
 import { runTransactions } from "./transactions.ts";
 import { runUsers } from "./users.ts";
+import { runAcls } from "./acls.ts";
 import { runMetadata } from "./metadata.ts";
 import { runBroker } from "./broker.ts";
 import { runConsume, runProduce } from "./records.ts";
@@ -27,6 +28,7 @@ export function mainHelp(): string {
     "  groups    Manage consumer groups (list, describe, delete, reset-offsets)",
     "  transactions  List, describe and abort transactions",
     "  users     Manage SCRAM users of SASL listeners (create, list, delete)",
+    "  acls      Manage ACLs of a broker run with --authorizer acl (create, list, delete)",
     "  metadata  Check or repair the embedded metadata store of a stopped broker",
     "  broker    Control a running broker over gRPC (status, drain, flush, watch)",
     "  produce   Produce records from stdin or a file (one per line, or JSON lines)",
@@ -63,6 +65,8 @@ export async function main(args: string[]): Promise<number> {
       return await runTransactions(rest);
     case "users":
       return await runUsers(rest);
+    case "acls":
+      return await runAcls(rest);
     case "metadata":
       return await runMetadata(rest);
     case "broker":

@@ -5,6 +5,13 @@
  * written through a `CliIo` so tests can capture them. Failures are one
  * line on stderr and a non-zero exit code.
  */
+import {
+  ClientConfigError,
+  type ClientSecurity,
+  parseProperties,
+  PLAINTEXT,
+  securityFromProperties,
+} from "../client/client_security.ts";
 import { parseArgs } from "node:util";
 import { AdminClient, AdminError } from "../client/admin.ts";
 import { KafkaConnectionError } from "../client/kafka_connection.ts";
@@ -63,6 +70,7 @@ export function oneLine(message: string): string {
 /** Options every admin subcommand takes. */
 export const COMMON_OPTIONS = {
   "bootstrap-server": { type: "string" },
+  "command-config": { type: "string" },
   output: { type: "string", short: "o" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -70,6 +78,9 @@ export const COMMON_OPTIONS = {
 export const COMMON_HELP = [
   "  --bootstrap-server HOST:PORT   Broker to connect to; a comma-separated list is tried in order",
   `                                 (default: ${DEFAULT_BOOTSTRAP_SERVER})`,
+  "  --command-config FILE          Client properties for a secured listener, as Kafka's tools",
+  "                                 take them: security.protocol, sasl.mechanism,",
+  "                                 sasl.jaas.config, ssl.truststore.location (PEM), ...",
   "  -o, --output table|json        Output format (default: table)",
   "  -h, --help                     Show this help",
 ];
@@ -83,6 +94,8 @@ export interface ParsedCommand {
   values: Record<string, string | boolean | string[] | undefined>;
   positionals: string[];
   bootstrap: string;
+  /** TLS and SASL settings from `--command-config` (PLAINTEXT without it). */
+  security: ClientSecurity;
   output: OutputFormat;
   help: boolean;
 }
@@ -135,6 +148,7 @@ export function parseCommand(args: string[], options: OptionSpec): ParsedCommand
     values,
     positionals: parsed.positionals,
     bootstrap,
+    security: commandConfig(values["command-config"] as string | undefined),
     output: output as OutputFormat,
     help: values.help === true,
   };
@@ -182,12 +196,29 @@ export function print(io: CliIo, format: OutputFormat, json: unknown, table: str
   io.stdout(format === "json" ? renderJson(json) : table);
 }
 
-/** Runs `fn` with an admin client on `bootstrap`, closing it afterwards. */
+/** The security settings of `--command-config FILE` (PLAINTEXT without one). */
+export function commandConfig(path: string | undefined): ClientSecurity {
+  if (path === undefined) return PLAINTEXT;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    throw new UsageError(`Cannot read "--command-config" ${path}: ${(err as Error).message}`);
+  }
+  try {
+    return securityFromProperties(parseProperties(text), `"${path}"`);
+  } catch (err) {
+    if (err instanceof ClientConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** Runs `fn` with an admin client on the command's bootstrap servers, closing it afterwards. */
 export async function withAdmin<T>(
-  bootstrap: string,
+  cmd: { bootstrap: string; security?: ClientSecurity },
   fn: (admin: AdminClient) => Promise<T>,
 ): Promise<T> {
-  const admin = await AdminClient.connect(bootstrap);
+  const admin = await AdminClient.connect(cmd.bootstrap, { security: cmd.security });
   try {
     return await fn(admin);
   } finally {

@@ -65,6 +65,8 @@ async function startPositions(
 
 const COMMON = [
   "  --bootstrap-server HOST:PORT   Broker to connect to (default: localhost:9092)",
+  "  --command-config FILE          Client properties for a secured listener (security.protocol,",
+  "                                 sasl.mechanism, sasl.jaas.config, ssl.truststore.location)",
   "  -h, --help                     Show this help",
 ];
 
@@ -252,7 +254,7 @@ export async function runProduce(
         throw new AdminError(`Cannot read "${v.file}": ${(error as Error).message}`);
       }
     }
-    return await withAdmin(cmd.bootstrap, async (admin) => {
+    return await withAdmin(cmd, async (admin) => {
       const producer = new RecordProducer(admin, topic, {
         acks,
         compression: compression as CompressionName,
@@ -441,7 +443,7 @@ export async function runConsume(
         'Option "--group" takes a group id, and goes with neither "--partition" nor "--offset"',
       );
     }
-    return await withAdmin(cmd.bootstrap, async (admin) => {
+    return await withAdmin(cmd, async (admin) => {
       const cluster = await admin.metadata([topic]);
       const info = cluster.topics.find((t) => t.name === topic)!;
       let partitions = info.partitions.map((p) => p.partition).sort((a, b) => a - b);

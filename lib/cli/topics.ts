@@ -138,7 +138,7 @@ async function create(args: string[], io: CliIo): Promise<number> {
     ? -1
     : parseInteger(cmd.values.partitions as string, 'Option "--partitions"', 1);
   const configs = parseConfigs((cmd.values.config as string[] | undefined) ?? [], false);
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     try {
       const created = await admin.createTopic(name, partitions, configs);
       print(
@@ -168,7 +168,7 @@ async function list(args: string[], io: CliIo): Promise<number> {
   if (cmd.positionals.length > 0) {
     throw new UsageError(`"topics list" takes no arguments, got "${cmd.positionals[0]}"`);
   }
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const { topics } = await admin.metadata(null);
     const rows = topics.map((t) => ({
       name: t.name,
@@ -234,7 +234,7 @@ function describeTable(t: TopicDescription): string {
 async function describe(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {});
   if (cmd.help) return (io.stdout(subcommandHelp("describe")), EXIT.OK);
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const topics = await admin.describeTopics(cmd.positionals.length > 0 ? cmd.positionals : null);
     const json = topics.map((t) => ({
       name: t.name,
@@ -269,7 +269,7 @@ async function alter(args: string[], io: CliIo): Promise<number> {
   if (hasPartitions === (configArgs.length > 0)) {
     throw new UsageError(`"topics alter" needs either "--partitions N" or "--config K=V"`);
   }
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     if (hasPartitions) {
       const count = parseInteger(cmd.values.partitions as string, 'Option "--partitions"', 1);
       await admin.createPartitions(name, count);
@@ -307,7 +307,7 @@ async function remove(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, { "if-exists": { type: "boolean" } });
   if (cmd.help) return (io.stdout(subcommandHelp("delete")), EXIT.OK);
   const name = onePositional(cmd.positionals, "topics", "delete");
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     try {
       await admin.deleteTopic(name);
       print(io, cmd.output, { name, deleted: true }, `Deleted topic "${name}"`);
@@ -341,7 +341,7 @@ async function trim(args: string[], io: CliIo): Promise<number> {
     throw new UsageError(`Option "--before" takes an offset or "end", got "${before}"`);
   }
   const offset = before === "end" ? -1 : Number(before);
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const start = await admin.deleteRecords({ topic, partition }, offset);
     print(
       io,

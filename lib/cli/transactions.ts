@@ -85,7 +85,7 @@ async function list(args: string[], io: CliIo): Promise<number> {
     .flatMap((s) => s.split(","))
     .map((s) => s.trim())
     .filter((s) => s !== "");
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const txns = await admin.listTransactions(states);
     print(
       io,
@@ -104,7 +104,7 @@ async function describe(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {});
   if (cmd.help) return (io.stdout(subcommandHelp("describe")), EXIT.OK);
   const id = onePositional(cmd.positionals, "transactions", "describe");
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const t = await admin.describeTransaction(id);
     const table = renderFields([
       ["TRANSACTIONAL-ID", t.transactionalId],
@@ -128,7 +128,7 @@ async function abort(args: string[], io: CliIo): Promise<number> {
   const cmd = parseCommand(args, {});
   if (cmd.help) return (io.stdout(subcommandHelp("abort")), EXIT.OK);
   const id = onePositional(cmd.positionals, "transactions", "abort");
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const before = await admin.describeTransaction(id);
     const epoch = await admin.fenceTransactionalId(id);
     const result = {

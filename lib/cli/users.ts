@@ -126,7 +126,7 @@ async function create(args: string[], io: CliIo): Promise<number> {
     ? SCRAM_ITERATIONS_DEFAULT
     : parseInteger(cmd.values.iterations as string, "--iterations");
   const mechanisms = mechanismsOf(cmd.values.mechanism);
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     await admin.alterScramUsers({
       upsertions: mechanisms.map((m) => {
         const salt = new Uint8Array(randomBytes(32));
@@ -155,7 +155,7 @@ async function list(args: string[], io: CliIo): Promise<number> {
   if (cmd.positionals.length > 0) {
     throw new UsageError(`"users list" takes no arguments, got "${cmd.positionals[0]}"`);
   }
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const users = [...(await admin.describeScramUsers())].map(([user, creds]) => ({
       user,
       credentials: creds.map(([m, iterations]) => ({
@@ -184,7 +184,7 @@ async function remove(args: string[], io: CliIo): Promise<number> {
   if (cmd.help) return (io.stdout(subcommandHelp("delete")), EXIT.OK);
   const user = oneUser(cmd.positionals, "delete");
   const wanted = mechanismsOf(cmd.values.mechanism);
-  return await withAdmin(cmd.bootstrap, async (admin) => {
+  return await withAdmin(cmd, async (admin) => {
     const existing = (await admin.describeScramUsers([user])).get(user) ?? [];
     const types = new Set(existing.map(([m]) => m));
     const deletions = wanted

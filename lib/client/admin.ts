@@ -10,6 +10,7 @@
  * Failures become `AdminError`s whose message is one sentence naming what
  * failed and the broker's error (code name and message).
  */
+import { type ClientSecurity, PLAINTEXT } from "./client_security.ts";
 import { KafkaConnection } from "./kafka_connection.ts";
 import { API_SCHEMAS } from "../protocol/generated/apis.ts";
 import type { ApiSchema, MessageCodec } from "../protocol/codec.ts";
@@ -30,6 +31,28 @@ export class AdminError extends Error {
   constructor(message: string, readonly errorCode: number | null = null) {
     super(message);
   }
+}
+
+/** An ACL binding as the ACL APIs carry it (Kafka's codes: lib/security/acl.ts). */
+export interface AclBindingSpec {
+  resourceType: number;
+  resourceName: string;
+  patternType: number;
+  principal: string;
+  host: string;
+  operation: number;
+  permissionType: number;
+}
+
+/** A filter of DescribeAcls and DeleteAcls: null names and 1 (ANY) codes match anything. */
+export interface AclFilterSpec {
+  resourceType: number;
+  resourceName: string | null;
+  patternType: number;
+  principal: string | null;
+  host: string | null;
+  operation: number;
+  permissionType: number;
 }
 
 export interface BrokerNode {
@@ -209,6 +232,7 @@ export class AdminClient {
   readonly #bootstrap: KafkaConnection;
   readonly #bootstrapAddress: string;
   readonly #clientId: string;
+  readonly #security: ClientSecurity;
   readonly #timeoutMs: number;
   readonly #versions: Map<number, { min: number; max: number }>;
   readonly #connections = new Map<string, Promise<KafkaConnection>>();
@@ -218,8 +242,9 @@ export class AdminClient {
     bootstrap: KafkaConnection,
     address: string,
     versions: Map<number, { min: number; max: number }>,
-    options: { clientId: string; timeoutMs: number },
+    options: { clientId: string; timeoutMs: number; security: ClientSecurity },
   ) {
+    this.#security = options.security;
     this.#bootstrap = bootstrap;
     this.#bootstrapAddress = address;
     this.#versions = versions;
@@ -233,7 +258,7 @@ export class AdminClient {
    */
   static async connect(
     bootstrap: string,
-    options: { clientId?: string; timeoutMs?: number } = {},
+    options: { clientId?: string; timeoutMs?: number; security?: ClientSecurity } = {},
   ): Promise<AdminClient> {
     const addresses = bootstrap.split(",").map((a) => a.trim()).filter((a) => a !== "");
     let lastError: unknown = new AdminError(`No bootstrap address in "${bootstrap}"`);
@@ -249,11 +274,12 @@ export class AdminClient {
 
   static async #connectOne(
     bootstrap: string,
-    options: { clientId?: string; timeoutMs?: number },
+    options: { clientId?: string; timeoutMs?: number; security?: ClientSecurity },
   ): Promise<AdminClient> {
     const clientId = options.clientId ?? "kafscale-cli";
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const conn = await KafkaConnection.connect(bootstrap, clientId);
+    const security = options.security ?? PLAINTEXT;
+    const conn = await KafkaConnection.connect(bootstrap, clientId, security);
     try {
       const res = await withTimeout(
         conn.send(API_SCHEMAS[18], 3, {
@@ -267,7 +293,7 @@ export class AdminClient {
       const versions = new Map(
         res!.apiKeys.map((k) => [k.apiKey, { min: k.minVersion, max: k.maxVersion }]),
       );
-      return new AdminClient(conn, bootstrap, versions, { clientId, timeoutMs });
+      return new AdminClient(conn, bootstrap, versions, { clientId, timeoutMs, security });
     } catch (err) {
       conn.close();
       throw err;
@@ -348,7 +374,7 @@ export class AdminClient {
       if (this.#connections.size >= BROKER_CONNECTIONS_MAX) {
         throw new AdminError(`More than ${BROKER_CONNECTIONS_MAX} brokers to talk to`);
       }
-      conn = KafkaConnection.connect(address, this.#clientId);
+      conn = KafkaConnection.connect(address, this.#clientId, this.#security);
       this.#connections.set(address, conn);
       conn.catch(() => this.#connections.delete(address));
     }
@@ -755,6 +781,86 @@ export class AdminClient {
     for (const r of res.results) {
       check(r.errorCode, r.errorMessage, `Cannot change the credentials of "${r.user}"`);
     }
+  }
+
+  // ---- ACLs ---------------------------------------------------------------------------
+
+  /** Creates ACL bindings (CreateAcls); fails on the first binding the broker refused. */
+  async createAcls(bindings: AclBindingSpec[]): Promise<void> {
+    const schema = API_SCHEMAS[30];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema, 1), {
+      creations: bindings.map((b) => ({
+        resourceType: b.resourceType,
+        resourceName: b.resourceName,
+        resourcePatternType: b.patternType,
+        principal: b.principal,
+        host: b.host,
+        operation: b.operation,
+        permissionType: b.permissionType,
+      })),
+    });
+    res.results.forEach((r, i) =>
+      check(r.errorCode, r.errorMessage, `Cannot create ACL ${JSON.stringify(bindings[i])}`)
+    );
+  }
+
+  /** The bindings matching `filter` (DescribeAcls). */
+  async describeAcls(filter: AclFilterSpec): Promise<AclBindingSpec[]> {
+    const schema = API_SCHEMAS[29];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema, 1), {
+      resourceTypeFilter: filter.resourceType,
+      resourceNameFilter: filter.resourceName,
+      patternTypeFilter: filter.patternType,
+      principalFilter: filter.principal,
+      hostFilter: filter.host,
+      operation: filter.operation,
+      permissionType: filter.permissionType,
+    });
+    check(res.errorCode, res.errorMessage, "Cannot describe ACLs");
+    return res.resources.flatMap((r) =>
+      r.acls.map((a) => ({
+        resourceType: r.resourceType,
+        resourceName: r.resourceName,
+        patternType: r.patternType ?? 3,
+        principal: a.principal,
+        host: a.host,
+        operation: a.operation,
+        permissionType: a.permissionType,
+      }))
+    );
+  }
+
+  /** Deletes the bindings matching each filter (DeleteAcls); returns those deleted. */
+  async deleteAcls(filters: AclFilterSpec[]): Promise<AclBindingSpec[]> {
+    const schema = API_SCHEMAS[31];
+    const res = await this.#send(this.#bootstrap, schema, this.version(schema, 1), {
+      filters: filters.map((f) => ({
+        resourceTypeFilter: f.resourceType,
+        resourceNameFilter: f.resourceName,
+        patternTypeFilter: f.patternType,
+        principalFilter: f.principal,
+        hostFilter: f.host,
+        operation: f.operation,
+        permissionType: f.permissionType,
+      })),
+    });
+    const out: AclBindingSpec[] = [];
+    for (const r of res.filterResults) {
+      check(r.errorCode, r.errorMessage, "Cannot delete ACLs");
+      for (const m of r.matchingAcls) {
+        check(m.errorCode, m.errorMessage, "Cannot delete an ACL");
+        out.push({
+          resourceType: m.resourceType,
+          resourceName: m.resourceName,
+          patternType: m.patternType ?? 3,
+          principal: m.principal,
+          host: m.host,
+          operation: m.operation,
+          permissionType: m.permissionType,
+        });
+      }
+    }
+    return out;
   }
 
   // ---- transactions -------------------------------------------------------------------

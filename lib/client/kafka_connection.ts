@@ -9,6 +9,13 @@ import type { MessageCodec } from "../protocol/codec.ts";
 import { requestHeaderVersion, responseHeaderVersion } from "../protocol/headers.ts";
 import { REQUEST_HEADER } from "../protocol/generated/request_header.ts";
 import { RESPONSE_HEADER } from "../protocol/generated/response_header.ts";
+import { SASL_HANDSHAKE_REQUEST } from "../protocol/generated/sasl_handshake_request.ts";
+import { SASL_HANDSHAKE_RESPONSE } from "../protocol/generated/sasl_handshake_response.ts";
+import { SASL_AUTHENTICATE_REQUEST } from "../protocol/generated/sasl_authenticate_request.ts";
+import { SASL_AUTHENTICATE_RESPONSE } from "../protocol/generated/sasl_authenticate_response.ts";
+import { errorName } from "../protocol/error_codes.ts";
+import { type ClientSecurity, PLAINTEXT } from "./client_security.ts";
+import { plainMessage, ScramClient } from "./sasl_client.ts";
 
 /** Largest response frame this client accepts. */
 const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
@@ -29,36 +36,98 @@ export interface SendOptions {
   expectResponse?: boolean;
 }
 
+const HANDSHAKE = { request: SASL_HANDSHAKE_REQUEST, response: SASL_HANDSHAKE_RESPONSE };
+const AUTHENTICATE = { request: SASL_AUTHENTICATE_REQUEST, response: SASL_AUTHENTICATE_RESPONSE };
+
 export class KafkaConnection {
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.Conn;
   readonly #clientId: string;
   #correlationId = 1;
   #waiters = new Map<number, Waiter>();
   #closed = false;
   #reader: Promise<void>;
 
-  private constructor(conn: Deno.TcpConn, clientId: string) {
+  private constructor(conn: Deno.Conn, clientId: string) {
     this.#conn = conn;
     this.#clientId = clientId;
     this.#reader = this.#readLoop();
   }
 
-  static async connect(address: string, clientId = "kafscale-cli"): Promise<KafkaConnection> {
+  /**
+   * Connects to `address` (HOST:PORT). With `security`, over TLS (SSL, SASL_SSL) and logged in
+   * with SASL (SASL_PLAINTEXT, SASL_SSL) before the connection is handed out.
+   */
+  static async connect(
+    address: string,
+    clientId = "kafscale-cli",
+    security: ClientSecurity = PLAINTEXT,
+  ): Promise<KafkaConnection> {
     const idx = address.lastIndexOf(":");
     if (idx <= 0) {
       throw new KafkaConnectionError(`Bootstrap address must be HOST:PORT, got "${address}"`);
     }
     const hostname = address.slice(0, idx).replace(/^\[|\]$/g, "");
     const port = Number(address.slice(idx + 1));
+    const tls = security.protocol === "SSL" || security.protocol === "SASL_SSL";
+    let conn: Deno.Conn;
     try {
-      const conn = await Deno.connect({ hostname, port, transport: "tcp" });
-      conn.setNoDelay(true);
-      return new KafkaConnection(conn, clientId);
+      if (tls) {
+        const tlsConn = await Deno.connectTls({
+          hostname,
+          port,
+          caCerts: security.caCerts,
+          ...(security.cert && security.key ? { cert: security.cert, key: security.key } : {}),
+        });
+        await tlsConn.handshake();
+        conn = tlsConn;
+      } else {
+        const tcp = await Deno.connect({ hostname, port, transport: "tcp" });
+        tcp.setNoDelay(true);
+        conn = tcp;
+      }
     } catch (err) {
       throw new KafkaConnectionError(
-        `Cannot connect to "${address}": ${(err as Error).message}`,
+        `Cannot connect to "${address}"${tls ? " over TLS" : ""}: ${(err as Error).message}`,
       );
     }
+    const connection = new KafkaConnection(conn, clientId);
+    if (security.sasl) {
+      try {
+        await connection.#login(security.sasl);
+      } catch (err) {
+        connection.close();
+        throw new KafkaConnectionError(
+          `Cannot log in to "${address}" as "${security.sasl.username}" with ` +
+            `${security.sasl.mechanism}: ${(err as Error).message}`,
+        );
+      }
+    }
+    return connection;
+  }
+
+  async #login(sasl: NonNullable<ClientSecurity["sasl"]>): Promise<void> {
+    const hs = (await this.send(HANDSHAKE, 1, { mechanism: sasl.mechanism }))!;
+    if (hs.errorCode !== 0) {
+      throw new Error(
+        `${errorName(hs.errorCode)}; the listener offers ${
+          hs.mechanisms.join(", ") || "no SASL mechanism"
+        }`,
+      );
+    }
+    const step = async (authBytes: Uint8Array) => {
+      const res = (await this.send(AUTHENTICATE, 2, { authBytes }))!;
+      if (res.errorCode !== 0) {
+        throw new Error(`${errorName(res.errorCode)}: ${res.errorMessage ?? "no message"}`);
+      }
+      return res.authBytes;
+    };
+    if (sasl.mechanism === "PLAIN") {
+      await step(plainMessage(sasl.username, sasl.password));
+      return;
+    }
+    const scram = new ScramClient(sasl.mechanism, sasl.username, sasl.password);
+    const serverFirst = await step(scram.first());
+    scram.verify(await step(scram.final(serverFirst)));
   }
 
   /** Sends raw frame bytes (already size-prefixed); for tests of malformed input. */

@@ -17,55 +17,13 @@
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
 import { pythonPath, REPO_ROOT, requireFile, runProgram } from "./client_runner.ts";
+import { makeCerts, sh } from "../support/certs.ts";
 
 const KAFKA_VERSION = Deno.env.get("KAFKA_REF_VERSION") ?? "4.1.0";
 const CLASSPATH = `${REPO_ROOT}.tools/kafka-ref/libs-${KAFKA_VERSION}/*:` +
   `${REPO_ROOT}.tools/kafka-ref/tools-${KAFKA_VERSION}/*`;
 const JAVA = ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"];
 const TIMEOUT_MS = 60_000;
-
-async function sh(cmd: string, input?: string): Promise<{ code: number; out: string }> {
-  const r = await runProgram([
-    "bash",
-    "-c",
-    input === undefined ? cmd : `${cmd} <<'EOF'\n${input}\nEOF`,
-  ], {
-    timeoutMs: TIMEOUT_MS,
-  });
-  return { code: r.code, out: r.stdout + r.stderr };
-}
-
-/** A CA, a server certificate for 127.0.0.1 signed by it, and client certificates. */
-async function makeCerts(dir: string): Promise<void> {
-  const ok = async (cmd: string) => {
-    const r = await sh(`cd ${dir} && ${cmd}`);
-    assert.equal(r.code, 0, `${cmd}: ${r.out}`);
-  };
-  for (const ca of ["ca", "ca2", "rogue"]) {
-    await ok(
-      `openssl req -x509 -newkey rsa:2048 -nodes -keyout ${ca}.key -out ${ca}.pem -days 2 -subj /CN=${ca}`,
-    );
-  }
-  await ok("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > san.cnf");
-  for (const [name, ca] of [["server", "ca"], ["server2", "ca2"]]) {
-    await ok(
-      `openssl req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj /CN=localhost`,
-    );
-    await ok(
-      `openssl x509 -req -in ${name}.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${name}.pem -days 2 -extfile san.cnf`,
-    );
-  }
-  for (
-    const [name, ca, days] of [["alice", "ca", 2], ["mallory", "rogue", 2], ["expired", "ca", -1]]
-  ) {
-    await ok(
-      `openssl req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj /O=acme/CN=${name}`,
-    );
-    await ok(
-      `openssl x509 -req -in ${name}.csr -CA ${ca}.pem -CAkey ${ca}.key -CAcreateserial -out ${name}.pem -days ${days}`,
-    );
-  }
-}
 
 Deno.test("security: SASL_SSL with SCRAM and PLAIN, kafka-configs.sh users, mTLS and a certificate reload", async () => {
   await requireFile(

@@ -1,0 +1,86 @@
+/**
+ * The client side of SASL over a Kafka connection: SaslHandshake v1, then SaslAuthenticate
+ * with PLAIN (RFC 4616) or SCRAM-SHA-256/512 (RFC 5802/7677, checking the server's final
+ * signature, so a broker that does not know the password cannot pretend it does).
+ */
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
+import { SCRAM_MECHANISMS, type ScramMechanism } from "../security/scram.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const b64 = (b: Uint8Array) => btoa(String.fromCharCode(...b));
+const unb64 = (s: string) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+
+export class SaslClientError extends Error {
+  override name = "SaslClientError";
+}
+
+/** SCRAM's client: `first()`, then `final(serverFirst)`, then `verify(serverFinal)`. */
+export class ScramClient {
+  readonly #mechanism: ScramMechanism;
+  readonly #user: string;
+  readonly #password: string;
+  readonly #bare: string;
+  #expectedServerSignature = "";
+
+  constructor(mechanism: ScramMechanism, user: string, password: string, nonce?: string) {
+    this.#mechanism = mechanism;
+    this.#user = user;
+    this.#password = password;
+    const escaped = user.replace(/=/g, "=3D").replace(/,/g, "=2C");
+    this.#bare = `n=${escaped},r=${nonce ?? b64(new Uint8Array(randomBytes(18)))}`;
+  }
+
+  first(): Uint8Array {
+    return enc.encode(`n,,${this.#bare}`);
+  }
+
+  final(serverFirstBytes: Uint8Array): Uint8Array {
+    const serverFirst = dec.decode(serverFirstBytes);
+    const attrs = new Map(
+      serverFirst.split(",").map((p) => [p[0], p.slice(2)] as [string, string]),
+    );
+    const nonce = attrs.get("r");
+    const salt = attrs.get("s");
+    const iterations = Number(attrs.get("i"));
+    const clientNonce = this.#bare.slice(this.#bare.indexOf(",r=") + 3);
+    if (!nonce || !nonce.startsWith(clientNonce) || !salt || !Number.isSafeInteger(iterations)) {
+      throw new SaslClientError(`Malformed SCRAM server-first message: "${serverFirst}"`);
+    }
+    const { hash, keyBytes } = SCRAM_MECHANISMS[this.#mechanism];
+    const salted = pbkdf2Sync(
+      this.#password.normalize("NFKC"),
+      unb64(salt),
+      iterations,
+      keyBytes,
+      hash,
+    );
+    const clientKey = createHmac(hash, salted).update("Client Key").digest();
+    const storedKey = createHash(hash).update(clientKey).digest();
+    const withoutProof = `c=biws,r=${nonce}`;
+    const auth = `${this.#bare},${serverFirst},${withoutProof}`;
+    const signature = createHmac(hash, storedKey).update(auth).digest();
+    const proof = new Uint8Array(clientKey.map((b, i) => b ^ signature[i]));
+    const serverKey = createHmac(hash, salted).update("Server Key").digest();
+    this.#expectedServerSignature = b64(
+      new Uint8Array(createHmac(hash, serverKey).update(auth).digest()),
+    );
+    return enc.encode(`${withoutProof},p=${b64(proof)}`);
+  }
+
+  /** Throws unless the server's final message proves it knows the credential. */
+  verify(serverFinalBytes: Uint8Array): void {
+    const serverFinal = dec.decode(serverFinalBytes);
+    if (serverFinal !== `v=${this.#expectedServerSignature}`) {
+      throw new SaslClientError(
+        `The broker's SCRAM signature does not match (got "${serverFinal}"): it does not know ` +
+          `the credential of "${this.#user}"`,
+      );
+    }
+  }
+}
+
+/** PLAIN's single message: `NUL user NUL password`. */
+export function plainMessage(user: string, password: string): Uint8Array {
+  return enc.encode(`\u0000${user}\u0000${password}`);
+}
