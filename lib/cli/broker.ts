@@ -41,6 +41,11 @@ const COMMON_HELP = [
   "  --control-server HOST:PORT     The broker's control listener (env KAFSCALE_CONTROL_SERVER;",
   `                                 default: ${DEFAULT_CONTROL_SERVER})`,
   "  --control-token TOKEN          Bearer token (env KAFSCALE_CONTROL_TOKEN)",
+  "  --control-ca-file F            Connect over TLS, trusting this PEM CA (env",
+  "                                 KAFSCALE_CONTROL_CA_FILE; for a broker with --control-tls)",
+  "  --control-cert-file F, --control-key-file F",
+  "                                 PEM client certificate and key (mTLS; envs",
+  "                                 KAFSCALE_CONTROL_CERT_FILE, KAFSCALE_CONTROL_KEY_FILE)",
   "  -o, --output table|json        Output format (default: table)",
   "  -h, --help                     Show this help",
 ];
@@ -114,6 +119,7 @@ interface BrokerCommand {
   positionals: string[];
   server: string;
   token: string | null;
+  tls: { ca: string | null; cert: string | null; key: string | null } | undefined;
   output: OutputFormat;
   help: boolean;
 }
@@ -130,6 +136,9 @@ function parse(
       options: {
         "control-server": { type: "string" },
         "control-token": { type: "string" },
+        "control-ca-file": { type: "string" },
+        "control-cert-file": { type: "string" },
+        "control-key-file": { type: "string" },
         output: { type: "string", short: "o" },
         help: { type: "boolean", short: "h" },
         ...options,
@@ -152,11 +161,27 @@ function parse(
   }
   const token = (values["control-token"] as string | undefined) ??
     env.KAFSCALE_CONTROL_TOKEN ?? null;
+  const file = (flag: string, envName: string): string | null => {
+    const path = (values[flag] as string | undefined) ?? env[envName] ?? null;
+    if (path === null || path === "") return null;
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (err) {
+      throw new UsageError(`Cannot read "--${flag}" (${path}): ${(err as Error).message}`);
+    }
+  };
+  const ca = file("control-ca-file", "KAFSCALE_CONTROL_CA_FILE");
+  const cert = file("control-cert-file", "KAFSCALE_CONTROL_CERT_FILE");
+  const key = file("control-key-file", "KAFSCALE_CONTROL_KEY_FILE");
+  if ((cert === null) !== (key === null)) {
+    throw new UsageError('"--control-cert-file" and "--control-key-file" go together');
+  }
   return {
     values,
     positionals: parsed.positionals,
     server,
     token: token === "" ? null : token,
+    tls: ca !== null || cert !== null ? { ca, cert, key } : undefined,
     output: output as OutputFormat,
     help: values.help === true,
   };
@@ -178,7 +203,7 @@ function parsePartitions(positionals: string[]): PartitionRef[] {
 
 async function withClient<T>(cmd: BrokerCommand, fn: (client: GrpcClient) => Promise<T>) {
   const { GrpcClient } = await import("../control/grpc_adapter.ts");
-  const client = new GrpcClient(cmd.server, { token: cmd.token });
+  const client = new GrpcClient(cmd.server, { token: cmd.token, tls: cmd.tls });
   try {
     return await fn(client);
   } finally {

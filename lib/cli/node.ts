@@ -42,7 +42,12 @@ import {
 } from "../control/control_service.ts";
 import { VERSION } from "./version.ts";
 import { BrokerRegistrar } from "./broker_registrar.ts";
-import { advertisedAddress, listenerAdvertisedAddress, type ServeConfig } from "./serve_config.ts";
+import {
+  advertisedAddress,
+  isLoopbackHost,
+  listenerAdvertisedAddress,
+  type ServeConfig,
+} from "./serve_config.ts";
 
 /** Requests read ahead per connection before reading pauses. */
 const MAX_IN_FLIGHT_REQUESTS = 64;
@@ -441,11 +446,34 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     consoleAdmin = null;
     await old?.then((a) => a.close(), () => undefined);
   };
+  // HTTPS and the control port's TLS use the broker's certificate, read once at start.
+  const portTls = config.tlsCertFile !== null && config.tlsKeyFile !== null &&
+      (config.httpTls || config.controlTls)
+    ? {
+      cert: await Deno.readTextFile(config.tlsCertFile),
+      key: await Deno.readTextFile(config.tlsKeyFile),
+      clientCa: config.tlsClientCaFile === null
+        ? null
+        : await Deno.readTextFile(config.tlsClientCaFile),
+    }
+    : null;
+  if (!isLoopbackHost(config.httpListen.host) && config.httpToken === null) {
+    logger.warn(
+      "The HTTP listener is not on loopback and has no token: metrics and the console are open to its network",
+      {
+        http: `${config.httpListen.host}:${config.httpListen.port}`,
+        hint: 'set "--http-token" (and "--http-tls")',
+      },
+    );
+  }
   try {
     http = startHttpServer({
       routes,
       hostname: config.httpListen.host,
       port: config.httpListen.port,
+      tls: config.httpTls && portTls ? { cert: portTls.cert, key: portTls.key } : undefined,
+      token: config.httpToken,
+      openPaths: config.httpOpenPaths.split(",").map((p) => p.trim()).filter((p) => p !== ""),
       metrics,
       logger,
       isReady: () => ready,
@@ -510,6 +538,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       hostname: config.controlListen.host,
       port: config.controlListen.port,
       token: config.controlToken,
+      tls: config.controlTls && portTls ? portTls : undefined,
       logger,
       service: new ControlService({
         brokerId: config.brokerId,

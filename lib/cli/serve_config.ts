@@ -190,6 +190,37 @@ export const SERVE_SETTINGS = [
       "required when the control listener is not on loopback",
   },
   {
+    name: "control-tls",
+    env: "KAFSCALE_CONTROL_TLS",
+    kind: "bool",
+    default: false,
+    help: 'Serve the control port over TLS with "--tls-cert-file"; with "--tls-client-ca-file", ' +
+      "clients must also present a certificate it signed (then no token is needed off loopback)",
+  },
+  {
+    name: "http-tls",
+    env: "KAFSCALE_HTTP_TLS",
+    kind: "bool",
+    default: false,
+    help: 'Serve the HTTP port (health, metrics, console) over HTTPS with "--tls-cert-file"',
+  },
+  {
+    name: "http-token",
+    env: "KAFSCALE_HTTP_TOKEN",
+    kind: "string",
+    default: null,
+    help: 'Bearer token HTTP requests must send ("Authorization: Bearer <token>"), except to ' +
+      '"--http-open-paths"; unset: every path is open',
+  },
+  {
+    name: "http-open-paths",
+    env: "KAFSCALE_HTTP_OPEN_PATHS",
+    kind: "string",
+    default: "/healthz,/readyz",
+    help: 'Comma-separated paths served without "--http-token" (e.g. add /metrics for a ' +
+      "Prometheus without credentials)",
+  },
+  {
     name: "broker-id",
     env: "KAFSCALE_BROKER_ID",
     kind: "int",
@@ -629,6 +660,10 @@ export interface ServeConfig {
   queuedMaxRequestBytes: number;
   maxConnections: number;
   fetchSessionCacheSlots: number;
+  controlTls: boolean;
+  httpTls: boolean;
+  httpToken: string | null;
+  httpOpenPaths: string;
   messageMaxBytes: number;
   autoCreateTopics: boolean;
   defaultPartitions: number;
@@ -917,11 +952,20 @@ function validateSecurity(cfg: ServeConfig): void {
 }
 
 function validateControl(cfg: ServeConfig): void {
-  // Drain and flush are operator actions: reachable from other hosts only with a token.
-  if (!isLoopbackHost(cfg.controlListen.host) && cfg.controlToken === null) {
+  const tlsFiles = cfg.tlsCertFile !== null && cfg.tlsKeyFile !== null;
+  for (const [name, on] of [["control-tls", cfg.controlTls], ["http-tls", cfg.httpTls]] as const) {
+    if (on && !tlsFiles) {
+      throw new ConfigError(`"${name}" is on: set "--tls-cert-file" and "--tls-key-file"`);
+    }
+  }
+  // Drain and flush are operator actions: reachable from other hosts only with a token or a
+  // client certificate.
+  const mtls = cfg.controlTls && cfg.tlsClientCaFile !== null;
+  if (!isLoopbackHost(cfg.controlListen.host) && cfg.controlToken === null && !mtls) {
     throw new ConfigError(
       `"control-listen" is "${cfg.controlListen.host}:${cfg.controlListen.port}", not loopback, ` +
-        'but "control-token" is not set; set "--control-token" (or KAFSCALE_CONTROL_TOKEN)',
+        'but "control-token" is not set; set "--control-token" (or KAFSCALE_CONTROL_TOKEN), or ' +
+        'require client certificates ("--control-tls" with "--tls-client-ca-file")',
     );
   }
 }

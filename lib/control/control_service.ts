@@ -337,6 +337,8 @@ export async function startControlServer(opts: {
   token: string | null;
   service: ControlService;
   logger: Logger;
+  /** TLS for the control port; with `clientCa`, client certificates are required. */
+  tls?: { cert: string; key: string; clientCa: string | null };
 }): Promise<ControlServer> {
   const { startGrpcServer } = await import("./grpc_adapter.ts");
   const server: GrpcServer = await startGrpcServer({
@@ -345,6 +347,7 @@ export async function startControlServer(opts: {
     methods: opts.service.handlers(),
     authenticate: bearerAuthenticator(opts.token),
     logger: opts.logger,
+    tls: opts.tls,
   });
   return {
     address: { hostname: opts.hostname, port: server.port },

@@ -10,10 +10,15 @@
  * A handler's `ControlError` becomes its status code; anything else is INTERNAL.
  */
 import * as grpc from "@grpc/grpc-js";
+import { isIP } from "node:net";
+import { checkServerIdentity } from "node:tls";
 import { ProtobufDecodeError } from "./protobuf_codec.ts";
 import { type ControlMethod, decodeControl, encodeControl } from "./control_proto.ts";
 import { ControlError, GRPC_STATUS } from "./control_error.ts";
 import type { Logger } from "../util/logger.ts";
+
+/** The TLS server name sent when the control server is addressed by IP. */
+const IP_SERVER_NAME = "kafscale-control";
 
 /** Largest message either side accepts (gRPC's own default). */
 export const MESSAGE_BYTES_MAX = 4 * 1024 * 1024;
@@ -45,6 +50,11 @@ export interface GrpcServerOptions {
   /** Returns why the call is refused (UNAUTHENTICATED), or null to let it through. */
   authenticate(authorization: string | null): string | null;
   logger: Logger;
+  /**
+   * PEM certificate and key: serve over TLS. With `clientCa`, clients must present a
+   * certificate signed by it (mTLS).
+   */
+  tls?: { cert: string; key: string; clientCa: string | null };
 }
 
 export interface GrpcServer {
@@ -193,7 +203,13 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${bracketed(opts.hostname)}:${opts.port}`,
-      grpc.ServerCredentials.createInsecure(),
+      opts.tls
+        ? grpc.ServerCredentials.createSsl(
+          opts.tls.clientCa === null ? null : Buffer.from(opts.tls.clientCa),
+          [{ private_key: Buffer.from(opts.tls.key), cert_chain: Buffer.from(opts.tls.cert) }],
+          opts.tls.clientCa !== null,
+        )
+        : grpc.ServerCredentials.createInsecure(),
       (err, bound) => (err ? reject(err) : resolve(bound)),
     );
   });
@@ -220,6 +236,8 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
 export interface GrpcClientOptions {
   /** Sent as `authorization: Bearer <token>` on every call. */
   token: string | null;
+  /** TLS: the CA to trust (PEM; null: the system's), and a client certificate for mTLS. */
+  tls?: { ca: string | null; cert: string | null; key: string | null };
 }
 
 /** A control client over one channel; errors are `ControlError`s with the server's status. */
@@ -231,8 +249,24 @@ export class GrpcClient {
   constructor(address: string, opts: GrpcClientOptions) {
     this.#address = address;
     this.#token = opts.token;
-    this.#client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    const tls = opts.tls;
+    // node:tls takes no IP address as the TLS server name (SNI): for an IP, a placeholder name
+    // is sent and the certificate is checked against the IP itself.
+    const host = address.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+    const byIp = isIP(host) !== 0;
+    const credentials = tls
+      ? grpc.credentials.createSsl(
+        tls.ca === null ? null : Buffer.from(tls.ca),
+        tls.key === null ? null : Buffer.from(tls.key),
+        tls.cert === null ? null : Buffer.from(tls.cert),
+        byIp
+          ? { checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert) }
+          : undefined,
+      )
+      : grpc.credentials.createInsecure();
+    this.#client = new grpc.Client(address, credentials, {
       "grpc.max_receive_message_length": MESSAGE_BYTES_MAX,
+      ...(tls && byIp ? { "grpc.ssl_target_name_override": IP_SERVER_NAME } : {}),
     });
   }
 

@@ -7,6 +7,9 @@
  *   answers; 503 otherwise, with the failing dependencies and why.
  * - `/metrics`: Prometheus text format.
  *
+ * Optionally HTTPS (the broker's certificate, `--http-tls`) and a bearer token on every path
+ * but the probes (`--http-token`, `--http-open-paths`).
+ *
  * Each dependency check runs with a deadline, and at most once at a time: probes that arrive
  * while a check is in flight share its answer, so a hung store cannot pile up checks (which
  * would take the store's request slots from the data path).
@@ -36,6 +39,28 @@ export interface HttpServerOptions {
   checkTimeoutMs?: number;
   /** More routes (the console): a response, or null when the path is not theirs. */
   routes?: (path: string) => Promise<Response | null>;
+  /** PEM certificate and key: serve HTTPS instead of HTTP (`--http-tls`). */
+  tls?: { cert: string; key: string };
+  /**
+   * A bearer token every request must carry (`--http-token`), except to `openPaths`; null:
+   * everything is open.
+   */
+  token?: string | null;
+  /** Paths served without the token (default /healthz and /readyz, for probes). */
+  openPaths?: string[];
+}
+
+/** Paths open without `--http-token`: liveness and readiness probes. */
+export const DEFAULT_OPEN_PATHS = ["/healthz", "/readyz"];
+
+/** Constant-time comparison of the Authorization header with the expected one. */
+function tokenMatches(header: string | null, expected: Uint8Array): boolean {
+  if (header === null) return false;
+  const got = new TextEncoder().encode(header);
+  if (got.length !== expected.length) return false;
+  let diff = 0;
+  for (let i = 0; i < got.length; i++) diff |= got[i] ^ expected[i];
+  return diff === 0;
 }
 
 /** Default per-check deadline, so a hung dependency cannot hang the probe. */
@@ -117,10 +142,20 @@ export function startHttpServer(
       ...(notes.length === 0 ? {} : { notes: Object.fromEntries(notes) }),
     };
   };
+  const expected = opts.token ? new TextEncoder().encode(`Bearer ${opts.token}`) : null;
+  const open = new Set(opts.openPaths ?? DEFAULT_OPEN_PATHS);
   const server = Deno.serve(
-    { hostname: opts.hostname, port: opts.port, onListen: () => {} },
+    { hostname: opts.hostname, port: opts.port, onListen: () => {}, ...(opts.tls ?? {}) },
     async (req) => {
       const path = new URL(req.url).pathname;
+      if (
+        expected && !open.has(path) && !tokenMatches(req.headers.get("authorization"), expected)
+      ) {
+        return new Response('Unauthorized: send "Authorization: Bearer <token>"\n', {
+          status: 401,
+          headers: { "www-authenticate": "Bearer" },
+        });
+      }
       if (path === "/healthz") {
         return Response.json(await report(), { status: 200 });
       }
