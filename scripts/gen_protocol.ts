@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 /** API keys to generate codecs for; widen this list to support more APIs. */
 export const API_KEYS_TO_GENERATE: readonly number[] = [
   0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-  32, 33, 35, 36, 37, 42, 44, 47, 48, 50, 51, 57, 60, 61, 65, 66, 75,
+  32, 33, 35, 36, 37, 42, 44, 47, 48, 50, 51, 57, 60, 61, 65, 66, 68, 69, 75,
 ];
 
 /** Non-API schemas generated as well. */

@@ -21,6 +21,7 @@ import { BrokerMarkerWriter } from "./txn_markers.ts";
 import { Authorizer } from "./authorizer.ts";
 import { FailedLogins } from "./sasl_state.ts";
 import { DEFAULT_FETCH_SESSION_SLOTS, FetchSessionCache } from "./fetch_sessions.ts";
+import { ConsumerGroupManager } from "../coordinator/consumer_groups.ts";
 import { hashName } from "./partition_leaders.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
@@ -56,6 +57,9 @@ export interface BrokerSettings {
   saslMechanisms?: string[];
   /** Session lifetime of a SASL login, ms (KIP-368); 0 or absent: no expiry. */
   connectionsMaxReauthMs?: number;
+  /** KIP-848 groups: Kafka's group.consumer.session.timeout.ms and heartbeat.interval.ms. */
+  consumerGroupSessionTimeoutMs?: number;
+  consumerGroupHeartbeatIntervalMs?: number;
   /** Incremental fetch session slots (Kafka's max.incremental.fetch.session.cache.slots). */
   fetchSessionCacheSlots?: number;
   /** Advertised endpoint of each Kafka listener (`--listeners`); the first is host/port. */
@@ -93,6 +97,8 @@ export class Broker {
   readonly failedLogins: FailedLogins = new FailedLogins();
   /** Incremental fetch sessions (KIP-227). */
   readonly fetchSessions: FetchSessionCache;
+  /** Consumer groups of the KIP-848 protocol (ConsumerGroupHeartbeat) this broker coordinates. */
+  readonly consumerGroups: ConsumerGroupManager;
   #clusterId = "";
   /**
    * Topic records by name, kept current by a metadata watch so the produce
@@ -123,6 +129,11 @@ export class Broker {
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
+    this.consumerGroups = new ConsumerGroupManager({
+      now: () => deps.clock.monotonic(),
+      sessionTimeoutMs: deps.settings.consumerGroupSessionTimeoutMs ?? 45_000,
+      heartbeatIntervalMs: deps.settings.consumerGroupHeartbeatIntervalMs ?? 5_000,
+    });
     this.fetchSessions = new FetchSessionCache(
       deps.clock,
       deps.settings.fetchSessionCacheSlots ?? DEFAULT_FETCH_SESSION_SLOTS,
@@ -236,6 +247,11 @@ export class Broker {
     if (cached?.topicId === topicId) return cached.state === "active" ? cached : null;
     // Not cached: a topic another broker created whose watch event has not arrived yet.
     return (await this.listTopics()).find((t) => t.topicId === topicId) ?? null;
+  }
+
+  /** The active topics this broker knows now (its watched cache; no store read). */
+  cachedTopics(): TopicRecord[] {
+    return [...this.#topics.values()].filter((t) => t.state === "active");
   }
 
   async listTopics(): Promise<TopicRecord[]> {

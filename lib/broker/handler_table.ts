@@ -46,6 +46,8 @@ import { TXN_OFFSET_COMMIT_HANDLER } from "./txn_offset_commit.ts";
 import { DESCRIBE_TRANSACTIONS_HANDLER } from "./describe_transactions.ts";
 import { LIST_TRANSACTIONS_HANDLER } from "./list_transactions.ts";
 import { DESCRIBE_PRODUCERS_HANDLER } from "./describe_producers.ts";
+import { CONSUMER_GROUP_HEARTBEAT_HANDLER } from "./consumer_group_heartbeat.ts";
+import { CONSUMER_GROUP_DESCRIBE_HANDLER } from "./consumer_group_describe.ts";
 
 function buildTable(): ReadonlyMap<number, ApiHandler> {
   const table = new Map<number, ApiHandler>();
@@ -98,6 +100,8 @@ function buildTable(): ReadonlyMap<number, ApiHandler> {
   add(DESCRIBE_TRANSACTIONS_HANDLER);
   add(LIST_TRANSACTIONS_HANDLER);
   add(DESCRIBE_PRODUCERS_HANDLER);
+  add(CONSUMER_GROUP_HEARTBEAT_HANDLER);
+  add(CONSUMER_GROUP_DESCRIBE_HANDLER);
   return table;
 }
 

@@ -33,6 +33,10 @@ export const JOIN_GROUP_HANDLER = defineHandler<JoinGroupRequest, JoinGroupRespo
     const v = ctx.apiVersion;
     const out = !can(ctx, OP.READ, RT.GROUP, req.groupId)
       ? joinError(req.memberId, ERROR_CODES.GROUP_AUTHORIZATION_FAILED)
+      // A group in use by the consumer protocol (KIP-848) takes no classic members (offline
+      // migration only: it must be empty first).
+      : ctx.broker.consumerGroups.active(req.groupId)
+      ? joinError(req.memberId, ERROR_CODES.INCONSISTENT_GROUP_PROTOCOL)
       : await ctx.broker.coordinator.join({
         groupId: req.groupId,
         memberId: req.memberId,

@@ -4,6 +4,7 @@
  * (KIP-848); every group here is a "classic" group. Filters match
  * case-insensitively.
  */
+import { groupState as consumerGroupState } from "../coordinator/consumer_groups.ts";
 import {
   LIST_GROUPS_REQUEST,
   type ListGroupsRequest,
@@ -18,6 +19,8 @@ import { defineHandler } from "./handler.ts";
 
 export const CLASSIC_GROUP_TYPE = "classic";
 
+const CONSUMER_GROUP_TYPE = "consumer";
+
 export const LIST_GROUPS_HANDLER = defineHandler<ListGroupsRequest, ListGroupsResponse>({
   apiKey: 16,
   name: "ListGroups",
@@ -30,16 +33,35 @@ export const LIST_GROUPS_HANDLER = defineHandler<ListGroupsRequest, ListGroupsRe
     const states = new Set((v >= 4 ? req.statesFilter ?? [] : []).map((s) => s.toLowerCase()));
     const types = new Set((v >= 5 ? req.typesFilter ?? [] : []).map((s) => s.toLowerCase()));
     const out = await ctx.broker.coordinator.listGroups();
-    const groups = out.groups
+    // Consumer-protocol groups (KIP-848) this broker coordinates are listed as "consumer"; the
+    // classic listing also holds their (memberless) classic side, which they replace.
+    const consumer = new Map(
+      ctx.broker.consumerGroups.groups().filter((g) => g.members.size > 0).map((g) => [
+        g.groupId,
+        {
+          groupId: g.groupId,
+          protocolType: "consumer",
+          state: consumerGroupState(g),
+          type: CONSUMER_GROUP_TYPE,
+        },
+      ]),
+    );
+    const all = [
+      ...out.groups
+        .filter((g) => !consumer.has(g.groupId))
+        .map((g) => ({ ...g, type: CLASSIC_GROUP_TYPE })),
+      ...consumer.values(),
+    ].sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
+    const groups = all
       .filter((g) => states.size === 0 || states.has(g.state.toLowerCase()))
-      .filter(() => types.size === 0 || types.has(CLASSIC_GROUP_TYPE))
+      .filter((g) => types.size === 0 || types.has(g.type))
       // Groups the principal may not describe are left out (Kafka's authorizer does this).
       .filter((g) => can(ctx, OP.DESCRIBE, RT.GROUP, g.groupId))
       .map((g) => ({
         groupId: g.groupId,
         protocolType: g.protocolType,
         groupState: g.state,
-        groupType: CLASSIC_GROUP_TYPE,
+        groupType: g.type,
       }));
     return { throttleTimeMs: 0, errorCode: out.errorCode, groups };
   },

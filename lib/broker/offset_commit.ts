@@ -89,12 +89,24 @@ export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCo
       });
       topics.push({ name: t.name, topicId: t.topicId, partitions });
     }
-    if (toCommit.length > 0) {
+    // A consumer-protocol group (KIP-848) checks the member and its epoch here; its offsets are
+    // then stored as a memberless commit (the classic side of the group has no members).
+    const consumerGroup = broker.consumerGroups.active(req.groupId);
+    const memberCheck = consumerGroup
+      ? broker.consumerGroups.checkCommit(
+        req.groupId,
+        req.memberId ?? "",
+        req.generationIdOrMemberEpoch ?? -1,
+      )
+      : ERROR_CODES.NONE;
+    if (toCommit.length > 0 && memberCheck !== ERROR_CODES.NONE) {
+      waiting.forEach((w) => w.errorCode = memberCheck);
+    } else if (toCommit.length > 0) {
       const codes = await broker.coordinator.commitOffsets({
         groupId: req.groupId,
-        memberId: v >= 1 ? req.memberId ?? "" : "",
-        groupInstanceId: v >= 7 ? req.groupInstanceId ?? null : null,
-        generationId: v >= 1 ? req.generationIdOrMemberEpoch ?? -1 : -1,
+        memberId: consumerGroup ? "" : v >= 1 ? req.memberId ?? "" : "",
+        groupInstanceId: consumerGroup ? null : v >= 7 ? req.groupInstanceId ?? null : null,
+        generationId: consumerGroup ? -1 : v >= 1 ? req.generationIdOrMemberEpoch ?? -1 : -1,
         offsets: toCommit,
       });
       codes.forEach((code, i) => waiting[i].errorCode = code);

@@ -53,12 +53,19 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
       ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED
       : null;
     if (denied !== null) return answer(() => denied);
-    let code = await broker.coordinator.checkCommitter({
-      groupId: req.groupId,
-      memberId: v >= 3 ? req.memberId ?? "" : "",
-      groupInstanceId: v >= 3 ? req.groupInstanceId ?? null : null,
-      generationId: v >= 3 ? req.generationIdOrMemberEpoch ?? -1 : -1,
-    });
+    // A consumer-protocol group (KIP-848) checks the member and its epoch itself.
+    let code = broker.consumerGroups.active(req.groupId)
+      ? broker.consumerGroups.checkCommit(
+        req.groupId,
+        v >= 3 ? req.memberId ?? "" : "",
+        v >= 3 ? req.generationIdOrMemberEpoch ?? -1 : -1,
+      )
+      : await broker.coordinator.checkCommitter({
+        groupId: req.groupId,
+        memberId: v >= 3 ? req.memberId ?? "" : "",
+        groupInstanceId: v >= 3 ? req.groupInstanceId ?? null : null,
+        generationId: v >= 3 ? req.generationIdOrMemberEpoch ?? -1 : -1,
+      });
     if (code === ERROR_CODES.NONE && v >= 5) {
       code = await broker.transactions.addToTransaction(req, { groups: [req.groupId] });
     }

@@ -190,6 +190,26 @@ export const SERVE_SETTINGS = [
       "required when the control listener is not on loopback",
   },
   {
+    name: "group-consumer-session-timeout-ms",
+    env: "KAFSCALE_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+    kind: "int",
+    default: 45_000,
+    min: 1_000,
+    max: 3_600_000,
+    help: "Consumer-protocol groups (KIP-848): a member without a heartbeat for this long is " +
+      "removed (Kafka's group.consumer.session.timeout.ms)",
+  },
+  {
+    name: "group-consumer-heartbeat-interval-ms",
+    env: "KAFSCALE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+    kind: "int",
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+    help: "Consumer-protocol groups: how often members heartbeat (Kafka's " +
+      "group.consumer.heartbeat.interval.ms)",
+  },
+  {
     name: "control-tls",
     env: "KAFSCALE_CONTROL_TLS",
     kind: "bool",
@@ -661,6 +681,8 @@ export interface ServeConfig {
   maxConnections: number;
   fetchSessionCacheSlots: number;
   controlTls: boolean;
+  groupConsumerSessionTimeoutMs: number;
+  groupConsumerHeartbeatIntervalMs: number;
   httpTls: boolean;
   httpToken: string | null;
   httpOpenPaths: string;

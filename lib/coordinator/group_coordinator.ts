@@ -513,6 +513,24 @@ export class GroupCoordinator {
     }
   }
 
+  /**
+   * Takes (or confirms) coordination of `groupId` for the consumer protocol (KIP-848), which
+   * keeps its members elsewhere: NOT_COORDINATOR when another broker holds it; `classicMembers`
+   * counts the members of a classic group of that id (a protocol conflict when not 0).
+   */
+  async claim(groupId: string): Promise<{ errorCode: number; classicMembers: number }> {
+    if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, classicMembers: 0 };
+    if (!isValidGroupId(groupId)) {
+      return { errorCode: ERROR_CODES.INVALID_GROUP_ID, classicMembers: 0 };
+    }
+    try {
+      const entry = await this.#entry(groupId, true);
+      return { errorCode: ERROR_CODES.NONE, classicMembers: entry?.group.members.size ?? 0 };
+    } catch (err) {
+      return { errorCode: this.#codeFor(err, "ConsumerGroupHeartbeat"), classicMembers: 0 };
+    }
+  }
+
   /** The group's committed offsets, read from the store. */
   async fetchOffsets(groupId: string): Promise<OffsetFetchResult> {
     if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, offsets: [] };

@@ -6,7 +6,9 @@
  *
  * A second test runs franz-go's own pkg/kgo test suite against a fresh broker, one step per
  * top-level test (skipped ones are ignored steps with the suite's reason), without the tests
- * KGO_EXCLUDED names: TestConsumeRegex (Kafka's __consumer_offsets topic), by design.
+ * KGO_EXCLUDED names: TestConsumeRegex and Test848RegexBrokerResolves (Kafka's __consumer_offsets
+ * topic), by design. With ConsumerGroupHeartbeat advertised, the group tests also run their
+ * KIP-848 variants (TestGroupETL and TestTxnEtl with group.protocol=consumer).
  * TestTxnEtl (transactions) runs, and so do the SCRAM tests, against a SASL_PLAINTEXT listener of
  * the same broker.
  *

@@ -87,6 +87,14 @@ const NOT_SENT_BY_ANY_CLIENT: { apiKey: number; versions: [number, number]; reas
       "credentials; exercised by tests/broker/sasl_test.ts and kafka-configs.sh in " +
       "tests/e2e/security_test.ts",
   },
+  ...[68, 69].map((apiKey) => ({
+    apiKey,
+    versions: [0, 1] as [number, number],
+    reason: "ConsumerGroupHeartbeat/ConsumerGroupDescribe (KIP-848): the capture runs use the " +
+      "classic protocol; tests/e2e/consumer_protocol_test.ts (Java 4.4, group.protocol=consumer), " +
+      "franz-go's kgo suite (its 848 variants of TestGroupETL and TestTxnEtl) and " +
+      "tests/broker/consumer_group_test.ts exercise them",
+  })),
   ...[8, 9].map((apiKey) => ({
     apiKey,
     versions: [10, 10] as [number, number],

@@ -92,6 +92,10 @@ import { DESCRIBE_TRANSACTIONS_REQUEST } from "./describe_transactions_request.t
 import { DESCRIBE_TRANSACTIONS_RESPONSE } from "./describe_transactions_response.ts";
 import { LIST_TRANSACTIONS_REQUEST } from "./list_transactions_request.ts";
 import { LIST_TRANSACTIONS_RESPONSE } from "./list_transactions_response.ts";
+import { CONSUMER_GROUP_HEARTBEAT_REQUEST } from "./consumer_group_heartbeat_request.ts";
+import { CONSUMER_GROUP_HEARTBEAT_RESPONSE } from "./consumer_group_heartbeat_response.ts";
+import { CONSUMER_GROUP_DESCRIBE_REQUEST } from "./consumer_group_describe_request.ts";
+import { CONSUMER_GROUP_DESCRIBE_RESPONSE } from "./consumer_group_describe_response.ts";
 import { DESCRIBE_TOPIC_PARTITIONS_REQUEST } from "./describe_topic_partitions_request.ts";
 import { DESCRIBE_TOPIC_PARTITIONS_RESPONSE } from "./describe_topic_partitions_response.ts";
 
@@ -492,6 +496,24 @@ export const API_SCHEMAS = {
     flexibleMinVersion: 0,
     request: LIST_TRANSACTIONS_REQUEST,
     response: LIST_TRANSACTIONS_RESPONSE,
+  },
+  68: {
+    apiKey: 68,
+    name: "ConsumerGroupHeartbeat",
+    minVersion: 0,
+    maxVersion: 1,
+    flexibleMinVersion: 0,
+    request: CONSUMER_GROUP_HEARTBEAT_REQUEST,
+    response: CONSUMER_GROUP_HEARTBEAT_RESPONSE,
+  },
+  69: {
+    apiKey: 69,
+    name: "ConsumerGroupDescribe",
+    minVersion: 0,
+    maxVersion: 1,
+    flexibleMinVersion: 0,
+    request: CONSUMER_GROUP_DESCRIBE_REQUEST,
+    response: CONSUMER_GROUP_DESCRIBE_RESPONSE,
   },
   75: {
     apiKey: 75,

@@ -47,6 +47,8 @@ export interface KgoResult {
 export const KGO_EXCLUDED = {
   TestConsumeRegex: "expects Kafka's internal __consumer_offsets topic; committed offsets live " +
     "in the metadata store, so the broker has no such topic",
+  Test848RegexBrokerResolves: "the same expectation (__consumer_offsets in Metadata and matched " +
+    "by a KIP-848 regex subscription)",
 } as const;
 
 /** A `go test -skip` pattern for exactly these top-level tests. */
