@@ -26,12 +26,17 @@ export const DELETE_GROUPS_HANDLER = defineHandler<DeleteGroupsRequest, DeleteGr
   async handle(req, ctx) {
     const results = [];
     for (const groupId of new Set(req.groupsNames)) {
-      results.push({
-        groupId,
-        errorCode: can(ctx, OP.DELETE, RT.GROUP, groupId)
-          ? await ctx.broker.coordinator.deleteGroup(groupId)
-          : ERROR_CODES.GROUP_AUTHORIZATION_FAILED,
-      });
+      let errorCode: number;
+      if (!can(ctx, OP.DELETE, RT.GROUP, groupId)) {
+        errorCode = ERROR_CODES.GROUP_AUTHORIZATION_FAILED;
+      } else if (ctx.broker.consumerGroups.active(groupId)) {
+        // A consumer-protocol group (KIP-848) with members.
+        errorCode = ERROR_CODES.NON_EMPTY_GROUP;
+      } else {
+        errorCode = await ctx.broker.coordinator.deleteGroup(groupId);
+        if (errorCode === ERROR_CODES.NONE) ctx.broker.consumerGroups.drop(groupId);
+      }
+      results.push({ groupId, errorCode });
     }
     return { throttleTimeMs: 0, results };
   },

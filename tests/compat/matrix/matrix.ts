@@ -112,26 +112,31 @@ export async function matrixClients(): Promise<MatrixClient[]> {
     requires: [interpreter],
   });
   const nodeModules = `${REPO_ROOT}tests/compat/node/node_modules/`;
+  const java = (v: string, groupProtocol?: string) => {
+    const classes = `${MATRIX_TOOLS}java/classes-${v}`;
+    const libs = `${MATRIX_TOOLS}java/libs-${v}`;
+    return {
+      id: groupProtocol ? `java-${v}-${groupProtocol}-protocol` : `java-${v}`,
+      label: `Java kafka-clients ${v.split(".").slice(0, 2).join(".")}` +
+        (groupProtocol ? ` (group.protocol=${groupProtocol})` : ""),
+      command: [
+        "java",
+        "-Xmx256m",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+        ...(groupProtocol ? [`-Dkafscale.group.protocol=${groupProtocol}`] : []),
+        "-cp",
+        `${classes}:${libs}/*`,
+        "MatrixClient",
+      ],
+      requires: [`${classes}/MatrixClient.class`],
+    };
+  };
   return [
-    ...javaVersions.map((v) => {
-      const classes = `${MATRIX_TOOLS}java/classes-${v}`;
-      const libs = `${MATRIX_TOOLS}java/libs-${v}`;
-      return {
-        id: `java-${v}`,
-        label: `Java kafka-clients ${v.split(".").slice(0, 2).join(".")}`,
-        command: [
-          "java",
-          "-Xmx256m",
-          "-XX:TieredStopAtLevel=1",
-          "-XX:+UseSerialGC",
-          "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-          "-cp",
-          `${classes}:${libs}/*`,
-          "MatrixClient",
-        ],
-        requires: [`${classes}/MatrixClient.class`],
-      };
-    }),
+    ...javaVersions.map((v) => java(v)),
+    // Kafka 4.x clients also speak the KIP-848 consumer group protocol.
+    ...javaVersions.filter((v) => Number(v.split(".")[0]) >= 4).map((v) => java(v, "consumer")),
     {
       id: "kafka-cli",
       label: "Kafka CLI tools",

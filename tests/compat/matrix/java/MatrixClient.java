@@ -397,6 +397,9 @@ public final class MatrixClient {
       Properties p = props();
       p.put("group.id", group);
       p.put("auto.offset.reset", "earliest");
+      // -Dkafscale.group.protocol=consumer: the KIP-848 consumer group protocol (Kafka 4.x).
+      String groupProtocol = System.getProperty("kafscale.group.protocol");
+      if (groupProtocol != null) p.put("group.protocol", groupProtocol);
       try (KafkaConsumer<byte[], byte[]> consumer =
           new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
         run("consume", () -> consume(consumer));
