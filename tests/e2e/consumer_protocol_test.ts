@@ -12,15 +12,18 @@
  * 3. While consumer-protocol members are in the group, a classic member is refused
  *    (INCONSISTENT_GROUP_PROTOCOL); ListGroups shows the group as type "consumer" and
  *    ConsumerGroupDescribe its members and assignments.
+ * 4. librdkafka (confluent-kafka from PyPI) with `group.protocol=consumer`: two members share a
+ *    group, each partition held by one of them, every record processed once.
  */
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
-import { jarsInstalled, JavaProcess, until } from "./java_apps.ts";
+import { jarsInstalled, JavaProcess, metric, until } from "./java_apps.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { AdminClient } from "../../lib/client/admin.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES } from "../../lib/protocol/error_codes.ts";
 import { encodeRecordBatch } from "../../lib/protocol/records.ts";
+import { GroupMember } from "./groups_support.ts";
 
 const TOPIC = "kip848";
 const GROUP = "kip848-group";
@@ -227,6 +230,73 @@ Deno.test({
     } finally {
       for (const m of members) if (!m.proc.exited) await m.proc.kill();
       admin.close();
+      conn.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "KIP-848: librdkafka (confluent-kafka, group.protocol=consumer) members share a group " +
+    "and process every record once",
+  async fn() {
+    await using broker = await startBroker({
+      args: ["--group-consumer-heartbeat-interval-ms", "500"],
+    });
+    const conn = await KafkaConnection.connect(broker.bootstrap, "kip848-rdkafka-test");
+    const members: GroupMember[] = [];
+    try {
+      const created = await conn.send(API_SCHEMAS[19], 7, {
+        topics: [{
+          name: TOPIC,
+          numPartitions: PARTITIONS,
+          replicationFactor: 1,
+          assignments: [],
+          configs: [],
+        }],
+        timeoutMs: 10_000,
+      });
+      assert.equal(created!.topics[0].errorCode, ERROR_CODES.NONE);
+      await produce(conn, 0, 1200);
+      for (const name of ["rd-1", "rd-2"]) {
+        members.push(
+          await GroupMember.start("confluent", name, {
+            bootstrap: broker.bootstrap,
+            topic: TOPIC,
+            group: "kip848-rdkafka",
+            extra: ["--group-protocol", "consumer"],
+          }),
+        );
+      }
+      await until(
+        "both members hold partitions",
+        WAIT_MS,
+        () => members.every((m) => Object.values(m.assignment ?? {}).flat().length > 0),
+        () => members.map((m) => m.describe()).join("\n"),
+      );
+      await produce(conn, 1200, 1200);
+      await until(
+        "every record processed",
+        WAIT_MS,
+        () => new Set(members.flatMap((m) => m.records.map((r) => r[2]))).size >= 2400,
+        () => members.map((m) => m.describe()).join("\n"),
+      );
+      const counts = new Map<string, number>();
+      for (const m of members) {
+        for (const [, , k] of m.records) counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      assert.equal(counts.size, 2400);
+      assert.deepEqual([...counts].filter(([, n]) => n > 1).slice(0, 5), [], "processed twice");
+      const owned = members.flatMap((m) => Object.values(m.assignment ?? {}).flat()).sort();
+      assert.deepEqual(owned, [0, 1, 2, 3, 4, 5], "each partition held by exactly one member");
+      // They spoke the consumer protocol, not the classic one.
+      assert.ok(await metric(broker, 'kafscale_requests_total{api="ConsumerGroupHeartbeat"}') > 0);
+      assert.equal(await metric(broker, 'kafscale_requests_total{api="JoinGroup"}'), 0);
+      for (const m of members) {
+        await m.stop();
+        assert.ok(m.bye, m.describe());
+      }
+    } finally {
+      for (const m of members) await m.kill();
       conn.close();
     }
   },

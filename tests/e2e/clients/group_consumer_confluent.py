@@ -12,7 +12,10 @@ stdout, one line each, flushed before every commit:
 
 Usage: python group_consumer_confluent.py BOOTSTRAP TOPIC GROUP CLIENT_ID
          [--session-timeout-ms N] [--assignor range|roundrobin|cooperative-sticky]
-         [--instance-id ID]
+         [--instance-id ID] [--group-protocol classic|consumer]
+
+--group-protocol consumer uses the KIP-848 consumer group protocol (librdkafka 2.x): the broker
+assigns partitions, so the assignor, session and heartbeat settings are left to it.
 """
 
 import argparse
@@ -36,6 +39,7 @@ def main() -> int:
     parser.add_argument("--assignor", default="roundrobin",
                         choices=["range", "roundrobin", "cooperative-sticky"])
     parser.add_argument("--instance-id", default=None)
+    parser.add_argument("--group-protocol", default="classic", choices=["classic", "consumer"])
     args = parser.parse_args()
 
     stopping = {"flag": False}
@@ -56,6 +60,10 @@ def main() -> int:
     }
     if args.instance_id:
         config["group.instance.id"] = args.instance_id
+    if args.group_protocol == "consumer":
+        config["group.protocol"] = "consumer"
+        for key in ("partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms"):
+            del config[key]
     consumer = Consumer(config)
     owned: set[int] = set()
 
