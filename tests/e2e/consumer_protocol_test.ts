@@ -109,7 +109,6 @@ Deno.test({
       });
       assert.equal(created!.topics[0].errorCode, ERROR_CODES.NONE);
       let produced = 0;
-      const total = () => members.reduce((n, m) => n + m.records().length, 0);
       const keysSeen = () => new Set(members.flatMap((m) => m.records().map((r) => r[2])));
 
       // 1. Classic first: it reads the first 600 records, commits and leaves.
