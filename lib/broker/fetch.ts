@@ -6,8 +6,8 @@
  * "at least one batch" rule. When fewer than MinBytes are available the
  * request long-polls up to MaxWaitMs and is woken in-process by commits of
  * the partitions it reads — no store is polled. Incremental fetch sessions
- * (KIP-227) are declined by answering session id 0, which every client
- * handles by sending full fetch requests.
+ * (KIP-227, v7+) are served from `fetch_sessions.ts`: an incremental request
+ * reads every partition of its session and answers only those with news.
  *
  * A partition's current leader epoch in the request (v9+, KIP-320) is checked against the
  * owner's: older answers FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH (both make clients
