@@ -222,7 +222,9 @@ export async function recoverPartition(input: {
     });
   }
 
-  if (sealOrphans.length > 0) {
+  // States written before the write-ahead stream (no sealedEnd) flushed segments before their
+  // commit, so an orphan there is an unacknowledged flush: deleted as it always was.
+  if (sealOrphans.length > 0 && state.sealedEnd !== undefined) {
     // A seal's orphan holds committed data that the write-ahead stream also holds: it may go
     // only when the committed ranges cover [sealedEnd, endOffset) and their objects exist.
     const covered = ranges.length > 0 && ranges[0].baseOffset <= sealedEnd &&
@@ -258,8 +260,8 @@ export async function recoverPartition(input: {
         );
       }
     }
-    doomed.push(...sealOrphans);
   }
+  doomed.push(...sealOrphans);
 
   const results = await mapBounded(doomed, DELETE_CONCURRENCY, (key) => objectStore.delete(key));
   const undeleted = doomed.filter((_, i) => results[i].status === "rejected");
