@@ -15,9 +15,11 @@
  *   moves after the segment holding the data below it was written, and
  *   write-ahead objects are not touched.
  * - A seal only copies committed data, so a segment that starts at or beyond
- *   the committed END offset (in a state written since the write-ahead stream)
- *   cannot be an orphan of a seal: it holds acknowledged records the metadata
- *   store no longer knows of (a truncated, damaged or restored metadata log).
+ *   the committed END offset cannot be an orphan of a seal: it holds
+ *   acknowledged records the metadata store no longer knows of (a truncated,
+ *   damaged or restored metadata log). (Before the write-ahead stream a crash
+ *   mid-flush could leave one holding unacknowledged data; that cannot be told
+ *   apart, so it is treated the same.)
  *   Deleting it would delete acknowledged data, so the partition refuses to
  *   open (KAFKA_STORAGE_ERROR to clients, an error in the log) and nothing is
  *   deleted; the rule is: recovery never deletes what a committed record may
@@ -131,7 +133,7 @@ export async function recoverPartition(input: {
     bases.set(parsed.baseOffset, entry);
   }
 
-  if (state.sealedEnd !== undefined) {
+  {
     const beyond = [...bases.keys()].filter((b) => b >= state.endOffset).sort((a, b) => a - b);
     if (beyond.length > 0) {
       refuse(
@@ -222,9 +224,11 @@ export async function recoverPartition(input: {
     });
   }
 
-  // States written before the write-ahead stream (no sealedEnd) flushed segments before their
-  // commit, so an orphan there is an unacknowledged flush: deleted as it always was.
-  if (sealOrphans.length > 0 && state.sealedEnd !== undefined) {
+  // Also for states without a sealed end: such a state is either a fresh partition's (a metadata
+  // log cut back to the topic's creation looks the same) or one written before the write-ahead
+  // stream, whose orphan would be an unacknowledged flush; the two cannot be told apart, so
+  // nothing is deleted there either (the message says how to tell and what to do).
+  if (sealOrphans.length > 0) {
     // A seal's orphan holds committed data that the write-ahead stream also holds: it may go
     // only when the committed ranges cover [sealedEnd, endOffset) and their objects exist.
     const covered = ranges.length > 0 && ranges[0].baseOffset <= sealedEnd &&
@@ -300,7 +304,8 @@ function refuse(logger: Logger, prefix: string, state: PartitionState, why: stri
   const message = `Partition objects under "${prefix}": ${why}: the metadata store is behind ` +
     `the data (a truncated, damaged or restored metadata log?). Nothing was deleted; the ` +
     `partition stays offline until the metadata is restored (see "kafscale metadata check") ` +
-    `or those objects are moved away`;
+    `or those objects are moved away (a data directory written before the write-ahead stream ` +
+    `that crashed mid-flush leaves one such segment, holding unacknowledged data)`;
   logger.error("Refusing to open a partition whose data is beyond its metadata", {
     prefix,
     endOffset: state.endOffset,

@@ -1,8 +1,10 @@
 /**
- * recoverPartition's deletion rule for segments at or beyond the committed end (issue 17): in a
- * state written since the write-ahead stream they mean the metadata lost records, so the
- * partition refuses to open and nothing is deleted; in a state from before it (no sealed end)
- * they are flushes that never committed, deleted as they always were.
+ * recoverPartition's rule for segments at or beyond the committed end (issue 17): they mean the
+ * metadata lost records (a seal copies only committed data), so the partition refuses to open
+ * and nothing is deleted. A state without a sealed end is refused the same way: a metadata log
+ * cut back to the topic's creation looks exactly like it, so its segments may be acknowledged
+ * data (for a data directory from before the write-ahead stream it may be a crashed flush's; the
+ * message says so).
  */
 import assert from "node:assert/strict";
 import { recoverPartition } from "../../lib/log/recovery.ts";
@@ -19,16 +21,20 @@ async function storeWith(...bases: number[]): Promise<MemoryObjectStore> {
   return store;
 }
 
-Deno.test("recovery: beyond the committed end, a legacy state deletes the unacknowledged flush", async () => {
+Deno.test("recovery: beyond the committed end, a state without a sealed end refuses too", async () => {
   const store = await storeWith(0, 5);
-  const out = await recoverPartition({
-    objectStore: store,
-    prefix,
-    state: { endOffset: 5, logStartOffset: 0, epoch: 1 },
-    logger: silentLogger,
-  });
-  assert.deepEqual(out.segments.map((s) => s.baseOffset), [0]);
-  assert.equal(await store.get(key(5)), null);
+  await assert.rejects(
+    () =>
+      recoverPartition({
+        objectStore: store,
+        prefix,
+        state: { endOffset: 0, logStartOffset: 0, epoch: 1 },
+        logger: silentLogger,
+      }),
+    /before the write-ahead stream that crashed mid-flush/,
+  );
+  assert.ok(await store.get(key(0)));
+  assert.ok(await store.get(key(5)));
 });
 
 Deno.test("recovery: beyond the committed end, a current state refuses and deletes nothing", async () => {
