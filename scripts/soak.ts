@@ -150,7 +150,11 @@ async function main(): Promise<number> {
     clearInterval(sampler);
     await load.abort();
     console.error(`soak: FAILED: ${err instanceof Error ? err.message : err}`);
-    console.error(cluster.logs().split("\n").slice(-80).join("\n"));
+    // Each broker's tail: the tail of both logs together showed only broker 2's.
+    for (const b of cluster.brokers) {
+      const tail = b.process.logs().split("\n").slice(-120).join("\n");
+      console.error(`--- broker ${b.id} (last 120 lines) ---\n${tail}`);
+    }
     return 1;
   }
 }
