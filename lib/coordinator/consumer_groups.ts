@@ -23,6 +23,8 @@
  * coordinator change makes members rejoin.
  */
 
+import { ERROR_CODES } from "../protocol/error_codes.ts";
+
 /** `topicId:partition`. */
 export type TopicPartitionKey = string;
 
@@ -93,15 +95,6 @@ export type HeartbeatOutcome =
     assignment: { topicId: string; partitions: number[] }[] | null;
   }
   | { errorCode: number; errorMessage: string };
-
-export const ERRORS = {
-  UNKNOWN_MEMBER_ID: 25,
-  INVALID_REQUEST: 42,
-  FENCED_MEMBER_EPOCH: 110,
-  UNRELEASED_INSTANCE_ID: 111,
-  UNSUPPORTED_ASSIGNOR: 112,
-  INVALID_REGULAR_EXPRESSION: 128,
-} as const;
 
 const LEAVE_EPOCH = -1;
 const STATIC_LEAVE_EPOCH = -2;
@@ -321,7 +314,7 @@ export function heartbeat(
     !(ASSIGNORS as readonly string[]).includes(input.serverAssignor)
   ) {
     return {
-      errorCode: ERRORS.UNSUPPORTED_ASSIGNOR,
+      errorCode: ERROR_CODES.UNSUPPORTED_ASSIGNOR,
       errorMessage: `Assignor "${input.serverAssignor}" is not one of ${ASSIGNORS.join(", ")}`,
     };
   }
@@ -329,7 +322,10 @@ export function heartbeat(
     try {
       compileTopicRegex(input.subscribedTopicRegex);
     } catch (err) {
-      return { errorCode: ERRORS.INVALID_REGULAR_EXPRESSION, errorMessage: (err as Error).message };
+      return {
+        errorCode: ERROR_CODES.INVALID_REGULAR_EXPRESSION,
+        errorMessage: (err as Error).message,
+      };
     }
   }
   if (input.memberEpoch === LEAVE_EPOCH || input.memberEpoch === STATIC_LEAVE_EPOCH) {
@@ -337,7 +333,7 @@ export function heartbeat(
     if (known) removeMember(group, input.memberId, topics);
     return known || input.memberId !== ""
       ? { errorCode: 0, memberId: input.memberId, memberEpoch: input.memberEpoch, assignment: null }
-      : { errorCode: ERRORS.UNKNOWN_MEMBER_ID, errorMessage: "Unknown member" };
+      : { errorCode: ERROR_CODES.UNKNOWN_MEMBER_ID, errorMessage: "Unknown member" };
   }
   let member: ConsumerMember;
   let changed = false;
@@ -354,7 +350,7 @@ export function heartbeat(
     }
     if (input.subscribedTopicNames === null && input.subscribedTopicRegex === null) {
       return {
-        errorCode: ERRORS.INVALID_REQUEST,
+        errorCode: ERROR_CODES.INVALID_REQUEST,
         errorMessage: "A joining member must send its subscription",
       };
     }
@@ -374,7 +370,7 @@ export function heartbeat(
     const known = group.members.get(input.memberId);
     if (!known) {
       return {
-        errorCode: ERRORS.UNKNOWN_MEMBER_ID,
+        errorCode: ERROR_CODES.UNKNOWN_MEMBER_ID,
         errorMessage: `Member "${input.memberId}" is not in group "${group.groupId}"`,
       };
     }
@@ -382,7 +378,7 @@ export function heartbeat(
       input.memberEpoch !== known.memberEpoch && input.memberEpoch !== known.previousMemberEpoch
     ) {
       return {
-        errorCode: ERRORS.FENCED_MEMBER_EPOCH,
+        errorCode: ERROR_CODES.FENCED_MEMBER_EPOCH,
         errorMessage:
           `Member epoch ${input.memberEpoch} is not the member's (${known.memberEpoch})`,
       };
@@ -494,18 +490,22 @@ export class ConsumerGroupManager {
 
   /** The group, when it has members (a consumer-protocol group in use). */
   active(groupId: string): ConsumerGroup | null {
-    this.expire();
-    const g = this.#groups.get(groupId);
+    const g = this.get(groupId);
     return g && g.members.size > 0 ? g : null;
   }
 
+  /** The group, its expired members removed first (every read of a group expires it). */
   get(groupId: string): ConsumerGroup | undefined {
-    this.expire();
-    return this.#groups.get(groupId);
+    const g = this.#groups.get(groupId);
+    if (g) expireMembers(g, this.#now(), this.sessionTimeoutMs, this.#topics);
+    return g;
   }
 
   groups(): ConsumerGroup[] {
-    this.expire();
+    const now = this.#now();
+    for (const g of this.#groups.values()) {
+      expireMembers(g, now, this.sessionTimeoutMs, this.#topics);
+    }
     return [...this.#groups.values()];
   }
 
@@ -515,21 +515,12 @@ export class ConsumerGroupManager {
     newMemberId: () => string,
   ): HeartbeatOutcome {
     this.#topics = topics;
-    this.expire();
-    let group = this.#groups.get(input.groupId);
+    let group = this.get(input.groupId);
     if (!group) {
       group = newConsumerGroup(input.groupId);
       this.#groups.set(input.groupId, group);
     }
     return heartbeat(group, input, topics, this.#now(), newMemberId);
-  }
-
-  /** Removes members past their session or rebalance timeout, in every group. */
-  expire(): void {
-    const now = this.#now();
-    for (const g of this.#groups.values()) {
-      expireMembers(g, now, this.sessionTimeoutMs, this.#topics);
-    }
   }
 
   /** Drops a group (DeleteGroups of an empty group, or this broker lost it). */
@@ -543,10 +534,10 @@ export class ConsumerGroupManager {
    */
   checkCommit(groupId: string, memberId: string, memberEpoch: number): number {
     const group = this.active(groupId);
-    if (!group) return 0;
+    if (!group) return ERROR_CODES.NONE;
     const member = group.members.get(memberId);
-    if (!member) return ERRORS.UNKNOWN_MEMBER_ID;
-    if (memberEpoch !== member.memberEpoch) return 113; // STALE_MEMBER_EPOCH
-    return 0;
+    if (!member) return ERROR_CODES.UNKNOWN_MEMBER_ID;
+    if (memberEpoch !== member.memberEpoch) return ERROR_CODES.STALE_MEMBER_EPOCH;
+    return ERROR_CODES.NONE;
   }
 }

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import {
   compileTopicRegex,
   type ConsumerGroup,
-  ERRORS,
   expireMembers,
   groupState,
   heartbeat,
@@ -17,6 +16,7 @@ import {
   newConsumerGroup,
   type TopicInfo,
 } from "../../lib/coordinator/consumer_groups.ts";
+import { ERROR_CODES } from "../../lib/protocol/error_codes.ts";
 
 const TOPICS = new Map<string, TopicInfo>([
   ["orders", { name: "orders", id: "T-orders", partitions: 6 }],
@@ -96,15 +96,21 @@ Deno.test("consumer groups: a member joins and gets every partition; a second ta
 Deno.test("consumer groups: fencing, unknown members, leaving, expiry, assignors, regex", () => {
   const g = newConsumerGroup("g");
   ok(heartbeat(g, input("a", 0), TOPICS, 0, newId));
-  assert.equal(heartbeat(g, input("a", 7), TOPICS, 1, newId).errorCode, ERRORS.FENCED_MEMBER_EPOCH);
-  assert.equal(heartbeat(g, input("zz", 1), TOPICS, 1, newId).errorCode, ERRORS.UNKNOWN_MEMBER_ID);
+  assert.equal(
+    heartbeat(g, input("a", 7), TOPICS, 1, newId).errorCode,
+    ERROR_CODES.FENCED_MEMBER_EPOCH,
+  );
+  assert.equal(
+    heartbeat(g, input("zz", 1), TOPICS, 1, newId).errorCode,
+    ERROR_CODES.UNKNOWN_MEMBER_ID,
+  );
   assert.equal(
     heartbeat(g, input("x", 0, { serverAssignor: "sticky" }), TOPICS, 1, newId).errorCode,
-    ERRORS.UNSUPPORTED_ASSIGNOR,
+    ERROR_CODES.UNSUPPORTED_ASSIGNOR,
   );
   assert.equal(
     heartbeat(g, input("x", 0, { subscribedTopicRegex: "(?<=a)b" }), TOPICS, 1, newId).errorCode,
-    ERRORS.INVALID_REGULAR_EXPRESSION,
+    ERROR_CODES.INVALID_REGULAR_EXPRESSION,
   );
   // A v0 joiner without an id gets one.
   const fresh = ok(heartbeat(g, input("", 0), TOPICS, 2, newId));
