@@ -3,8 +3,8 @@
  * with PLAIN (RFC 4616) or SCRAM-SHA-256/512 (RFC 5802/7677, checking the server's final
  * signature, so a broker that does not know the password cannot pretend it does).
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
-import { SCRAM_MECHANISMS, type ScramMechanism } from "../security/scram.ts";
+import { randomBytes } from "node:crypto";
+import { saltedPassword, scramHmac, scramKeys, type ScramMechanism } from "../security/scram.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -47,24 +47,13 @@ export class ScramClient {
     if (!nonce || !nonce.startsWith(clientNonce) || !salt || !Number.isSafeInteger(iterations)) {
       throw new SaslClientError(`Malformed SCRAM server-first message: "${serverFirst}"`);
     }
-    const { hash, keyBytes } = SCRAM_MECHANISMS[this.#mechanism];
-    const salted = pbkdf2Sync(
-      this.#password.normalize("NFKC"),
-      unb64(salt),
-      iterations,
-      keyBytes,
-      hash,
-    );
-    const clientKey = createHmac(hash, salted).update("Client Key").digest();
-    const storedKey = createHash(hash).update(clientKey).digest();
+    const salted = saltedPassword(this.#mechanism, this.#password, unb64(salt), iterations);
+    const { clientKey, storedKey, serverKey } = scramKeys(this.#mechanism, salted);
     const withoutProof = `c=biws,r=${nonce}`;
     const auth = `${this.#bare},${serverFirst},${withoutProof}`;
-    const signature = createHmac(hash, storedKey).update(auth).digest();
-    const proof = new Uint8Array(clientKey.map((b, i) => b ^ signature[i]));
-    const serverKey = createHmac(hash, salted).update("Server Key").digest();
-    this.#expectedServerSignature = b64(
-      new Uint8Array(createHmac(hash, serverKey).update(auth).digest()),
-    );
+    const signature = scramHmac(this.#mechanism, storedKey, auth);
+    const proof = clientKey.map((b, i) => b ^ signature[i]);
+    this.#expectedServerSignature = b64(scramHmac(this.#mechanism, serverKey, auth));
     return enc.encode(`${withoutProof},p=${b64(proof)}`);
   }
 

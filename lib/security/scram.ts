@@ -107,14 +107,36 @@ export function credentialFromSaltedPassword(
   salt: Uint8Array,
   iterations: number,
 ): ScramCredential {
-  const clientKey = hmac(mechanism, saltedPassword, "Client Key");
+  const keys = scramKeys(mechanism, saltedPassword);
   return {
     mechanism,
     salt: b64(salt),
     iterations,
-    storedKey: b64(hash(mechanism, clientKey)),
-    serverKey: b64(hmac(mechanism, saltedPassword, "Server Key")),
+    storedKey: b64(keys.storedKey),
+    serverKey: b64(keys.serverKey),
   };
+}
+
+/** RFC 5802's keys of a salted password: ClientKey, StoredKey = H(ClientKey), ServerKey. */
+export function scramKeys(
+  mechanism: ScramMechanism,
+  saltedPassword: Uint8Array,
+): { clientKey: Uint8Array; storedKey: Uint8Array; serverKey: Uint8Array } {
+  const clientKey = hmac(mechanism, saltedPassword, "Client Key");
+  return {
+    clientKey,
+    storedKey: hash(mechanism, clientKey),
+    serverKey: hmac(mechanism, saltedPassword, "Server Key"),
+  };
+}
+
+/** HMAC with the mechanism's hash (signatures over the auth message). */
+export function scramHmac(
+  mechanism: ScramMechanism,
+  key: Uint8Array,
+  data: string | Uint8Array,
+): Uint8Array {
+  return hmac(mechanism, key, data);
 }
 
 /** Whether `password` matches the credential (PLAIN checks this way; constant time). */
