@@ -127,13 +127,11 @@ export async function partitionLeaders(
       if (topicOwners === null || topicOwners === undefined) {
         // Unreadable owners: claim them only while this broker's lease is live.
         if (broker.logs.leaseHeld) return self.nodeId;
-        const others = live.filter((id) => id !== self.nodeId);
-        return others.length === 0 ? -1 : others[(hashName(topic) + partition) % others.length];
+        return pickByHash(live.filter((id) => id !== self.nodeId), topic, partition);
       }
       const owner = topicOwners.get(partition);
       if (owner) return byId.has(owner.brokerId) ? owner.brokerId : -1;
-      const candidates = candidatesFor(topic, partition);
-      return candidates[(hashName(topic) + partition) % candidates.length];
+      return pickByHash(candidatesFor(topic, partition), topic, partition);
     },
     epochOf(topic, partition) {
       return owners.get(topic)?.get(partition)?.epoch ?? -1;
@@ -164,8 +162,7 @@ function cutOff(
   });
   return {
     brokers: [self, ...others],
-    leaderOf: (topic, partition) =>
-      others.length === 0 ? -1 : others[(hashName(topic) + partition) % others.length].nodeId,
+    leaderOf: (topic, partition) => pickByHash(others.map((o) => o.nodeId), topic, partition),
     epochOf: () => -1,
   };
 }
@@ -191,6 +188,11 @@ function candidatePicker(
     const candidates = leaving ? notLeaving.filter((id) => !leaving.has(id)) : notLeaving;
     return candidates.length > 0 ? candidates : live;
   };
+}
+
+/** The broker id a partition hashes to among `ids` (the same on every broker), or -1 for none. */
+function pickByHash(ids: readonly number[], topic: string, partition: number): number {
+  return ids.length === 0 ? -1 : ids[(hashName(topic) + partition) % ids.length];
 }
 
 /** FNV-1a of the UTF-16 code units: the same on every broker. */
