@@ -6,7 +6,12 @@
  * `keyPrefix`. Requests:
  *
  * - at most `maxConcurrency` in flight (a semaphore; at most `maxQueuedRequests` wait for it);
- * - each attempt bounded by `requestTimeoutMs` (aborted through an `AbortSignal`);
+ * - each attempt bounded by `requestTimeoutMs`, connecting included (aborted through an
+ *   `AbortSignal`);
+ * - sent with the runtime's `fetch` (the SDK's `FetchHttpHandler`). The SDK's Node handler, on
+ *   Deno's `node:http`, kept a connection-pool slot for every request aborted in flight: after a
+ *   few S3 outages every request waited for a slot that never came, and the broker could no
+ *   longer list or read (found by the 30-minute soak);
  * - retried up to `maxAttempts` times with exponential backoff and full jitter on 5xx, 429,
  *   throttling (`503 SlowDown`), 409 conflicts (S3 answers a conditional write racing another
  *   with `409 ConditionalRequestConflict`), timeouts and network errors; never on other 4xx. The
@@ -39,6 +44,7 @@ import {
   type PutObjectCommandInput,
   S3Client,
 } from "@aws-sdk/client-s3";
+import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { type Clock, SystemClock, type TimerHandle } from "../util/clock.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import {
@@ -58,8 +64,6 @@ export const S3_MAX_CONCURRENCY_LIMIT = 1_024;
 export const S3_MAX_QUEUED_REQUESTS_DEFAULT = 10_000;
 /** Bound on one attempt of one request, body included. */
 export const S3_REQUEST_TIMEOUT_MS_DEFAULT = 10_000;
-/** Bound on opening a TCP connection. */
-export const S3_CONNECT_TIMEOUT_MS_DEFAULT = 3_000;
 /** Attempts per operation, the first included. */
 export const S3_MAX_ATTEMPTS_DEFAULT = 4;
 /** Upper bound accepted for `maxAttempts`. */
@@ -96,7 +100,6 @@ export interface S3ObjectStoreSettings {
   maxConcurrency?: number;
   maxQueuedRequests?: number;
   requestTimeoutMs?: number;
-  connectTimeoutMs?: number;
   maxAttempts?: number;
   retryBaseDelayMs?: number;
   retryMaxDelayMs?: number;
@@ -176,12 +179,7 @@ export class S3ObjectStore implements ObjectStore {
       credentials: settings.credentials,
       // Retries are ours (bounded, with jitter, and aware of conditional puts).
       maxAttempts: 1,
-      requestHandler: {
-        connectionTimeout: settings.connectTimeoutMs ?? S3_CONNECT_TIMEOUT_MS_DEFAULT,
-        requestTimeout: this.#requestTimeoutMs,
-        httpAgent: { keepAlive: true, maxSockets: maxConcurrency },
-        httpsAgent: { keepAlive: true, maxSockets: maxConcurrency },
-      },
+      requestHandler: new FetchHttpHandler({ requestTimeout: this.#requestTimeoutMs }),
     });
   }
 
@@ -737,6 +735,18 @@ function classify(error: unknown): Failure {
   if (typeof name === "string" && RETRIABLE_ERROR_NAMES.has(name)) {
     return { retriable: true, ambiguous: true, status, reason: message, error };
   }
+  // fetch's own failure: "fetch failed", the transport's words in `cause`. A failed connect
+  // ("client error (Connect)") sent nothing; anything later may have reached the server.
+  const cause = (error as { cause?: unknown } | null)?.cause;
+  if (error instanceof TypeError && cause instanceof Error) {
+    return {
+      retriable: true,
+      ambiguous: !/\(Connect\)/.test(cause.message),
+      status,
+      reason: `${message}: ${cause.message}`,
+      error,
+    };
+  }
   // Anything else without an HTTP answer (a socket hang-up, a truncated body) is a network
   // problem too; configuration mistakes come back as HTTP errors.
   const network = typeof code === "string" ||
@@ -778,7 +788,6 @@ function validateSettings(settings: S3ObjectStoreSettings): void {
   checkInteger("maxConcurrency", settings.maxConcurrency, 1, S3_MAX_CONCURRENCY_LIMIT);
   checkInteger("maxQueuedRequests", settings.maxQueuedRequests, 0, 1_000_000);
   checkInteger("requestTimeoutMs", settings.requestTimeoutMs, 1, 3_600_000);
-  checkInteger("connectTimeoutMs", settings.connectTimeoutMs, 1, 3_600_000);
   checkInteger("maxAttempts", settings.maxAttempts, 1, S3_MAX_ATTEMPTS_LIMIT);
   checkInteger("retryBaseDelayMs", settings.retryBaseDelayMs, 0, 3_600_000);
   checkInteger("retryMaxDelayMs", settings.retryMaxDelayMs, 0, 3_600_000);
