@@ -21,7 +21,7 @@ import { BrokerMarkerWriter } from "./txn_markers.ts";
 import { Authorizer } from "./authorizer.ts";
 import { FailedLogins } from "./sasl_state.ts";
 import { DEFAULT_FETCH_SESSION_SLOTS, FetchSessionCache } from "./fetch_sessions.ts";
-import { ConsumerGroupManager } from "../coordinator/consumer_groups.ts";
+import { type ConsumerGroup, ConsumerGroupManager } from "../coordinator/consumer_groups.ts";
 import { hashName } from "./partition_leaders.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
@@ -100,6 +100,24 @@ export class Broker {
   /** Consumer groups of the KIP-848 protocol (ConsumerGroupHeartbeat) this broker coordinates. */
   readonly consumerGroups: ConsumerGroupManager;
   #clusterId = "";
+
+  /**
+   * The KIP-848 group `groupId` when it has members, read from the store once per owner epoch
+   * of its coordinator (for the checks of commits, joins and deletes), so a new coordinator
+   * knows the group before its members' next heartbeats. When the store cannot be read, what
+   * memory holds (the commit or join itself then meets the store's error).
+   */
+  async activeConsumerGroup(groupId: string): Promise<ConsumerGroup | null> {
+    try {
+      await this.consumerGroups.load(groupId, this.coordinator.ownerEpochOf(groupId));
+    } catch (err) {
+      this.logger.warn("Cannot read the consumer group record", {
+        group: groupId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+    return this.consumerGroups.active(groupId);
+  }
   /**
    * Topic records by name, kept current by a metadata watch so the produce
    * and fetch paths never wait on the store; a miss reads through.
@@ -133,6 +151,13 @@ export class Broker {
       now: () => deps.clock.monotonic(),
       sessionTimeoutMs: deps.settings.consumerGroupSessionTimeoutMs ?? 45_000,
       heartbeatIntervalMs: deps.settings.consumerGroupHeartbeatIntervalMs ?? 5_000,
+      store: deps.metadata,
+      onLoad: (g) =>
+        deps.logger.info("Loaded consumer group", {
+          group: g.groupId,
+          groupEpoch: g.groupEpoch,
+          members: g.members.size,
+        }),
     });
     this.fetchSessions = new FetchSessionCache(
       deps.clock,

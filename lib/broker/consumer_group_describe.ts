@@ -29,7 +29,7 @@ export const CONSUMER_GROUP_DESCRIBE_HANDLER = defineHandler<
   maxVersion: 1,
   request: CONSUMER_GROUP_DESCRIBE_REQUEST,
   response: CONSUMER_GROUP_DESCRIBE_RESPONSE,
-  handle(req, ctx) {
+  async handle(req, ctx) {
     const broker = ctx.broker;
     const names = new Map(broker.cachedTopics().map((t) => [t.topicId, t.name]));
     const assignment = (keys: Iterable<string>) => ({
@@ -39,6 +39,8 @@ export const CONSUMER_GROUP_DESCRIBE_HANDLER = defineHandler<
         partitions: t.partitions,
       })),
     });
+    // Groups not in memory (a coordinator that just took them over) are read from the store.
+    await Promise.all(req.groupIds.map((groupId) => broker.activeConsumerGroup(groupId)));
     const groups = req.groupIds.map((groupId): DescribedGroup => {
       const base = {
         groupId,

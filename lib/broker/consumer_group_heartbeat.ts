@@ -75,7 +75,7 @@ export const CONSUMER_GROUP_HEARTBEAT_HANDLER = defineHandler<
       );
     }
     const topics = await topicsFor(broker, req.subscribedTopicNames ?? []);
-    const outcome = broker.consumerGroups.heartbeat(
+    const outcome = await broker.consumerGroups.heartbeat(
       {
         groupId: req.groupId,
         memberId: req.memberId,
@@ -92,6 +92,7 @@ export const CONSUMER_GROUP_HEARTBEAT_HANDLER = defineHandler<
       },
       topics,
       () => crypto.randomUUID(),
+      claimed.ownerEpoch,
     );
     if (!("memberId" in outcome)) return failure(outcome.errorCode, outcome.errorMessage);
     return {

@@ -29,7 +29,7 @@ export const DELETE_GROUPS_HANDLER = defineHandler<DeleteGroupsRequest, DeleteGr
       let errorCode: number;
       if (!can(ctx, OP.DELETE, RT.GROUP, groupId)) {
         errorCode = ERROR_CODES.GROUP_AUTHORIZATION_FAILED;
-      } else if (ctx.broker.consumerGroups.active(groupId)) {
+      } else if (await ctx.broker.activeConsumerGroup(groupId)) {
         // A consumer-protocol group (KIP-848) with members.
         errorCode = ERROR_CODES.NON_EMPTY_GROUP;
       } else {

@@ -35,7 +35,7 @@ export const JOIN_GROUP_HANDLER = defineHandler<JoinGroupRequest, JoinGroupRespo
       ? joinError(req.memberId, ERROR_CODES.GROUP_AUTHORIZATION_FAILED)
       // A group in use by the consumer protocol (KIP-848) takes no classic members (offline
       // migration only: it must be empty first).
-      : ctx.broker.consumerGroups.active(req.groupId)
+      : await ctx.broker.activeConsumerGroup(req.groupId)
       ? joinError(req.memberId, ERROR_CODES.INCONSISTENT_GROUP_PROTOCOL)
       : await ctx.broker.coordinator.join({
         groupId: req.groupId,

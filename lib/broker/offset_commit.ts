@@ -91,7 +91,7 @@ export const OFFSET_COMMIT_HANDLER = defineHandler<OffsetCommitRequest, OffsetCo
     }
     // A consumer-protocol group (KIP-848) checks the member and its epoch here; its offsets are
     // then stored as a memberless commit (the classic side of the group has no members).
-    const consumerGroup = broker.consumerGroups.active(req.groupId);
+    const consumerGroup = await broker.activeConsumerGroup(req.groupId);
     const memberCheck = consumerGroup
       ? broker.consumerGroups.checkCommit(
         req.groupId,

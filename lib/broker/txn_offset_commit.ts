@@ -54,7 +54,7 @@ export const TXN_OFFSET_COMMIT_HANDLER = defineHandler<
       : null;
     if (denied !== null) return answer(() => denied);
     // A consumer-protocol group (KIP-848) checks the member and its epoch itself.
-    let code = broker.consumerGroups.active(req.groupId)
+    let code = await broker.activeConsumerGroup(req.groupId)
       ? broker.consumerGroups.checkCommit(
         req.groupId,
         v >= 3 ? req.memberId ?? "" : "",

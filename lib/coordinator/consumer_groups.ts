@@ -17,13 +17,18 @@
  * and the client rejoins with epoch 0. Members that stop heartbeating for the session timeout
  * are removed. Epoch -1 leaves; -2 leaves a static member (its instance id may come back).
  *
- * Pure state and rules, with time passed in: the broker handler (consumer_group_heartbeat.ts)
- * resolves topics and checks ownership of the group; groups live in the memory of the broker
- * that coordinates them (committed offsets are in the metadata store as for classic groups): a
- * coordinator change makes members rejoin.
+ * State and rules are pure, with time passed in; `ConsumerGroupManager` keeps the groups of one
+ * coordinator and their records in the metadata store (consumer_group_record.ts), so a new
+ * coordinator carries a group on. The broker handler (consumer_group_heartbeat.ts) resolves
+ * topics and checks ownership of the group.
  */
 
 import { ERROR_CODES } from "../protocol/error_codes.ts";
+import {
+  consumerGroupSnapshot,
+  decodeConsumerGroup,
+  encodeConsumerGroup,
+} from "./consumer_group_record.ts";
 
 /** `topicId:partition`. */
 export type TopicPartitionKey = string;
@@ -338,6 +343,13 @@ export function heartbeat(
   let member: ConsumerMember;
   let changed = false;
   if (input.memberEpoch === 0) {
+    // Refused before anything changes (a static member's place is not taken by a bad join).
+    if (input.subscribedTopicNames === null && input.subscribedTopicRegex === null) {
+      return {
+        errorCode: ERROR_CODES.INVALID_REQUEST,
+        errorMessage: "A joining member must send its subscription",
+      };
+    }
     const memberId = input.memberId !== "" ? input.memberId : newMemberId();
     if (input.instanceId !== null) {
       // A static member coming back (or a new process with its instance id) takes its place.
@@ -347,12 +359,6 @@ export function heartbeat(
           changed = true;
         }
       }
-    }
-    if (input.subscribedTopicNames === null && input.subscribedTopicRegex === null) {
-      return {
-        errorCode: ERROR_CODES.INVALID_REQUEST,
-        errorMessage: "A joining member must send its subscription",
-      };
     }
     const existing = group.members.get(memberId);
     member = existing ?? newMember(input, memberId, nowMs);
@@ -474,18 +480,70 @@ export function byTopic(
   }));
 }
 
-/** The groups of one coordinator, with session expiry on the injected clock. */
+/** Where a coordinator keeps its groups' records (ClusterMetadata in the broker). */
+export interface ConsumerGroupStore {
+  getConsumerGroup(groupId: string): Promise<{ value: Uint8Array; modRevision: number } | null>;
+  /** Writes (or, with null, deletes) if the revision and the owner epoch still match. */
+  putConsumerGroupIfRevision(
+    groupId: string,
+    value: Uint8Array | null,
+    expectedRevision: number,
+    ownerEpoch?: number,
+  ): Promise<number | "conflict">;
+}
+
+/** One group as this coordinator holds it. */
+interface Slot {
+  /** Null: the store holds no record of the group (under `ownerEpoch`). */
+  group: ConsumerGroup | null;
+  /**
+   * The owner epoch the group was read under (null: no ownership, one broker); undefined: read
+   * without knowing it, so the next heartbeat reads the store again.
+   */
+  ownerEpoch: number | null | undefined;
+  /** modRevision of the stored record; 0 when none is stored. */
+  revision: number;
+  /** The snapshot last stored; "" when none is. */
+  written: string;
+}
+
+/** Groups known to have no record that are kept, at most (the rest are read again). */
+const ABSENT_SLOTS_MAX = 10_000;
+
+/**
+ * The groups of one coordinator, with session expiry on the injected clock, kept in the
+ * metadata store (`ConsumerGroupStore`) when there is one: every heartbeat that changes what a
+ * new coordinator needs (members, epochs, subscriptions, assignments) writes the group's record
+ * before it is answered, with a compare on the record's revision and on the group's owner epoch
+ * (the classic coordinator's owner key), so a broker that lost the group cannot write. A
+ * coordinator that takes a group over (a new owner epoch) reads the record first: the members
+ * carry on with their ids and epochs instead of rejoining. A failed or refused write drops the
+ * group from memory, and the next heartbeat reads what the store has.
+ */
 export class ConsumerGroupManager {
-  readonly #groups = new Map<string, ConsumerGroup>();
+  readonly #slots = new Map<string, Slot>();
+  readonly #locks = new Map<string, Promise<void>>();
   readonly #now: () => number;
+  readonly #store: ConsumerGroupStore | null;
+  readonly #onLoad: ((group: ConsumerGroup) => void) | null;
   readonly sessionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   #topics: ReadonlyMap<string, TopicInfo> = new Map();
 
-  constructor(opts: { now: () => number; sessionTimeoutMs: number; heartbeatIntervalMs: number }) {
+  constructor(opts: {
+    now: () => number;
+    sessionTimeoutMs: number;
+    heartbeatIntervalMs: number;
+    /** Where records are kept; none: groups live in memory only (tests of the rules). */
+    store?: ConsumerGroupStore;
+    /** Told of each group read from the store with members (for a log line). */
+    onLoad?: (group: ConsumerGroup) => void;
+  }) {
     this.#now = opts.now;
     this.sessionTimeoutMs = opts.sessionTimeoutMs;
     this.heartbeatIntervalMs = opts.heartbeatIntervalMs;
+    this.#store = opts.store ?? null;
+    this.#onLoad = opts.onLoad ?? null;
   }
 
   /** The group, when it has members (a consumer-protocol group in use). */
@@ -496,36 +554,60 @@ export class ConsumerGroupManager {
 
   /** The group, its expired members removed first (every read of a group expires it). */
   get(groupId: string): ConsumerGroup | undefined {
-    const g = this.#groups.get(groupId);
+    const g = this.#slots.get(groupId)?.group ?? undefined;
     if (g) expireMembers(g, this.#now(), this.sessionTimeoutMs, this.#topics);
     return g;
   }
 
   groups(): ConsumerGroup[] {
     const now = this.#now();
-    for (const g of this.#groups.values()) {
-      expireMembers(g, now, this.sessionTimeoutMs, this.#topics);
+    const out: ConsumerGroup[] = [];
+    for (const slot of this.#slots.values()) {
+      if (!slot.group) continue;
+      expireMembers(slot.group, now, this.sessionTimeoutMs, this.#topics);
+      out.push(slot.group);
     }
-    return [...this.#groups.values()];
+    return out;
   }
 
+  /**
+   * Makes sure the group is in memory as the store has it, for checks that read it (offset
+   * commits, joins, deletes, describes): read once per owner epoch (`ownerEpoch` undefined:
+   * read when not in memory). Rejects when the store cannot be read.
+   */
+  load(groupId: string, ownerEpoch: number | null | undefined): Promise<ConsumerGroup | null> {
+    return this.#locked(groupId, async () => (await this.#slot(groupId, ownerEpoch)).group);
+  }
+
+  /**
+   * One heartbeat, as the coordinator of the group under `ownerEpoch` (null: no ownership):
+   * reads the group first when this epoch has not, and stores what changed before answering.
+   */
   heartbeat(
     input: HeartbeatInput,
     topics: ReadonlyMap<string, TopicInfo>,
     newMemberId: () => string,
-  ): HeartbeatOutcome {
+    ownerEpoch: number | null = null,
+  ): Promise<HeartbeatOutcome> {
     this.#topics = topics;
-    let group = this.get(input.groupId);
-    if (!group) {
-      group = newConsumerGroup(input.groupId);
-      this.#groups.set(input.groupId, group);
-    }
-    return heartbeat(group, input, topics, this.#now(), newMemberId);
+    return this.#locked(input.groupId, async () => {
+      let slot: Slot;
+      try {
+        slot = await this.#slot(input.groupId, ownerEpoch);
+      } catch (err) {
+        return unavailable(input.groupId, "read", err);
+      }
+      slot.group ??= newConsumerGroup(input.groupId);
+      expireMembers(slot.group, this.#now(), this.sessionTimeoutMs, topics);
+      const outcome = heartbeat(slot.group, input, topics, this.#now(), newMemberId);
+      const stored = await this.#save(input.groupId, slot);
+      return stored ?? outcome;
+    });
   }
 
-  /** Drops a group (DeleteGroups of an empty group, or this broker lost it). */
+  /** Drops a group from memory (DeleteGroups removed it, or this broker lost it). */
   drop(groupId: string): void {
-    this.#groups.delete(groupId);
+    this.#slots.delete(groupId);
   }
 
   /**
@@ -540,4 +622,89 @@ export class ConsumerGroupManager {
     if (memberEpoch !== member.memberEpoch) return ERROR_CODES.STALE_MEMBER_EPOCH;
     return ERROR_CODES.NONE;
   }
+
+  async #slot(groupId: string, ownerEpoch: number | null | undefined): Promise<Slot> {
+    const held = this.#slots.get(groupId);
+    if (held && (ownerEpoch === undefined || held.ownerEpoch === ownerEpoch)) return held;
+    if (!this.#store) {
+      const slot = held ?? { group: null, ownerEpoch, revision: 0, written: "" };
+      slot.ownerEpoch = ownerEpoch;
+      this.#slots.set(groupId, slot);
+      return slot;
+    }
+    const stored = await this.#store.getConsumerGroup(groupId);
+    const group = stored ? decodeConsumerGroup(groupId, stored.value, this.#now()) : null;
+    const slot: Slot = {
+      group,
+      ownerEpoch,
+      revision: stored?.modRevision ?? 0,
+      written: group ? consumerGroupSnapshot(group) : "",
+    };
+    if (group === null && ownerEpoch === undefined) return slot; // Not known to be ours: not kept.
+    if (group === null && this.#slots.size >= ABSENT_SLOTS_MAX) this.#dropAbsent();
+    this.#slots.set(groupId, slot);
+    if (group && group.members.size > 0) this.#onLoad?.(group);
+    return slot;
+  }
+
+  /** Stores the group when its stored form changed; an error outcome when that failed. */
+  async #save(groupId: string, slot: Slot): Promise<HeartbeatOutcome | null> {
+    if (!this.#store || !slot.group) return null;
+    const snapshot = slot.group.members.size > 0 ? consumerGroupSnapshot(slot.group) : "";
+    if (snapshot === slot.written) return null;
+    if (snapshot === "" && slot.revision === 0) {
+      slot.written = "";
+      return null;
+    }
+    let result: number | "conflict";
+    try {
+      result = await this.#store.putConsumerGroupIfRevision(
+        groupId,
+        snapshot === "" ? null : encodeConsumerGroup(snapshot),
+        slot.revision,
+        typeof slot.ownerEpoch === "number" ? slot.ownerEpoch : undefined,
+      );
+    } catch (err) {
+      this.drop(groupId);
+      return unavailable(groupId, "store", err);
+    }
+    if (result === "conflict") {
+      // Another broker took the group over (or wrote it): this one is no longer its coordinator.
+      this.drop(groupId);
+      return {
+        errorCode: ERROR_CODES.NOT_COORDINATOR,
+        errorMessage: `Group "${groupId}" was taken over by another coordinator`,
+      };
+    }
+    slot.revision = result;
+    slot.written = snapshot;
+    return null;
+  }
+
+  #dropAbsent(): void {
+    for (const [id, slot] of this.#slots) if (slot.group === null) this.#slots.delete(id);
+  }
+
+  async #locked<T>(groupId: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#locks.get(groupId) ?? Promise.resolve();
+    const { promise: mine, resolve: release } = Promise.withResolvers<void>();
+    const chain = before.then(() => mine);
+    this.#locks.set(groupId, chain);
+    await before;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.#locks.get(groupId) === chain) this.#locks.delete(groupId);
+    }
+  }
+}
+
+function unavailable(groupId: string, what: "read" | "store", err: unknown): HeartbeatOutcome {
+  return {
+    errorCode: ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
+    errorMessage: `Cannot ${what} the record of group "${groupId}": ${
+      err instanceof Error ? err.message : String(err)
+    }`,
+  };
 }

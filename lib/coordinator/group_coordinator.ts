@@ -518,17 +518,32 @@ export class GroupCoordinator {
    * keeps its members elsewhere: NOT_COORDINATOR when another broker holds it; `classicMembers`
    * counts the members of a classic group of that id (a protocol conflict when not 0).
    */
-  async claim(groupId: string): Promise<{ errorCode: number; classicMembers: number }> {
-    if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, classicMembers: 0 };
-    if (!isValidGroupId(groupId)) {
-      return { errorCode: ERROR_CODES.INVALID_GROUP_ID, classicMembers: 0 };
-    }
+  async claim(
+    groupId: string,
+  ): Promise<{ errorCode: number; classicMembers: number; ownerEpoch: number | null }> {
+    const fail = (errorCode: number) => ({ errorCode, classicMembers: 0, ownerEpoch: null });
+    if (this.#stopped) return fail(ERROR_CODES.NOT_COORDINATOR);
+    if (!isValidGroupId(groupId)) return fail(ERROR_CODES.INVALID_GROUP_ID);
     try {
       const entry = await this.#entry(groupId, true);
-      return { errorCode: ERROR_CODES.NONE, classicMembers: entry?.group.members.size ?? 0 };
+      return {
+        errorCode: ERROR_CODES.NONE,
+        classicMembers: entry?.group.members.size ?? 0,
+        ownerEpoch: entry?.owner?.epoch ?? null,
+      };
     } catch (err) {
-      return { errorCode: this.#codeFor(err, "ConsumerGroupHeartbeat"), classicMembers: 0 };
+      return fail(this.#codeFor(err, "ConsumerGroupHeartbeat"));
     }
+  }
+
+  /**
+   * The epoch of the group's owner key as this coordinator holds it now: null without
+   * ownership (one broker), undefined when the group is not loaded or its lease was lost.
+   */
+  ownerEpochOf(groupId: string): number | null | undefined {
+    const entry = this.#groups.get(groupId);
+    if (!entry?.live || !this.#ownsStill(entry)) return undefined;
+    return entry.owner?.epoch ?? null;
   }
 
   /** The group's committed offsets, read from the store. */

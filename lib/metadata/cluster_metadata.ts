@@ -18,6 +18,8 @@
  * - `partitions/<topic>/<partition>/owner` → `PartitionOwner`, on the owner's lease
  * - `offsets/<encodeURIComponent(group)>/<topic>/<partition>` → `CommittedOffset`
  * - `groups/<encodeURIComponent(group)>` → opaque bytes (the coordinator's record)
+ * - `consumer-groups/<encodeURIComponent(group)>` → opaque bytes: a KIP-848 group's members,
+ *   epochs and assignments (lib/coordinator/consumer_group_record.ts), written as they change
  * - `group-owners/<encodeURIComponent(group)>` → `{ brokerId }`, on the coordinator's lease;
  *   its modRevision is the ownership epoch (`GroupOwner`)
  * - `brokers/<brokerId>` → `BrokerRegistration`, on the broker's lease
@@ -383,6 +385,9 @@ export class ClusterMetadata {
   }
   #groupKey(group: string): string {
     return `${this.#prefix}groups/${encodeURIComponent(group)}`;
+  }
+  #consumerGroupKey(group: string): string {
+    return `${this.#prefix}consumer-groups/${encodeURIComponent(group)}`;
   }
   groupOwnerKey(group: string): string {
     return `${this.#prefix}group-owners/${encodeURIComponent(group)}`;
@@ -884,11 +889,38 @@ export class ClusterMetadata {
     return [...names].sort();
   }
 
-  /** Deletes the group record and all its committed offsets; returns whether anything existed. */
+  /** Deletes the group's records and all its committed offsets; whether anything existed. */
   async deleteGroup(group: string): Promise<boolean> {
     const existed = await this.#store.delete(this.#groupKey(group));
+    const consumer = await this.#store.delete(this.#consumerGroupKey(group));
     const offsets = await this.#store.deletePrefix(this.#groupOffsetsPrefix(group));
-    return existed || offsets > 0;
+    return existed || consumer || offsets > 0;
+  }
+
+  /** A KIP-848 group's record (`consumer-groups/<group>`), or null. */
+  async getConsumerGroup(group: string): Promise<GroupRecordEntry | null> {
+    const entry = await this.#store.get(this.#consumerGroupKey(group));
+    return entry ? { value: entry.value, modRevision: entry.modRevision } : null;
+  }
+
+  /**
+   * Writes a KIP-848 group's record (`value`), or deletes it (`null`), only if its modRevision
+   * is still `expectedRevision` (0: absent) and, when `ownerEpoch` is given, the group's owner
+   * key still has that epoch. The new modRevision (0 after a delete), or "conflict".
+   */
+  async putConsumerGroupIfRevision(
+    group: string,
+    value: Uint8Array | null,
+    expectedRevision: number,
+    ownerEpoch?: number,
+  ): Promise<number | "conflict"> {
+    const key = this.#consumerGroupKey(group);
+    const compares: Compare[] = [{ key, target: "modRevision", equals: expectedRevision }];
+    if (ownerEpoch !== undefined) compares.push(this.#ownerCompare(group, ownerEpoch));
+    const op: Operation = value === null ? { op: "delete", key } : { op: "put", key, value };
+    const result = await this.#store.txn(compares, [op]);
+    if (!result.succeeded) return "conflict";
+    return value === null ? 0 : result.revision;
   }
 
   // ---- transactions -----------------------------------------------------

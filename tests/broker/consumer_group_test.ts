@@ -11,6 +11,8 @@ import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
 import { HANDLERS } from "../../lib/broker/handler_table.ts";
 import type { KafkaConnection } from "../../lib/client/kafka_connection.ts";
+import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 
 const HEARTBEAT = API_SCHEMAS[68];
 const DESCRIBE = API_SCHEMAS[69];
@@ -129,4 +131,45 @@ Deno.test("ConsumerGroupHeartbeat 0-1 and ConsumerGroupDescribe 0-1: join, assig
     }))!;
     assert.equal(after.groups[0].groupState, "Empty");
   }
+});
+
+Deno.test("ConsumerGroupHeartbeat: a restarted broker carries the group on from the metadata store", async () => {
+  const metadataStore = new MemoryMetadataStore();
+  const objectStore = new MemoryObjectStore();
+  const group = "cg-restart";
+  let memberId: string;
+  let topicId: string;
+  {
+    await using b = await startTestBroker({ metadataStore, objectStore });
+    const conn = await b.connect();
+    const created = await conn.send(API_SCHEMAS[19], 7, {
+      topics: [{
+        name: "cgr",
+        numPartitions: 2,
+        replicationFactor: 1,
+        assignments: [],
+        configs: [],
+      }],
+      timeoutMs: 10_000,
+    });
+    topicId = created!.topics[0].topicId!;
+    const joined = await beat(conn, 1, group, "member-1", 0, ["cgr"]);
+    assert.equal(joined.errorCode, E.NONE, joined.errorMessage ?? "");
+    memberId = joined.memberId!;
+    assert.equal(joined.memberEpoch, 1);
+  }
+  await using b = await startTestBroker({ metadataStore, objectStore });
+  const conn = await b.connect();
+  // Known at once: described and checked on commits before any heartbeat reached it.
+  const d =
+    (await conn.send(DESCRIBE, 1, { groupIds: [group], includeAuthorizedOperations: false }))!;
+  assert.equal(d.groups[0].errorCode, E.NONE);
+  assert.deepEqual(d.groups[0].members.map((m) => [m.memberId, m.memberEpoch]), [[memberId, 1]]);
+  // The member's next heartbeat goes on with its epoch and gets its whole assignment again.
+  const again = await beat(conn, 1, group, memberId, 1);
+  assert.equal(again.errorCode, E.NONE, again.errorMessage ?? "");
+  assert.equal(again.memberEpoch, 1);
+  assert.deepEqual(again.assignment, { topicPartitions: [{ topicId, partitions: [0, 1] }] });
+  assert.equal((await beat(conn, 1, group, memberId, 7)).errorCode, E.FENCED_MEMBER_EPOCH);
+  assert.equal((await beat(conn, 1, group, memberId, -1)).errorCode, E.NONE);
 });

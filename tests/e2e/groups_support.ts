@@ -35,6 +35,8 @@ export class GroupMember {
   readonly commits = new Map<number, number>();
   memberId = "";
   assignment: Assignment | null = null;
+  /** Every assignment it reported, in order (a revocation shows as a smaller one). */
+  readonly assignments: Assignment[] = [];
   ready = false;
   bye = false;
   readonly exited: Promise<number>;
@@ -105,6 +107,7 @@ export class GroupMember {
       }
     }
     this.assignment = assignment;
+    this.assignments.push(assignment);
   }
 
   #onLine(line: string): void {
@@ -126,6 +129,7 @@ export class GroupMember {
         const gap = rest.indexOf(" ");
         this.memberId = rest.slice(0, gap);
         this.assignment = JSON.parse(rest.slice(gap + 1));
+        this.assignments.push(this.assignment!);
         return;
       }
       case "ready":
