@@ -2,7 +2,8 @@
  * DescribeGroups (15), versions 0-6: state, protocol, and every member's id,
  * instance id (v4+), client id, host, metadata and assignment (the last two
  * only when Stable, as Kafka). An unknown group is described as Dead with no
- * error before v6, and from v6 also answers GROUP_ID_NOT_FOUND (KIP-1043).
+ * error before v6, and from v6 also answers GROUP_ID_NOT_FOUND (KIP-1043); so is a group of
+ * the KIP-848 consumer protocol ("not a classic group"; ConsumerGroupDescribe describes it).
  */
 import {
   DESCRIBE_GROUPS_REQUEST,
@@ -39,13 +40,27 @@ export const DESCRIBE_GROUPS_HANDLER = defineHandler<
       const denied = !can(ctx, OP.DESCRIBE, RT.GROUP, groupId);
       const described = await ctx.broker.coordinator.describeGroup(groupId);
       let errorCode = denied ? ERROR_CODES.GROUP_AUTHORIZATION_FAILED : described.errorCode;
-      const group = denied ? { ...described.group, members: [] } : described.group;
+      let group = denied ? { ...described.group, members: [] } : described.group;
       let errorMessage: string | null = null;
+      // A KIP-848 group is not a classic group: Dead, and from v6 GROUP_ID_NOT_FOUND (Kafka 4.x).
+      const notClassic = !denied && errorCode === ERROR_CODES.NONE &&
+        (await ctx.broker.activeConsumerGroup(groupId)) !== null;
+      if (notClassic) {
+        group = {
+          groupId,
+          state: GROUP_STATES.DEAD,
+          protocolType: "",
+          protocolData: "",
+          members: [],
+        };
+      }
       if (
         ctx.apiVersion >= 6 && errorCode === ERROR_CODES.NONE && group.state === GROUP_STATES.DEAD
       ) {
         errorCode = ERROR_CODES.GROUP_ID_NOT_FOUND;
-        errorMessage = `Group ${groupId} not found.`;
+        errorMessage = notClassic
+          ? `Group ${groupId} is not a classic group.`
+          : `Group ${groupId} not found.`;
       }
       groups.push({
         errorCode,

@@ -114,6 +114,17 @@ Deno.test("ConsumerGroupHeartbeat 0-1 and ConsumerGroupDescribe 0-1: join, assig
       ]);
       assert.equal(missing.errorCode, E.GROUP_ID_NOT_FOUND);
     }
+    // DescribeGroups (classic) says it is not a classic group, as Kafka 4.x does.
+    for (const dv of [5, 6]) {
+      const classicView = (await conn.send(API_SCHEMAS[15], dv, {
+        groups: [group],
+        includeAuthorizedOperations: false,
+      }))!.groups[0];
+      assert.equal(classicView.groupState, "Dead");
+      assert.deepEqual(classicView.members, []);
+      assert.equal(classicView.errorCode, dv >= 6 ? E.GROUP_ID_NOT_FOUND : E.NONE);
+      if (dv >= 6) assert.equal(classicView.errorMessage, `Group ${group} is not a classic group.`);
+    }
     const listed = (await conn.send(API_SCHEMAS[16], 5, {
       statesFilter: [],
       typesFilter: ["consumer"],
