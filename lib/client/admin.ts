@@ -1058,8 +1058,13 @@ export class AdminClient {
       const g = res.groups[0];
       checkCoordinator(g.errorCode, null);
       // From v6 (KIP-1043) a group that does not exist (Kafka 4.x: also one with committed
-      // offsets and no members) is GROUP_ID_NOT_FOUND; older versions said state "Dead".
-      if (g.errorCode === ERROR_CODES.GROUP_ID_NOT_FOUND) {
+      // offsets and no members) is GROUP_ID_NOT_FOUND; older versions said state "Dead". So is a
+      // group of the KIP-848 consumer protocol: ConsumerGroupDescribe describes it.
+      const dead = g.errorCode === ERROR_CODES.GROUP_ID_NOT_FOUND ||
+        (g.errorCode === ERROR_CODES.NONE && g.groupState === "Dead");
+      if (dead) {
+        const consumer = await this.#describeConsumerGroup(conn, group, nodeId);
+        if (consumer) return consumer;
         return {
           groupId: group,
           state: "Dead",
@@ -1087,6 +1092,41 @@ export class AdminClient {
         })),
       };
     });
+  }
+
+  /** A KIP-848 group through ConsumerGroupDescribe; null when it is not one (or not served). */
+  async #describeConsumerGroup(
+    conn: KafkaConnection,
+    group: string,
+    nodeId: number,
+  ): Promise<GroupDescription | null> {
+    const schema = API_SCHEMAS[69];
+    if (!this.#versions.has(schema.request.apiKey)) return null;
+    const res = await this.#send(conn, schema, this.version(schema), {
+      groupIds: [group],
+      includeAuthorizedOperations: false,
+    });
+    const g = res.groups[0];
+    checkCoordinator(g.errorCode, g.errorMessage ?? null);
+    // GROUP_ID_NOT_FOUND ("not a consumer group"), or a refusal: the classic answer stands.
+    if (g.errorCode !== ERROR_CODES.NONE) return null;
+    return {
+      groupId: g.groupId,
+      state: g.groupState,
+      protocolType: "consumer",
+      protocol: g.assignorName,
+      coordinator: nodeId,
+      members: g.members.map((m) => ({
+        memberId: m.memberId,
+        groupInstanceId: m.instanceId ?? null,
+        clientId: m.clientId,
+        clientHost: m.clientHost,
+        assignment: m.assignment.topicPartitions.map((t) => ({
+          topic: t.topicName,
+          partitions: [...t.partitions],
+        })),
+      })),
+    };
   }
 
   /** The group's committed offsets (partitions without one are left out). */

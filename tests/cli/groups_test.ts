@@ -225,3 +225,30 @@ Deno.test("groups: help at every level and unknown commands", async () => {
   assert.equal(await runGroups(["describe", "--bootstrap-server", "127.0.0.1:9"], io), 2);
   assert.match(io.err[0], /needs a group id/);
 });
+
+Deno.test("groups describe: a KIP-848 group is described through ConsumerGroupDescribe", async () => {
+  await using b = await startTestBroker();
+  await setup(b, 1_000);
+  const conn = await b.connect();
+  const joined = (await conn.send(API_SCHEMAS[68], 1, {
+    groupId: "kip848-group",
+    memberId: "m-1",
+    memberEpoch: 0,
+    instanceId: null,
+    rackId: null,
+    rebalanceTimeoutMs: 30_000,
+    subscribedTopicNames: ["t"],
+    subscribedTopicRegex: null,
+    serverAssignor: "range",
+    topicPartitions: null,
+  }))!;
+  assert.equal(joined.errorCode, 0, joined.errorMessage ?? "");
+  const r = await groups(b.bootstrap, "describe", "kip848-group", "-o", "json");
+  assert.equal(r.code, 0, r.err.join());
+  const described = JSON.parse(r.out);
+  assert.equal(described.state, "Stable");
+  assert.equal(described.protocolType, "consumer");
+  assert.equal(described.protocol, "range");
+  assert.deepEqual(described.members.map((m: { memberId: string }) => m.memberId), ["m-1"]);
+  assert.deepEqual(described.members[0].assignment, [{ topic: "t", partitions: [0, 1] }]);
+});
