@@ -11,6 +11,7 @@
  * support probed, etcd answering a linearizable read): a missing or
  * misconfigured one fails the start with one line naming the setting.
  */
+import { startAllocatorTrim } from "../util/allocator.ts";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { type Clock, SystemClock } from "../util/clock.ts";
@@ -219,7 +220,10 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
   const reserve = config.etcdEndpoints.length === 0
     ? takeDiskReserve(config.dataDir, logger)
     : Promise.resolve(false);
+  // Memory freed after bursts goes back to the system (lib/util/allocator.ts).
+  const stopTrimming = startAllocatorTrim(logger);
   const signal = await stopSignal;
+  stopTrimming();
   Deno.removeSignalListener("SIGHUP", reloadTls);
   await reserve;
   logger.info("Stopping", { signal });
