@@ -700,7 +700,7 @@ export class GroupCoordinator {
         continue;
       }
       await this.#deleting.get(groupId);
-      const { entry: loaded, owner } = await this.#loadGroup(groupId);
+      const { entry: loaded } = await this.#loadGroup(groupId, create);
       if (this.#stopped) {
         throw new CoordinatorError(ERROR_CODES.NOT_COORDINATOR, "The coordinator is stopping");
       }
@@ -709,7 +709,7 @@ export class GroupCoordinator {
       const current = this.#groups.get(groupId);
       if (current) return current;
       if (!create) return null;
-      return this.#admit(newGroup(groupId), 0, owner);
+      // We shared a load that did not create the group: load again, creating it.
     }
     throw new CoordinatorError(
       ERROR_CODES.COORDINATOR_NOT_AVAILABLE,
@@ -757,17 +757,22 @@ export class GroupCoordinator {
     return { epoch: owner.epoch, leaseId };
   }
 
-  /** Takes the group over from the store; concurrent callers share one load. */
-  #loadGroup(groupId: string): Promise<Loaded> {
+  /**
+   * Takes the group over from the store, creating it when there is none and `create` is set;
+   * concurrent callers share one load. The entry is admitted inside the load: an entry admitted
+   * after it (by a caller's continuation) would let a second load take the owner key again, and
+   * the first entry, holding the older epoch, would then have every write refused.
+   */
+  #loadGroup(groupId: string, create: boolean): Promise<Loaded> {
     let loading = this.#loading.get(groupId);
     if (!loading) {
-      loading = this.#readGroup(groupId).finally(() => this.#loading.delete(groupId));
+      loading = this.#readGroup(groupId, create).finally(() => this.#loading.delete(groupId));
       this.#loading.set(groupId, loading);
     }
     return loading;
   }
 
-  async #readGroup(groupId: string): Promise<Loaded> {
+  async #readGroup(groupId: string, create: boolean): Promise<Loaded> {
     const owner = await this.#acquire(groupId);
     const stored = await this.#metadata.getGroup(groupId);
     let group: Group | null = null;
@@ -775,6 +780,12 @@ export class GroupCoordinator {
       group = groupFromRecord(decodeGroupRecord(groupId, stored.value), this.#clock.monotonic());
     } else if ((await this.#metadata.fetchOffsets(groupId)).length > 0) {
       group = newGroup(groupId); // Only offsets: an Empty group, as Kafka loads it.
+    } else if (create) {
+      if (this.#stopped) return { entry: null, owner };
+      return {
+        entry: this.#groups.get(groupId) ?? this.#admit(newGroup(groupId), 0, owner),
+        owner,
+      };
     }
     if (!group || this.#stopped) return { entry: null, owner };
     const existing = this.#groups.get(groupId);

@@ -516,3 +516,52 @@ Deno.test("coordinator: ownership: a group held on a lost session lease is taken
   await session.end();
   await store.close();
 });
+
+Deno.test("coordinator: ownership: a join that comes in while a new group is being created shares its owner epoch", async () => {
+  // A second JoinGroup whose continuation ran between the end of the first one's load and the
+  // first one creating the group took the owner key again; the created group kept the older
+  // epoch and every record write was refused ("changed by another writer"): kgo's TestGroupETL
+  // with static members. Every microtask offset of the second join, one group each.
+  const clock = new ManualClock();
+  const store = new CountingStore({ clock });
+  const facade = new ClusterMetadata(store);
+  const session = new TestSession(1, facade);
+  await using s = await setup({}, { clock, store }, () => session);
+  const acquires = new Map<string, number>();
+  const acquire = s.metadata.acquireGroup.bind(s.metadata);
+  s.metadata.acquireGroup = (group, brokerId, leaseId) => {
+    acquires.set(group, (acquires.get(group) ?? 0) + 1);
+    return acquire(group, brokerId, leaseId);
+  };
+  await session.sessionLease();
+  for (let ticks = 0; ticks < 60; ticks++) {
+    const group = `race-${ticks}`;
+    const static1 = { groupInstanceId: "i-1" };
+    const first = s.coordinator.join(joinInput(group, "", static1));
+    for (let i = 0; i < ticks; i++) await Promise.resolve();
+    const second = s.coordinator.join(joinInput(group, "", { groupInstanceId: "i-2" }));
+    await settle();
+    assert.equal(acquires.get(group), 1, `${group}: the owner key was taken once`);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(0);
+      await settle();
+    }
+    // Both members are in one generation, and the leader's assignment is stored (no refused
+    // write).
+    const joined = await Promise.all([first, second]);
+    for (const j of joined) assert.equal(j.errorCode, E.NONE, `${group}: ${j.errorCode}`);
+    const leader = joined.find((j) => j.memberId === j.leader)!;
+    const synced = await s.coordinator.sync({
+      groupId: group,
+      memberId: leader.memberId,
+      groupInstanceId: leader === joined[0] ? "i-1" : "i-2",
+      generationId: leader.generationId,
+      protocolType: null,
+      protocolName: null,
+      assignments: joined.map((j) => ({ memberId: j.memberId, assignment: enc.encode("a") })),
+    });
+    assert.equal(synced.errorCode, E.NONE, `${group}: sync ${synced.errorCode}`);
+    assert.ok(await facade.getGroup(group), `${group}: the record is stored`);
+  }
+  await session.end();
+});
