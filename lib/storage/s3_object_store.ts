@@ -739,11 +739,12 @@ function classify(error: unknown): Failure {
   // ("client error (Connect)") sent nothing; anything later may have reached the server.
   const cause = (error as { cause?: unknown } | null)?.cause;
   if (error instanceof TypeError && cause instanceof Error) {
+    const connect = /\(Connect\)(?:: tcp connect error)?: (.*)$/.exec(cause.message);
     return {
       retriable: true,
-      ambiguous: !/\(Connect\)/.test(cause.message),
+      ambiguous: connect === null,
       status,
-      reason: `${message}: ${cause.message}`,
+      reason: connect ? `cannot connect: ${connect[1]}` : `${message}: ${cause.message}`,
       error,
     };
   }

@@ -126,7 +126,8 @@ Deno.test("distributed start-up: flags, KAFSCALE_* and AWS_* variables; fail fas
       {
         what: "unreachable S3 endpoint",
         env: { ...env, KAFSCALE_S3_ENDPOINT: `http://127.0.0.1:${closedPort()}` },
-        message: /not reachable.*ECONNREFUSED.*"--s3-endpoint" \/ KAFSCALE_S3_ENDPOINT/,
+        message:
+          /not reachable: cannot connect: Connection refused.*"--s3-endpoint" \/ KAFSCALE_S3_ENDPOINT/,
       },
       {
         what: "wrong secret key",

@@ -192,7 +192,7 @@ Deno.test("S3ObjectStore: open fails fast when nothing listens at the endpoint",
   assert.match(
     error.message,
     new RegExp(
-      `^Cannot start: S3 bucket "b" at "http://127.0.0.1:${port}" is not reachable: .*Connection refused`,
+      `^Cannot start: S3 bucket "b" at "http://127.0.0.1:${port}" is not reachable: cannot connect: Connection refused`,
     ),
   );
 });
@@ -281,7 +281,7 @@ Deno.test("S3ObjectStore: MinIO killed -> bounded ObjectStoreErrors; restarted -
       assert.match(
         error.message,
         new RegExp(
-          `Connection refused.*\\(after ${S3_MAX_ATTEMPTS_DEFAULT} attempts\\); the store may be down`,
+          `cannot connect: Connection refused.*\\(after ${S3_MAX_ATTEMPTS_DEFAULT} attempts\\); the store may be down`,
         ),
       );
     }
