@@ -11,9 +11,9 @@
  * support probed, etcd answering a linearizable read): a missing or
  * misconfigured one fails the start with one line naming the setting.
  */
-import { startAllocatorTrim } from "../util/allocator.ts";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { startAllocatorTrim } from "../util/allocator.ts";
 import { type Clock, SystemClock } from "../util/clock.ts";
 import { ConsoleLogger, type Logger } from "../util/logger.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
