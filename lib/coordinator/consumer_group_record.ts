@@ -19,18 +19,12 @@ export class ConsumerGroupRecordError extends Error {
   override name = "ConsumerGroupRecordError";
 }
 
-interface MemberJson {
-  memberId: string;
-  instanceId: string | null;
-  rackId: string | null;
-  clientId: string;
-  clientHost: string;
-  memberEpoch: number;
-  previousMemberEpoch: number;
-  rebalanceTimeoutMs: number;
-  subscribedTopicNames: string[];
-  subscribedTopicRegex: string | null;
-  serverAssignor: string | null;
+/** A member as stored: what ConsumerMember holds, less the times and what was last sent. */
+interface MemberJson extends
+  Omit<
+    ConsumerMember,
+    "assigned" | "pendingRevocation" | "revokingSinceMs" | "lastHeartbeatMs" | "lastSent"
+  > {
   assigned: string[];
   pendingRevocation: string[];
 }
