@@ -133,18 +133,16 @@ export async function recoverPartition(input: {
     bases.set(parsed.baseOffset, entry);
   }
 
-  {
-    const beyond = [...bases.keys()].filter((b) => b >= state.endOffset).sort((a, b) => a - b);
-    if (beyond.length > 0) {
-      refuse(
-        logger,
-        prefix,
-        state,
-        `segment objects start at offsets ${beyond.slice(0, 5).join(", ")}` +
-          `${beyond.length > 5 ? ", ..." : ""}, at or beyond the committed end offset ` +
-          `${state.endOffset}`,
-      );
-    }
+  const beyond = [...bases.keys()].filter((b) => b >= state.endOffset).sort((a, b) => a - b);
+  if (beyond.length > 0) {
+    refuse(
+      logger,
+      prefix,
+      state,
+      `segment objects start at offsets ${beyond.slice(0, 5).join(", ")}` +
+        `${beyond.length > 5 ? ", ..." : ""}, at or beyond the committed end offset ` +
+        `${state.endOffset}`,
+    );
   }
 
   // Other generations of a segment go only while the committed generation is there to serve
