@@ -580,26 +580,52 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     reloadTls: () => server.reloadTls(),
     async stop() {
       ready = false;
-      await control.stop(CONTROL_STOP_GRACE_MS);
-      await takeover.stop();
+      // Each step says so when it takes long, so a stop that hangs names where.
+      const step = (name: string, run: () => Promise<unknown> | unknown) =>
+        watchStopStep(logger, name, run);
+      await step("control server", () => control.stop(CONTROL_STOP_GRACE_MS));
+      await step("takeover", () => takeover.stop());
       drainer.stop();
-      await retention.stop();
+      await step("retention", () => retention.stop());
       // The listener stops reading first; then the coordinator answers the JoinGroup and
       // SyncGroup requests it holds (NOT_COORDINATOR), so the drain does not wait for them.
       const serverStopped = server.stop(config.shutdownTimeoutMs);
-      await coordinator.stop();
+      await step("group coordinator", () => coordinator.stop());
       // Produce requests already read wait for a flush: run it now rather than
       // after the flush interval, so they are answered before the connections close.
-      await logs.flushPending();
-      await serverStopped;
+      await step("last flush", () => logs.flushPending());
+      await step("Kafka listener", () => serverStopped);
       broker.stop();
-      await registrar.stop();
+      await step("registration", () => registrar.stop());
       // Revoking the session lease removes the registration too.
-      await logs.close();
-      await stopConsole();
-      await http.stop();
+      await step("partition logs (sealing)", () => logs.close());
+      await step("console", () => stopConsole());
+      await step("HTTP server", () => http.stop());
     },
   };
+}
+
+/** A stop step running longer than this is logged (and again each time this much more passes). */
+const STOP_STEP_WARN_MS = 5_000;
+
+/** Runs one step of a stop, warning while it runs longer than `STOP_STEP_WARN_MS`. */
+export async function watchStopStep(
+  logger: Logger,
+  name: string,
+  run: () => Promise<unknown> | unknown,
+): Promise<void> {
+  const started = performance.now();
+  const timer = setInterval(() => {
+    logger.warn("Stopping: a step is taking long", {
+      step: name,
+      elapsedMs: Math.round(performance.now() - started),
+    });
+  }, STOP_STEP_WARN_MS);
+  try {
+    await run();
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** A topic's compaction settings when its cleanup.policy includes "compact", else undefined. */

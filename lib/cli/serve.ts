@@ -29,7 +29,7 @@ import type {
   EtcdMetadataStoreSettings,
 } from "../metadata/etcd_metadata_store.ts";
 import type { HealthCheck } from "../control/http_server.ts";
-import { startNode } from "./node.ts";
+import { startNode, watchStopStep } from "./node.ts";
 import {
   ConfigError,
   parseConfigFile,
@@ -238,7 +238,7 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
     logger.warn("Drain before stop left partitions pending", { pending: drained.pending.length });
   }
   await node.stop();
-  await stores.close();
+  await watchStopStep(logger, "metadata and object stores", () => stores.close());
   logger.info("Stopped");
   return 0;
 }
