@@ -11,7 +11,8 @@
  * Usage: deno task bench [--bootstrap HOST:PORT] [--record-size 1024] [--records N]
  *          [--partitions 8] [--acks all|1|0] [--batch-size BYTES] [--linger-ms MS]
  *          [--compression none|gzip|snappy|lz4|zstd] [--topic NAME] [--rate 5000]
- *          [--rate-seconds 5] [--max-seconds 20] [--warmup-records 20000] [--label TEXT]
+ *          [--rate-seconds 5] [--rate-linger-ms MS] [--max-seconds 20] [--warmup-records 20000]
+ *          [--label TEXT]
  *          [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]
  *          [--fetch-sessions SECONDS]
  *
@@ -129,6 +130,8 @@ type BenchOptions = {
   topic: string;
   rate: number;
   rateSeconds: number;
+  /** linger.ms of the fixed-rate (latency) phase; default `lingerMs`. */
+  rateLingerMs: string | undefined;
   maxSeconds: number;
   warmupRecords: number;
   label: string | undefined;
@@ -215,6 +218,7 @@ function parseOptions(args: string[]): BenchOptions {
       topic: { type: "string" },
       rate: { type: "string" },
       "rate-seconds": { type: "string" },
+      "rate-linger-ms": { type: "string" },
       "max-seconds": { type: "string" },
       "warmup-records": { type: "string" },
       label: { type: "string" },
@@ -232,8 +236,8 @@ function parseOptions(args: string[]): BenchOptions {
       "Usage: deno task bench [--bootstrap HOST:PORT] [--record-size 1024] [--records N]\n" +
         "  [--partitions 8] [--acks all|1|0] [--batch-size BYTES] [--linger-ms MS]\n" +
         "  [--compression none|gzip|snappy|lz4|zstd] [--topic NAME] [--rate 5000]\n" +
-        "  [--rate-seconds 5] [--max-seconds 20] [--warmup-records 20000] [--label TEXT]\n" +
-        "  [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]\n" +
+        "  [--rate-seconds 5] [--rate-linger-ms MS] [--max-seconds 20] [--warmup-records 20000]\n" +
+        "  [--label TEXT] [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]\n" +
         "  [--fetch-sessions SECONDS]\n" +
         "Without --bootstrap, starts `deno run -A cli.ts serve` on a temp data dir (or, with\n" +
         "--backend minio, on a MinIO and etcd started for the run) and stops it.",
@@ -266,6 +270,7 @@ function parseOptions(args: string[]): BenchOptions {
     topic: values.topic ?? `bench-${Date.now().toString(36)}`,
     rate: parseIntFlag("rate", values.rate, DEFAULT_RATE),
     rateSeconds: parseIntFlag("rate-seconds", values["rate-seconds"], DEFAULT_RATE_SECONDS),
+    rateLingerMs: values["rate-linger-ms"],
     maxSeconds,
     warmupRecords: parseIntFlag("warmup-records", values["warmup-records"], DEFAULT_WARMUP_RECORDS),
     label: values.label,
@@ -760,7 +765,8 @@ function renderReport(report: {
   ];
   rows.push(produceRow("produce max rate", maxRate));
   if (moderate !== null) {
-    rows.push(produceRow(`produce ${fmt(moderate.target_rate, 0)}/s`, moderate));
+    const linger = options.rateLingerMs === undefined ? "" : `, linger ${options.rateLingerMs} ms`;
+    rows.push(produceRow(`produce ${fmt(moderate.target_rate, 0)}/s${linger}`, moderate));
   }
   rows.push([
     "consume",
@@ -861,13 +867,14 @@ async function main(): Promise<void> {
       CREATE_TOPIC_TIMEOUT_S * 1000 + CHILD_TIMEOUT_SLACK_MS,
     );
     const base = produceArgs(options, bootstrap);
-    const produce = (records: number, seconds: number, rate: number) =>
+    const produce = (records: number, seconds: number, rate: number, extra: string[] = []) =>
       runBench<ProduceResult>(
         cleanup,
         binary,
         "produce",
         [
           ...base,
+          ...extra,
           "--records",
           String(records),
           "--duration-s",
@@ -899,6 +906,7 @@ async function main(): Promise<void> {
         options.rate * options.rateSeconds,
         Math.min(options.rateSeconds * 2, options.maxSeconds + options.rateSeconds),
         options.rate,
+        options.rateLingerMs === undefined ? [] : ["--linger-ms", options.rateLingerMs],
       );
       produced += moderate.records;
     }
