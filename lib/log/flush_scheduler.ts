@@ -13,11 +13,13 @@
  *
  * Triggers: pending bytes >= `flushBytes`, or `flushIntervalMs` after the
  * first pending append (a timer on the injected clock, so a quiet partition
- * is flushed without waiting for another append), or `drain()`.
+ * is flushed without waiting for another append; with 0, the next turn of
+ * the event loop), or `drain()`.
  *
  * Knows nothing about segment bytes: partitions implement `FlushSource`.
  */
 
+import { clearImmediate, setImmediate } from "node:timers";
 import type {
   ClusterMetadata,
   PartitionCommit,
@@ -134,10 +136,20 @@ export class FlushScheduler {
     if (this.#pendingBytes >= this.#options.flushBytes) {
       this.#request();
     } else if (this.#timer === null) {
-      this.#timer = this.#options.clock.setTimeout(() => {
+      const due = () => {
         this.#timer = null;
         this.#request();
-      }, this.#options.flushIntervalMs);
+      };
+      // No window (local disk): the round starts once this turn of the event loop has read
+      // what arrived with it, so appends of requests read together share the round. A zero
+      // timer would do the same ~2 ms later (Deno's timers are that coarse); setImmediate
+      // takes microseconds.
+      if (this.#options.flushIntervalMs === 0) {
+        const immediate = setImmediate(due);
+        this.#timer = { cancel: () => clearImmediate(immediate) };
+      } else {
+        this.#timer = this.#options.clock.setTimeout(due, this.#options.flushIntervalMs);
+      }
     }
   }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
 import {
   FlushScheduler,
   type FlushSource,
@@ -81,7 +82,7 @@ function walOver(objects: FaultyObjectStore | GatedObjectStore, clock: ManualClo
   });
 }
 
-async function setup(partitions = 2) {
+async function setup(partitions = 2, flushIntervalMs = INTERVAL_MS) {
   const clock = new ManualClock();
   const store = new MemoryMetadataStore({ clock });
   const metadata = new ClusterMetadata(store);
@@ -97,7 +98,7 @@ async function setup(partitions = 2) {
     metadata,
     wal: walOver(gated, clock),
     flushBytes: FLUSH_BYTES,
-    flushIntervalMs: INTERVAL_MS,
+    flushIntervalMs,
     onBrokenInvariant: (error) => void broken.push(error),
   });
   const sources: FakeSource[] = [];
@@ -107,6 +108,30 @@ async function setup(partitions = 2) {
   }
   return { clock, store, metadata, scheduler, sources, memory, objects, gated, broken };
 }
+
+Deno.test("flush scheduler: with no window, the round starts on the next turn of the event loop, no clock timer", async () => {
+  const { clock, store, scheduler, sources: [a, b] } = await setup(2, 0);
+  try {
+    const leaseTimers = clock.pendingTimers();
+    a.add(10);
+    b.add(10); // same turn: same round
+    assert.equal(clock.pendingTimers(), leaseTimers, "no timer on the clock");
+    assert.equal(a.takes + b.takes, 0, "not on the caller's stack");
+    await new Promise((resolve) => setImmediate(resolve));
+    await settle();
+    assert.deepEqual([a.takes, b.takes], [1, 1]);
+    assert.deepEqual([a.outcomes, b.outcomes], [["committed"], ["committed"]]);
+    assert.equal(scheduler.stats.rounds, 1);
+    // close() cancels a pending start.
+    a.add(10);
+    scheduler.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    await settle();
+    assert.equal(a.takes, 1);
+  } finally {
+    await store.close();
+  }
+});
 
 Deno.test("flush scheduler: the interval timer starts at the first pending append", async () => {
   const { clock, store, scheduler, sources: [a, b] } = await setup();
