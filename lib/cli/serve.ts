@@ -19,7 +19,6 @@ import { ConsoleLogger, type Logger } from "../util/logger.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
 import { releaseDiskReserve, takeDiskReserve } from "../storage/disk_reserve.ts";
 import { LocalObjectStore } from "../storage/local_object_store.ts";
-import { WAL_FILE_ZERO_TAIL } from "../log/wal_writer.ts";
 // The S3 SDK and the etcd client are loaded only when configured: embedded
 // mode starts without parsing them (ready time is part of the product).
 import type { S3ObjectStore, S3ObjectStoreSettings } from "../storage/s3_object_store.ts";
@@ -279,7 +278,7 @@ export async function openObjectStore(
 ): Promise<Opened<ObjectStore>> {
   if (config.s3Bucket === null) {
     await Deno.mkdir(config.dataDir, { recursive: true });
-    const store = new LocalObjectStore(config.dataDir, { appendZeroTail: WAL_FILE_ZERO_TAIL });
+    const store = new LocalObjectStore(config.dataDir);
     await store.cleanupTempFiles();
     return {
       store,

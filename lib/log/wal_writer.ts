@@ -25,13 +25,6 @@ import {
   walObjectKey,
 } from "./wal_format.ts";
 
-/**
- * The zeroed tail the broker's local store keeps ahead of write-ahead files
- * (`LocalObjectStoreOptions.appendZeroTail`): rounds up to 1 MiB then cost one
- * fdatasync without a journal commit, and one round per 8 MiB pays for it.
- */
-export const WAL_FILE_ZERO_TAIL = { zeroTailBytes: 8 * 1024 * 1024, smallAppendBytes: 1024 * 1024 };
-
 /** Attempts to find an unused object name (a collision needs the same millisecond and 64 random bits). */
 const NAME_ATTEMPTS_MAX = 3;
 /** Digits of the round number in index ids, so ids sort by round within a file. */

@@ -11,10 +11,7 @@
  *   resolves only after its record is fsynced. Group commit: records that
  *   arrive while an fsync is in flight share the next write + fsync, so many
  *   concurrent transactions (every flush commits partition end offsets here)
- *   pay for one fsync. Records are written in revision order. The file
- *   keeps a tail of written zeros past its last record (`ZeroTailFile`), so
- *   the fdatasync of a commit needs no journal commit; replay ends at a
- *   tail that is all zeros.
+ *   pay for one fsync. Records are written in revision order.
  * - `snapshot`: the whole state at some revision, written to a temp file,
  *   fsynced and renamed into place when the log outgrows
  *   max(`compactLogBytes`, 10 x live state); then the log starts afresh.
@@ -51,7 +48,6 @@
 import { crc32c } from "../protocol/crc32c.ts";
 import type { Clock } from "../util/clock.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
-import { isZeroFrom, ZeroTailFile } from "../util/zero_tail_file.ts";
 import {
   type KvChange,
   KvStateMachine,
@@ -100,9 +96,6 @@ const SNAPSHOT_FILE = "snapshot";
 const LOCK_FILE = "LOCK";
 const TEMP_SUFFIX = ".tmp";
 
-/** The log's zeroed tail (see `ZeroTailFile`): a journal commit per 4 MiB of commits. */
-const LOG_ZERO_TAIL = { zeroTailBytes: 4 * 1024 * 1024, smallAppendBytes: 1024 * 1024 };
-
 const RECORD_HEADER_BYTES = 8;
 const RECORD_TYPE_WRITE = 1;
 const CHANGE_PUT = 1;
@@ -144,10 +137,7 @@ interface Batch {
 interface Files {
   lock: Deno.FsFile;
   log: Deno.FsFile;
-  /** The valid records' length. */
   logBytes: number;
-  /** The file's size: the records plus a zeroed tail. */
-  logFileBytes: number;
 }
 
 const encoder = new TextEncoder();
@@ -157,7 +147,6 @@ export class EmbeddedMetadataStore extends MemoryMetadataStore {
   readonly #dir: string;
   readonly #lock: Deno.FsFile;
   #log: Deno.FsFile;
-  #appender: ZeroTailFile;
   readonly #compactLogBytes: number;
   readonly #compactStateRatio: number;
   readonly #beforeLogWrite: (() => Promise<void>) | undefined;
@@ -179,7 +168,6 @@ export class EmbeddedMetadataStore extends MemoryMetadataStore {
     this.#dir = dir;
     this.#lock = files.lock;
     this.#log = files.log;
-    this.#appender = new ZeroTailFile(files.log, files.logBytes, files.logFileBytes, LOG_ZERO_TAIL);
     this.#compactLogBytes = options.compactLogBytes ?? COMPACT_LOG_BYTES;
     this.#compactStateRatio = options.compactStateRatio ?? COMPACT_STATE_RATIO;
     this.#beforeLogWrite = options.beforeLogWrite;
@@ -204,15 +192,10 @@ export class EmbeddedMetadataStore extends MemoryMetadataStore {
       const state = new KvStateMachine();
       await removeTempFiles(dir);
       await loadSnapshot(dir, state);
-      const { logBytes, logFileBytes } = await replayLog(dir, state, logger);
-      log = await Deno.open(`${dir}/${LOG_FILE}`, { write: true, create: true });
+      const logBytes = await replayLog(dir, state, logger);
+      log = await Deno.open(`${dir}/${LOG_FILE}`, { write: true, append: true, create: true });
       await syncDirectory(dir);
-      const store = new EmbeddedMetadataStore(
-        dir,
-        { lock, log, logBytes, logFileBytes },
-        state,
-        options,
-      );
+      const store = new EmbeddedMetadataStore(dir, { lock, log, logBytes }, state, options);
       await store.#expirePreviousLeases();
       logger.info("Opened metadata store", {
         dir,
@@ -301,7 +284,8 @@ export class EmbeddedMetadataStore extends MemoryMetadataStore {
   async #append(batch: Batch): Promise<void> {
     const data = batch.records.length === 1 ? batch.records[0] : concat(batch.records, batch.bytes);
     if (this.#beforeLogWrite) await this.#beforeLogWrite();
-    await this.#appender.append(data);
+    await writeAll(this.#log, data);
+    await this.#log.syncData();
     this.#stats.logFsyncs++;
     this.#stats.records += batch.records.length;
     this.#stats.logBytes += data.length;
@@ -333,8 +317,7 @@ export class EmbeddedMetadataStore extends MemoryMetadataStore {
     await Deno.rename(freshLog, `${this.#dir}/${LOG_FILE}`);
     await syncDirectory(this.#dir);
     this.#log.close();
-    this.#log = await Deno.open(`${this.#dir}/${LOG_FILE}`, { write: true });
-    this.#appender = new ZeroTailFile(this.#log, 0, 0, LOG_ZERO_TAIL);
+    this.#log = await Deno.open(`${this.#dir}/${LOG_FILE}`, { write: true, append: true });
     this.logger.info("Compacted metadata log", {
       dir: this.#dir,
       revision: this.state.revision,
@@ -608,16 +591,11 @@ function findNextRecord(data: Uint8Array, view: DataView, from: number): number 
 }
 
 /**
- * Replays the log into `state` and returns the length of its valid prefix
- * and the file's size, truncating a torn tail; damage with valid records
- * after it throws `MetadataLogCorruptError` (see the header). A tail of
- * zeros is the log's preallocation, not damage.
+ * Replays the log into `state` and returns the length of its valid prefix,
+ * truncating a torn tail; damage with valid records after it throws
+ * `MetadataLogCorruptError` (see the header).
  */
-async function replayLog(
-  dir: string,
-  state: KvStateMachine,
-  logger: Logger,
-): Promise<{ logBytes: number; logFileBytes: number }> {
+async function replayLog(dir: string, state: KvStateMachine, logger: Logger): Promise<number> {
   const path = `${dir}/${LOG_FILE}`;
   const data = await readLog(path);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
@@ -627,7 +605,6 @@ async function replayLog(
   while (offset < data.length) {
     const record = parseRecord(data, view, offset);
     if (!record.ok) {
-      if (isZeroFrom(data, offset)) break;
       const next = findNextRecord(data, view, offset + 1);
       if (next >= 0) throw new MetadataLogCorruptError(path, offset, next, record.reason);
       badReason = record.reason;
@@ -667,7 +644,7 @@ async function replayLog(
     }
   }
   logger.debug("Replayed metadata log", { file: path, records: replayed, bytes: offset });
-  return { logBytes: offset, logFileBytes: badReason === null ? data.length : offset };
+  return offset;
 }
 
 async function readLog(path: string): Promise<Uint8Array> {
@@ -800,7 +777,6 @@ function salvageLog(
   while (offset < data.length) {
     const record = parseRecord(data, view, offset);
     if (!record.ok) {
-      if (isZeroFrom(data, offset)) break; // the preallocated tail
       const next = findNextRecord(data, view, offset + 1);
       const end = next >= 0 ? next : data.length;
       damaged.push({

@@ -23,7 +23,6 @@
  */
 
 import { closeSync, openSync, readSync } from "node:fs";
-import { ZeroTailFile, type ZeroTailOptions } from "../util/zero_tail_file.ts";
 import {
   type AppendableObject,
   type ObjectInfo,
@@ -52,13 +51,6 @@ export interface LocalObjectStoreOptions {
   syncDirectories?: boolean;
   /** Test hook: runs after the temp file is synced, before it is published. */
   beforePublish?: (tempPath: string) => Promise<void>;
-  /**
-   * Appendable objects keep a zeroed tail past their end (`ZeroTailFile`), so a
-   * small append's fdatasync needs no journal commit. Their file (and `list`)
-   * size then runs ahead of what was appended: only for callers that track
-   * their own end, as the write-ahead log does. Off by default.
-   */
-  appendZeroTail?: ZeroTailOptions;
 }
 
 export class LocalObjectStore implements ObjectStore {
@@ -66,7 +58,6 @@ export class LocalObjectStore implements ObjectStore {
   readonly #root: string;
   readonly #syncDirectories: boolean;
   readonly #beforePublish: ((tempPath: string) => Promise<void>) | undefined;
-  readonly #zeroTail: ZeroTailOptions;
   /** Temp files of puts in progress, so `cleanupTempFiles` leaves them alone. */
   readonly #inFlightTemps = new Set<string>();
   #closed = false;
@@ -78,7 +69,6 @@ export class LocalObjectStore implements ObjectStore {
     this.#root = rootDir.length > 1 ? rootDir.replace(/\/+$/, "") : rootDir;
     this.#syncDirectories = options.syncDirectories ?? Deno.build.os !== "windows";
     this.#beforePublish = options.beforePublish;
-    this.#zeroTail = options.appendZeroTail ?? { zeroTailBytes: 0, smallAppendBytes: 0 };
   }
 
   get rootDir(): string {
@@ -216,21 +206,26 @@ export class LocalObjectStore implements ObjectStore {
       file.close();
       throw this.#error("create", key, error);
     }
-    const appender = new ZeroTailFile(file, 0, 0, this.#zeroTail);
+    let size = 0;
     let closed = false;
     const fail = (error: unknown) => this.#error("append to", key, error);
     return {
       key,
       get size() {
-        return appender.end;
+        return size;
       },
       async append(data: Uint8Array): Promise<number> {
         if (closed) throw new ObjectStoreError(`Appendable object "${key}" is closed`);
+        const position = size;
         try {
-          return await appender.append(data);
+          let written = 0;
+          while (written < data.length) written += await file.write(data.subarray(written));
+          await file.syncData();
         } catch (error) {
           throw fail(error);
         }
+        size += data.length;
+        return position;
       },
       close(): Promise<void> {
         if (!closed) {

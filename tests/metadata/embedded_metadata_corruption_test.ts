@@ -28,23 +28,14 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-/**
- * Writes k0..k4 (one log record each) and returns the log and its record
- * starts. The zeroed tail the store keeps past the records is cut off, so the
- * log is exactly its records (as logs written before the tail existed are).
- */
+/** Writes k0..k4 (one log record each) and returns the log and its record starts. */
 async function writeLog(dir: string): Promise<{ wal: Uint8Array; starts: number[] }> {
   const store = await EmbeddedMetadataStore.open(dir);
   for (let i = 0; i < RECORDS; i++) {
     await store.put(`k${i}`, encoder.encode(`value-${i}`));
   }
-  const logBytes = store.stats.logBytes;
   await store.close();
-  const written = await Deno.readFile(`${dir}/wal`);
-  assert.ok(written.length > logBytes, "the log keeps a zeroed tail");
-  assert.ok(written.subarray(logBytes).every((b) => b === 0), "the tail is zeros");
-  const wal = written.slice(0, logBytes);
-  await Deno.writeFile(`${dir}/wal`, wal);
+  const wal = await Deno.readFile(`${dir}/wal`);
   const view = new DataView(wal.buffer);
   const starts: number[] = [];
   for (let o = 0; o < wal.length; o += 8 + view.getUint32(o)) starts.push(o);
@@ -74,11 +65,7 @@ Deno.test("Metadata log: a truncation at every byte keeps every whole record and
       const whole = ends.filter((end) => end <= cut).length;
       const { keys, walBytes } = await reopen(dir);
       assert.deepEqual(keys, firstKeys(whole), `cut at ${cut}`);
-      const lastEnd = whole === 0 ? 0 : ends[whole - 1];
-      // What is left of a cut record is cut off, unless it is only zeros (a record's length
-      // field starts with zero bytes): that reads as the zeroed tail and stays.
-      const zerosOnly = wal.subarray(lastEnd, cut).every((b) => b === 0);
-      assert.equal(walBytes, zerosOnly ? cut : lastEnd, `cut at ${cut}: log size`);
+      assert.equal(walBytes, whole === 0 ? 0 : ends[whole - 1], `cut at ${cut}: log size`);
     }
   });
 });
@@ -124,20 +111,13 @@ Deno.test("Metadata log: a bit flip anywhere before the last record refuses to o
   });
 });
 
-Deno.test("Metadata log: a zero-filled tail is preallocation and kept; a garbage tail is truncated", async () => {
+Deno.test("Metadata log: a zero-filled or garbage tail after the last write is truncated", async () => {
   await withDir(async (dir) => {
     const { wal } = await writeLog(dir);
-    // The store's own zeroed tail, or a crash after the file grew but before its blocks were
-    // written: zeros past the last record are not damage.
+    // A crash after the file grew but before its blocks were written reads as zeros.
     const zeros = new Uint8Array(wal.length + 4096);
     zeros.set(wal);
     await Deno.writeFile(`${dir}/wal`, zeros);
-    assert.deepEqual(await reopen(dir), { keys: firstKeys(RECORDS), walBytes: zeros.length });
-
-    // A torn write into the zeroed tail: a partial record, then zeros.
-    const torn = zeros.slice();
-    torn.set(wal.subarray(0, 20), wal.length);
-    await Deno.writeFile(`${dir}/wal`, torn);
     assert.deepEqual(await reopen(dir), { keys: firstKeys(RECORDS), walBytes: wal.length });
 
     let seed = 17;
@@ -149,26 +129,6 @@ Deno.test("Metadata log: a zero-filled tail is preallocation and kept; a garbage
     }
     await Deno.writeFile(`${dir}/wal`, garbage);
     assert.deepEqual(await reopen(dir), { keys: firstKeys(RECORDS), walBytes: wal.length });
-  });
-});
-
-Deno.test("Metadata log: appends continue at the last record, inside the zeroed tail", async () => {
-  await withDir(async (dir) => {
-    const { wal } = await writeLog(dir);
-    const zeros = new Uint8Array(wal.length + 4096);
-    zeros.set(wal);
-    await Deno.writeFile(`${dir}/wal`, zeros);
-    const store = await EmbeddedMetadataStore.open(dir);
-    try {
-      await store.put("k5", encoder.encode("value-5"));
-      assert.ok(store.stats.logBytes > wal.length);
-    } finally {
-      await store.close();
-    }
-    const after = await Deno.readFile(`${dir}/wal`);
-    assert.equal(after.length, zeros.length, "a small append overwrites the tail, no growth");
-    assert.deepEqual(after.subarray(0, wal.length), wal);
-    assert.deepEqual((await reopen(dir)).keys, firstKeys(RECORDS + 1));
   });
 });
 

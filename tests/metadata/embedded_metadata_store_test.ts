@@ -96,8 +96,8 @@ Deno.test("EmbeddedMetadataStore: a torn tail record is truncated and logged", a
     await store.put("k1", bytes("one"));
     await store.put("k2", bytes("two"));
     await store.put("k3", bytes("three"));
-    const full = store.stats.logBytes; // the records; a zeroed tail follows them
     await store.close();
+    const full = (await Deno.stat(`${dir}/wal`)).size;
     await Deno.truncate(`${dir}/wal`, full - 3); // the last record lost its end
 
     const { lines, logger } = capturingLogger();
@@ -129,10 +129,9 @@ Deno.test("EmbeddedMetadataStore: a corrupt tail record and trailing garbage are
     const store = await EmbeddedMetadataStore.open(dir);
     await store.put("k1", bytes("one"));
     await store.put("k2", bytes("two"));
-    const logBytes = store.stats.logBytes;
     await store.close();
     const wal = await Deno.readFile(`${dir}/wal`);
-    wal[logBytes - 2] ^= 0xff; // flip a bit in k2's value
+    wal[wal.length - 2] ^= 0xff; // flip a bit in k2's value
     await Deno.writeFile(`${dir}/wal`, wal);
 
     const reopened = await EmbeddedMetadataStore.open(dir);
@@ -167,9 +166,7 @@ Deno.test("EmbeddedMetadataStore: compaction writes a snapshot; restart = snapsh
     await store.delete("offsets/9");
     assert.ok(store.stats.compactions >= 5, JSON.stringify(store.stats));
     assert.ok(store.stats.logBytes < 4096 + 200, JSON.stringify(store.stats));
-    const log = await Deno.readFile(`${dir}/wal`);
-    assert.ok(log.length >= store.stats.logBytes);
-    assert.ok(log.subarray(store.stats.logBytes).every((b) => b === 0), "past the records: zeros");
+    assert.equal((await Deno.stat(`${dir}/wal`)).size, store.stats.logBytes);
     const entries = await store.list("");
     await store.close();
     assert.ok((await Deno.stat(`${dir}/snapshot`)).size > 0);
