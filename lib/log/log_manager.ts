@@ -19,6 +19,7 @@
 
 import {
   type ClusterMetadata,
+  type PartitionState,
   sealedEndOf,
   type WalIndexEntry,
   type WalRangeRecord,
@@ -38,7 +39,7 @@ import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.t
 import { LogError } from "./log_error.ts";
 import { type LogConfig, type LogContext, PartitionLog, type SealPolicy } from "./partition_log.ts";
 import { DELETE_CONCURRENCY, type LocatedWalRange, recoverPartition } from "./recovery.ts";
-import { walObjectCreatedMs, walObjectPrefix } from "./wal_format.ts";
+import { scanWalChunks, walObjectCreatedMs, walObjectPrefix } from "./wal_format.ts";
 import { WalReader } from "./wal_reader.ts";
 import { WalWriter, type WalWriterStats } from "./wal_writer.ts";
 import { SegmentCache } from "./segment_cache.ts";
@@ -219,6 +220,8 @@ export class LogManager {
   #gcPass: Promise<void> | null = null;
   /** Write-ahead objects found unneeded by the last GC pass: deleted if the next agrees. */
   #gcCandidates = new Set<string>();
+  /** Unreferenced objects kept for holding data beyond its partition's end: when last checked. */
+  readonly #keptOrphans = new Map<string, number>();
   /** Completed acquisitions, and the write-ahead index listing shared by concurrent loads. */
   #acquisitions = 0;
   #walListing: {
@@ -806,10 +809,12 @@ export class LogManager {
     }
     this.#gcCandidates = candidates;
     const deletes = await mapBounded(doomedObjects, DELETE_CONCURRENCY, async (key) => {
+      if (await this.#holdsDataBeyondTheEnd(key, states, topicIds)) return false;
       await objectStore.delete(key);
       this.#gcCandidates.delete(`object:${key}`);
+      return true;
     });
-    const deleted = deletes.filter((r) => r.status === "fulfilled").length;
+    const deleted = deletes.filter((r) => r.status === "fulfilled" && r.value).length;
     const failure = firstRejection(deletes);
     if (doneRecords.length > 0) {
       await metadata.deleteWalIndex(doneRecords);
@@ -817,6 +822,9 @@ export class LogManager {
     }
     this.#gcStats.passes++;
     this.#gcStats.objectsDeleted += deleted;
+    for (const key of this.#keptOrphans.keys()) {
+      if (!candidates.has(`object:${key}`)) this.#keptOrphans.delete(key);
+    }
     this.#gcStats.objectsOutstanding = objects.length - deleted;
     this.#gcStats.bytesOutstanding = outstandingBytes;
     if (deleted > 0 || doneRecords.length > 0) {
@@ -826,6 +834,51 @@ export class LogManager {
       });
     }
     if (failure !== undefined) throw toLogError(failure, "Cannot delete write-ahead objects");
+  }
+
+  /**
+   * Whether an object no index record references still holds chunks its partition's committed
+   * state has not reached, written by its current owner epoch or a later one. A round that
+   * failed before its commit leaves such a chunk only until the partition writes past it (or a
+   * new owner, with a higher epoch, takes over). Otherwise the metadata is behind the data it
+   * acknowledged: restored from a backup, or repaired after damage. Deleting the object would
+   * lose those records for good, so it is kept and reported (DESIGN invariant 4: deletions
+   * follow from committed facts only). Checked again after `WAL_ORPHAN_GRACE_MS`.
+   */
+  async #holdsDataBeyondTheEnd(
+    key: string,
+    states: Map<string, PartitionState>,
+    topicIds: Map<string, string>,
+  ): Promise<boolean> {
+    const now = this.#deps.clock.now();
+    const checked = this.#keptOrphans.get(key);
+    const graceMs = this.#config.walOrphanGraceMs ?? WAL_ORPHAN_GRACE_MS;
+    if (checked !== undefined && now - checked < graceMs) return true;
+    const bytes = await this.#deps.objectStore.get(key);
+    if (bytes === null) return false;
+    const beyond = scanWalChunks(bytes).chunks.filter((c) => {
+      if (topicIds.get(c.topic) !== c.topicId) return false;
+      const state = states.get(`${c.topic}/${c.partition}`);
+      return state !== undefined && c.endOffset > state.endOffset && c.epoch >= state.epoch;
+    });
+    if (beyond.length === 0) {
+      this.#keptOrphans.delete(key);
+      return false;
+    }
+    if (checked === undefined) {
+      this.#deps.logger.warn(
+        "Kept a write-ahead object no metadata references: it holds records beyond the " +
+          "committed end of their partitions (was the metadata restored or repaired?)",
+        {
+          object: key,
+          partitions: [...new Set(beyond.map((c) => `${c.topic}-${c.partition}`))].slice(0, 10)
+            .join(","),
+          offsets: beyond.slice(0, 3).map((c) => `${c.baseOffset}-${c.endOffset - 1}`).join(","),
+        },
+      );
+    }
+    this.#keptOrphans.set(key, now);
+    return true;
   }
 
   #forget(log: PartitionLog): void {

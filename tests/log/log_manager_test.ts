@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { LOG_ERROR_CODE, LogError, LogManager } from "../../lib/log/log_manager.ts";
 import { segmentObjectKey } from "../../lib/log/segment_format.ts";
+import { encodeWalRound } from "../../lib/log/wal_format.ts";
 import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import { EmbeddedMetadataStore } from "../../lib/metadata/embedded_metadata_store.ts";
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
@@ -169,6 +170,53 @@ Deno.test("manager: releasePartition flushes what is pending, refuses new append
       "two",
     ]);
     assert.equal(await h.manager.releasePartition(TOPIC, 1), false, "not owned: nothing to do");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("collection: an unreferenced object holding records beyond the committed end is kept until the partition passes them", async () => {
+  const objectStore = new MemoryObjectStore();
+  const h = await harness({ objectStore, config: { walOrphanGraceMs: 1_000 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < 3; i++) await appendAcked(h, log, batch([`v${i}`]));
+    const topicId = (await h.metadata.getTopic(TOPIC))!.topicId;
+    const orphanWith = (name: string, epoch: number) => {
+      const key = `default/~wal/1/${String(h.clock.now()).padStart(13, "0")}-${name}.wal`;
+      const round = encodeWalRound([{
+        topic: TOPIC,
+        topicId,
+        partition: 0,
+        epoch,
+        baseOffset: 3,
+        endOffset: 5,
+        batches: [batch(["lost-a", "lost-b"]).records],
+      }]);
+      return { key, put: () => objectStore.put(key, round.bytes) };
+    };
+    // Offsets 3-4 by the current owner epoch, with no index record: metadata that fell behind
+    // what it acknowledged (a restored backup, a repaired log).
+    const behind = orphanWith("0000000000000001", 1);
+    // The same offsets by an older epoch: a former owner's round that never committed.
+    const stale = orphanWith("0000000000000002", 0);
+    await behind.put();
+    await stale.put();
+    h.clock.advance(1_000);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    const left = () => objectStore.list("default/~wal/").then((l) => l.map((o) => o.key));
+    assert.ok((await left()).includes(behind.key), "data beyond the committed end is kept");
+    assert.ok(!(await left()).includes(stale.key), "a former owner's uncommitted round goes");
+    assert.equal(h.manager.walGcStats.objectsDeleted, 1);
+
+    // Once the partition's committed end passes those offsets, the object is an ordinary orphan.
+    await appendAcked(h, log, batch(["v3", "v4"]));
+    h.clock.advance(1_000);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    assert.ok(!(await left()).includes(behind.key));
   } finally {
     await h.close();
   }
