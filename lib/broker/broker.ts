@@ -126,6 +126,7 @@ export class Broker {
   /** Topic name by id, an index over `#topics` checked on use (rebuilt on a miss). */
   #topicIdNames = new Map<string, string>();
   #unwatch: (() => void) | null = null;
+  readonly #stopping = new AbortController();
 
   constructor(deps: {
     settings: BrokerSettings;
@@ -220,7 +221,18 @@ export class Broker {
     this.transactions.start();
   }
 
+  /** Aborted once the broker begins to stop: long-polls (Fetch) answer at once from then on. */
+  get stopping(): AbortSignal {
+    return this.#stopping.signal;
+  }
+
+  /** The first step of a stop: parked Fetch requests answer now, so connections drain quickly. */
+  beginStop(): void {
+    this.#stopping.abort();
+  }
+
   stop(): void {
+    this.#stopping.abort();
     this.#unwatch?.();
     this.#unwatch = null;
     void this.transactions.stop();

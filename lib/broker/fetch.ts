@@ -137,7 +137,9 @@ export const FETCH_HANDLER = defineHandler<FetchRequest, FetchResponse>({
     for (let round = 0; round < MAX_POLL_ROUNDS; round++) {
       const remaining = deadline - broker.clock.monotonic();
       if (partitions.bytes >= req.minBytes || partitions.anyError || remaining <= 0) break;
-      await waitForAny(targets, remaining);
+      // A stopping broker answers with what it has rather than hold its stop for MaxWaitMs.
+      if (broker.stopping.aborted) break;
+      await waitForAny(targets, remaining, broker.stopping);
       partitions = await readAll(broker, targets, maxBytes, readCommitted);
     }
     broker.metrics.inc("kafscale_fetch_bytes_total", "Record bytes fetched", {}, partitions.bytes);
@@ -378,7 +380,11 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-async function waitForAny(targets: Target[], timeoutMs: number): Promise<void> {
+async function waitForAny(
+  targets: Target[],
+  timeoutMs: number,
+  stopping: AbortSignal,
+): Promise<void> {
   const abort = new AbortController();
   const waits = targets
     .filter((t) => t.log)
@@ -386,9 +392,12 @@ async function waitForAny(targets: Target[], timeoutMs: number): Promise<void> {
       t.log!.waitForData(Math.max(t.fetchOffset, t.seenHighWatermark), timeoutMs, abort.signal)
     );
   if (waits.length === 0) return;
+  const onStop = () => abort.abort();
+  stopping.addEventListener("abort", onStop, { once: true });
   try {
     await Promise.race(waits);
   } finally {
+    stopping.removeEventListener("abort", onStop);
     abort.abort();
     await Promise.allSettled(waits);
   }

@@ -588,8 +588,10 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       drainer.stop();
       await step("retention", () => retention.stop());
       // The listener stops reading first; then the coordinator answers the JoinGroup and
-      // SyncGroup requests it holds (NOT_COORDINATOR), so the drain does not wait for them.
+      // SyncGroup requests it holds (NOT_COORDINATOR), and parked Fetch requests answer with
+      // what they have, so the drain does not wait for them.
       const serverStopped = server.stop(config.shutdownTimeoutMs);
+      broker.beginStop();
       await step("group coordinator", () => coordinator.stop());
       // Produce requests already read wait for a flush: run it now rather than
       // after the flush interval, so they are answered before the connections close.

@@ -531,6 +531,34 @@ Deno.test("Fetch: long poll is woken by an append; offsets out of range", async 
   assert.equal(unknownId.responses[0].partitions[0].errorCode, ERROR_CODES.UNKNOWN_TOPIC_ID);
 });
 
+Deno.test("Fetch: a stopping broker answers parked long polls at once instead of holding its stop", async () => {
+  const b = await startTestBroker();
+  const conn = await b.connect();
+  try {
+    const topic = await createTopic(conn, "stop-lp", 1);
+    await produce(conn, "stop-lp", 0, batch(0, 2));
+    // Parked: at the end of the log, MaxWaitMs 60 s; the client stays connected.
+    const parked = fetchAll(conn, { name: "stop-lp", topicId: topic.topicId }, 0, 2, 12, 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<"held">((resolve) =>
+      timer = setTimeout(() => resolve("held"), 20_000)
+    );
+    const stopped = b.node.stop();
+    const first = await Promise.race([parked.then(() => "answered" as const), bound]);
+    clearTimeout(timer);
+    assert.equal(first, "answered", "answered during the stop, not at MaxWaitMs");
+    const part = (await parked).responses[0].partitions[0];
+    assert.equal(part.errorCode, 0);
+    assert.equal(part.records?.length ?? 0, 0, "nothing new: an empty answer");
+    await stopped;
+  } finally {
+    conn.close();
+    await b.metadataStore.close();
+    await b.objectStore.close();
+  }
+});
+
 Deno.test("Fetch: MaxBytes and PartitionMaxBytes return whole batches, at least one", async () => {
   await using b = await startTestBroker();
   const conn = await b.connect();
