@@ -1,10 +1,16 @@
 /**
  * ListGroups (16), versions 0-5: every group with members, a stored record
  * or committed offsets. v4+ filter by state (KIP-518), v5+ by type
- * (KIP-848); every group here is a "classic" group. Filters match
+ * (KIP-848): consumer-protocol groups with members, in memory or only in
+ * the store, are "consumer"; the rest "classic". Filters match
  * case-insensitively.
  */
-import { groupState as consumerGroupState } from "../coordinator/consumer_groups.ts";
+import {
+  type ConsumerGroup,
+  groupState as consumerGroupState,
+} from "../coordinator/consumer_groups.ts";
+import { decodeConsumerGroup } from "../coordinator/consumer_group_record.ts";
+import { ERROR_CODES } from "../protocol/error_codes.ts";
 import {
   LIST_GROUPS_REQUEST,
   type ListGroupsRequest,
@@ -15,7 +21,7 @@ import {
 } from "../protocol/generated/list_groups_response.ts";
 import { can } from "./authorizer.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
-import { defineHandler } from "./handler.ts";
+import { defineHandler, type RequestContext } from "./handler.ts";
 
 export const CLASSIC_GROUP_TYPE = "classic";
 
@@ -33,19 +39,29 @@ export const LIST_GROUPS_HANDLER = defineHandler<ListGroupsRequest, ListGroupsRe
     const states = new Set((v >= 4 ? req.statesFilter ?? [] : []).map((s) => s.toLowerCase()));
     const types = new Set((v >= 5 ? req.typesFilter ?? [] : []).map((s) => s.toLowerCase()));
     const out = await ctx.broker.coordinator.listGroups();
-    // Consumer-protocol groups (KIP-848) this broker coordinates are listed as "consumer"; the
-    // classic listing also holds their (memberless) classic side, which they replace.
+    // Consumer-protocol groups (KIP-848) are listed as "consumer": the ones in memory, then the
+    // ones only the store has (after a restart or a takeover, before any member's heartbeat
+    // loads them). The classic listing also holds their (memberless) classic side, which they
+    // replace.
+    const listed = (g: ConsumerGroup) => ({
+      groupId: g.groupId,
+      protocolType: "consumer",
+      state: consumerGroupState(g),
+      type: CONSUMER_GROUP_TYPE,
+    });
     const consumer = new Map(
       ctx.broker.consumerGroups.groups().filter((g) => g.members.size > 0).map((g) => [
         g.groupId,
-        {
-          groupId: g.groupId,
-          protocolType: "consumer",
-          state: consumerGroupState(g),
-          type: CONSUMER_GROUP_TYPE,
-        },
+        listed(g),
       ]),
     );
+    if (out.errorCode === ERROR_CODES.NONE) {
+      for (const stored of await storedConsumerGroups(ctx)) {
+        if (!consumer.has(stored.groupId) && !ctx.broker.consumerGroups.get(stored.groupId)) {
+          consumer.set(stored.groupId, listed(stored));
+        }
+      }
+    }
     const all = [
       ...out.groups
         .filter((g) => !consumer.has(g.groupId))
@@ -66,3 +82,27 @@ export const LIST_GROUPS_HANDLER = defineHandler<ListGroupsRequest, ListGroupsRe
     return { throttleTimeMs: 0, errorCode: out.errorCode, groups };
   },
 });
+
+/** KIP-848 groups with members as the store holds them; an unreadable record is left out. */
+async function storedConsumerGroups(ctx: RequestContext): Promise<ConsumerGroup[]> {
+  const { broker } = ctx;
+  let records;
+  try {
+    records = await broker.metadata.listConsumerGroups();
+  } catch (err) {
+    broker.logger.warn("ListGroups: cannot list the stored consumer groups", {
+      error: err instanceof Error ? err.message : String(err),
+    });
+    return [];
+  }
+  const groups: ConsumerGroup[] = [];
+  for (const { groupId, value } of records) {
+    try {
+      const group = decodeConsumerGroup(groupId, value, broker.clock.now());
+      if (group.members.size > 0) groups.push(group);
+    } catch {
+      // A damaged record: describing or joining the group reports it.
+    }
+  }
+  return groups;
+}

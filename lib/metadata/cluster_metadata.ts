@@ -897,6 +897,15 @@ export class ClusterMetadata {
     return existed || consumer || offsets > 0;
   }
 
+  /** Every stored KIP-848 group record (`consumer-groups/<group>`), by group id. */
+  async listConsumerGroups(): Promise<{ groupId: string; value: Uint8Array }[]> {
+    const prefix = `${this.#prefix}consumer-groups/`;
+    return (await this.#store.list(prefix)).map((e) => ({
+      groupId: decodeURIComponent(e.key.slice(prefix.length)),
+      value: e.value,
+    }));
+  }
+
   /** A KIP-848 group's record (`consumer-groups/<group>`), or null. */
   async getConsumerGroup(group: string): Promise<GroupRecordEntry | null> {
     const entry = await this.#store.get(this.#consumerGroupKey(group));

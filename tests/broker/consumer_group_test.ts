@@ -171,6 +171,12 @@ Deno.test("ConsumerGroupHeartbeat: a restarted broker carries the group on from 
   }
   await using b = await startTestBroker({ metadataStore, objectStore });
   const conn = await b.connect();
+  // Listed as a consumer-protocol group at once, before anything loaded it.
+  const listed = (await conn.send(API_SCHEMAS[16], 5, { statesFilter: [], typesFilter: [] }))!;
+  assert.deepEqual(
+    listed.groups.filter((g) => g.groupId === group).map((g) => [g.groupType, g.groupState]),
+    [["consumer", "Stable"]],
+  );
   // Known at once: described and checked on commits before any heartbeat reached it.
   const d =
     (await conn.send(DESCRIBE, 1, { groupIds: [group], includeAuthorizedOperations: false }))!;
