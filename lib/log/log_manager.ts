@@ -868,7 +868,9 @@ export class LogManager {
     if (checked === undefined) {
       this.#deps.logger.warn(
         "Kept a write-ahead object no metadata references: it holds records beyond the " +
-          "committed end of their partitions (was the metadata restored or repaired?)",
+          "committed end of their partitions, by their current owner. A round whose commit " +
+          "failed leaves this until the partition writes past it; otherwise the metadata is " +
+          "behind what it acknowledged (restored or repaired?)",
         {
           object: key,
           partitions: [...new Set(beyond.map((c) => `${c.topic}-${c.partition}`))].slice(0, 10)

@@ -539,7 +539,9 @@ Deno.test("Fetch: a stopping broker answers parked long polls at once instead of
     await produce(conn, "stop-lp", 0, batch(0, 2));
     // Parked: at the end of the log, MaxWaitMs 60 s; the client stays connected.
     const parked = fetchAll(conn, { name: "stop-lp", topicId: topic.topicId }, 0, 2, 12, 60_000);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Time for the broker to read it (a request not yet read when the listener stops is never
+    // answered: the client retries it elsewhere).
+    await new Promise((resolve) => setTimeout(resolve, 500));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const bound = new Promise<"held">((resolve) =>
       timer = setTimeout(() => resolve("held"), 20_000)
