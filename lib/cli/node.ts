@@ -448,16 +448,10 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     consoleAdmin = null;
     await old?.then((a) => a.close(), () => undefined);
   };
-  // HTTPS and the control port's TLS use the broker's certificate, read once at start.
+  // HTTPS and the control port's TLS use the broker's certificate (read again on SIGHUP).
   const portTls = config.tlsCertFile !== null && config.tlsKeyFile !== null &&
       (config.httpTls || config.controlTls)
-    ? {
-      cert: await Deno.readTextFile(config.tlsCertFile),
-      key: await Deno.readTextFile(config.tlsKeyFile),
-      clientCa: config.tlsClientCaFile === null
-        ? null
-        : await Deno.readTextFile(config.tlsClientCaFile),
-    }
+    ? await readPortTls(config)
     : null;
   if (!isLoopbackHost(config.httpListen.host) && config.httpToken === null) {
     logger.warn(
@@ -577,7 +571,14 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
     metrics,
     retention,
     drain: (reason, deadlineMs) => drainer.drain({ partitions: null, deadlineMs, reason }),
-    reloadTls: () => server.reloadTls(),
+    async reloadTls() {
+      await server.reloadTls();
+      // HTTPS and the control port serve the same certificate: read again, given to both.
+      if (portTls === null) return;
+      const files = await readPortTls(config);
+      if (config.httpTls) await http.reloadTls({ cert: files.cert, key: files.key });
+      if (config.controlTls) control.reloadTls(files);
+    },
     async stop() {
       ready = false;
       // Each step says so when it takes long, so a stop that hangs names where.
@@ -604,6 +605,19 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       await step("console", () => stopConsole());
       await step("HTTP server", () => http.stop());
     },
+  };
+}
+
+/** The broker's certificate, key and client CA, as HTTPS and the control port serve them. */
+async function readPortTls(
+  config: ServeConfig,
+): Promise<{ cert: string; key: string; clientCa: string | null }> {
+  return {
+    cert: await Deno.readTextFile(config.tlsCertFile!),
+    key: await Deno.readTextFile(config.tlsKeyFile!),
+    clientCa: config.tlsClientCaFile === null
+      ? null
+      : await Deno.readTextFile(config.tlsClientCaFile),
   };
 }
 

@@ -66,7 +66,8 @@ export const SERVE_SETTINGS = [
     env: "KAFSCALE_TLS_CERT_FILE",
     kind: "string",
     default: null,
-    help: "PEM certificate (chain) of SSL and SASL_SSL listeners; re-read on SIGHUP",
+    help:
+      "PEM certificate (chain) of SSL and SASL_SSL listeners (and of --http-tls, --control-tls); re-read on SIGHUP",
   },
   {
     name: "tls-key-file",

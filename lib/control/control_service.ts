@@ -327,6 +327,8 @@ function describe(refs: { topic: string; partition: number }[]): string {
 
 export interface ControlServer {
   address: { hostname: string; port: number };
+  /** New connections get this certificate, key and client CA (SIGHUP); without TLS, nothing. */
+  reloadTls(tls: { cert: string; key: string; clientCa: string | null }): void;
   stop(graceMs: number): Promise<void>;
 }
 
@@ -351,6 +353,7 @@ export async function startControlServer(opts: {
   });
   return {
     address: { hostname: opts.hostname, port: server.port },
+    reloadTls: (tls) => server.reloadTls(tls),
     stop: (graceMs) => server.stop(graceMs),
   };
 }

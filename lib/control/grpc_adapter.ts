@@ -60,8 +60,56 @@ export interface GrpcServerOptions {
 export interface GrpcServer {
   /** The bound port (the configured one, or the one picked for port 0). */
   port: number;
+  /**
+   * New connections get this certificate, key and client CA (SIGHUP); open ones keep theirs.
+   * Whether client certificates are asked for is fixed at start. Without TLS, nothing to do.
+   */
+  reloadTls(tls: { cert: string; key: string; clientCa: string | null }): void;
   /** Ends open streams, waits up to `graceMs` for calls in flight, then closes every connection. */
   stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * The control port's certificate, key and client CA, replaceable while the server runs: grpc-js
+ * rebuilds its TLS context from what a certificate provider last reported.
+ */
+class ReloadableCertificates implements grpc.experimental.CertificateProvider {
+  #identity: grpc.experimental.IdentityCertificateUpdate;
+  #ca: grpc.experimental.CaCertificateUpdate | null;
+  readonly #identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+  readonly #caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+
+  constructor(tls: { cert: string; key: string; clientCa: string | null }) {
+    this.#identity = { certificate: Buffer.from(tls.cert), privateKey: Buffer.from(tls.key) };
+    this.#ca = tls.clientCa === null ? null : { caCertificate: Buffer.from(tls.clientCa) };
+  }
+
+  update(tls: { cert: string; key: string; clientCa: string | null }): void {
+    this.#identity = { certificate: Buffer.from(tls.cert), privateKey: Buffer.from(tls.key) };
+    if (tls.clientCa !== null) this.#ca = { caCertificate: Buffer.from(tls.clientCa) };
+    for (const listener of this.#caListeners) listener(this.#ca);
+    for (const listener of this.#identityListeners) listener(this.#identity);
+  }
+
+  // Listeners are told on `update()` only: grpc-js registers them before the server's watcher
+  // is in place, so a value given at once would reach no server. `startGrpcServer` updates once
+  // every listener of the bind exists.
+  addCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    this.#caListeners.add(listener);
+  }
+  removeCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    this.#caListeners.delete(listener);
+  }
+  addIdentityCertificateListener(
+    listener: grpc.experimental.IdentityCertificateUpdateListener,
+  ): void {
+    this.#identityListeners.add(listener);
+  }
+  removeIdentityCertificateListener(
+    listener: grpc.experimental.IdentityCertificateUpdateListener,
+  ): void {
+    this.#identityListeners.delete(listener);
+  }
 }
 
 const passThrough = {
@@ -200,21 +248,30 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
     }
   }
   server.addService(definition as grpc.ServiceDefinition, implementation);
+  const certificates = opts.tls ? new ReloadableCertificates(opts.tls) : null;
+  const mtls = opts.tls?.clientCa != null;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${bracketed(opts.hostname)}:${opts.port}`,
-      opts.tls
-        ? grpc.ServerCredentials.createSsl(
-          opts.tls.clientCa === null ? null : Buffer.from(opts.tls.clientCa),
-          [{ private_key: Buffer.from(opts.tls.key), cert_chain: Buffer.from(opts.tls.cert) }],
-          opts.tls.clientCa !== null,
+      certificates
+        // The same provider gives the identity and (with mTLS) the client CA; grpc-js's
+        // factory hands its first argument over as the identity provider.
+        ? grpc.experimental.createCertificateProviderServerCredentials(
+          certificates,
+          mtls ? certificates : null,
+          mtls,
         )
         : grpc.ServerCredentials.createInsecure(),
       (err, bound) => (err ? reject(err) : resolve(bound)),
     );
   });
+  // Until this first update the listener drops connections (no certificate yet).
+  if (opts.tls) certificates?.update(opts.tls);
   return {
     port,
+    reloadTls(tls) {
+      certificates?.update(tls);
+    },
     async stop(graceMs: number) {
       stopping.abort();
       await new Promise<void>((resolve) => {

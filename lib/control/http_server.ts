@@ -121,7 +121,12 @@ function oneLine(text: string): string {
 
 export function startHttpServer(
   opts: HttpServerOptions,
-): { addr: Deno.NetAddr; report(): Promise<HealthReport>; stop(): Promise<void> } {
+): {
+  addr: Deno.NetAddr;
+  report(): Promise<HealthReport>;
+  reloadTls(tls: { cert: string; key: string }): Promise<void>;
+  stop(): Promise<void>;
+} {
   const checks = opts.checks.map((c) =>
     new SharedCheck(c, opts.checkTimeoutMs ?? CHECK_TIMEOUT_MS)
   );
@@ -144,39 +149,58 @@ export function startHttpServer(
   };
   const expected = opts.token ? new TextEncoder().encode(`Bearer ${opts.token}`) : null;
   const open = new Set(opts.openPaths ?? DEFAULT_OPEN_PATHS);
-  const server = Deno.serve(
-    { hostname: opts.hostname, port: opts.port, onListen: () => {}, ...(opts.tls ?? {}) },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      if (
-        expected && !open.has(path) && !tokenMatches(req.headers.get("authorization"), expected)
-      ) {
-        return new Response('Unauthorized: send "Authorization: Bearer <token>"\n', {
-          status: 401,
-          headers: { "www-authenticate": "Bearer" },
-        });
-      }
-      if (path === "/healthz") {
-        return Response.json(await report(), { status: 200 });
-      }
-      if (path === "/readyz") {
-        const body = await report();
-        return Response.json(body, { status: body.status === "ok" ? 200 : 503 });
-      }
-      if (path === "/metrics") {
-        return new Response(opts.metrics.render(), {
-          headers: { "content-type": "text/plain; version=0.0.4" },
-        });
-      }
-      const routed = req.method === "GET" ? await opts.routes?.(path) : null;
-      if (routed) return routed;
-      return new Response("Not found\n", { status: 404 });
-    },
-  );
+  const handle = async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    if (
+      expected && !open.has(path) && !tokenMatches(req.headers.get("authorization"), expected)
+    ) {
+      return new Response('Unauthorized: send "Authorization: Bearer <token>"\n', {
+        status: 401,
+        headers: { "www-authenticate": "Bearer" },
+      });
+    }
+    if (path === "/healthz") {
+      return Response.json(await report(), { status: 200 });
+    }
+    if (path === "/readyz") {
+      const body = await report();
+      return Response.json(body, { status: body.status === "ok" ? 200 : 503 });
+    }
+    if (path === "/metrics") {
+      return new Response(opts.metrics.render(), {
+        headers: { "content-type": "text/plain; version=0.0.4" },
+      });
+    }
+    const routed = req.method === "GET" ? await opts.routes?.(path) : null;
+    if (routed) return routed;
+    return new Response("Not found\n", { status: 404 });
+  };
+  const listen = (port: number, tls: { cert: string; key: string } | undefined) =>
+    Deno.serve({ hostname: opts.hostname, port, onListen: () => {}, ...(tls ?? {}) }, handle);
+  let tls = opts.tls;
+  let server = listen(opts.port, tls);
+  const addr = server.addr as Deno.NetAddr;
   return {
-    addr: server.addr as Deno.NetAddr,
+    addr,
     /** The `/healthz` body; `/readyz` answers 200 exactly when its status is "ok". */
     report,
+    /**
+     * Serves HTTPS with a new certificate and key (SIGHUP). Deno's server cannot swap them on a
+     * live listener, so the listener is restarted on the same port: requests under way finish,
+     * and a connection attempted in that instant is refused. Without HTTPS, nothing to do. If the
+     * new pair is refused, the old one is served again and the error is thrown.
+     */
+    reloadTls: async (next: { cert: string; key: string }) => {
+      if (!tls) return;
+      await server.shutdown();
+      try {
+        server = listen(addr.port, next);
+        tls = next;
+      } catch (err) {
+        server = listen(addr.port, tls);
+        throw err;
+      }
+    },
     stop: async () => {
       await server.shutdown();
     },

@@ -2,8 +2,8 @@
  * The broker's other ports secured (issue 14): the HTTP port over HTTPS with a bearer token on
  * everything but the probes, and the gRPC control port over TLS requiring a client certificate
  * signed by the client CA (`kafscale broker status` with and without one), against a live
- * `kafscale serve`; and the configuration rule that a control port off loopback needs a token
- * or client certificates.
+ * `kafscale serve`; SIGHUP re-reads the certificate for both ports; and the configuration rule
+ * that a control port off loopback needs a token or client certificates.
  */
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
@@ -89,6 +89,42 @@ Deno.test("ports: HTTPS with a token on the HTTP port; mTLS on the control port"
     assert.equal(rogue.code, 1, "a certificate of another CA");
     const plain = await status();
     assert.equal(plain.code, 1, "plaintext gRPC to a TLS port");
+
+    // SIGHUP: a certificate of another CA, re-read without a restart, on both ports.
+    await Deno.copyFile(`${dir}/server2.pem`, `${dir}/server.pem`);
+    await Deno.copyFile(`${dir}/server2.key`, `${dir}/server.key`);
+    Deno.kill(broker.pid, "SIGHUP");
+    using client2 = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${dir}/ca2.pem`)] });
+    const healthyWith = async (c: Deno.HttpClient) => {
+      try {
+        const res = await fetch(`https://${broker.httpAddr}/healthz`, { client: c });
+        await res.body?.cancel();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 20_000;
+    let reloaded = false;
+    while (!reloaded && Date.now() < deadline) {
+      reloaded = await healthyWith(client2);
+      if (!reloaded) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(reloaded, `HTTPS serves the new certificate\n${broker.logs()}`);
+    using fresh = Deno.createHttpClient({ caCerts: [ca] });
+    assert.equal(await healthyWith(fresh), false, "the old CA no longer verifies it");
+    const withCa = (serverCa: string) =>
+      status(
+        "--control-ca-file",
+        `${dir}/${serverCa}.pem`,
+        "--control-cert-file",
+        `${dir}/alice.pem`,
+        "--control-key-file",
+        `${dir}/alice.key`,
+      );
+    const renewed = await withCa("ca2");
+    assert.equal(renewed.code, 0, `the control port serves the new certificate: ${renewed.err}`);
+    assert.equal((await withCa("ca")).code, 1, "the old one is gone from the control port");
     assert.equal(await broker.stop(), 0, broker.logs());
   } finally {
     await Deno.remove(dir, { recursive: true });
