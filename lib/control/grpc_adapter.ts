@@ -11,8 +11,9 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { isIP } from "node:net";
-import { checkServerIdentity } from "node:tls";
+import { checkServerIdentity, createSecureContext } from "node:tls";
 import { ProtobufDecodeError } from "./protobuf_codec.ts";
+import { checkTlsIdentity } from "../security/tls_identity.ts";
 import { type ControlMethod, decodeControl, encodeControl } from "./control_proto.ts";
 import { ControlError, GRPC_STATUS } from "./control_error.ts";
 import type { Logger } from "../util/logger.ts";
@@ -270,7 +271,12 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<GrpcServ
   return {
     port,
     reloadTls(tls) {
-      certificates?.update(tls);
+      if (!certificates) return;
+      // A pair grpc-js cannot use would leave the port dropping every new connection: refuse it
+      // here (the caller reports it) and keep serving the old one.
+      createSecureContext({ cert: tls.cert, key: tls.key, ca: tls.clientCa ?? undefined });
+      checkTlsIdentity(tls.cert, tls.key);
+      certificates.update(tls);
     },
     async stop(graceMs: number) {
       stopping.abort();

@@ -14,6 +14,7 @@
  * while a check is in flight share its answer, so a hung store cannot pile up checks (which
  * would take the store's request slots from the data path).
  */
+import { checkTlsIdentity } from "../security/tls_identity.ts";
 import type { Logger } from "../util/logger.ts";
 import type { Metrics } from "../util/metrics.ts";
 
@@ -192,6 +193,7 @@ export function startHttpServer(
      */
     reloadTls: async (next: { cert: string; key: string }) => {
       if (!tls) return;
+      checkTlsIdentity(next.cert, next.key);
       await server.shutdown();
       try {
         server = listen(addr.port, next);

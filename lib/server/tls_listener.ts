@@ -14,6 +14,7 @@
  */
 import tls from "node:tls";
 import { X509Certificate } from "node:crypto";
+import { checkTlsIdentity } from "../security/tls_identity.ts";
 import type { Logger } from "../util/logger.ts";
 
 /** Bytes received and not yet read by the connection before the socket is paused. */
@@ -48,6 +49,7 @@ export async function loadTlsMaterial(files: TlsFiles): Promise<TlsMaterial> {
   const key = await read(files.keyFile, "tls-key-file");
   try {
     tls.createSecureContext({ cert, key });
+    checkTlsIdentity(cert, key);
   } catch (err) {
     throw new Error(
       `"tls-cert-file" and "tls-key-file" do not make a usable TLS identity ` +
