@@ -9,6 +9,7 @@
  * brokers sharing one metadata store know each other's addresses.
  */
 import type { Clock } from "../util/clock.ts";
+import { checkTlsIdentity } from "../security/tls_identity.ts";
 import type { Logger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
@@ -612,13 +613,22 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
 async function readPortTls(
   config: ServeConfig,
 ): Promise<{ cert: string; key: string; clientCa: string | null }> {
-  return {
+  const files = {
     cert: await Deno.readTextFile(config.tlsCertFile!),
     key: await Deno.readTextFile(config.tlsKeyFile!),
     clientCa: config.tlsClientCaFile === null
       ? null
       : await Deno.readTextFile(config.tlsClientCaFile),
   };
+  try {
+    checkTlsIdentity(files.cert, files.key);
+  } catch (err) {
+    throw new Error(
+      `"tls-cert-file" and "tls-key-file" do not make a usable TLS identity ` +
+        `("${config.tlsCertFile}", "${config.tlsKeyFile}"): ${(err as Error).message}`,
+    );
+  }
+  return files;
 }
 
 /** A stop step running longer than this is logged (and again each time this much more passes). */
