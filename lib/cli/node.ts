@@ -9,7 +9,6 @@
  * brokers sharing one metadata store know each other's addresses.
  */
 import type { Clock } from "../util/clock.ts";
-import { checkTlsIdentity } from "../security/tls_identity.ts";
 import type { Logger } from "../util/logger.ts";
 import { Metrics } from "../util/metrics.ts";
 import type { ObjectStore } from "../storage/object_store.ts";
@@ -25,6 +24,7 @@ import { GroupCoordinator, type GroupCoordinatorConfig } from "../coordinator/gr
 import { Dispatcher } from "../broker/dispatcher.ts";
 import { HANDLERS } from "../broker/handler_table.ts";
 import { KafkaServerGroup } from "../server/kafka_server.ts";
+import { loadTlsMaterial } from "../server/tls_listener.ts";
 import { scramCredential } from "../security/scram.ts";
 import { type HealthCheck, startHttpServer } from "../control/http_server.ts";
 import { consoleRoutes, THROUGHPUT_INTERVAL_MS, ThroughputHistory } from "../control/console.ts";
@@ -609,26 +609,19 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   };
 }
 
-/** The broker's certificate, key and client CA, as HTTPS and the control port serve them. */
+/**
+ * The broker's certificate, key and client CA, as HTTPS and the control port serve them: read
+ * and checked as the Kafka listeners' are (`loadTlsMaterial`).
+ */
 async function readPortTls(
   config: ServeConfig,
 ): Promise<{ cert: string; key: string; clientCa: string | null }> {
-  const files = {
-    cert: await Deno.readTextFile(config.tlsCertFile!),
-    key: await Deno.readTextFile(config.tlsKeyFile!),
-    clientCa: config.tlsClientCaFile === null
-      ? null
-      : await Deno.readTextFile(config.tlsClientCaFile),
-  };
-  try {
-    checkTlsIdentity(files.cert, files.key);
-  } catch (err) {
-    throw new Error(
-      `"tls-cert-file" and "tls-key-file" do not make a usable TLS identity ` +
-        `("${config.tlsCertFile}", "${config.tlsKeyFile}"): ${(err as Error).message}`,
-    );
-  }
-  return files;
+  const material = await loadTlsMaterial({
+    certFile: config.tlsCertFile!,
+    keyFile: config.tlsKeyFile!,
+    clientCaFile: config.tlsClientCaFile,
+  });
+  return { cert: material.cert, key: material.key, clientCa: material.caPem };
 }
 
 /** A stop step running longer than this is logged (and again each time this much more passes). */
