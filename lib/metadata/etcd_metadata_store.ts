@@ -1,6 +1,6 @@
 /**
- * A `MetadataStore` on etcd v3: the metadata store of the distributed deployment. The only file
- * that imports the etcd client (`etcd3`, and `cockatiel` for its fault-handling policies).
+ * A `MetadataStore` on etcd v3: the metadata store of the distributed deployment. It speaks
+ * etcd's JSON gateway through `etcd_http.ts` (which says why not gRPC).
  *
  * The interface is etcd's own model, so the mapping is direct: get/list are ranges (list pages
  * through the prefix at one revision), put/delete/deletePrefix are Put/DeleteRange, `txn` is a
@@ -10,9 +10,9 @@
  *
  * Leases: TTLs are whole seconds in etcd, so `grantLease` rounds up and reports the TTL etcd
  * granted. Lease ids are chosen here (random, below 2^53) because etcd's own ids use all 64 bits
- * and a JavaScript number cannot hold them. `keepAlive` sends one keep-alive on a short-lived
- * stream; a lease etcd does not know (TTL 0) is `LeaseExpiredError`, and so is a put that names
- * one. Revoking an unknown lease is a no-op.
+ * and a JavaScript number cannot hold them. `keepAlive` sends one keep-alive (a one-message
+ * keep-alive stream); a lease etcd does not know (TTL 0) is `LeaseExpiredError`, and so is a put
+ * that names one. Revoking an unknown lease is a no-op.
  *
  * Watches: one etcd watch stream on the whole `keyPrefix` range, started when the first watcher
  * registers at the revision this store last saw, fans events out in revision order to the
@@ -25,8 +25,9 @@
  *
  * Failures: every call has a deadline (`requestTimeoutMs`); every etcd or network failure is a
  * `MetadataStoreError` naming the operation and the endpoints. With several endpoints a call
- * that fails on one (unreachable) is retried once on each other. No retries otherwise: callers
- * retry, and a retried compare-and-swap could report failure for a write that was applied.
+ * that cannot connect to one is tried once on each other within its deadline. No retries
+ * otherwise: callers retry, and a retried compare-and-swap could report failure for a write that
+ * was applied.
  *
  * Limits inherited from etcd's defaults: a transaction may hold at most 128 operations
  * (`--max-txn-ops`) and 1.5 MiB (`--max-request-bytes`); etcd rejects larger ones, which surfaces
@@ -35,25 +36,7 @@
  * Must not import anything that knows about Kafka messages.
  */
 
-import { Buffer } from "node:buffer";
-import {
-  CompareResult,
-  CompareTarget,
-  Etcd3,
-  EtcdLeaseInvalidError,
-  type ICompare,
-  type IDuplexStream,
-  type IKeyValue,
-  type IOptions,
-  type IRequestOp,
-  type IResponseHeader,
-  isRecoverableError,
-  type IWatchRequest,
-  type IWatchResponse,
-  SortOrder,
-  SortTarget,
-} from "etcd3";
-import { handleWhen, noop, retry } from "cockatiel";
+import { EtcdHttp, type EtcdStream, fromBase64, type Json, toBase64 } from "./etcd_http.ts";
 import { type Clock, SystemClock, type TimerHandle } from "../util/clock.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import {
@@ -79,8 +62,6 @@ export const ETCD_MAX_LEASE_TTL_MS = 24 * 60 * 60 * 1000;
 const LIST_PAGE_KEYS = 500;
 /** Bound on the pages one `list` reads: 5 million keys. */
 const LIST_MAX_PAGES = 10_000;
-/** Largest gRPC message accepted from etcd (a page of `list`, a watch response). */
-const MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Tries to find an unused lease id before giving up (collisions are ~impossible). */
 const MAX_LEASE_ID_ATTEMPTS = 5;
 /** First and largest pause before reopening a broken watch stream. */
@@ -88,16 +69,14 @@ const WATCH_RETRY_MIN_DELAY_MS = 50;
 const WATCH_RETRY_MAX_DELAY_MS = 2_000;
 /** Bound on the writes waiting for their watch events at once. */
 const MAX_DELIVERY_WAITERS = 100_000;
-/** gRPC keepalive pings, so a dead connection (and a silent watch) is noticed. */
-const GRPC_KEEPALIVE_TIME_MS = 10_000;
-const GRPC_KEEPALIVE_TIMEOUT_MS = 5_000;
-/** Reconnect quickly once etcd is back. */
-const GRPC_MAX_RECONNECT_BACKOFF_MS = 1_000;
+/**
+ * A watch answers at least this often (etcd's progress notifications, requested on the
+ * stream); a stream silent for longer is taken as broken (a dead connection) and reopened.
+ */
+const WATCH_SILENCE_MAX_MS = 15_000;
 
-const EQUAL = CompareResult.Equal;
-const MOD = CompareTarget.Mod;
-const VERSION = CompareTarget.Version;
-const VALUE = CompareTarget.Value;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 export interface EtcdTlsSettings {
   /** CA bundle (PEM) that signed etcd's certificate; system roots when not set. */
@@ -141,17 +120,19 @@ interface DeliveryWaiter {
 }
 
 export class EtcdMetadataStore implements MetadataStore {
-  readonly #client: Etcd3;
+  readonly #http: EtcdHttp;
   readonly #endpointsLabel: string;
   readonly #prefix: string;
-  readonly #prefixBytes: Buffer;
+  readonly #prefixBytes: Uint8Array;
   readonly #requestTimeoutMs: number;
   readonly #logger: Logger;
   readonly #clock: Clock;
   /** Highest store revision seen in any answer. */
   #revision = 0;
   readonly #watchers = new Set<Watcher>();
-  #stream: IDuplexStream<IWatchRequest, IWatchResponse> | null = null;
+  #stream: EtcdStream | null = null;
+  /** Reopens a watch stream that said nothing for WATCH_SILENCE_MAX_MS. */
+  #silenceTimer: TimerHandle | null = null;
   /** Whether a watch stream is open or being opened (or a reopen is scheduled). */
   #watching = false;
   /** Bumped whenever the stream is replaced, so callbacks of an old one are ignored. */
@@ -161,21 +142,20 @@ export class EtcdMetadataStore implements MetadataStore {
   /** Every event up to this revision has been dispatched to the watchers. */
   #deliveredRevision = 0;
   readonly #waiters: DeliveryWaiter[] = [];
-  readonly #keepAliveStreams = new Set<IDuplexStream<unknown, unknown>>();
   #closed = false;
 
   private constructor(
     settings: EtcdMetadataStoreSettings,
-    options: IOptions,
+    http: EtcdHttp,
     deps: EtcdMetadataStoreDeps,
   ) {
     this.#endpointsLabel = settings.endpoints.join(",");
     this.#prefix = settings.keyPrefix ?? "";
-    this.#prefixBytes = Buffer.from(this.#prefix, "utf8");
+    this.#prefixBytes = encoder.encode(this.#prefix);
     this.#requestTimeoutMs = settings.requestTimeoutMs ?? ETCD_REQUEST_TIMEOUT_MS_DEFAULT;
     this.#logger = deps.logger ?? silentLogger;
     this.#clock = deps.clock ?? new SystemClock();
-    this.#client = new Etcd3(options);
+    this.#http = http;
   }
 
   /**
@@ -187,8 +167,7 @@ export class EtcdMetadataStore implements MetadataStore {
     deps: EtcdMetadataStoreDeps = {},
   ): Promise<EtcdMetadataStore> {
     validateSettings(settings);
-    const options = await clientOptions(settings);
-    const store = new EtcdMetadataStore(settings, options, deps);
+    const store = new EtcdMetadataStore(settings, await clientOf(settings), deps);
     try {
       await store.checkHealth(settings.dialTimeoutMs ?? ETCD_DIAL_TIMEOUT_MS_DEFAULT);
       return store;
@@ -202,9 +181,10 @@ export class EtcdMetadataStore implements MetadataStore {
   async checkHealth(timeoutMs: number = this.#requestTimeoutMs): Promise<void> {
     this.#checkUsable();
     try {
-      const response = await this.#client.kv.range(
+      const response = await this.#http.call(
+        "kv/range",
         { ...this.#range(""), limit: 1, keys_only: true },
-        { deadline: Date.now() + timeoutMs },
+        Date.now() + timeoutMs,
       );
       this.#observe(response.header);
     } catch (error) {
@@ -224,9 +204,9 @@ export class EtcdMetadataStore implements MetadataStore {
     const response = await this.#call(
       "read key",
       key,
-      (options) => this.#client.kv.range({ key: this.#key(key) }, options),
+      (deadline) => this.#http.call("kv/range", { key: this.#key(key) }, deadline),
     );
-    const kv = response.kvs[0];
+    const kv = response.kvs?.[0];
     return kv ? this.#entry(kv) : null;
   }
 
@@ -234,7 +214,7 @@ export class EtcdMetadataStore implements MetadataStore {
     const range = this.#range(prefix);
     const out: KvEntry[] = [];
     let from = range.key;
-    let revision: string | undefined;
+    let revision: number | undefined;
     for (let page = 0;; page++) {
       if (page >= LIST_MAX_PAGES) {
         throw new MetadataStoreError(
@@ -242,21 +222,29 @@ export class EtcdMetadataStore implements MetadataStore {
             `keys; list a narrower prefix`,
         );
       }
-      const response = await this.#call("list prefix", prefix, (options) =>
-        this.#client.kv.range({
-          key: from,
-          range_end: range.range_end,
-          limit: LIST_PAGE_KEYS,
-          // Later pages read the first page's revision: one consistent snapshot.
-          revision,
-          sort_order: SortOrder.Ascend,
-          sort_target: SortTarget.Key,
-        }, options));
-      revision ??= response.header.revision;
-      for (const kv of response.kvs) out.push(this.#entry(kv));
-      const last = response.kvs.at(-1);
+      const response = await this.#call(
+        "list prefix",
+        prefix,
+        (deadline) =>
+          this.#http.call("kv/range", {
+            key: from,
+            range_end: range.range_end,
+            limit: LIST_PAGE_KEYS,
+            // Later pages read the first page's revision: one consistent snapshot.
+            revision,
+            sort_order: "ASCEND",
+            sort_target: "KEY",
+          }, deadline),
+      );
+      revision ??= Number(response.header?.revision ?? 0) || undefined;
+      const kvs: Json[] = response.kvs ?? [];
+      for (const kv of kvs) out.push(this.#entry(kv));
+      const last = kvs.at(-1);
       if (!response.more || !last) break;
-      from = Buffer.concat([last.key, Buffer.from([0])]);
+      const lastKey = fromBase64(last.key);
+      const next = new Uint8Array(lastKey.length + 1);
+      next.set(lastKey);
+      from = toBase64(next);
     }
     // etcd orders by UTF-8 bytes; the interface orders as JavaScript compares strings.
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -264,10 +252,11 @@ export class EtcdMetadataStore implements MetadataStore {
 
   async put(key: string, value: Uint8Array, options: { lease?: number } = {}): Promise<number> {
     const lease = options.lease ?? 0;
-    const response = await this.#call("write key", key, (callOptions) =>
-      this.#client.kv.put(
-        { key: this.#key(key), value: Buffer.from(value), lease: lease === 0 ? undefined : lease },
-        callOptions,
+    const response = await this.#call("write key", key, (deadline) =>
+      this.#http.call(
+        "kv/put",
+        { key: this.#key(key), value: toBase64(value), lease: lease === 0 ? undefined : lease },
+        deadline,
       ), [lease]);
     const revision = Number(response.header.revision);
     await this.#waitDelivered(revision);
@@ -278,9 +267,9 @@ export class EtcdMetadataStore implements MetadataStore {
     const response = await this.#call(
       "delete key",
       key,
-      (options) => this.#client.kv.deleteRange({ key: this.#key(key) }, options),
+      (deadline) => this.#http.call("kv/deleterange", { key: this.#key(key) }, deadline),
     );
-    const deleted = Number(response.deleted);
+    const deleted = Number(response.deleted ?? 0);
     if (deleted > 0) await this.#waitDelivered(Number(response.header.revision));
     return deleted > 0;
   }
@@ -289,9 +278,9 @@ export class EtcdMetadataStore implements MetadataStore {
     const response = await this.#call(
       "delete prefix",
       prefix,
-      (options) => this.#client.kv.deleteRange(this.#range(prefix), options),
+      (deadline) => this.#http.call("kv/deleterange", this.#range(prefix), deadline),
     );
-    const deleted = Number(response.deleted);
+    const deleted = Number(response.deleted ?? 0);
     if (deleted > 0) await this.#waitDelivered(Number(response.header.revision));
     return deleted;
   }
@@ -310,21 +299,22 @@ export class EtcdMetadataStore implements MetadataStore {
     const response = await this.#call(
       "run a transaction on",
       label,
-      (options) =>
-        this.#client.kv.txn({
+      (deadline) =>
+        this.#http.call("kv/txn", {
           compare: compares.map((c) => this.#compare(c)),
           success: success.map((op) => this.#requestOp(op)),
           failure: failure.map((op) => this.#requestOp(op)),
-        }, options),
+        }, deadline),
       leases,
     );
-    const revision = Number(response.header.revision);
-    const changed = response.responses.some((r) =>
+    const revision = Number(response.header?.revision ?? 0);
+    const responses: Json[] = response.responses ?? [];
+    const changed = responses.some((r) =>
       r.response_put !== undefined && r.response_put !== null ||
       Number(r.response_delete_range?.deleted ?? 0) > 0
     );
     if (changed) await this.#waitDelivered(revision);
-    return { succeeded: response.succeeded, revision };
+    return { succeeded: response.succeeded === true, revision };
   }
 
   async grantLease(ttlMs: number): Promise<Lease> {
@@ -341,12 +331,12 @@ export class EtcdMetadataStore implements MetadataStore {
         const response = await this.#call(
           "grant lease",
           String(id),
-          (options) => this.#client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: id }, options),
+          (deadline) => this.#http.call("lease/grant", { TTL: ttlSeconds, ID: id }, deadline),
         );
         if (response.error) {
           throw new MetadataStoreError(`Cannot grant a lease in etcd: ${response.error}`);
         }
-        return { id, ttlMs: Number(response.TTL) * 1000 };
+        return { id, ttlMs: Number(response.TTL ?? 0) * 1000 };
       } catch (error) {
         const taken = /lease already exists/.test(reasonOf(error));
         if (!taken || attempt >= MAX_LEASE_ID_ATTEMPTS) throw error;
@@ -365,20 +355,20 @@ export class EtcdMetadataStore implements MetadataStore {
     const info = await this.#call(
       "read lease",
       String(leaseId),
-      (options) => this.#client.leaseClient.leaseTimeToLive({ ID: leaseId, keys: true }, options),
+      (deadline) => this.#http.call("lease/timetolive", { ID: leaseId, keys: true }, deadline),
     );
-    if (Number(info.TTL) < 0) return; // unknown or expired already
-    const ownKeys = (info.keys ?? []).some((key) =>
-      Buffer.from(key).subarray(0, this.#prefixBytes.length).equals(this.#prefixBytes)
+    if (Number(info.TTL ?? 0) < 0) return; // unknown or expired already
+    const ownKeys = ((info.keys ?? []) as string[]).some((key) =>
+      startsWith(fromBase64(key), this.#prefixBytes)
     );
     let revision: number;
     try {
       const response = await this.#call(
         "revoke lease",
         String(leaseId),
-        (options) => this.#client.leaseClient.leaseRevoke({ ID: leaseId }, options),
+        (deadline) => this.#http.call("lease/revoke", { ID: leaseId }, deadline),
       );
-      revision = Number(response.header.revision);
+      revision = Number(response.header?.revision ?? 0);
     } catch (error) {
       if (error instanceof LeaseExpiredError) return; // expired in between
       throw error;
@@ -405,9 +395,7 @@ export class EtcdMetadataStore implements MetadataStore {
     for (const watcher of this.#watchers) watcher.active = false;
     this.#watchers.clear();
     this.#stopWatching();
-    for (const stream of this.#keepAliveStreams) stream.cancel();
-    this.#keepAliveStreams.clear();
-    this.#client.close();
+    this.#http.close();
     await Promise.resolve();
   }
 
@@ -420,15 +408,15 @@ export class EtcdMetadataStore implements MetadataStore {
   async #call<T>(
     operation: string,
     subject: string,
-    fn: (options: { deadline: number }) => Promise<T>,
+    fn: (deadline: number) => Promise<T>,
     leases: number[] = [],
   ): Promise<T> {
     this.#checkUsable();
     let response: T;
     try {
-      response = await fn({ deadline: Date.now() + this.#requestTimeoutMs });
+      response = await fn(Date.now() + this.#requestTimeoutMs);
     } catch (error) {
-      if (error instanceof EtcdLeaseInvalidError || /lease not found/.test(reasonOf(error))) {
+      if (/lease not found/.test(reasonOf(error))) {
         throw new LeaseExpiredError(await this.#missingLease(leases));
       }
       if (this.#closed) throw this.#closedError();
@@ -438,7 +426,7 @@ export class EtcdMetadataStore implements MetadataStore {
         { cause: error },
       );
     }
-    const header = (response as { header?: IResponseHeader }).header;
+    const header = (response as { header?: Json }).header;
     if (header) this.#observe(header);
     return response;
   }
@@ -449,11 +437,12 @@ export class EtcdMetadataStore implements MetadataStore {
     if (distinct.length <= 1) return distinct[0] ?? 0;
     for (const id of distinct) {
       try {
-        const info = await this.#client.leaseClient.leaseTimeToLive(
+        const info = await this.#http.call(
+          "lease/timetolive",
           { ID: id },
-          { deadline: Date.now() + this.#requestTimeoutMs },
+          Date.now() + this.#requestTimeoutMs,
         );
-        if (Number(info.TTL) < 0) return id;
+        if (Number(info.TTL ?? 0) < 0) return id;
       } catch {
         break;
       }
@@ -461,46 +450,23 @@ export class EtcdMetadataStore implements MetadataStore {
     return distinct[0];
   }
 
-  /** One keep-alive round trip on its own stream; returns the TTL etcd reports (0: unknown). */
+  /** One keep-alive round trip; returns the TTL etcd reports (0: unknown lease). */
   async #keepAliveOnce(leaseId: number): Promise<number> {
-    let stream: IDuplexStream<{ ID: number }, { TTL: string; header: IResponseHeader }>;
+    let answer: Json;
     try {
-      stream = await this.#client.leaseClient.leaseKeepAlive({
-        deadline: Date.now() + this.#requestTimeoutMs,
-      }) as typeof stream;
+      // A keep-alive stream of one message: etcd answers it and the stream ends.
+      answer = await this.#http.call(
+        "lease/keepalive",
+        { ID: leaseId },
+        Date.now() + this.#requestTimeoutMs,
+      );
     } catch (error) {
       throw this.#keepAliveError(leaseId, error);
     }
-    this.#keepAliveStreams.add(stream as IDuplexStream<unknown, unknown>);
-    try {
-      return await new Promise<number>((resolve, reject) => {
-        const timer = this.#clock.setTimeout(
-          () => reject(new Error(`no answer within ${this.#requestTimeoutMs} ms`)),
-          this.#requestTimeoutMs,
-        );
-        stream.on("data", (response) => {
-          timer.cancel();
-          this.#observe(response.header);
-          resolve(Number(response.TTL));
-        });
-        stream.on("error", (error) => {
-          timer.cancel();
-          reject(error);
-        });
-        stream.on("end", () => {
-          timer.cancel();
-          reject(new Error("the keep-alive stream ended without an answer"));
-        });
-        stream.write({ ID: leaseId });
-      });
-    } catch (error) {
-      throw this.#keepAliveError(leaseId, error);
-    } finally {
-      this.#keepAliveStreams.delete(stream as IDuplexStream<unknown, unknown>);
-      // Half-close, not cancel: cancelling the stream made grpc-js drop the
-      // whole connection ("14 UNAVAILABLE") on every keep-alive, restarting watches.
-      stream.end();
-    }
+    if (answer.error) throw this.#keepAliveError(leaseId, new Error(reasonOf(answer.error)));
+    const result = answer.result ?? answer;
+    this.#observe(result.header);
+    return Number(result.TTL ?? 0);
   }
 
   #keepAliveError(leaseId: number, error: unknown): MetadataStoreError {
@@ -512,59 +478,61 @@ export class EtcdMetadataStore implements MetadataStore {
     );
   }
 
-  #observe(header: IResponseHeader | undefined): void {
+  #observe(header: Json): void {
     const revision = Number(header?.revision ?? 0);
     if (revision > this.#revision) this.#revision = revision;
   }
 
   // ---- Mapping ------------------------------------------------------------------------------
 
-  #key(key: string): Buffer {
-    return Buffer.from(this.#prefix + key, "utf8");
+  /** The key in etcd (with `keyPrefix`), base64 as the gateway takes it. */
+  #key(key: string): string {
+    return toBase64(encoder.encode(this.#prefix + key));
   }
 
   /** The etcd range of every key starting with `prefix` (the whole keyspace for ""). */
-  #range(prefix: string): { key: Buffer; range_end: Buffer } {
-    const key = this.#key(prefix);
-    if (key.length === 0) return { key: Buffer.from([0]), range_end: Buffer.from([0]) };
-    return { key, range_end: prefixEnd(key) };
+  #range(prefix: string): { key: string; range_end: string } {
+    const key = encoder.encode(this.#prefix + prefix);
+    const zero = toBase64(new Uint8Array([0]));
+    if (key.length === 0) return { key: zero, range_end: zero };
+    return { key: toBase64(key), range_end: toBase64(prefixEnd(key)) };
   }
 
-  #entry(kv: IKeyValue): KvEntry {
+  #entry(kv: Json): KvEntry {
     return {
-      key: kv.key.toString("utf8").slice(this.#prefix.length),
-      value: new Uint8Array(kv.value),
-      createRevision: Number(kv.create_revision),
-      modRevision: Number(kv.mod_revision),
-      version: Number(kv.version),
-      lease: Number(kv.lease),
+      key: decoder.decode(fromBase64(kv.key)).slice(this.#prefix.length),
+      value: fromBase64(kv.value),
+      createRevision: Number(kv.create_revision ?? 0),
+      modRevision: Number(kv.mod_revision ?? 0),
+      version: Number(kv.version ?? 0),
+      lease: Number(kv.lease ?? 0),
     };
   }
 
-  #compare(compare: Compare): ICompare {
+  #compare(compare: Compare): Json {
     const key = this.#key(compare.key);
     switch (compare.target) {
       case "modRevision":
-        return { key, target: MOD, result: EQUAL, mod_revision: compare.equals };
+        return { key, target: "MOD", result: "EQUAL", mod_revision: compare.equals };
       case "version":
-        return { key, target: VERSION, result: EQUAL, version: compare.equals };
+        return { key, target: "VERSION", result: "EQUAL", version: compare.equals };
       case "value":
-        return { key, target: VALUE, result: EQUAL, value: Buffer.from(compare.equals) };
+        return { key, target: "VALUE", result: "EQUAL", value: toBase64(compare.equals) };
       case "exists":
         // A key exists while its version (writes since creation) is above 0.
         return compare.equals
-          ? { key, target: VERSION, result: CompareResult.Greater, version: 0 }
-          : { key, target: VERSION, result: EQUAL, version: 0 };
+          ? { key, target: "VERSION", result: "GREATER", version: 0 }
+          : { key, target: "VERSION", result: "EQUAL", version: 0 };
     }
   }
 
-  #requestOp(op: Operation): IRequestOp {
+  #requestOp(op: Operation): Json {
     switch (op.op) {
       case "put":
         return {
           request_put: {
             key: this.#key(op.key),
-            value: Buffer.from(op.value),
+            value: toBase64(op.value),
             lease: op.lease ? op.lease : undefined,
           },
         };
@@ -589,6 +557,8 @@ export class EtcdMetadataStore implements MetadataStore {
     this.#streamGeneration++;
     this.#reconnectTimer?.cancel();
     this.#reconnectTimer = null;
+    this.#silenceTimer?.cancel();
+    this.#silenceTimer = null;
     this.#stream?.cancel();
     this.#stream = null;
     for (const waiter of this.#waiters.splice(0)) {
@@ -600,25 +570,40 @@ export class EtcdMetadataStore implements MetadataStore {
   #openStream(): void {
     const generation = ++this.#streamGeneration;
     const startRevision = this.#deliveredRevision + 1;
-    this.#client.watchClient.watch().then((stream) => {
-      if (generation !== this.#streamGeneration) {
-        stream.on("error", () => {});
-        stream.cancel();
-        return;
-      }
-      this.#stream = stream;
-      stream.on("data", (response) => {
-        if (generation === this.#streamGeneration) this.#onWatchResponse(response, generation);
-      });
-      stream.on("error", (error) => this.#onStreamBroken(generation, error));
-      stream.on("end", () => this.#onStreamBroken(generation, new Error("the stream ended")));
-      stream.write({
-        create_request: { ...this.#range(""), start_revision: startRevision },
-      });
-    }, (error) => this.#onStreamBroken(generation, error));
+    this.#stream = this.#http.stream(
+      "watch",
+      { create_request: { ...this.#range(""), start_revision: startRevision } },
+      (response) => {
+        if (generation !== this.#streamGeneration) return;
+        this.#armSilenceTimer(generation);
+        this.#onWatchResponse(response, generation);
+      },
+      (error) => this.#onStreamBroken(generation, error ?? new Error("the stream ended")),
+    );
+    this.#armSilenceTimer(generation);
   }
 
-  #onWatchResponse(response: IWatchResponse, generation: number): void {
+  /**
+   * A stream with no answer for WATCH_SILENCE_MAX_MS is reopened (resuming after what it
+   * delivered): a connection that died silently (a cut-off network) sends nothing, and a
+   * reopened stream on a live one costs one request.
+   */
+  #armSilenceTimer(generation: number): void {
+    this.#silenceTimer?.cancel();
+    this.#silenceTimer = this.#clock.setTimeout(() => {
+      this.#silenceTimer = null;
+      if (generation !== this.#streamGeneration || this.#closed || !this.#watching) return;
+      this.#logger.debug("etcd watch stream silent; reopening", {
+        silentMs: WATCH_SILENCE_MAX_MS,
+      });
+      this.#streamGeneration++;
+      this.#stream?.cancel();
+      this.#stream = null;
+      this.#openStream();
+    }, WATCH_SILENCE_MAX_MS);
+  }
+
+  #onWatchResponse(response: Json, generation: number): void {
     if (response.canceled) {
       const compacted = Number(response.compact_revision ?? 0);
       if (compacted > 0) {
@@ -636,23 +621,25 @@ export class EtcdMetadataStore implements MetadataStore {
     }
     if (response.created) return;
     this.#reconnectDelayMs = WATCH_RETRY_MIN_DELAY_MS;
-    if (response.events.length === 0) {
+    const events: Json[] = response.events ?? [];
+    if (events.length === 0) {
       // A progress notification: every event up to the header's revision was sent.
-      this.#delivered(Number(response.header.revision));
+      this.#delivered(Number(response.header?.revision ?? 0));
       return;
     }
     let revision = this.#deliveredRevision;
-    for (const event of response.events) {
-      revision = Number(event.kv.mod_revision);
+    for (const event of events) {
+      revision = Number(event.kv.mod_revision ?? 0);
       if (revision <= this.#deliveredRevision) continue; // replayed after a reconnect
       this.#dispatch(revision, this.#watchEvent(event.type, event.kv, revision));
     }
     this.#delivered(revision);
   }
 
-  #watchEvent(type: string, kv: IKeyValue, revision: number): WatchEvent {
-    const key = kv.key.toString("utf8").slice(this.#prefix.length);
-    if (type === "Delete" || type === "DELETE") {
+  #watchEvent(type: string | undefined, kv: Json, revision: number): WatchEvent {
+    const key = decoder.decode(fromBase64(kv.key)).slice(this.#prefix.length);
+    // PUT is the enum's default, which the gateway leaves out.
+    if (type === "DELETE") {
       return { type: "delete", key, modRevision: revision };
     }
     return { type: "put", entry: this.#entry(kv) };
@@ -693,6 +680,8 @@ export class EtcdMetadataStore implements MetadataStore {
     const stream = this.#stream;
     this.#stream = null;
     stream?.cancel();
+    this.#silenceTimer?.cancel();
+    this.#silenceTimer = null;
     const delayMs = this.#reconnectDelayMs;
     this.#reconnectDelayMs = Math.min(WATCH_RETRY_MAX_DELAY_MS, delayMs * 2);
     this.#logger.warn("etcd watch stream broke; reopening", {
@@ -743,38 +732,15 @@ export class EtcdMetadataStore implements MetadataStore {
 
 // ---- Helpers ----------------------------------------------------------------------------------
 
-async function clientOptions(settings: EtcdMetadataStoreSettings): Promise<IOptions> {
-  const options: IOptions = {
-    hosts: settings.endpoints,
-    grpcOptions: {
-      "grpc.keepalive_time_ms": GRPC_KEEPALIVE_TIME_MS,
-      "grpc.keepalive_timeout_ms": GRPC_KEEPALIVE_TIMEOUT_MS,
-      "grpc.max_reconnect_backoff_ms": GRPC_MAX_RECONNECT_BACKOFF_MS,
-      "grpc.max_receive_message_length": MAX_RECEIVE_MESSAGE_BYTES,
-    },
-    // Bounds the calls etcd3 makes on its own (the auth token exchange).
-    defaultCallOptions: (context) =>
-      context.isStream ? {} : {
-        deadline: Date.now() + (settings.requestTimeoutMs ?? ETCD_REQUEST_TIMEOUT_MS_DEFAULT),
-      },
-    faultHandling: {
-      // No circuit breaker: it would refuse calls for seconds after etcd came back.
-      host: () => noop,
-      // One try per endpoint when an endpoint is unreachable.
-      global: settings.endpoints.length > 1
-        ? retry(handleWhen(isRecoverableError), { maxAttempts: settings.endpoints.length - 1 })
-        : noop,
-    },
-  };
-  if (settings.username !== undefined) {
-    options.auth = { username: settings.username, password: settings.password ?? "" };
-  }
+/** The gateway client: endpoints, credentials, and Deno's HTTP client with the TLS files. */
+async function clientOf(settings: EtcdMetadataStoreSettings): Promise<EtcdHttp> {
   const tls = settings.tls;
+  let client: Deno.HttpClient | undefined;
   if (tls && (tls.caFile || tls.certFile || tls.keyFile)) {
     const read = async (path: string | undefined, what: string) => {
       if (path === undefined) return undefined;
       try {
-        return Buffer.from(await Deno.readFile(path));
+        return await Deno.readTextFile(path);
       } catch (error) {
         throw new MetadataStoreError(
           `Cannot start: cannot read the etcd TLS ${what} "${path}": ${reasonOf(error)}`,
@@ -782,14 +748,28 @@ async function clientOptions(settings: EtcdMetadataStoreSettings): Promise<IOpti
         );
       }
     };
-    options.credentials = {
-      // grpc-js takes null for "system roots".
-      rootCertificate: (await read(tls.caFile, "CA file")) ?? (null as unknown as Buffer),
-      privateKey: await read(tls.keyFile, "key file"),
-      certChain: await read(tls.certFile, "certificate file"),
-    };
+    const ca = await read(tls.caFile, "CA file");
+    const cert = await read(tls.certFile, "certificate file");
+    const key = await read(tls.keyFile, "key file");
+    try {
+      client = Deno.createHttpClient({
+        ...(ca === undefined ? {} : { caCerts: [ca] }),
+        ...(cert === undefined || key === undefined ? {} : { cert, key }),
+      });
+    } catch (error) {
+      throw new MetadataStoreError(
+        `Cannot start: the etcd TLS files are not usable: ${reasonOf(error)}; check ` +
+          `"--etcd-ca-file", "--etcd-cert-file" and "--etcd-key-file"`,
+        { cause: error },
+      );
+    }
   }
-  return options;
+  return new EtcdHttp({
+    endpoints: settings.endpoints,
+    username: settings.username,
+    password: settings.password,
+    client,
+  });
 }
 
 function validateSettings(settings: EtcdMetadataStoreSettings): void {
@@ -827,21 +807,27 @@ function validateSettings(settings: EtcdMetadataStoreSettings): void {
 }
 
 /** The smallest key greater than every key starting with `prefix` (etcd's "prefix end"). */
-function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
+function prefixEnd(prefix: Uint8Array): Uint8Array {
+  const end = prefix.slice();
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i] < 0xff) {
       end[i]++;
       return end.subarray(0, i + 1);
     }
   }
-  return Buffer.from([0]); // all 0xff: to the end of the keyspace
+  return new Uint8Array([0]); // all 0xff: to the end of the keyspace
 }
 
 /** A random positive lease id that a JavaScript number holds exactly. */
 function randomLeaseId(): number {
   const [high, low] = crypto.getRandomValues(new Uint32Array(2));
   return ((high & 0x1f_ffff) * 2 ** 32 + low) || 1;
+}
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  if (bytes.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
+  return true;
 }
 
 function copyEvent(event: WatchEvent): WatchEvent {
