@@ -77,8 +77,7 @@ export class EtcdHttp {
         return await this.#callAnyEndpoint(path, body, deadline, authAttempt > 0);
       } catch (error) {
         if (
-          error instanceof EtcdHttpError && error.code === CODE_UNAUTHENTICATED &&
-          this.#options.username !== undefined && authAttempt === 0
+          authAttempt === 0 && this.#isStaleToken(error)
         ) {
           this.#token = null; // expired or revoked: a new one, once
           continue;
@@ -137,6 +136,8 @@ export class EtcdHttp {
         if (!cancelled) onEnd(null);
       },
       (error) => {
+        // The next stream (the caller reopens it) gets a new token.
+        if (this.#isStaleToken(error)) this.#token = null;
         if (cancelled) return;
         if (error instanceof EtcdHttpError || error instanceof EtcdUnreachableError) {
           onEnd(error);
@@ -163,6 +164,12 @@ export class EtcdHttp {
     for (const abort of this.#streams) abort.abort();
     this.#streams.clear();
     this.#options.client?.close();
+  }
+
+  /** Whether `error` says our token is no longer accepted (expired, or etcd restarted). */
+  #isStaleToken(error: unknown): boolean {
+    return error instanceof EtcdHttpError && this.#options.username !== undefined &&
+      (error.code === CODE_UNAUTHENTICATED || /invalid auth token/.test(error.message));
   }
 
   async #callAnyEndpoint(

@@ -18,6 +18,7 @@ import {
   type WatchEvent,
 } from "../../lib/metadata/metadata_store.ts";
 import { type EtcdServer, startEtcd } from "../support/backends.ts";
+import { enableEtcdAuth } from "../support/etcd_auth.ts";
 import { metadataStoreConformance } from "./metadata_store_conformance.ts";
 
 const encoder = new TextEncoder();
@@ -318,6 +319,36 @@ Deno.test("EtcdMetadataStore: etcd killed -> bounded MetadataStoreErrors; restar
     await store.revokeLease(lease.id);
   } finally {
     await store.close();
+    await server.stop();
+  }
+});
+
+Deno.test("EtcdMetadataStore: an auth token etcd no longer accepts is replaced", async () => {
+  // Simple tokens expire after --auth-token-ttl seconds without use.
+  const server = await startEtcd(["--auth-token-ttl=1"]);
+  try {
+    await enableEtcdAuth(server.endpoint, "root", "secret");
+    const wrong = await EtcdMetadataStore.open(
+      settingsFor(server, { username: "root", password: "wrong" }),
+    ).then(() => null, (e) => e);
+    assert.ok(wrong instanceof MetadataStoreError, String(wrong));
+    const store = await EtcdMetadataStore.open(
+      settingsFor(server, { username: "root", password: "secret" }),
+    );
+    try {
+      const events: WatchEvent[] = [];
+      const stop = store.watch("", (event) => events.push(event));
+      await store.put("k", bytes("one"));
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await store.put("k", bytes("two"));
+      assert.equal(text((await store.get("k"))!.value), "two");
+      // The watch stream holds its own token: when it breaks it must reopen with a new one.
+      await waitFor("both events", () => events.length >= 2);
+      stop();
+    } finally {
+      await store.close();
+    }
+  } finally {
     await server.stop();
   }
 });

@@ -78,8 +78,11 @@ export interface S3Server extends BackendServer {
   readonly secretAccessKey: string;
 }
 
-/** Starts a single-member etcd on loopback. `KAFSCALE_ETCD_BIN` overrides the binary. */
-export async function startEtcd(): Promise<EtcdServer> {
+/**
+ * Starts a single-member etcd on loopback. `KAFSCALE_ETCD_BIN` overrides the binary; `extraArgs`
+ * go after the usual flags.
+ */
+export async function startEtcd(extraArgs: string[] = []): Promise<EtcdServer> {
   const binary = Deno.env.get("KAFSCALE_ETCD_BIN") ?? ETCD_BINARY_DEFAULT;
   await requireBinary(binary, "etcd");
   const [clientPort, peerPort] = freePorts(2);
@@ -99,6 +102,7 @@ export async function startEtcd(): Promise<EtcdServer> {
       "--log-level=warn",
       // Tests do not survive power loss; skipping fsync makes every write ~10x faster.
       "--unsafe-no-fsync",
+      ...extraArgs,
     ],
     env: {},
   }), () => probeEtcd(endpoint));
