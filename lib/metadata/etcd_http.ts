@@ -190,9 +190,14 @@ export class EtcdHttp {
         const text = await response.text();
         if (!response.ok) throw errorOfText(response.status, text);
         this.#preferred = index;
-        return text.length === 0 ? {} : JSON.parse(text);
+        const answer = text.length === 0 ? {} : JSON.parse(text);
+        // A streaming call (a keep-alive) reports errors inside a 200 answer.
+        if (answer && typeof answer.error === "object" && answer.result === undefined) {
+          throw gatewayError(answer.error);
+        }
+        return answer;
       } catch (error) {
-        if (error instanceof EtcdHttpError) throw error;
+        if (error instanceof EtcdHttpError || error instanceof SyntaxError) throw error;
         lastError = error;
         if (signal.aborted) break; // the deadline passed: no time for another endpoint
       }
@@ -285,7 +290,8 @@ function errorOfText(status: number, text: string): Error {
 function gatewayError(error: Json): EtcdHttpError | EtcdUnreachableError {
   if (typeof error === "string") return new EtcdHttpError(error, 2);
   const message = String(error.message ?? error.error ?? "unknown error");
-  const code = Number(error.code ?? 2);
+  // Unary answers carry `code`; errors inside a stream carry `grpc_code`.
+  const code = Number(error.code ?? error.grpc_code ?? 2);
   // UNAVAILABLE: etcd has no leader or is stopping; like no answer at all.
   if (code === 14) return new EtcdUnreachableError(message);
   return new EtcdHttpError(message, code);

@@ -338,7 +338,11 @@ Deno.test("EtcdMetadataStore: an auth token etcd no longer accepts is replaced",
     try {
       const events: WatchEvent[] = [];
       const stop = store.watch("", (event) => events.push(event));
+      const lease = await store.grantLease(60_000);
       await store.put("k", bytes("one"));
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      // A keep-alive (a streaming call) after the token expired still keeps the lease.
+      await store.keepAlive(lease.id);
       await new Promise((resolve) => setTimeout(resolve, 2_500));
       await store.put("k", bytes("two"));
       assert.equal(text((await store.get("k"))!.value), "two");
