@@ -70,8 +70,9 @@ const WATCH_RETRY_MAX_DELAY_MS = 2_000;
 /** Bound on the writes waiting for their watch events at once. */
 const MAX_DELIVERY_WAITERS = 100_000;
 /**
- * A watch answers at least this often (etcd's progress notifications, requested on the
- * stream); a stream silent for longer is taken as broken (a dead connection) and reopened.
+ * A watch stream that says nothing for this long is reopened (resuming after what it delivered):
+ * a connection that died without a word (a cut-off network) would otherwise hide every later
+ * event. On a quiet cluster this costs one request per period.
  */
 const WATCH_SILENCE_MAX_MS = 15_000;
 
@@ -837,6 +838,6 @@ function copyEvent(event: WatchEvent): WatchEvent {
 
 function reasonOf(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  // grpc-js appends multi-line call-site details; the first line is the reason.
+  // Some errors carry multi-line details; the first line is the reason.
   return message.split("\n")[0].trim();
 }
