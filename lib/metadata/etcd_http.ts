@@ -5,8 +5,9 @@
  * Why not gRPC (`etcd3` on `@grpc/grpc-js`): on Deno 2.9.6, grpc-js goes through Deno's
  * `node:http2`, which crashed the process (SIGSEGV, or nghttp2's `find_stream_on_goaway_func`
  * assertion) in about one run in four after etcd was killed and restarted under a live client
- * (tests/metadata/etcd_restart_scenario.ts reproduced it). A broker must outlive its etcd's
- * restarts, so the store speaks etcd's gateway over `fetch`, which is Deno's native HTTP client.
+ * (the "etcd killed -> ... restarted" test of tests/metadata/etcd_metadata_store_test.ts
+ * reproduced it). A broker must outlive its etcd's restarts, so the store speaks etcd's gateway
+ * over `fetch`, which is Deno's native HTTP client.
  *
  * The messages are etcd's protobuf messages in proto3 JSON with etcd's field names: `bytes` are
  * base64, 64-bit integers come back as decimal strings (sent as numbers: every value used here
