@@ -36,7 +36,14 @@
  * Must not import anything that knows about Kafka messages.
  */
 
-import { EtcdHttp, type EtcdStream, fromBase64, type Json, toBase64 } from "./etcd_http.ts";
+import {
+  EtcdHttp,
+  type EtcdStream,
+  EtcdUnreachableError,
+  fromBase64,
+  type Json,
+  toBase64,
+} from "./etcd_http.ts";
 import { type Clock, SystemClock, type TimerHandle } from "../util/clock.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import {
@@ -134,6 +141,8 @@ export class EtcdMetadataStore implements MetadataStore {
   #stream: EtcdStream | null = null;
   /** Reopens a watch stream that said nothing for WATCH_SILENCE_MAX_MS. */
   #silenceTimer: TimerHandle | null = null;
+  /** A call found etcd unreachable since the last answer. */
+  #unreachable = false;
   /** Whether a watch stream is open or being opened (or a reopen is scheduled). */
   #watching = false;
   /** Bumped whenever the stream is replaced, so callbacks of an old one are ignored. */
@@ -421,6 +430,7 @@ export class EtcdMetadataStore implements MetadataStore {
         throw new LeaseExpiredError(await this.#missingLease(leases));
       }
       if (this.#closed) throw this.#closedError();
+      if (error instanceof EtcdUnreachableError) this.#unreachable = true;
       throw new MetadataStoreError(
         `Cannot ${operation} "${subject}" in etcd at "${this.#endpointsLabel}": ` +
           `${reasonOf(error)}; check that etcd runs and is reachable, then retry`,
@@ -429,6 +439,13 @@ export class EtcdMetadataStore implements MetadataStore {
     }
     const header = (response as { header?: Json }).header;
     if (header) this.#observe(header);
+    if (this.#unreachable) {
+      // etcd answers again after calls could not reach it: the watch stream's connection may
+      // have died without a word (a restarted etcd behind a proxy), so it is reopened now
+      // rather than after WATCH_SILENCE_MAX_MS.
+      this.#unreachable = false;
+      this.#reopenStream("etcd answers again after it was unreachable");
+    }
     return response;
   }
 
@@ -581,7 +598,9 @@ export class EtcdMetadataStore implements MetadataStore {
       },
       (error) => this.#onStreamBroken(generation, error ?? new Error("the stream ended")),
     );
-    this.#armSilenceTimer(generation);
+    // Until etcd confirms the watch ("created", at once when it serves), the wait is one
+    // request's: an etcd that is still starting can hold the request without answering.
+    this.#armSilenceTimer(generation, this.#requestTimeoutMs);
   }
 
   /**
@@ -589,19 +608,25 @@ export class EtcdMetadataStore implements MetadataStore {
    * delivered): a connection that died silently (a cut-off network) sends nothing, and a
    * reopened stream on a live one costs one request.
    */
-  #armSilenceTimer(generation: number): void {
+  #armSilenceTimer(generation: number, silentMs = WATCH_SILENCE_MAX_MS): void {
     this.#silenceTimer?.cancel();
     this.#silenceTimer = this.#clock.setTimeout(() => {
       this.#silenceTimer = null;
-      if (generation !== this.#streamGeneration || this.#closed || !this.#watching) return;
-      this.#logger.debug("etcd watch stream silent; reopening", {
-        silentMs: WATCH_SILENCE_MAX_MS,
-      });
-      this.#streamGeneration++;
-      this.#stream?.cancel();
-      this.#stream = null;
-      this.#openStream();
-    }, WATCH_SILENCE_MAX_MS);
+      if (generation !== this.#streamGeneration) return;
+      this.#reopenStream(`the watch stream said nothing for ${silentMs} ms`);
+    }, silentMs);
+  }
+
+  /** Replaces the watch stream at once (resuming after what it delivered), if one is open. */
+  #reopenStream(reason: string): void {
+    if (this.#closed || !this.#watching || this.#reconnectTimer !== null) return;
+    this.#logger.debug("Reopening the etcd watch stream", { reason });
+    this.#streamGeneration++;
+    this.#silenceTimer?.cancel();
+    this.#silenceTimer = null;
+    this.#stream?.cancel();
+    this.#stream = null;
+    this.#openStream();
   }
 
   #onWatchResponse(response: Json, generation: number): void {
@@ -713,6 +738,8 @@ export class EtcdMetadataStore implements MetadataStore {
             deliveredRevision: this.#deliveredRevision,
             timeoutMs: this.#requestTimeoutMs,
           });
+          // A stream that misses a committed write's events is likely dead: reopen it.
+          this.#reopenStream("watch events of a committed write are late");
           resolve();
         }, this.#requestTimeoutMs),
       };
