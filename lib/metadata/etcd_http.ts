@@ -75,11 +75,9 @@ export class EtcdHttp {
   async call(path: string, body: Json, deadline: number): Promise<Json> {
     for (let authAttempt = 0;; authAttempt++) {
       try {
-        return await this.#callAnyEndpoint(path, body, deadline, authAttempt > 0);
+        return await this.#callAnyEndpoint(path, body, deadline);
       } catch (error) {
-        if (
-          authAttempt === 0 && this.#isStaleToken(error)
-        ) {
+        if (authAttempt === 0 && this.#isStaleToken(error)) {
           this.#token = null; // expired or revoked: a new one, once
           continue;
         }
@@ -102,8 +100,8 @@ export class EtcdHttp {
     const abort = new AbortController();
     this.#streams.add(abort);
     let cancelled = false;
+    const index = this.#preferred;
     const run = async () => {
-      const index = this.#preferred;
       const response = await this.#fetch(index, path, body, abort.signal);
       if (!response.ok) throw await errorOf(response);
       this.#preferred = index;
@@ -115,11 +113,6 @@ export class EtcdHttp {
         const { value, done } = await reader.read();
         if (done) break;
         text += decoder.decode(value, { stream: true });
-        if (text.length > STREAM_LINE_BYTES_MAX) {
-          throw new EtcdUnreachableError(
-            `etcd sent a stream message over ${STREAM_LINE_BYTES_MAX} bytes`,
-          );
-        }
         let newline: number;
         while ((newline = text.indexOf("\n")) >= 0) {
           const line = text.slice(0, newline).trim();
@@ -130,6 +123,11 @@ export class EtcdHttp {
           if (cancelled) return;
           onMessage(message.result ?? {});
         }
+        if (text.length > STREAM_LINE_BYTES_MAX) {
+          throw new EtcdUnreachableError(
+            `etcd sent a stream message over ${STREAM_LINE_BYTES_MAX} bytes`,
+          );
+        }
       }
     };
     run().then(
@@ -137,8 +135,11 @@ export class EtcdHttp {
         if (!cancelled) onEnd(null);
       },
       (error) => {
-        // The next stream (the caller reopens it) gets a new token.
+        // The next stream (the caller reopens it) gets a new token, or another endpoint.
         if (this.#isStaleToken(error)) this.#token = null;
+        if (error instanceof EtcdUnreachableError && this.#preferred === index) {
+          this.#preferred = (index + 1) % this.#endpoints.length;
+        }
         if (cancelled) return;
         if (error instanceof EtcdHttpError || error instanceof EtcdUnreachableError) {
           onEnd(error);
@@ -177,7 +178,6 @@ export class EtcdHttp {
     path: string,
     body: Json,
     deadline: number,
-    freshToken: boolean,
   ): Promise<Json> {
     let lastError: unknown = null;
     for (let tried = 0; tried < this.#endpoints.length; tried++) {
@@ -186,7 +186,6 @@ export class EtcdHttp {
       if (remaining <= 0) break;
       const signal = AbortSignal.timeout(remaining);
       try {
-        if (freshToken && tried === 0) this.#token = null;
         const response = await this.#fetch(index, path, body, signal);
         const text = await response.text();
         if (!response.ok) throw errorOfText(response.status, text);
