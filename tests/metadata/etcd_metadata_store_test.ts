@@ -17,7 +17,7 @@ import {
   MetadataStoreError,
   type WatchEvent,
 } from "../../lib/metadata/metadata_store.ts";
-import { type EtcdServer, freePorts, startEtcd } from "../support/backends.ts";
+import { type EtcdServer, startEtcd } from "../support/backends.ts";
 import { makeCerts } from "../support/certs.ts";
 import { enableEtcdAuth } from "../support/etcd_auth.ts";
 import { metadataStoreConformance } from "./metadata_store_conformance.ts";
@@ -326,7 +326,7 @@ Deno.test("EtcdMetadataStore: etcd killed -> bounded MetadataStoreErrors; restar
 
 Deno.test("EtcdMetadataStore: an auth token etcd no longer accepts is replaced", async () => {
   // Simple tokens expire after --auth-token-ttl seconds without use.
-  const server = await startEtcd(["--auth-token-ttl=1"]);
+  const server = await startEtcd({ extraArgs: ["--auth-token-ttl=1"] });
   try {
     await enableEtcdAuth(server.endpoint, "root", "secret");
     const wrong = await EtcdMetadataStore.open(
@@ -361,50 +361,32 @@ Deno.test("EtcdMetadataStore: an auth token etcd no longer accepts is replaced",
 Deno.test("EtcdMetadataStore: https with a private CA and a client certificate (mutual TLS)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "kafscale-etcd-tls-" });
   await makeCerts(dir);
-  const [clientPort, peerPort] = freePorts(2);
-  const endpoint = `https://127.0.0.1:${clientPort}`;
-  const etcd = new Deno.Command(Deno.env.get("KAFSCALE_ETCD_BIN") ?? "/usr/bin/etcd", {
-    args: [
-      "--name=tls",
-      `--data-dir=${dir}/etcd`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=tls=http://127.0.0.1:${peerPort}`,
-      `--cert-file=${dir}/server.pem`,
-      `--key-file=${dir}/server.key`,
-      `--trusted-ca-file=${dir}/ca.pem`,
-      "--client-cert-auth",
-      "--log-level=warn",
-      "--logger=zap",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const server = await startEtcd({
+    tls: {
+      certFile: `${dir}/server.pem`,
+      keyFile: `${dir}/server.key`,
+      caFile: `${dir}/ca.pem`,
+      clientCertFile: `${dir}/alice.pem`,
+      clientKeyFile: `${dir}/alice.key`,
+    },
+  });
+  const endpoint = server.endpoint;
   try {
     const tls = {
       caFile: `${dir}/ca.pem`,
       certFile: `${dir}/alice.pem`,
       keyFile: `${dir}/alice.key`,
     };
-    let store: EtcdMetadataStore | null = null;
-    await waitFor("etcd over TLS to answer", async () => {
-      store = await EtcdMetadataStore.open({ endpoints: [endpoint], tls, dialTimeoutMs: 1_000 })
-        .catch(() => null);
-      return store !== null;
-    });
-    const opened = store as unknown as EtcdMetadataStore;
+    const store = await EtcdMetadataStore.open({ endpoints: [endpoint], tls });
     try {
       const events: WatchEvent[] = [];
-      const stop = opened.watch("", (event) => events.push(event));
-      await opened.put("k", bytes("over tls"));
-      assert.equal(text((await opened.get("k"))!.value), "over tls");
+      const stop = store.watch("", (event) => events.push(event));
+      await store.put("k", bytes("over tls"));
+      assert.equal(text((await store.get("k"))!.value), "over tls");
       await waitFor("the watch event", () => events.length >= 1);
       stop();
     } finally {
-      await opened.close();
+      await store.close();
     }
     // Without the client certificate, or trusting another CA, etcd is not usable.
     for (
@@ -427,8 +409,7 @@ Deno.test("EtcdMetadataStore: https with a private CA and a client certificate (
     assert.ok(unreadable instanceof MetadataStoreError, String(unreadable));
     assert.match(unreadable.message, /cannot read the etcd TLS CA file/);
   } finally {
-    etcd.kill("SIGKILL");
-    await etcd.status;
+    await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });

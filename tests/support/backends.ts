@@ -65,8 +65,18 @@ export interface BackendServer {
 }
 
 export interface EtcdServer extends BackendServer {
-  /** `http://127.0.0.1:PORT`, the client URL. */
+  /** `http://127.0.0.1:PORT` (`https://` with `tls`), the client URL. */
   readonly endpoint: string;
+}
+
+/** PEM files for an etcd that serves https and requires client certificates signed by `caFile`. */
+export interface EtcdTlsFiles {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** The client certificate the start-up probe presents. */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export interface S3Server extends BackendServer {
@@ -80,13 +90,25 @@ export interface S3Server extends BackendServer {
 
 /**
  * Starts a single-member etcd on loopback. `KAFSCALE_ETCD_BIN` overrides the binary; `extraArgs`
- * go after the usual flags.
+ * go after the usual flags; `tls` makes it serve https with mutual TLS.
  */
-export async function startEtcd(extraArgs: string[] = []): Promise<EtcdServer> {
+export async function startEtcd(
+  opts: { extraArgs?: string[]; tls?: EtcdTlsFiles } = {},
+): Promise<EtcdServer> {
   const binary = Deno.env.get("KAFSCALE_ETCD_BIN") ?? ETCD_BINARY_DEFAULT;
   await requireBinary(binary, "etcd");
   const [clientPort, peerPort] = freePorts(2);
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const tls = opts.tls;
+  const endpoint = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
+  const tlsArgs = tls
+    ? [
+      `--cert-file=${tls.certFile}`,
+      `--key-file=${tls.keyFile}`,
+      `--trusted-ca-file=${tls.caFile}`,
+      "--client-cert-auth",
+    ]
+    : [];
+
   const peer = `http://127.0.0.1:${peerPort}`;
   const server = new ManagedServer("etcd", binary, (dataDir) => ({
     args: [
@@ -102,10 +124,11 @@ export async function startEtcd(extraArgs: string[] = []): Promise<EtcdServer> {
       "--log-level=warn",
       // Tests do not survive power loss; skipping fsync makes every write ~10x faster.
       "--unsafe-no-fsync",
-      ...extraArgs,
+      ...tlsArgs,
+      ...(opts.extraArgs ?? []),
     ],
     env: {},
-  }), () => probeEtcd(endpoint));
+  }), () => probeEtcd(endpoint, tls));
   await server.start();
   return Object.assign(server.controls(), { endpoint });
 }
@@ -370,9 +393,21 @@ export function freePorts(count: number): number[] {
   return ports;
 }
 
-async function probeEtcd(endpoint: string): Promise<boolean> {
-  const body = await probe(`${endpoint}/health`);
-  return body !== null && /"health"\s*:\s*"true"/.test(body);
+async function probeEtcd(endpoint: string, tls?: EtcdTlsFiles): Promise<boolean> {
+  // With TLS, a client made per probe: the server's restarts probe again long after this one.
+  const client = tls
+    ? Deno.createHttpClient({
+      caCerts: [await Deno.readTextFile(tls.caFile)],
+      cert: await Deno.readTextFile(tls.clientCertFile),
+      key: await Deno.readTextFile(tls.clientKeyFile),
+    })
+    : undefined;
+  try {
+    const body = await probe(`${endpoint}/health`, client);
+    return body !== null && /"health"\s*:\s*"true"/.test(body);
+  } finally {
+    client?.close();
+  }
 }
 
 async function probeMinio(endpoint: string): Promise<boolean> {
@@ -380,9 +415,9 @@ async function probeMinio(endpoint: string): Promise<boolean> {
 }
 
 /** The body of a 200 answer, or null. */
-async function probe(url: string): Promise<string | null> {
+async function probe(url: string, client?: Deno.HttpClient): Promise<string | null> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    const response = await fetch(url, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS), client });
     const body = await response.text();
     return response.ok ? body : null;
   } catch {
