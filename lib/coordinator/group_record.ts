@@ -4,6 +4,7 @@
  * keeps it as opaque bytes under `groups/<group>` (cluster_metadata.ts).
  */
 import type { GroupRecord, StoredMember } from "./group_state.ts";
+import { base64ToBytes, bytesToBase64 } from "../util/base64.ts";
 
 export const GROUP_RECORD_VERSION = 1;
 
@@ -20,24 +21,6 @@ interface StoredMemberJson extends Omit<StoredMember, "metadata" | "assignment">
 interface GroupRecordJson extends Omit<GroupRecord, "members"> {
   version: number;
   members: StoredMemberJson[];
-}
-
-/** Chunk for String.fromCharCode so large byte arrays do not overflow the call stack. */
-const BASE64_CHUNK_BYTES = 0x8000;
-
-export function bytesToBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += BASE64_CHUNK_BYTES) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + BASE64_CHUNK_BYTES));
-  }
-  return btoa(binary);
-}
-
-export function base64ToBytes(text: string): Uint8Array {
-  const binary = atob(text);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
 }
 
 export function encodeGroupRecord(record: GroupRecord): Uint8Array {

@@ -309,21 +309,3 @@ function messageOf(error: unknown): string {
   }
   return String(error);
 }
-
-/** Base64 of bytes (etcd's JSON form of `bytes`). */
-export function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(binary);
-}
-
-/** Bytes of etcd's base64 (absent: empty). */
-export function fromBase64(text: string | undefined): Uint8Array {
-  if (!text) return new Uint8Array(0);
-  const binary = atob(text);
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
-}

@@ -36,14 +36,8 @@
  * Must not import anything that knows about Kafka messages.
  */
 
-import {
-  EtcdHttp,
-  type EtcdStream,
-  EtcdUnreachableError,
-  fromBase64,
-  type Json,
-  toBase64,
-} from "./etcd_http.ts";
+import { EtcdHttp, type EtcdStream, EtcdUnreachableError, type Json } from "./etcd_http.ts";
+import { base64ToBytes, bytesToBase64 } from "../util/base64.ts";
 import { type Clock, SystemClock, type TimerHandle } from "../util/clock.ts";
 import { type Logger, silentLogger } from "../util/logger.ts";
 import {
@@ -251,10 +245,10 @@ export class EtcdMetadataStore implements MetadataStore {
       for (const kv of kvs) out.push(this.#entry(kv));
       const last = kvs.at(-1);
       if (!response.more || !last) break;
-      const lastKey = fromBase64(last.key);
+      const lastKey = base64ToBytes(last.key);
       const next = new Uint8Array(lastKey.length + 1);
       next.set(lastKey);
-      from = toBase64(next);
+      from = bytesToBase64(next);
     }
     // etcd orders by UTF-8 bytes; the interface orders as JavaScript compares strings.
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -265,7 +259,11 @@ export class EtcdMetadataStore implements MetadataStore {
     const response = await this.#call("write key", key, (deadline) =>
       this.#http.call(
         "kv/put",
-        { key: this.#key(key), value: toBase64(value), lease: lease === 0 ? undefined : lease },
+        {
+          key: this.#key(key),
+          value: bytesToBase64(value),
+          lease: lease === 0 ? undefined : lease,
+        },
         deadline,
       ), [lease]);
     const revision = Number(response.header.revision);
@@ -369,7 +367,7 @@ export class EtcdMetadataStore implements MetadataStore {
     );
     if (Number(info.TTL ?? 0) < 0) return; // unknown or expired already
     const ownKeys = ((info.keys ?? []) as string[]).some((key) =>
-      startsWith(fromBase64(key), this.#prefixBytes)
+      startsWith(base64ToBytes(key), this.#prefixBytes)
     );
     let revision: number;
     try {
@@ -505,21 +503,21 @@ export class EtcdMetadataStore implements MetadataStore {
 
   /** The key in etcd (with `keyPrefix`), base64 as the gateway takes it. */
   #key(key: string): string {
-    return toBase64(encoder.encode(this.#prefix + key));
+    return bytesToBase64(encoder.encode(this.#prefix + key));
   }
 
   /** The etcd range of every key starting with `prefix` (the whole keyspace for ""). */
   #range(prefix: string): { key: string; range_end: string } {
     const key = encoder.encode(this.#prefix + prefix);
-    const zero = toBase64(new Uint8Array([0]));
+    const zero = bytesToBase64(new Uint8Array([0]));
     if (key.length === 0) return { key: zero, range_end: zero };
-    return { key: toBase64(key), range_end: toBase64(prefixEnd(key)) };
+    return { key: bytesToBase64(key), range_end: bytesToBase64(prefixEnd(key)) };
   }
 
   #entry(kv: Json): KvEntry {
     return {
-      key: decoder.decode(fromBase64(kv.key)).slice(this.#prefix.length),
-      value: fromBase64(kv.value),
+      key: decoder.decode(base64ToBytes(kv.key)).slice(this.#prefix.length),
+      value: base64ToBytes(kv.value),
       createRevision: Number(kv.create_revision ?? 0),
       modRevision: Number(kv.mod_revision ?? 0),
       version: Number(kv.version ?? 0),
@@ -535,7 +533,7 @@ export class EtcdMetadataStore implements MetadataStore {
       case "version":
         return { key, target: "VERSION", result: "EQUAL", version: compare.equals };
       case "value":
-        return { key, target: "VALUE", result: "EQUAL", value: toBase64(compare.equals) };
+        return { key, target: "VALUE", result: "EQUAL", value: bytesToBase64(compare.equals) };
       case "exists":
         // A key exists while its version (writes since creation) is above 0.
         return compare.equals
@@ -550,7 +548,7 @@ export class EtcdMetadataStore implements MetadataStore {
         return {
           request_put: {
             key: this.#key(op.key),
-            value: toBase64(op.value),
+            value: bytesToBase64(op.value),
             lease: op.lease ? op.lease : undefined,
           },
         };
@@ -663,7 +661,7 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   #watchEvent(type: string | undefined, kv: Json, revision: number): WatchEvent {
-    const key = decoder.decode(fromBase64(kv.key)).slice(this.#prefix.length);
+    const key = decoder.decode(base64ToBytes(kv.key)).slice(this.#prefix.length);
     // PUT is the enum's default, which the gateway leaves out.
     if (type === "DELETE") {
       return { type: "delete", key, modRevision: revision };
