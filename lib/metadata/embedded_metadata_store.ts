@@ -363,6 +363,10 @@ export class EmbeddedMetadataStore extends MemoryMetadataStore {
   }
 }
 
+/** Tries to take the data directory's lock, LOCK_RETRY_MS apart (about 0.2 s in all). */
+const LOCK_ATTEMPTS = 10;
+const LOCK_RETRY_MS = 20;
+
 async function acquireLock(dir: string): Promise<Deno.FsFile> {
   let lock: Deno.FsFile;
   try {
@@ -370,12 +374,18 @@ async function acquireLock(dir: string): Promise<Deno.FsFile> {
   } catch (error) {
     throw ioError(`Cannot open metadata store: cannot open "${dir}/${LOCK_FILE}"`, error);
   }
-  let locked: boolean;
-  try {
-    locked = await lock.tryLock(true);
-  } catch (error) {
-    lock.close();
-    throw ioError(`Cannot open metadata store: cannot lock "${dir}/${LOCK_FILE}"`, error);
+  let locked = false;
+  // A lock this process released a moment ago can still be held for a few milliseconds: a
+  // child process being spawned at that instant (fork, then exec) holds a copy of the lock's
+  // descriptor until its exec closes it. Another process holding it still fails after the wait.
+  for (let attempt = 0; attempt < LOCK_ATTEMPTS && !locked; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+    try {
+      locked = await lock.tryLock(true);
+    } catch (error) {
+      lock.close();
+      throw ioError(`Cannot open metadata store: cannot lock "${dir}/${LOCK_FILE}"`, error);
+    }
   }
   if (!locked) {
     lock.close();
