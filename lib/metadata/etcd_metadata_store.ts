@@ -19,9 +19,11 @@
  * watchers whose prefix matches. It reconnects with backoff and resumes after the last delivered
  * revision; if etcd compacted that history away, the gap is logged and delivery resumes at the
  * compaction revision. As in the other stores, a write of this store resolves only after its
- * events reached the watchers (bounded by `requestTimeoutMs`; on timeout a warning is logged and
- * the write still resolves, since it is committed). Writes by other clients reach watchers
- * asynchronously.
+ * events reached the watchers, and a read only after the events of the entries it returns did
+ * (bounded by `requestTimeoutMs`; on timeout a warning is logged and the call still resolves,
+ * since the write is committed). Each call has its own HTTP connection, so without that wait a
+ * read could see a write whose event the watch stream has not brought yet. Writes by other
+ * clients reach watchers asynchronously, and so do deletions a read cannot name.
  *
  * Failures: every call has a deadline (`requestTimeoutMs`); every etcd or network failure is a
  * `MetadataStoreError` naming the operation and the endpoints. With several endpoints a call
@@ -211,7 +213,10 @@ export class EtcdMetadataStore implements MetadataStore {
       (deadline) => this.#http.call("kv/range", { key: this.#key(key) }, deadline),
     );
     const kv = response.kvs?.[0];
-    return kv ? this.#entry(kv) : null;
+    if (!kv) return null;
+    const entry = this.#entry(kv);
+    await this.#waitDelivered(entry.modRevision);
+    return entry;
   }
 
   async list(prefix: string): Promise<KvEntry[]> {
@@ -250,6 +255,7 @@ export class EtcdMetadataStore implements MetadataStore {
       next.set(lastKey);
       from = bytesToBase64(next);
     }
+    await this.#waitDelivered(out.reduce((max, e) => Math.max(max, e.modRevision), 0));
     // etcd orders by UTF-8 bytes; the interface orders as JavaScript compares strings.
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
