@@ -375,9 +375,10 @@ async function acquireLock(dir: string): Promise<Deno.FsFile> {
     throw ioError(`Cannot open metadata store: cannot open "${dir}/${LOCK_FILE}"`, error);
   }
   let locked = false;
-  // A lock this process released a moment ago can still be held for a few milliseconds: a
-  // child process being spawned at that instant (fork, then exec) holds a copy of the lock's
-  // descriptor until its exec closes it. Another process holding it still fails after the wait.
+  // A lock this process released a moment ago was seen still held (1 test run in 5 under
+  // `deno test --parallel`); the likely holder is a child process being spawned at that instant
+  // (fork, then exec), which keeps a copy of the descriptor until its exec closes it. Another
+  // process that really holds the lock still fails after the wait.
   for (let attempt = 0; attempt < LOCK_ATTEMPTS && !locked; attempt++) {
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
     try {
