@@ -16,6 +16,7 @@ import type { MetadataStore } from "../metadata/metadata_store.ts";
 import { ClusterMetadata, type TopicRecord } from "../metadata/cluster_metadata.ts";
 import { MAX_TXN_OPERATIONS } from "../metadata/metadata_store.ts";
 import { exitOnBrokenInvariant } from "../util/assert.ts";
+import { watchStopStep } from "../util/stop_step.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
 import { retentionLimits } from "../broker/topic_config.ts";
@@ -622,29 +623,6 @@ async function readPortTls(
     clientCaFile: config.tlsClientCaFile,
   });
   return { cert: material.cert, key: material.key, clientCa: material.caPem };
-}
-
-/** A stop step running longer than this is logged (and again each time this much more passes). */
-const STOP_STEP_WARN_MS = 5_000;
-
-/** Runs one step of a stop, warning while it runs longer than `STOP_STEP_WARN_MS`. */
-export async function watchStopStep(
-  logger: Logger,
-  name: string,
-  run: () => Promise<unknown> | unknown,
-): Promise<void> {
-  const started = performance.now();
-  const timer = setInterval(() => {
-    logger.warn("Stopping: a step is taking long", {
-      step: name,
-      elapsedMs: Math.round(performance.now() - started),
-    });
-  }, STOP_STEP_WARN_MS);
-  try {
-    await run();
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 /** A topic's compaction settings when its cleanup.policy includes "compact", else undefined. */

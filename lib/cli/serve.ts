@@ -29,7 +29,8 @@ import type {
   EtcdMetadataStoreSettings,
 } from "../metadata/etcd_metadata_store.ts";
 import type { HealthCheck } from "../control/http_server.ts";
-import { startNode, watchStopStep } from "./node.ts";
+import { startNode } from "./node.ts";
+import { watchStopStep } from "../util/stop_step.ts";
 import {
   ConfigError,
   parseConfigFile,

@@ -29,6 +29,7 @@ import type { ObjectStore } from "../storage/object_store.ts";
 import type { Clock, TimerHandle } from "../util/clock.ts";
 import { InvariantError, type InvariantPolicy, throwBrokenInvariant } from "../util/assert.ts";
 import type { Logger } from "../util/logger.ts";
+import { watchStopStep } from "../util/stop_step.ts";
 import { firstRejection, mapBounded } from "./bounded.ts";
 import {
   type CompactionLimits,
@@ -479,13 +480,19 @@ export class LogManager {
     this.#sealTimer?.cancel();
     this.#compactionTimer?.cancel();
     this.#gcTimer?.cancel();
-    await this.#sealPass;
-    await this.#compactionPass;
-    await this.#gcPass;
+    // Each step says so when it takes long, so a close that hangs names where.
+    const step = (name: string, run: () => Promise<unknown> | unknown) =>
+      watchStopStep(this.#deps.logger, `partition logs: ${name}`, run);
+    await step("the running seal pass", () => this.#sealPass);
+    await step("the running compaction pass", () => this.#compactionPass);
+    await step("the running write-ahead collection", () => this.#gcPass);
     if (wasStarted) {
-      await this.#scheduler.drain();
-      await this.#sealAll(this.#deps.clock.monotonic() + CLOSE_SEAL_BUDGET_MS);
-      await this.#scheduler.drain();
+      await step("flush", () => this.#scheduler.drain());
+      await step(
+        "sealing",
+        () => this.#sealAll(this.#deps.clock.monotonic() + CLOSE_SEAL_BUDGET_MS),
+      );
+      await step("flush after sealing", () => this.#scheduler.drain());
     }
     this.#scheduler.close();
     const live = [...this.#live.values()];
@@ -494,20 +501,23 @@ export class LogManager {
         LogError.notLeader(`Broker is shutting down; "${log.topic}-${log.partition}" moves`),
       );
     }
-    await Promise.allSettled([...this.#logs.values()]);
-    await Promise.all(live.map((log) => log.idleReads()));
+    await step("partitions loading", () => Promise.allSettled([...this.#logs.values()]));
+    await step("reads in progress", () => Promise.all(live.map((log) => log.idleReads())));
     // Nothing reads these logs any more: replaced compaction generations can go now.
-    await Promise.all(live.map((log) => log.deleteReplaced(true)));
+    await step(
+      "replaced compaction generations",
+      () => Promise.all(live.map((log) => log.deleteReplaced(true))),
+    );
     this.#logs.clear();
     this.#live.clear();
-    await this.#wal.close();
-    await this.#leaseGrant?.catch(() => undefined);
+    await step("write-ahead file", () => this.#wal.close());
+    await step("lease grant", () => this.#leaseGrant?.catch(() => undefined));
     const lease = this.#lease;
     this.#lease = null;
     if (lease) {
       lease.timer?.cancel();
       try {
-        await this.#deps.metadata.revokeLease(lease.id);
+        await step("lease revocation", () => this.#deps.metadata.revokeLease(lease.id));
       } catch (error) {
         this.#deps.logger.warn("Cannot revoke the session lease; it will expire", {
           leaseId: lease.id,

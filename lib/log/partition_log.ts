@@ -1178,6 +1178,10 @@ export class PartitionLog implements FlushSource {
     const view = joined ? viewFromEncoded({ ...parts, segment: joined }, batches) : null;
     try {
       await new Promise<void>((resolve, reject) => {
+        // Shut down while the segment was written (topic deleted, partition handed over): no
+        // round takes a closed log, so the seal ends here. The segment is not committed; the
+        // next owner's recovery deletes its objects as orphans.
+        if (this.#closedError) return reject(this.#closedError);
         this.#sealAdvance = { meta, view, resolve, reject };
         this.#ctx.scheduler.notePending(this, 0);
         this.#ctx.scheduler.flushNow();

@@ -535,6 +535,37 @@ Deno.test("failure: an orphan left by a failed seal does not block the retry", a
   }
 });
 
+// A topic deleted (or the partition handed over) while its segment was being written: the seal
+// used to wait for a flush round that never takes a closed log, so it never settled. The seal
+// pass then never ended: no partition of the broker was sealed again, and the stop hung.
+Deno.test("failure: a seal whose log shuts down while its segment is written rejects", async () => {
+  const gated = new GatedObjectStore(new MemoryObjectStore());
+  const h = await harness({ objectStore: gated });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["kept"]));
+    gated.hold();
+    const sealing = log.seal({ segmentBytes: 1 << 20 });
+    await eventually(() => gated.waiting > 0, "the segment put reached the gate");
+    log.shutdown(LogError.notLeader("handed over"));
+    gated.release();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      sealing.then(() => "sealed", (e) => e instanceof LogError ? "rejected" : String(e)),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve("still pending"), 2_000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, "rejected");
+    assert.equal(await isSettled(log.idleReads()), true, "nothing left in flight");
+    const reloaded = await (await h.newManager()).partition(TOPIC, 0);
+    assert.equal(reloaded.sealedEnd, 0, "the segment was not committed");
+    assert.deepEqual(decode((await reloaded.read(0, 1 << 20)).chunks), [[0, "kept"]]);
+  } finally {
+    gated.release();
+    await h.close();
+  }
+});
+
 Deno.test("failure: a conflicting segment found mid-seal is cleaned after an ownership check", async () => {
   const objectStore = new MemoryObjectStore();
   const h = await harness({ objectStore });
