@@ -102,6 +102,8 @@ export interface EtcdMetadataStoreSettings {
   keyPrefix?: string;
   dialTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** A watch stream that says nothing this long is reopened. Default 15 s. */
+  watchSilenceMaxMs?: number;
 }
 
 export interface EtcdMetadataStoreDeps {
@@ -129,13 +131,14 @@ export class EtcdMetadataStore implements MetadataStore {
   readonly #prefix: string;
   readonly #prefixBytes: Uint8Array;
   readonly #requestTimeoutMs: number;
+  readonly #watchSilenceMaxMs: number;
   readonly #logger: Logger;
   readonly #clock: Clock;
   /** Highest store revision seen in any answer. */
   #revision = 0;
   readonly #watchers = new Set<Watcher>();
   #stream: EtcdStream | null = null;
-  /** Reopens a watch stream that said nothing for WATCH_SILENCE_MAX_MS. */
+  /** Reopens a watch stream that said nothing for `watchSilenceMaxMs`. */
   #silenceTimer: TimerHandle | null = null;
   /** A call found etcd unreachable since the last answer. */
   #unreachable = false;
@@ -159,6 +162,7 @@ export class EtcdMetadataStore implements MetadataStore {
     this.#prefix = settings.keyPrefix ?? "";
     this.#prefixBytes = encoder.encode(this.#prefix);
     this.#requestTimeoutMs = settings.requestTimeoutMs ?? ETCD_REQUEST_TIMEOUT_MS_DEFAULT;
+    this.#watchSilenceMaxMs = settings.watchSilenceMaxMs ?? WATCH_SILENCE_MAX_MS;
     this.#logger = deps.logger ?? silentLogger;
     this.#clock = deps.clock ?? new SystemClock();
     this.#http = http;
@@ -446,7 +450,7 @@ export class EtcdMetadataStore implements MetadataStore {
     if (this.#unreachable) {
       // etcd answers again after calls could not reach it: the watch stream's connection may
       // have died without a word (a restarted etcd behind a proxy), so it is reopened now
-      // rather than after WATCH_SILENCE_MAX_MS.
+      // rather than after `watchSilenceMaxMs`.
       this.#unreachable = false;
       this.#reopenStream("etcd answers again after it was unreachable");
     }
@@ -608,11 +612,11 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   /**
-   * A stream with no answer for WATCH_SILENCE_MAX_MS is reopened (resuming after what it
+   * A stream with no answer for `watchSilenceMaxMs` is reopened (resuming after what it
    * delivered): a connection that died silently (a cut-off network) sends nothing, and a
    * reopened stream on a live one costs one request.
    */
-  #armSilenceTimer(generation: number, silentMs = WATCH_SILENCE_MAX_MS): void {
+  #armSilenceTimer(generation: number, silentMs = this.#watchSilenceMaxMs): void {
     this.#silenceTimer?.cancel();
     this.#silenceTimer = this.#clock.setTimeout(() => {
       this.#silenceTimer = null;

@@ -9,6 +9,9 @@
  *   not dropped, and flow on when the mode changes, as TCP retransmits after a partition heals.
  * - `reset`: close every open connection at once, then behave as `pass` (a server restart as
  *   seen by its clients, or a middlebox dropping state).
+ * - `freeze`: the connections open now go silent for good (nothing more is forwarded on them
+ *   either way, and they stay open) while new ones follow the mode: a middlebox that dropped
+ *   their state without telling either end.
  *
  * Every loop is bounded by the connection's life; `close()` ends them all.
  */
@@ -20,6 +23,7 @@ export type FaultMode = { kind: "pass" } | { kind: "delay"; delayMs: number } | 
 interface Pipe {
   client: Deno.TcpConn;
   server: Deno.TcpConn;
+  frozen: boolean;
 }
 
 export class FaultProxy implements AsyncDisposable {
@@ -64,6 +68,11 @@ export class FaultProxy implements AsyncDisposable {
     wake.resolve();
   }
 
+  /** Silences every open connection for good (see `freeze` above); new ones are not affected. */
+  freeze(): void {
+    for (const pipe of this.#pipes) pipe.frozen = true;
+  }
+
   /** Closes every open connection; new ones are forwarded per the current mode. */
   reset(): void {
     for (const pipe of this.#pipes) this.#drop(pipe);
@@ -102,20 +111,22 @@ export class FaultProxy implements AsyncDisposable {
       client.close();
       return;
     }
-    const pipe = { client, server };
+    const pipe = { client, server, frozen: false };
     this.#pipes.add(pipe);
-    await Promise.allSettled([this.#copy(client, server), this.#copy(server, client)]);
+    await Promise.allSettled([this.#copy(pipe, client, server), this.#copy(pipe, server, client)]);
     this.#drop(pipe);
   }
 
-  async #copy(from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> {
+  async #copy(pipe: Pipe, from: Deno.TcpConn, to: Deno.TcpConn): Promise<void> {
     const buf = new Uint8Array(64 * 1024);
     for (;;) {
       const n = await from.read(buf);
       if (n === null) return;
       const chunk = buf.slice(0, n);
-      // Held while black-holed (the peer hears nothing), delayed in delay mode.
-      while (this.#mode.kind === "blackhole" && !this.#closed) await this.#modeChanged.promise;
+      // Held while black-holed or frozen (the peer hears nothing), delayed in delay mode.
+      while ((this.#mode.kind === "blackhole" || pipe.frozen) && !this.#closed) {
+        await this.#modeChanged.promise;
+      }
       if (this.#closed) return;
       const mode = this.#mode;
       if (mode.kind === "delay") await new Promise((r) => setTimeout(r, mode.delayMs));

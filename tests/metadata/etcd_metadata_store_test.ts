@@ -18,6 +18,7 @@ import {
   type WatchEvent,
 } from "../../lib/metadata/metadata_store.ts";
 import { type EtcdServer, startEtcd } from "../support/backends.ts";
+import { FaultProxy } from "../chaos/fault_proxy.ts";
 import { makeCerts } from "../support/certs.ts";
 import { enableEtcdAuth } from "../support/etcd_auth.ts";
 import { metadataStoreConformance } from "./metadata_store_conformance.ts";
@@ -320,6 +321,44 @@ Deno.test("EtcdMetadataStore: etcd killed -> bounded MetadataStoreErrors; restar
     await store.revokeLease(lease.id);
   } finally {
     await store.close();
+    await server.stop();
+  }
+});
+
+Deno.test("EtcdMetadataStore: a watch connection that went silent is reopened", async () => {
+  // A middlebox dropped the watch connection's state without a reset: etcd's events never
+  // arrive on it, and nothing tells the client. The stream is replaced after it said nothing
+  // for watchSilenceMaxMs (15 s by default; 1 s here) and resumes after what it delivered.
+  const server = await startEtcd();
+  await using proxy = FaultProxy.start(server.endpoint);
+  const reader = await EtcdMetadataStore.open(
+    settingsFor(server, {
+      endpoints: [proxy.endpoint],
+      keyPrefix: "/silent/",
+      watchSilenceMaxMs: 1_000,
+    }),
+  );
+  const writer = await EtcdMetadataStore.open(settingsFor(server, { keyPrefix: "/silent/" }));
+  try {
+    const events: WatchEvent[] = [];
+    const stop = reader.watch("", (event) => events.push(event));
+    const r1 = await writer.put("a", bytes("before"));
+    await waitFor("the event before the connection goes silent", () => events.length >= 1);
+    proxy.freeze();
+    const r2 = await writer.put("b", bytes("while silent"));
+    await waitFor(
+      "the event written while the old connection was silent",
+      () => events.length >= 2,
+    );
+    assert.deepEqual(
+      events.map((e) => (e.type === "put" ? `${e.entry.key}@${e.entry.modRevision}` : "")),
+      [`a@${r1}`, `b@${r2}`],
+    );
+    stop();
+  } finally {
+    await writer.deletePrefix("");
+    await writer.close();
+    await reader.close();
     await server.stop();
   }
 });
