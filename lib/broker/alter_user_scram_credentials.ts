@@ -4,7 +4,8 @@
  * in the metadata store so every broker of the cluster logs users in with them. Errors per user,
  * as Kafka answers: UNSUPPORTED_SASL_MECHANISM, UNACCEPTABLE_CREDENTIAL (iterations outside
  * 4096-16384, empty salt or password), RESOURCE_NOT_FOUND (deleting what does not exist),
- * DUPLICATE_RESOURCE (a user and mechanism twice). Super users only (super_users.ts).
+ * DUPLICATE_RESOURCE (a user and mechanism twice). Super users only (super_users.ts). The brokers'
+ * own user (inter_broker.ts) is refused with UNACCEPTABLE_CREDENTIAL.
  */
 import {
   ALTER_USER_SCRAM_CREDENTIALS_REQUEST,
@@ -23,6 +24,7 @@ import {
   type ScramMechanism,
 } from "../security/scram.ts";
 import { defineHandler } from "./handler.ts";
+import { INTER_BROKER_USER } from "./inter_broker.ts";
 import { errorCodeFor } from "./errors.ts";
 import { isSuperUser } from "./super_users.ts";
 
@@ -65,6 +67,13 @@ export const ALTER_USER_SCRAM_CREDENTIALS_HANDLER = defineHandler<
     }
     const seen = new Set<string>();
     for (const x of [...req.deletions, ...req.upsertions]) {
+      if (x.name === INTER_BROKER_USER) {
+        fail(
+          x.name,
+          ERROR_CODES.UNACCEPTABLE_CREDENTIAL,
+          "Reserved for brokers calling each other",
+        );
+      }
       const key = `${x.name}\u0000${x.mechanism}`;
       if (seen.has(key)) fail(x.name, ERROR_CODES.DUPLICATE_RESOURCE, "A user and mechanism twice");
       seen.add(key);

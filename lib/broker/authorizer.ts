@@ -9,6 +9,7 @@ import type { ClusterMetadata } from "../metadata/cluster_metadata.ts";
 import type { Logger } from "../util/logger.ts";
 import { type AclBinding, authorize, type ResourceType } from "../security/acl.ts";
 import type { RequestContext } from "./handler.ts";
+import { INTER_BROKER_PRINCIPAL } from "./inter_broker.ts";
 
 export interface AuthorizerSettings {
   enabled: boolean;
@@ -75,6 +76,10 @@ export class Authorizer {
     resourceName: string,
   ): boolean {
     if (!this.enabled) return true;
+    // Brokers calling each other (inter_broker.ts) may do anything, as Kafka's broker principal.
+    if (ctx.security.authenticated && ctx.security.principal === INTER_BROKER_PRINCIPAL) {
+      return true;
+    }
     const address = ctx.clientAddress;
     const i = address.lastIndexOf(":");
     return authorize(this.#bindings, {

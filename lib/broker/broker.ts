@@ -19,6 +19,8 @@ import {
 } from "../coordinator/txn_coordinator.ts";
 import { BrokerMarkerWriter } from "./txn_markers.ts";
 import { Authorizer } from "./authorizer.ts";
+import type { InterBrokerTlsFiles } from "./inter_broker.ts";
+import { type ScramCredential, scramCredential, type ScramMechanism } from "../security/scram.ts";
 import { FailedLogins } from "./sasl_state.ts";
 import { DEFAULT_FETCH_SESSION_SLOTS, FetchSessionCache } from "./fetch_sessions.ts";
 import { type ConsumerGroup, ConsumerGroupManager } from "../coordinator/consumer_groups.ts";
@@ -64,6 +66,8 @@ export interface BrokerSettings {
   fetchSessionCacheSlots?: number;
   /** Advertised endpoint of each Kafka listener (`--listeners`); the first is host/port. */
   listeners?: { name: string; host: string; port: number }[];
+  /** This broker's TLS files, for calls to another broker over TLS (inter_broker.ts). */
+  tls?: InterBrokerTlsFiles | null;
 }
 
 /** Named limit: partitions a single topic may have. */
@@ -100,6 +104,8 @@ export class Broker {
   /** Consumer groups of the KIP-848 protocol (ConsumerGroupHeartbeat) this broker coordinates. */
   readonly consumerGroups: ConsumerGroupManager;
   #clusterId = "";
+  #interBrokerSecret: Promise<string> | null = null;
+  readonly #interBrokerCredentials = new Map<ScramMechanism, ScramCredential>();
 
   /**
    * The KIP-848 group `groupId` when it has members, read from the store once per owner epoch
@@ -255,6 +261,25 @@ export class Broker {
 
   get clusterId(): string {
     return this.#clusterId;
+  }
+
+  /** What brokers log in to each other with (inter_broker.ts), read from the store once. */
+  interBrokerSecret(): Promise<string> {
+    this.#interBrokerSecret ??= this.metadata.getOrCreateInterBrokerSecret().catch((err) => {
+      this.#interBrokerSecret = null; // read again next time
+      throw err;
+    });
+    return this.#interBrokerSecret;
+  }
+
+  /** The reserved broker user's credential for `mechanism`, derived from the secret once. */
+  async interBrokerCredential(mechanism: ScramMechanism): Promise<ScramCredential> {
+    let credential = this.#interBrokerCredentials.get(mechanism);
+    if (!credential) {
+      credential = scramCredential(mechanism, await this.interBrokerSecret());
+      this.#interBrokerCredentials.set(mechanism, credential);
+    }
+    return credential;
   }
 
   get topicDefaults(): TopicDefaults {

@@ -11,6 +11,7 @@ import {
 } from "../security/scram.ts";
 import type { ConnectionSecurity } from "../server/connection.ts";
 import type { Broker } from "./broker.ts";
+import { INTER_BROKER_USER } from "./inter_broker.ts";
 
 export interface SaslState {
   mechanism: SaslMechanism;
@@ -28,14 +29,19 @@ export function enabledMechanisms(broker: Broker): SaslMechanism[] {
   return (broker.settings.saslMechanisms ?? []) as SaslMechanism[];
 }
 
-/** A user's credential for a SCRAM mechanism. */
+/** A user's credential for a SCRAM mechanism (the brokers' own user's from their secret). */
 export function scramLookup(broker: Broker, mechanism: "SCRAM-SHA-256" | "SCRAM-SHA-512") {
   return async (user: string): Promise<ScramCredential | null> =>
-    await broker.metadata.getScramCredential(user, mechanism);
+    user === INTER_BROKER_USER
+      ? await broker.interBrokerCredential(mechanism)
+      : await broker.metadata.getScramCredential(user, mechanism);
 }
 
 /** PLAIN: the password checked against the user's SCRAM-SHA-512 or SCRAM-SHA-256 credential. */
 export async function plainLogin(broker: Broker, user: string, password: string): Promise<boolean> {
+  if (user === INTER_BROKER_USER) {
+    return passwordMatches(await broker.interBrokerCredential("SCRAM-SHA-512"), password);
+  }
   for (const mechanism of ["SCRAM-SHA-512", "SCRAM-SHA-256"] as const) {
     const credential = await broker.metadata.getScramCredential(user, mechanism);
     if (credential) return passwordMatches(credential, password);

@@ -10,6 +10,7 @@ import type { TopicPartitionRef } from "../metadata/cluster_metadata.ts";
 import { LOG_ERROR_CODE, LogError } from "../log/log_error.ts";
 import { mapBounded } from "../log/bounded.ts";
 import { KafkaConnection } from "../client/kafka_connection.ts";
+import { interBrokerEndpoint, interBrokerSecurity } from "./inter_broker.ts";
 import { WRITE_TXN_MARKERS_REQUEST } from "../protocol/generated/write_txn_markers_request.ts";
 import { WRITE_TXN_MARKERS_RESPONSE } from "../protocol/generated/write_txn_markers_response.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
@@ -102,15 +103,18 @@ export class BrokerMarkerWriter implements MarkerWriter {
     }
     for (const [brokerId, list] of byOwner) {
       const b = brokers.get(brokerId)!;
-      // Brokers call each other without credentials: over a PLAINTEXT listener when the other
-      // broker has one, else its first.
-      const plain = b.listeners?.find((l) => l.protocol === "PLAINTEXT") ?? b;
       let conn: KafkaConnection | null = null;
       const timer = setTimeout(() => conn?.close(), REMOTE_TIMEOUT_MS);
       try {
+        const endpoint = interBrokerEndpoint(b);
         conn = await KafkaConnection.connect(
-          `${plain.host}:${plain.port}`,
+          `${endpoint.host}:${endpoint.port}`,
           "kafscale-txn-coordinator",
+          await interBrokerSecurity(endpoint.protocol, {
+            saslMechanisms: broker.settings.saslMechanisms ?? [],
+            tls: broker.settings.tls ?? null,
+            secret: () => broker.interBrokerSecret(),
+          }),
         );
         const topics = new Map<string, number[]>();
         for (const tp of list) {

@@ -2,7 +2,9 @@
  * WriteTxnMarkers (27), versions 0-1: a transaction coordinator on another broker asks this
  * one to append COMMIT or ABORT markers to partitions it owns (lib/broker/txn_markers.ts is
  * the sending side). The coordinator epoch is the decision number that keeps a partition from
- * applying one decision twice.
+ * applying one decision twice. Only brokers (and principals allowed CLUSTER_ACTION on the cluster,
+ * see super_users.ts) may send it: anyone else could commit or abort other producers'
+ * transactions. The others get CLUSTER_AUTHORIZATION_FAILED for every partition.
  */
 import {
   WRITE_TXN_MARKERS_REQUEST,
@@ -16,6 +18,8 @@ import type { TopicPartitionRef } from "../metadata/cluster_metadata.ts";
 import { ERROR_CODES } from "../protocol/error_codes.ts";
 import { defineHandler } from "./handler.ts";
 import { writeLocalMarkers } from "./txn_markers.ts";
+import { isSuperUser } from "./super_users.ts";
+import { OPERATIONS } from "../security/acl.ts";
 
 export const WRITE_TXN_MARKERS_HANDLER = defineHandler<
   WriteTxnMarkersRequest,
@@ -28,6 +32,20 @@ export const WRITE_TXN_MARKERS_HANDLER = defineHandler<
   request: WRITE_TXN_MARKERS_REQUEST,
   response: WRITE_TXN_MARKERS_RESPONSE,
   async handle(req, ctx) {
+    if (!isSuperUser(ctx, OPERATIONS.CLUSTER_ACTION)) {
+      return {
+        markers: req.markers.map((m) => ({
+          producerId: m.producerId,
+          topics: m.topics.map((t) => ({
+            name: t.name,
+            partitions: t.partitionIndexes.map((partitionIndex) => ({
+              partitionIndex,
+              errorCode: ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED,
+            })),
+          })),
+        })),
+      };
+    }
     const markers = [];
     for (const m of req.markers) {
       const partitions: TopicPartitionRef[] = m.topics.flatMap((t) =>

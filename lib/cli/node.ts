@@ -17,6 +17,7 @@ import { ClusterMetadata, type TopicRecord } from "../metadata/cluster_metadata.
 import { MAX_TXN_OPERATIONS } from "../metadata/metadata_store.ts";
 import { exitOnBrokenInvariant } from "../util/assert.ts";
 import { watchStopStep } from "../util/stop_step.ts";
+import { INTER_BROKER_USER } from "../broker/inter_broker.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
 import { retentionLimits } from "../broker/topic_config.ts";
@@ -191,6 +192,13 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       superUsers: superUsersOf(config),
       authorizer: config.authorizer === "acl",
       allowEveryoneIfNoAclFound: config.allowEveryoneIfNoAclFound,
+      tls: config.tlsCertFile !== null && config.tlsKeyFile !== null
+        ? {
+          certFile: config.tlsCertFile,
+          keyFile: config.tlsKeyFile,
+          clientCaFile: config.tlsClientCaFile,
+        }
+        : null,
     },
     metadata,
     logs,
@@ -678,6 +686,11 @@ async function bootstrapAdmin(
 ): Promise<void> {
   const user = config.saslAdminUser;
   if (user === null) return;
+  if (user === INTER_BROKER_USER) {
+    throw new Error(
+      `"sasl-admin-user" cannot be "${INTER_BROKER_USER}": brokers log in to each other as it`,
+    );
+  }
   let password: string | undefined;
   if (config.saslAdminPasswordFile !== null) {
     try {

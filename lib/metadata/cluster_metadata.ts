@@ -27,9 +27,11 @@
  *   partition's data in the write-ahead stream; written in the round's commit transaction,
  *   deleted once every range in it is sealed (or gone with retention or topic deletion)
  * - `cluster/id` → the cluster id; `counters/producer-id` → next producer id
+ * - `cluster/inter-broker-secret` → what brokers log in to each other with
  */
 
 import { assignEpoch } from "./leader_epochs.ts";
+import { bytesToBase64 } from "../util/base64.ts";
 import {
   type Compare,
   type KvEntry,
@@ -441,6 +443,25 @@ export class ClusterMetadata {
       if (result.succeeded) return id;
     }
     throw new MetadataStoreError(`Cannot create the cluster id: contended; retry`);
+  }
+
+  /**
+   * The secret brokers log in to each other with (lib/broker/inter_broker.ts), created by the
+   * first broker that needs it: 32 random bytes, base64.
+   */
+  async getOrCreateInterBrokerSecret(): Promise<string> {
+    const key = `${this.#prefix}cluster/inter-broker-secret`;
+    for (let attempt = 0; attempt < CAS_ATTEMPTS_MAX; attempt++) {
+      const existing = await this.#store.get(key);
+      if (existing) return decoder.decode(existing.value);
+      const secret = bytesToBase64(crypto.getRandomValues(new Uint8Array(32)));
+      const result = await this.#store.txn(
+        [{ key, target: "exists", equals: false }],
+        [{ op: "put", key, value: encoder.encode(secret) }],
+      );
+      if (result.succeeded) return secret;
+    }
+    throw new MetadataStoreError(`Cannot create the inter-broker secret: contended; retry`);
   }
 
   /** Reserves `size` producer ids; returns the first. */
