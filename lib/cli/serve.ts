@@ -224,7 +224,7 @@ async function serveNode(config: ServeConfig, logger: Logger): Promise<number> {
   // Memory freed after bursts goes back to the system (lib/util/allocator.ts).
   const stopTrimming = startAllocatorTrim(logger);
   const signal = await stopSignal;
-  stopTrimming();
+  await stopTrimming();
   Deno.removeSignalListener("SIGHUP", reloadTls);
   await reserve;
   logger.info("Stopping", { signal });

@@ -8,43 +8,52 @@
  * about 150 MB. Fixing the threshold (`mallopt`) cost a third of the produce and consume
  * throughput (every large block mapped, faulted in and unmapped again), so instead the broker
  * calls `malloc_trim(0)` every `intervalMs`: free pages inside the arenas go back to the system
- * (madvise), at the cost of a few milliseconds per call, off the hot path.
+ * (madvise), at the cost of a few milliseconds per call on a thread of its own, off the event
+ * loop.
  *
  * Linux with glibc only; elsewhere (musl, macOS, no FFI permission) it does nothing and says so.
  */
 import type { Logger } from "./logger.ts";
 
-export const ALLOCATOR_TRIM_INTERVAL_MS = 30_000;
+export const ALLOCATOR_TRIM_INTERVAL_MS = 10_000;
 
-type Libc = Deno.DynamicLibrary<{ malloc_trim: { parameters: ["usize"]; result: "i32" } }>;
+type Libc = Deno.DynamicLibrary<
+  { malloc_trim: { parameters: ["usize"]; result: "i32"; nonblocking: true } }
+>;
 
 /**
  * Starts trimming every `intervalMs` (the timer does not keep the process alive); returns the
- * function that stops it. Logs at debug level why it cannot when it cannot.
+ * function that stops it, which resolves once a trim in progress has ended. Each trim runs on a
+ * thread of its own (a nonblocking FFI call): it never holds the event loop. Logs at debug
+ * level why it cannot when it cannot.
  */
 export function startAllocatorTrim(
   logger: Logger,
   intervalMs = ALLOCATOR_TRIM_INTERVAL_MS,
-): () => void {
+): () => Promise<void> {
   const libc = openLibc();
   if (typeof libc === "string") {
     logger.debug("Allocator trimming is off", { reason: libc });
-    return () => {};
+    return () => Promise.resolve();
   }
-  const timer = setInterval(() => libc.symbols.malloc_trim(0n), intervalMs);
+  let running: Promise<unknown> | null = null;
+  const timer = setInterval(() => {
+    running ??= libc.symbols.malloc_trim(0n).finally(() => (running = null));
+  }, intervalMs);
   Deno.unrefTimer(timer);
-  return () => {
+  return async () => {
     clearInterval(timer);
+    await running; // the library is closed only once no call runs in it
     libc.close();
   };
 }
 
 /** Trims once now; false when there is no glibc to ask. */
-export function trimAllocatorNow(): boolean {
+export async function trimAllocatorNow(): Promise<boolean> {
   const libc = openLibc();
   if (typeof libc === "string") return false;
   try {
-    libc.symbols.malloc_trim(0n);
+    await libc.symbols.malloc_trim(0n);
     return true;
   } finally {
     libc.close();
@@ -54,7 +63,9 @@ export function trimAllocatorNow(): boolean {
 function openLibc(): Libc | string {
   if (Deno.build.os !== "linux") return `not Linux (${Deno.build.os})`;
   try {
-    return Deno.dlopen("libc.so.6", { malloc_trim: { parameters: ["usize"], result: "i32" } });
+    return Deno.dlopen("libc.so.6", {
+      malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
+    });
   } catch (err) {
     return `no glibc malloc_trim (${err instanceof Error ? err.message : String(err)})`;
   }

@@ -10,8 +10,8 @@ import { silentLogger } from "../../lib/util/logger.ts";
 Deno.test({
   name: "allocator: malloc_trim is reached through FFI",
   ignore: Deno.build.os !== "linux",
-  fn() {
-    assert.equal(trimAllocatorNow(), true);
+  async fn() {
+    assert.equal(await trimAllocatorNow(), true);
   },
 });
 
@@ -21,6 +21,6 @@ Deno.test({
   async fn() {
     const stop = startAllocatorTrim(silentLogger, 5);
     await new Promise((r) => setTimeout(r, 30));
-    stop();
+    await stop();
   },
 });
