@@ -9,8 +9,9 @@
  *
  * The listener: SASL_PLAINTEXT, then SASL_SSL (logged in with the first of SCRAM-SHA-512,
  * SCRAM-SHA-256, PLAIN this broker enables), then PLAINTEXT, then SSL. Over TLS the other broker's
- * certificate must be signed by `--tls-client-ca-file` or be in this broker's `--tls-cert-file`
- * (brokers sharing one certificate), and this broker's certificate is its client certificate.
+ * certificate must be signed by a CA of `--tls-client-ca-file` or by one in this broker's
+ * `--tls-cert-file` chain (or be that same self-signed certificate, shared by the brokers), and
+ * this broker's certificate is its client certificate.
  */
 import type { BrokerRegistration } from "../metadata/cluster_metadata.ts";
 import type { ClientSecurity, SecurityProtocol } from "../client/client_security.ts";
