@@ -1,6 +1,7 @@
 /**
  * Brokers calling each other on a secured cluster (lib/broker/inter_broker.ts): two brokers on
- * MinIO + etcd with SASL_PLAINTEXT (then SASL_SSL) listeners only and `--authorizer acl`. A transaction over
+ * MinIO + etcd with SASL_PLAINTEXT (then SASL_SSL, then SSL with client certificates) listeners
+ * only and `--authorizer acl`. A transaction over
  * partitions led by both is committed through its coordinator (broker 1), which must write the
  * COMMIT markers of broker 2's partitions with WriteTxnMarkers: it logs in to broker 2 as the
  * brokers' own user, with the secret they share through etcd. Before, it called without
@@ -60,8 +61,36 @@ Deno.test("distributed: on SASL_SSL listeners only, with ACLs, a coordinator wri
   }
 });
 
+Deno.test("distributed: on SSL listeners only (mTLS), with ACLs, a coordinator writes markers to another broker's partitions", async () => {
+  // No SASL: each broker presents its certificate (CN=localhost) to the other, and that
+  // principal is a super user; the test's client is alice's certificate, a super user too.
+  const dir = await Deno.makeTempDir();
+  try {
+    await makeCerts(dir);
+    const ca = await Deno.readTextFile(`${dir}/ca.pem`);
+    const cert = await Deno.readTextFile(`${dir}/alice.pem`);
+    const key = await Deno.readTextFile(`${dir}/alice.key`);
+    await markersAcrossBrokers(
+      "SSL",
+      [
+        "--tls-cert-file",
+        `${dir}/server.pem`,
+        "--tls-key-file",
+        `${dir}/server.key`,
+        "--tls-client-ca-file",
+        `${dir}/ca.pem`,
+        "--super-users",
+        "User:CN=localhost;User:CN=alice,O=acme",
+      ],
+      () => ({ protocol: "SSL", caCerts: [ca], cert, key }),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 async function markersAcrossBrokers(
-  protocol: "SASL_PLAINTEXT" | "SASL_SSL",
+  protocol: "SASL_PLAINTEXT" | "SASL_SSL" | "SSL",
   tlsArgs: string[],
   as: (user: string, password: string) => ClientSecurity,
 ): Promise<void> {
@@ -210,6 +239,7 @@ async function markersAcrossBrokers(
       );
     }
 
+    if (protocol === "SSL") return; // the rest is about SASL users
     // A user who is not a super user may not write markers.
     const salt = new Uint8Array(randomBytes(16));
     const user = await admin1.send(API_SCHEMAS[51], 0, {
