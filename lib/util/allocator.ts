@@ -38,7 +38,7 @@ export function startAllocatorTrim(
   }
   let running: Promise<unknown> | null = null;
   const timer = setInterval(() => {
-    running ??= libc.symbols.malloc_trim(0n).finally(() => (running = null));
+    running ??= libc.symbols.malloc_trim(0n).catch(() => undefined).finally(() => (running = null));
   }, intervalMs);
   Deno.unrefTimer(timer);
   return async () => {
