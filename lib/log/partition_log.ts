@@ -676,6 +676,10 @@ export class PartitionLog implements FlushSource {
     if (this.#closedError) throw this.#closedError;
     if (this.#appendsRefused) throw this.#appendsRefused;
     await this.loadProducerState();
+    // Checked again: shut down while the producer state loaded, the marker would be queued on a
+    // log no round takes any more, and its acknowledgement would never come.
+    if (this.#closedError) throw this.#closedError;
+    if (this.#appendsRefused) throw this.#appendsRefused;
     if (isStaleMarker(this.#txnLatest, producerId, decision)) {
       return { appended: false, offset: -1 };
     }

@@ -566,6 +566,27 @@ Deno.test("failure: a seal whose log shuts down while its segment is written rej
   }
 });
 
+// The same for a transaction marker: appendMarker loads the producer state first (an await);
+// a log shut down meanwhile used to get the marker queued where no round takes it, so the
+// coordinator's marker write never ended.
+Deno.test("failure: a marker whose log shuts down while the producer state loads rejects", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const marker = log.appendMarker(7, 0, true, 1);
+    log.shutdown(LogError.notLeader("handed over"));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      marker.then(() => "appended", (e) => e instanceof LogError ? "rejected" : String(e)),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve("still pending"), 2_000))),
+    ]);
+    clearTimeout(timer);
+    assert.equal(outcome, "rejected");
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("failure: a conflicting segment found mid-seal is cleaned after an ownership check", async () => {
   const objectStore = new MemoryObjectStore();
   const h = await harness({ objectStore });
