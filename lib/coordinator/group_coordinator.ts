@@ -88,6 +88,14 @@ const GROUP_ACCESS_ATTEMPTS_MAX = 4;
 const TIMER_DELAY_MAX_MS = 2 ** 31 - 1;
 /** Group records ListGroups reads from the store at once. */
 const LIST_READS_CONCURRENCY = 16;
+/**
+ * How long OffsetFetch keeps trying an unreachable metadata store (an etcd restart) before it
+ * answers COORDINATOR_LOAD_IN_PROGRESS, and the pause between tries. librdkafka leaves a
+ * partition unfetched for good after most OffsetFetch errors (COORDINATOR_NOT_AVAILABLE among
+ * them: it only looks the coordinator up again), so a short outage is waited out here.
+ */
+export const OFFSET_FETCH_STORE_WAIT_MS = 15_000;
+const OFFSET_FETCH_RETRY_MS = 250;
 
 export interface JoinGroupInput {
   groupId: string;
@@ -254,6 +262,8 @@ export class GroupCoordinator {
   readonly #inFlight = new Set<Promise<unknown>>();
   #nextRequestId = 1;
   #stopped = false;
+  /** OffsetFetch requests waiting for the store to answer again (woken by `stop`). */
+  readonly #pauses = new Set<() => void>();
 
   constructor(deps: {
     metadata: ClusterMetadata;
@@ -298,6 +308,7 @@ export class GroupCoordinator {
    */
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const wake of [...this.#pauses]) wake();
     for (const entry of [...this.#groups.values()]) {
       this.#applySafely(entry, { type: "unload", errorCode: ERROR_CODES.NOT_COORDINATOR });
     }
@@ -546,16 +557,55 @@ export class GroupCoordinator {
     return entry.owner?.epoch ?? null;
   }
 
-  /** The group's committed offsets, read from the store. */
+  /**
+   * The group's committed offsets, read from the store. While the store cannot be reached they
+   * are read again every OFFSET_FETCH_RETRY_MS for up to OFFSET_FETCH_STORE_WAIT_MS (less when
+   * the coordinator stops); then the answer is COORDINATOR_LOAD_IN_PROGRESS, which clients
+   * retry (librdkafka gives up on COORDINATOR_NOT_AVAILABLE here).
+   */
   async fetchOffsets(groupId: string): Promise<OffsetFetchResult> {
     if (this.#stopped) return { errorCode: ERROR_CODES.NOT_COORDINATOR, offsets: [] };
     if (!isValidGroupId(groupId)) return { errorCode: ERROR_CODES.INVALID_GROUP_ID, offsets: [] };
-    try {
-      await this.#deleting.get(groupId);
-      return { errorCode: ERROR_CODES.NONE, offsets: await this.#metadata.fetchOffsets(groupId) };
-    } catch (err) {
-      return { errorCode: this.#codeFor(err, "OffsetFetch"), offsets: [] };
+    const deadline = this.#clock.monotonic() + OFFSET_FETCH_STORE_WAIT_MS;
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#deleting.get(groupId);
+        return { errorCode: ERROR_CODES.NONE, offsets: await this.#metadata.fetchOffsets(groupId) };
+      } catch (err) {
+        const waiting = err instanceof MetadataStoreError && !this.#stopped &&
+          this.#clock.monotonic() + OFFSET_FETCH_RETRY_MS < deadline;
+        if (!waiting) {
+          if (!(err instanceof MetadataStoreError)) {
+            return { errorCode: this.#codeFor(err, "OffsetFetch"), offsets: [] };
+          }
+          this.#logger.warn("OffsetFetch failed: metadata store unavailable", {
+            group: groupId,
+            attempts: attempt,
+            err: err.message,
+          });
+          return {
+            errorCode: this.#stopped
+              ? ERROR_CODES.NOT_COORDINATOR
+              : ERROR_CODES.COORDINATOR_LOAD_IN_PROGRESS,
+            offsets: [],
+          };
+        }
+        await this.#pause(OFFSET_FETCH_RETRY_MS);
+      }
     }
+  }
+
+  /** Resolves after `ms`, or at once when the coordinator stops. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        timer.cancel();
+        this.#pauses.delete(wake);
+        resolve();
+      };
+      const timer = this.#clock.setTimeout(wake, ms);
+      this.#pauses.add(wake);
+    });
   }
 
   /**
