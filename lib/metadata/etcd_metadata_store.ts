@@ -254,7 +254,7 @@ export class EtcdMetadataStore implements MetadataStore {
       for (const kv of kvs) out.push(this.#entry(kv));
       const last = kvs.at(-1);
       if (!response.more || !last) break;
-      const lastKey = base64ToBytes(last.key);
+      const lastKey = gatewayBytes(last.key);
       const next = new Uint8Array(lastKey.length + 1);
       next.set(lastKey);
       from = bytesToBase64(next);
@@ -377,7 +377,7 @@ export class EtcdMetadataStore implements MetadataStore {
     );
     if (Number(info.TTL ?? 0) < 0) return; // unknown or expired already
     const ownKeys = ((info.keys ?? []) as string[]).some((key) =>
-      startsWith(base64ToBytes(key), this.#prefixBytes)
+      startsWith(gatewayBytes(key), this.#prefixBytes)
     );
     let revision: number;
     try {
@@ -526,8 +526,8 @@ export class EtcdMetadataStore implements MetadataStore {
 
   #entry(kv: Json): KvEntry {
     return {
-      key: decoder.decode(base64ToBytes(kv.key)).slice(this.#prefix.length),
-      value: base64ToBytes(kv.value),
+      key: decoder.decode(gatewayBytes(kv.key)).slice(this.#prefix.length),
+      value: gatewayBytes(kv.value),
       createRevision: Number(kv.create_revision ?? 0),
       modRevision: Number(kv.mod_revision ?? 0),
       version: Number(kv.version ?? 0),
@@ -671,7 +671,7 @@ export class EtcdMetadataStore implements MetadataStore {
   }
 
   #watchEvent(type: string | undefined, kv: Json, revision: number): WatchEvent {
-    const key = decoder.decode(base64ToBytes(kv.key)).slice(this.#prefix.length);
+    const key = decoder.decode(gatewayBytes(kv.key)).slice(this.#prefix.length);
     // PUT is the enum's default, which the gateway leaves out.
     if (type === "DELETE") {
       return { type: "delete", key, modRevision: revision };
@@ -869,6 +869,11 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
 function copyEvent(event: WatchEvent): WatchEvent {
   if (event.type === "delete") return { ...event };
   return { type: "put", entry: { ...event.entry, value: event.entry.value.slice() } };
+}
+
+/** A `bytes` field of a gateway answer: base64, and left out altogether when empty. */
+function gatewayBytes(text: string | undefined): Uint8Array {
+  return text ? base64ToBytes(text) : new Uint8Array(0);
 }
 
 function reasonOf(error: unknown): string {

@@ -147,6 +147,19 @@ export function metadataStoreConformance(
     assert.equal(text((await store.list("k"))[0].value), "abc");
   });
 
+  // etcd's JSON gateway leaves an empty `bytes` field out of its answers altogether.
+  test("an empty value reads back empty, from get, list and watch", async (store) => {
+    const watch = recordEvents(store, "e/");
+    const revision = await store.put("e/empty", new Uint8Array(0));
+    assert.equal((await store.get("e/empty"))!.value.length, 0);
+    assert.deepEqual((await store.list("e/")).map((e) => [e.key, e.value.length]), [[
+      "e/empty",
+      0,
+    ]]);
+    assert.deepEqual(watch.events.map(describe), [`put e/empty=@${revision}`]);
+    watch.stop();
+  });
+
   test("list returns the prefix range sorted by key", async (store) => {
     for (const key of ["b/2", "a/2", "a/10", "a/1", "a", "ab", "b/1", "a/1/x"]) {
       await store.put(key, bytes(key));
