@@ -8,13 +8,12 @@
  * store's watch.
  */
 import assert from "node:assert/strict";
-import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { startBackends, startDistributedBroker } from "../support/distributed.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
 import { encodeRecordBatch } from "../../lib/protocol/records.ts";
-import { scramLogin } from "../support/sasl_client.ts";
+import { scramLogin, scramSha512Upsertion } from "../support/sasl_client.ts";
 import {
   OPERATIONS as OP,
   PATTERN_TYPES as PT,
@@ -114,16 +113,9 @@ Deno.test("distributed: ACLs created and deleted through one broker take effect 
   };
   try {
     const admin1 = await login(1, "admin", "adminpw");
-    const salt = new Uint8Array(randomBytes(16));
     const user = await admin1.send(API_SCHEMAS[51], 0, {
       deletions: [],
-      upsertions: [{
-        name: "erin",
-        mechanism: 2,
-        iterations: 4096,
-        salt,
-        saltedPassword: new Uint8Array(pbkdf2Sync("erinpw", salt, 4096, 64, "sha512")),
-      }],
+      upsertions: [scramSha512Upsertion("erin", "erinpw")],
     });
     assert.equal(user!.results[0].errorCode, E.NONE);
     const created = await admin1.send(API_SCHEMAS[19], 4, {

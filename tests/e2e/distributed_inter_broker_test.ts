@@ -11,18 +11,22 @@
  * credential.
  */
 import assert from "node:assert/strict";
-import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { startBackends, startDistributedBroker } from "../support/distributed.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import type { ClientSecurity } from "../../lib/client/client_security.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
-import { encodeRecordBatch } from "../../lib/protocol/records.ts";
 import { scanBatches } from "../../lib/protocol/record_batch.ts";
 import { transactionCoordinatorOf } from "../../lib/broker/broker.ts";
 import { INTER_BROKER_USER } from "../../lib/broker/inter_broker.ts";
-import { scramLogin } from "../support/sasl_client.ts";
-import { makeCerts } from "../support/certs.ts";
+import { scramLogin, scramSha512Upsertion } from "../support/sasl_client.ts";
+import {
+  beginTransaction,
+  fetchCommitted,
+  produceInTransaction,
+  waitForTransactionState,
+} from "../support/txn_requests.ts";
+import { makeCerts, serverTlsArgs } from "../support/certs.ts";
 
 const TOPIC = "ibt";
 const PARTITIONS = 4;
@@ -36,58 +40,39 @@ Deno.test("distributed: on SASL_PLAINTEXT listeners only, with ACLs, a coordinat
 });
 
 Deno.test("distributed: on SASL_SSL listeners only, with ACLs, a coordinator writes markers to another broker's partitions", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await makeCerts(dir);
-    const ca = await Deno.readTextFile(`${dir}/ca.pem`);
-    await markersAcrossBrokers(
-      "SASL_SSL",
-      [
-        "--tls-cert-file",
-        `${dir}/server.pem`,
-        "--tls-key-file",
-        `${dir}/server.key`,
-        "--tls-client-ca-file",
-        `${dir}/ca.pem`,
-      ],
-      (username, password) => ({
-        protocol: "SASL_SSL",
-        caCerts: [ca],
-        sasl: { mechanism: "SCRAM-SHA-512", username, password },
-      }),
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await withCerts(async (dir, ca) => {
+    await markersAcrossBrokers("SASL_SSL", serverTlsArgs(dir), (username, password) => ({
+      protocol: "SASL_SSL",
+      caCerts: [ca],
+      sasl: { mechanism: "SCRAM-SHA-512", username, password },
+    }));
+  });
 });
 
 Deno.test("distributed: on SSL listeners only (mTLS), with ACLs, a coordinator writes markers to another broker's partitions", async () => {
   // No SASL: each broker presents its certificate (CN=localhost) to the other, and that
   // principal is a super user; the test's client is alice's certificate, a super user too.
-  const dir = await Deno.makeTempDir();
-  try {
-    await makeCerts(dir);
-    const ca = await Deno.readTextFile(`${dir}/ca.pem`);
+  await withCerts(async (dir, ca) => {
     const cert = await Deno.readTextFile(`${dir}/alice.pem`);
     const key = await Deno.readTextFile(`${dir}/alice.key`);
     await markersAcrossBrokers(
       "SSL",
-      [
-        "--tls-cert-file",
-        `${dir}/server.pem`,
-        "--tls-key-file",
-        `${dir}/server.key`,
-        "--tls-client-ca-file",
-        `${dir}/ca.pem`,
-        "--super-users",
-        "User:CN=localhost;User:CN=alice,O=acme",
-      ],
+      [...serverTlsArgs(dir), "--super-users", "User:CN=localhost;User:CN=alice,O=acme"],
       () => ({ protocol: "SSL", caCerts: [ca], cert, key }),
     );
+  });
+});
+
+/** Runs `fn` with makeCerts' files in a temporary directory, and the CA's PEM. */
+async function withCerts(fn: (dir: string, ca: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await makeCerts(dir);
+    await fn(dir, await Deno.readTextFile(`${dir}/ca.pem`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 async function markersAcrossBrokers(
   protocol: "SASL_PLAINTEXT" | "SASL_SSL" | "SSL",
@@ -150,41 +135,9 @@ async function markersAcrossBrokers(
     for (let i = 0; txnId === ""; i++) {
       if (transactionCoordinatorOf(`ibt-${i}`, [1, 2], 1) === 1) txnId = `ibt-${i}`;
     }
-    const init = (await admin1.send(API_SCHEMAS[22], 4, {
-      transactionalId: txnId,
-      transactionTimeoutMs: 60_000,
-      producerId: -1,
-      producerEpoch: -1,
-    }))!;
-    assert.equal(init.errorCode, E.NONE);
-    const ids = { producerId: init.producerId, producerEpoch: init.producerEpoch };
-    const added = await admin1.send(API_SCHEMAS[24], 3, {
-      v3AndBelowTransactionalId: txnId,
-      v3AndBelowProducerId: ids.producerId,
-      v3AndBelowProducerEpoch: ids.producerEpoch,
-      v3AndBelowTopics: [{ name: TOPIC, partitions: [...Array(PARTITIONS).keys()] }],
-    });
-    assert.deepEqual(
-      added!.resultsByTopicV3AndBelow![0].resultsByPartition.map((p) => p.partitionErrorCode),
-      Array(PARTITIONS).fill(E.NONE),
-    );
+    const ids = await beginTransaction(admin1, txnId, TOPIC, PARTITIONS, 60_000);
     for (let p = 0; p < PARTITIONS; p++) {
-      const res = await (leaders[p] === 1 ? admin1 : admin2).send(API_SCHEMAS[0], 9, {
-        transactionalId: txnId,
-        acks: -1,
-        timeoutMs: 10_000,
-        topicData: [{
-          name: TOPIC,
-          partitionData: [{
-            index: p,
-            records: encodeRecordBatch(
-              [{ key: null, value: new TextEncoder().encode(`p${p}`) }],
-              { ...ids, baseSequence: 0, transactional: true },
-            ),
-          }],
-        }],
-      });
-      assert.equal(res!.responses[0].partitionResponses[0].errorCode, E.NONE, `partition ${p}`);
+      await produceInTransaction(leaders[p] === 1 ? admin1 : admin2, txnId, ids, TOPIC, p);
     }
     const ended = await admin1.send(API_SCHEMAS[26], 3, {
       transactionalId: txnId,
@@ -194,42 +147,20 @@ async function markersAcrossBrokers(
     assert.equal(ended!.errorCode, E.NONE);
 
     // Every partition gets its marker: the record is read committed on each leader.
-    const deadline = Date.now() + COMPLETE_DEADLINE_MS;
-    let state = "";
-    while (Date.now() < deadline) {
-      const res = await admin1.send(API_SCHEMAS[65], 0, { transactionalIds: [txnId] });
-      state = res!.transactionStates[0].transactionState;
-      if (state === "CompleteCommit") break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const state = await waitForTransactionState(
+      admin1,
+      txnId,
+      "CompleteCommit",
+      COMPLETE_DEADLINE_MS,
+      100,
+    );
     assert.equal(
       state,
       "CompleteCommit",
       `not completed within ${COMPLETE_DEADLINE_MS} ms\n--- broker 1 ---\n${one.logs()}`,
     );
     for (let p = 0; p < PARTITIONS; p++) {
-      const res = await (leaders[p] === 1 ? admin1 : admin2).send(API_SCHEMAS[1], 11, {
-        replicaId: -1,
-        maxWaitMs: 0,
-        minBytes: 0,
-        maxBytes: 1 << 20,
-        isolationLevel: 1,
-        sessionId: 0,
-        sessionEpoch: -1,
-        topics: [{
-          topic: TOPIC,
-          partitions: [{
-            partition: p,
-            currentLeaderEpoch: -1,
-            fetchOffset: 0,
-            logStartOffset: -1,
-            partitionMaxBytes: 1 << 20,
-          }],
-        }],
-        forgottenTopicsData: [],
-        rackId: "",
-      });
-      const part = res!.responses[0].partitions[0];
+      const part = await fetchCommitted(leaders[p] === 1 ? admin1 : admin2, TOPIC, p);
       assert.equal(part.errorCode, E.NONE, `partition ${p}`);
       assert.equal(part.lastStableOffset, 2, `partition ${p}: the record and its marker`);
       assert.deepEqual(
@@ -241,16 +172,9 @@ async function markersAcrossBrokers(
 
     if (protocol === "SSL") return; // the rest is about SASL users
     // A user who is not a super user may not write markers.
-    const salt = new Uint8Array(randomBytes(16));
     const user = await admin1.send(API_SCHEMAS[51], 0, {
       deletions: [],
-      upsertions: [{
-        name: "erin",
-        mechanism: 2,
-        iterations: 4096,
-        salt,
-        saltedPassword: new Uint8Array(pbkdf2Sync("erinpw", salt, 4096, 64, "sha512")),
-      }],
+      upsertions: [scramSha512Upsertion("erin", "erinpw")],
     });
     assert.equal(user!.results[0].errorCode, E.NONE);
     const erin = await connect(two.bootstrap, as("erin", "erinpw"));
@@ -278,13 +202,7 @@ async function markersAcrossBrokers(
     assert.equal(login.errorCode, E.SASL_AUTHENTICATION_FAILED);
     const reserved = await admin2.send(API_SCHEMAS[51], 0, {
       deletions: [],
-      upsertions: [{
-        name: INTER_BROKER_USER,
-        mechanism: 2,
-        iterations: 4096,
-        salt,
-        saltedPassword: new Uint8Array(pbkdf2Sync("mine", salt, 4096, 64, "sha512")),
-      }],
+      upsertions: [scramSha512Upsertion(INTER_BROKER_USER, "mine")],
     });
     assert.equal(reserved!.results[0].errorCode, E.UNACCEPTABLE_CREDENTIAL);
   } finally {

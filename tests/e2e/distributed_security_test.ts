@@ -6,12 +6,11 @@
  * while through the PLAINTEXT listener it names the PLAINTEXT ones.
  */
 import assert from "node:assert/strict";
-import { pbkdf2Sync, randomBytes } from "node:crypto";
 import { startBackends, startDistributedBroker } from "../support/distributed.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
-import { scramLogin } from "../support/sasl_client.ts";
+import { scramLogin, scramSha512Upsertion } from "../support/sasl_client.ts";
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -44,16 +43,9 @@ Deno.test("distributed: credentials made through one broker log in on the other;
   try {
     // Through broker 1's PLAINTEXT listener (no authentication: it may manage credentials).
     const admin = await connect(ports[0].plain);
-    const salt = new Uint8Array(randomBytes(16));
     const altered = await admin.send(API_SCHEMAS[51], 0, {
       deletions: [],
-      upsertions: [{
-        name: "erin",
-        mechanism: 2,
-        iterations: 4096,
-        salt,
-        saltedPassword: new Uint8Array(pbkdf2Sync("erinpw", salt, 4096, 64, "sha512")),
-      }],
+      upsertions: [scramSha512Upsertion("erin", "erinpw")],
     });
     assert.equal(altered!.results[0].errorCode, E.NONE);
     const onTwo = await connect(ports[1].sasl);

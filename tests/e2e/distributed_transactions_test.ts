@@ -13,7 +13,6 @@ import { AdminClient } from "../../lib/client/admin.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
-import { encodeRecordBatch } from "../../lib/protocol/records.ts";
 import {
   BATCH_HEADER_BYTES,
   readVarint,
@@ -24,6 +23,12 @@ import { EtcdMetadataStore } from "../../lib/metadata/etcd_metadata_store.ts";
 import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import { decodeRecord, encodeRecord } from "../../lib/coordinator/txn_coordinator.ts";
 import { transactionCoordinatorOf } from "../../lib/broker/broker.ts";
+import {
+  beginTransaction,
+  fetchCommitted,
+  produceInTransaction,
+  waitForTransactionState,
+} from "../support/txn_requests.ts";
 
 const PARTITIONS = 4;
 /** The dead broker's session lease (10 s), etcd's rounding, a check round and slack. */
@@ -55,42 +60,9 @@ Deno.test("distributed: a transaction decided when its coordinator dies is compl
     connections.push(conn1, conn2);
     const coordinator = await conn1.send(API_SCHEMAS[10], 3, { key: txnId, keyType: 1 });
     assert.equal(coordinator!.nodeId, 1);
-    const init = (await conn1.send(API_SCHEMAS[22], 4, {
-      transactionalId: txnId,
-      transactionTimeoutMs: 600_000,
-      producerId: -1,
-      producerEpoch: -1,
-    }))!;
-    assert.equal(init.errorCode, E.NONE);
-    const ids = { producerId: init.producerId, producerEpoch: init.producerEpoch };
-    const added = await conn1.send(API_SCHEMAS[24], 3, {
-      v3AndBelowTransactionalId: txnId,
-      v3AndBelowProducerId: ids.producerId,
-      v3AndBelowProducerEpoch: ids.producerEpoch,
-      v3AndBelowTopics: [{ name: "dtx", partitions: [...Array(PARTITIONS).keys()] }],
-    });
-    assert.deepEqual(
-      added!.resultsByTopicV3AndBelow![0].resultsByPartition.map((p) => p.partitionErrorCode),
-      Array(PARTITIONS).fill(E.NONE),
-    );
+    const ids = await beginTransaction(conn1, txnId, "dtx", PARTITIONS, 600_000);
     for (let p = 0; p < PARTITIONS; p++) {
-      const conn = leaders[p] === 1 ? conn1 : conn2;
-      const res = await conn.send(API_SCHEMAS[0], 9, {
-        transactionalId: txnId,
-        acks: -1,
-        timeoutMs: 10_000,
-        topicData: [{
-          name: "dtx",
-          partitionData: [{
-            index: p,
-            records: encodeRecordBatch(
-              [{ key: null, value: new TextEncoder().encode(`p${p}`) }],
-              { ...ids, baseSequence: 0, transactional: true },
-            ),
-          }],
-        }],
-      });
-      assert.equal(res!.responses[0].partitionResponses[0].errorCode, E.NONE, `partition ${p}`);
+      await produceInTransaction(leaders[p] === 1 ? conn1 : conn2, txnId, ids, "dtx", p);
     }
 
     // The coordinator dies; the decision it stored before dying is PrepareCommit.
@@ -105,38 +77,16 @@ Deno.test("distributed: a transaction decided when its coordinator dies is compl
       "conflict",
     );
 
-    const deadline = Date.now() + FAILOVER_MAX_MS;
-    let state = "";
-    while (Date.now() < deadline) {
-      const res = await conn2.send(API_SCHEMAS[65], 0, { transactionalIds: [txnId] });
-      state = res!.transactionStates[0].transactionState;
-      if (state === "CompleteCommit") break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const state = await waitForTransactionState(
+      conn2,
+      txnId,
+      "CompleteCommit",
+      FAILOVER_MAX_MS,
+      250,
+    );
     assert.equal(state, "CompleteCommit", `not completed within ${FAILOVER_MAX_MS} ms`);
     for (let p = 0; p < PARTITIONS; p++) {
-      const res = await conn2.send(API_SCHEMAS[1], 11, {
-        replicaId: -1,
-        maxWaitMs: 0,
-        minBytes: 0,
-        maxBytes: 1 << 20,
-        isolationLevel: 1,
-        sessionId: 0,
-        sessionEpoch: -1,
-        topics: [{
-          topic: "dtx",
-          partitions: [{
-            partition: p,
-            currentLeaderEpoch: -1,
-            fetchOffset: 0,
-            logStartOffset: -1,
-            partitionMaxBytes: 1 << 20,
-          }],
-        }],
-        forgottenTopicsData: [],
-        rackId: "",
-      });
-      const part = res!.responses[0].partitions[0];
+      const part = await fetchCommitted(conn2, "dtx", p);
       assert.equal(part.errorCode, E.NONE, `partition ${p}`);
       assert.equal(part.lastStableOffset, 2, `partition ${p}: the record and its marker`);
       const batches = scanBatches(part.records!).batches;

@@ -54,3 +54,15 @@ export async function makeCerts(dir: string): Promise<void> {
     );
   }
 }
+
+/** `serve` flags for the server certificate of `makeCerts(dir)`, requiring clients signed by its CA. */
+export function serverTlsArgs(dir: string): string[] {
+  return [
+    "--tls-cert-file",
+    `${dir}/server.pem`,
+    "--tls-key-file",
+    `${dir}/server.key`,
+    "--tls-client-ca-file",
+    `${dir}/ca.pem`,
+  ];
+}

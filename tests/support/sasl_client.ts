@@ -7,6 +7,7 @@ import type { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
 import { ScramClient } from "../../lib/client/sasl_client.ts";
+import { saltedPassword } from "../../lib/security/scram.ts";
 
 const HANDSHAKE = API_SCHEMAS[17];
 const AUTHENTICATE = API_SCHEMAS[36];
@@ -44,4 +45,16 @@ export async function plainLogin(
   return (await conn.send(AUTHENTICATE, version, {
     authBytes: enc.encode(`\u0000${user}\u0000${password}`),
   }))!;
+}
+
+/** An AlterUserScramCredentials upsertion giving `name` the SCRAM-SHA-512 `password`. */
+export function scramSha512Upsertion(name: string, password: string) {
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  return {
+    name,
+    mechanism: 2,
+    iterations: 4096,
+    salt,
+    saltedPassword: saltedPassword("SCRAM-SHA-512", password, salt, 4096),
+  };
 }
