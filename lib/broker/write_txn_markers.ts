@@ -32,33 +32,26 @@ export const WRITE_TXN_MARKERS_HANDLER = defineHandler<
   request: WRITE_TXN_MARKERS_REQUEST,
   response: WRITE_TXN_MARKERS_RESPONSE,
   async handle(req, ctx) {
-    if (!isSuperUser(ctx, OPERATIONS.CLUSTER_ACTION)) {
-      return {
-        markers: req.markers.map((m) => ({
-          producerId: m.producerId,
-          topics: m.topics.map((t) => ({
-            name: t.name,
-            partitions: t.partitionIndexes.map((partitionIndex) => ({
-              partitionIndex,
-              errorCode: ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED,
-            })),
-          })),
-        })),
-      };
-    }
+    const allowed = isSuperUser(ctx, OPERATIONS.CLUSTER_ACTION);
     const markers = [];
     for (const m of req.markers) {
       const partitions: TopicPartitionRef[] = m.topics.flatMap((t) =>
         t.partitionIndexes.map((partition) => ({ topic: t.name, partition }))
       );
-      const { elsewhere, codes } = await writeLocalMarkers(ctx.broker, {
-        producerId: m.producerId,
-        producerEpoch: m.producerEpoch,
-        commit: m.transactionResult,
-        decision: m.coordinatorEpoch,
-        partitions,
-      });
-      for (const tp of elsewhere) codes.set(tp, ERROR_CODES.NOT_LEADER_OR_FOLLOWER);
+      const codes = new Map<TopicPartitionRef, number>();
+      if (allowed) {
+        const written = await writeLocalMarkers(ctx.broker, {
+          producerId: m.producerId,
+          producerEpoch: m.producerEpoch,
+          commit: m.transactionResult,
+          decision: m.coordinatorEpoch,
+          partitions,
+        });
+        for (const [tp, code] of written.codes) codes.set(tp, code);
+        for (const tp of written.elsewhere) codes.set(tp, ERROR_CODES.NOT_LEADER_OR_FOLLOWER);
+      } else {
+        for (const tp of partitions) codes.set(tp, ERROR_CODES.CLUSTER_AUTHORIZATION_FAILED);
+      }
       let i = 0;
       markers.push({
         producerId: m.producerId,
