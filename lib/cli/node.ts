@@ -132,6 +132,8 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       leaseTtlMs: LEASE_TTL_MS,
       producerIdExpirationMs: config.producerIdExpirationMs,
       sealMaxAgeMs: config.sealMaxAgeMs,
+      // S3 PUTs ignore the pace (PutOptions.pace); only a local disk is paced.
+      segmentWriteRateMin: config.segmentWriteRateMin,
       compactionDedupeBufferBytes: config.compactionBufferBytes,
     },
     onBrokenInvariant: exitOnBrokenInvariant(logger),

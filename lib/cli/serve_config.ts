@@ -403,6 +403,17 @@ export const SERVE_SETTINGS = [
       "whatever the topic's segment.ms (bounds how long write-ahead objects are kept)",
   },
   {
+    name: "segment-write-rate-min",
+    env: "KAFSCALE_SEGMENT_WRITE_RATE_MIN",
+    kind: "int",
+    default: 64 * MIB,
+    min: 0,
+    max: 1024 * 1024 * MIB,
+    help: "On a local directory, sealing and compaction write segments at max(this, 2 x the " +
+      "produce rate) bytes per second, in small synced pieces, so the write-ahead fsync that " +
+      "acks=all produces wait for is not queued behind them; 0 writes them at full speed",
+  },
+  {
     name: "compaction-buffer-bytes",
     env: "KAFSCALE_COMPACTION_BUFFER_BYTES",
     kind: "int",
@@ -674,6 +685,7 @@ export interface ServeConfig {
   flushIntervalMs: number;
   flushBytes: number;
   sealMaxAgeMs: number;
+  segmentWriteRateMin: number;
   compactionBufferBytes: number;
   etcdMaxTxnOps: number;
   cacheBytes: number;

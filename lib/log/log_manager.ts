@@ -43,6 +43,7 @@ import { DELETE_CONCURRENCY, type LocatedWalRange, recoverPartition } from "./re
 import { scanWalChunks, walObjectCreatedMs, walObjectPrefix } from "./wal_format.ts";
 import { WalReader } from "./wal_reader.ts";
 import { WalWriter, type WalWriterStats } from "./wal_writer.ts";
+import { WritePacer } from "./write_pacer.ts";
 import { SegmentCache } from "./segment_cache.ts";
 import { partitionObjectPrefix } from "./segment_format.ts";
 
@@ -166,6 +167,7 @@ function validateConfig(config: LogConfig): void {
   if (config.pendingBytesMax !== undefined) positive("pendingBytesMax");
   if (config.walFileBytes !== undefined) positive("walFileBytes");
   if (config.sealMaxAgeMs !== undefined) positive("sealMaxAgeMs");
+  if (config.segmentWriteRateMin !== undefined) positive("segmentWriteRateMin", 0);
   if (config.sealCheckIntervalMs !== undefined) positive("sealCheckIntervalMs");
   if (config.walGcIntervalMs !== undefined) positive("walGcIntervalMs");
   if (config.walOrphanGraceMs !== undefined) positive("walOrphanGraceMs", 0);
@@ -206,6 +208,10 @@ export class LogManager {
     bytesOutstanding: 0,
   };
   #sealTimer: TimerHandle | null = null;
+  /** Seals with a deadline running (`#sealFully`): segment writes are not paced meanwhile. */
+  #deadlineSeals = 0;
+  /** Paces segment writes to a local disk (`segmentWriteRateMin`), or null. */
+  #pacer: WritePacer | null = null;
   #sealPass: Promise<void> | null = null;
   readonly #compactionTotals: CompactionTotals = {
     runs: 0,
@@ -262,6 +268,18 @@ export class LogManager {
       beforeCommit: () => this.#assertWritable(),
       onBrokenInvariant: deps.onBrokenInvariant ?? throwBrokenInvariant,
     });
+    const rateMin = deps.config.segmentWriteRateMin ?? 0;
+    const pacer = rateMin > 0
+      ? new WritePacer({
+        clock: deps.clock,
+        floorBytesPerSecond: rateMin,
+        ingestedBytes: () => this.#wal.stats.bytes,
+        // Sealing at close or at a handover has a deadline: what is left stays in the
+        // write-ahead stream, so it goes at full speed.
+        bypass: () => this.#state !== "started" || this.#deadlineSeals > 0,
+      })
+      : null;
+    this.#pacer = pacer;
     this.#context = {
       objectStore: deps.objectStore,
       metadata: deps.metadata,
@@ -275,6 +293,7 @@ export class LogManager {
       onClosed: (log) => this.#forget(log),
       onBrokenInvariant: deps.onBrokenInvariant ?? throwBrokenInvariant,
       walReader: new WalReader(deps.objectStore, this.#cache),
+      ...(pacer ? { paceSegmentWrite: (bytes: number) => pacer.pace(bytes) } : {}),
       noteObjectsWritten: (count) => {
         this.#objectsWritten += count;
       },
@@ -477,6 +496,8 @@ export class LogManager {
     if (this.#state === "closed" || this.#state === "closing") return;
     const wasStarted = this.#state === "started";
     this.#state = "closing";
+    // Paced segment writes go at full speed from now on (the pacer's bypass), waiting ones too.
+    this.#pacer?.releaseWaiting();
     this.#sealTimer?.cancel();
     this.#compactionTimer?.cancel();
     this.#gcTimer?.cancel();
@@ -726,12 +747,18 @@ export class LogManager {
 
   /** Seals everything unsealed of `log` (several segments if needed), until `deadline`. */
   async #sealFully(log: PartitionLog, deadline: number): Promise<void> {
-    // Bounded: each successful seal removes at least one range.
-    for (let i = 0; i < 10_000 && log.unsealedBytes > 0 && !log.closed; i++) {
-      if (this.#deps.clock.monotonic() >= deadline) return;
-      const before = log.sealedEnd;
-      await this.#sealOne(log);
-      if (log.sealedEnd === before) return;
+    this.#deadlineSeals++;
+    this.#pacer?.releaseWaiting();
+    try {
+      // Bounded: each successful seal removes at least one range.
+      for (let i = 0; i < 10_000 && log.unsealedBytes > 0 && !log.closed; i++) {
+        if (this.#deps.clock.monotonic() >= deadline) return;
+        const before = log.sealedEnd;
+        await this.#sealOne(log);
+        if (log.sealedEnd === before) return;
+      }
+    } finally {
+      this.#deadlineSeals--;
     }
   }
 

@@ -225,6 +225,11 @@ export interface LogConfig {
   compactionDedupeBufferBytes?: number;
   /** Sealed bytes one compaction run reads (default 64 MiB). */
   compactionInputBytesMax?: number;
+  /**
+   * Lowest pace, in bytes per second, of segment writes (sealing, compaction) to a local disk;
+   * they go at max(this, 2 x the write-ahead rate) (`WritePacer`). 0 or unset: full speed.
+   */
+  segmentWriteRateMin?: number;
 }
 
 export interface AppendOptions {
@@ -276,6 +281,8 @@ export interface LogContext {
   assertWritable(): void;
   /** Counts objects created in the object store (metrics: objects written per second). */
   noteObjectsWritten(count: number): void;
+  /** Paces segment writes (`PutOptions.pace`); absent: full speed. */
+  paceSegmentWrite?: (bytes: number) => Promise<void>;
   /** Reads write-ahead chunks back, small ones through cached blocks. */
   walReader: WalReader;
   /** The policy for broken invariants (production: log and stop the process). */
@@ -1457,8 +1464,11 @@ export class PartitionLog implements FlushSource {
     const joined = objectStore.putParts ? null : joinParts(segment.parts, segment.size);
     const putKfs = () =>
       joined
-        ? objectStore.put(kfsKey, joined, { ifNoneMatch: true })
-        : objectStore.putParts!(kfsKey, segment.parts, { ifNoneMatch: true });
+        ? objectStore.put(kfsKey, joined, { ifNoneMatch: true, pace: this.#ctx.paceSegmentWrite })
+        : objectStore.putParts!(kfsKey, segment.parts, {
+          ifNoneMatch: true,
+          pace: this.#ctx.paceSegmentWrite,
+        });
     // The index is derivable from its segment, so it is not flushed to stable storage:
     // readers fall back to scanning when it is missing or torn.
     const putIndex = () =>

@@ -28,6 +28,7 @@ import {
   type ObjectInfo,
   type ObjectStore,
   ObjectStoreError,
+  PACED_PIECE_BYTES,
   PreconditionFailedError,
   type PutOptions,
 } from "./object_store.ts";
@@ -135,15 +136,21 @@ export class LocalObjectStore implements ObjectStore {
     try {
       file = await this.#createTemp(temp, dir);
       let unsynced = 0;
+      // A paced write goes in small synced pieces, each let through by the pacer, so the
+      // device queue never holds more than one piece when a write-ahead fsync arrives.
+      const { pace } = options;
+      const piece = pace ? PACED_PIECE_BYTES : PUT_SYNC_CHUNK_BYTES;
       for (const data of parts) {
         for (let written = 0; written < data.length;) {
-          const n = await file.write(data.subarray(written, written + PUT_SYNC_CHUNK_BYTES));
+          const slice = data.subarray(written, written + piece);
+          if (pace) await pace(slice.length);
+          const n = await file.write(slice);
           written += n;
           unsynced += n;
           // A big durable object is flushed as it is written: one fdatasync of a whole segment
           // would hold the filesystem journal (ext4) long enough to stall every other fsync,
           // such as the write-ahead file's on the produce path.
-          if (durable && unsynced >= PUT_SYNC_CHUNK_BYTES) {
+          if (durable && unsynced >= piece) {
             await file.syncData();
             unsynced = 0;
           }

@@ -31,7 +31,17 @@ export interface PutOptions {
    * be missing or truncated. Readers must tolerate that. Default `true`.
    */
   durable?: boolean;
+  /**
+   * Background writes (sealing, compaction): awaited with the size of each piece before the
+   * backend writes it, so the caller can pace the writes and leave the disk to the write-ahead
+   * fdatasync of the produce path (`WritePacer`). A backend that writes a local disk then writes
+   * and syncs in pieces of `PACED_PIECE_BYTES`; one that sends whole objects (S3) ignores it.
+   */
+  pace?: (bytes: number) => Promise<void>;
 }
+
+/** Piece size of a paced durable write to a local disk (see `PutOptions.pace`). */
+export const PACED_PIECE_BYTES = 256 * 1024;
 
 /**
  * An object that grows by appends (the local write-ahead file). Readers use

@@ -9,12 +9,14 @@ import { MetadataStoreError } from "../../lib/metadata/metadata_store.ts";
 import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
 import { LocalObjectStore } from "../../lib/storage/local_object_store.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
+import { PACED_PIECE_BYTES } from "../../lib/storage/object_store.ts";
 import { ManualClock, SystemClock } from "../../lib/util/clock.ts";
 import { silentLogger } from "../../lib/util/logger.ts";
 import {
   append,
   appendAcked,
   batch,
+  bigBatch,
   CountingObjectStore,
   decode,
   eventually,
@@ -626,4 +628,57 @@ Deno.test("manager: on the system clock, timers flush and nothing leaks after cl
   await manager.close();
   await parked;
   await metadataStore.close();
+});
+
+Deno.test("seal on a local disk is paced by segmentWriteRateMin; close lets a waiting seal go", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "log_manager_paced_" });
+  const pieces = 4; // the segment is written in this many paced pieces
+  const h = await harness({
+    objectStore: new LocalObjectStore(dir),
+    partitions: 1,
+    // 1 MiB/s: after the first piece (the burst credit), each 256 KiB piece waits 250 ms of
+    // the manual clock, which only the test moves.
+    config: { segmentWriteRateMin: 1024 * 1024, segmentBytesMax: 64 * 1024 * 1024 },
+  });
+  const settledWithin = async (p: Promise<unknown>, ms: number) => {
+    let done = false;
+    p.then(() => (done = true), () => (done = true));
+    for (let i = 0; i < ms && !done; i++) await new Promise((r) => setTimeout(r, 1));
+    return done;
+  };
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < pieces; i++) {
+      await appendAcked(h, log, bigBatch(`record-${i}`, PACED_PIECE_BYTES - 200));
+    }
+    const seal = log.seal({ segmentBytes: 64 * 1024 * 1024 });
+    assert.equal(await settledWithin(seal, 300), false, "the second piece waits for the clock");
+    h.clock.advance(250);
+    assert.equal(await settledWithin(seal, 300), false, "the third piece waits for the clock");
+    await eventually(() => {
+      h.clock.advance(250);
+      return settledWithin(seal, 5);
+    }, "the paced seal to finish");
+    assert.equal(await seal, true);
+    assert.equal(log.segments.length, 1);
+
+    // A second segment is held by the pacer; close() must not wait for the clock.
+    for (let i = 0; i < pieces; i++) {
+      await appendAcked(h, log, bigBatch(`more-${i}`, PACED_PIECE_BYTES - 200));
+    }
+    const second = log.seal({ segmentBytes: 64 * 1024 * 1024 });
+    assert.equal(await settledWithin(second, 300), false);
+    const closed = h.manager.close();
+    assert.ok(await settledWithin(closed, 10_000), "close finished without the clock moving");
+    await second;
+
+    const reopened = await h.newManager();
+    const reloaded = await reopened.partition(TOPIC, 0);
+    assert.equal(reloaded.segments.length, 2);
+    assert.equal(reloaded.unsealedBytes, 0);
+    assert.equal(reloaded.highWatermark, 2 * pieces);
+  } finally {
+    await h.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

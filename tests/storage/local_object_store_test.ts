@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { LocalObjectStore, TEMP_FILE_PREFIX } from "../../lib/storage/local_object_store.ts";
-import { ObjectStoreError } from "../../lib/storage/object_store.ts";
+import { ObjectStoreError, PACED_PIECE_BYTES } from "../../lib/storage/object_store.ts";
 import { objectStoreConformance } from "./object_store_conformance.ts";
 
 async function withStore(fn: (store: LocalObjectStore, root: string) => Promise<void>) {
@@ -208,5 +208,36 @@ Deno.test("LocalObjectStore: readRangeSync reads by position, sees appends, and 
     for (let i = 0; i < 80; i++) await store.put(`b/${i}`, bytes(4, i));
     for (let i = 0; i < 80; i++) assert.deepEqual(store.readRangeSync(`b/${i}`, 0, 4), bytes(4, i));
     assert.deepEqual(store.readRangeSync("b/0", 0, 4), bytes(4, 0));
+  });
+});
+
+Deno.test("LocalObjectStore: a paced put asks the pacer before each piece and writes every byte", async () => {
+  await withStore(async (store) => {
+    const parts = [new Uint8Array(600 * 1024), new Uint8Array(10), new Uint8Array(300 * 1024)];
+    parts.forEach((p, i) => p.forEach((_, j) => (p[j] = (i * 31 + j) & 0xff)));
+    const asked: number[] = [];
+    let release: (() => void) | null = null;
+    const put = store.putParts("t/0/segment.kfs", parts, {
+      ifNoneMatch: true,
+      pace: (bytes) => {
+        asked.push(bytes);
+        // The third piece is held: nothing may be published before the pacer lets it go.
+        return asked.length === 3 ? new Promise((r) => (release = r)) : Promise.resolve();
+      },
+    });
+    for (let i = 0; i < 1_000 && !release; i++) await new Promise((r) => setTimeout(r, 1));
+    assert.ok(release, "the third piece reached the pacer");
+    assert.equal(await store.get("t/0/segment.kfs"), null, "not published while paced");
+    (release as () => void)();
+    await put;
+    assert.ok(asked.every((n) => n > 0 && n <= PACED_PIECE_BYTES), `pieces ${asked}`);
+    assert.equal(asked.reduce((a, b) => a + b, 0), 600 * 1024 + 10 + 300 * 1024);
+    const total = new Uint8Array(600 * 1024 + 10 + 300 * 1024);
+    let at = 0;
+    for (const p of parts) {
+      total.set(p, at);
+      at += p.length;
+    }
+    assert.deepEqual(await store.get("t/0/segment.kfs"), total);
   });
 });
