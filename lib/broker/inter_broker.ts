@@ -16,6 +16,8 @@
 import type { BrokerRegistration } from "../metadata/cluster_metadata.ts";
 import type { ClientSecurity, SecurityProtocol } from "../client/client_security.ts";
 import type { SaslMechanism } from "../security/scram.ts";
+import { X509Certificate } from "node:crypto";
+import { certificatePrincipal } from "../server/tls_listener.ts";
 
 export const INTER_BROKER_USER = "__kafscale_broker";
 export const INTER_BROKER_PRINCIPAL = `User:${INTER_BROKER_USER}`;
@@ -40,11 +42,30 @@ export function interBrokerEndpoint(
     // Registrations written before listeners carried a protocol named it as the listener.
     protocol: (l.protocol ?? l.name) as SecurityProtocol,
   }));
-  for (const protocol of PREFERENCE) {
-    const found = listeners.find((l) => l.protocol === protocol);
-    if (found) return found;
+  const protocol = preferredProtocol(listeners.map((l) => l.protocol));
+  return listeners.find((l) => l.protocol === protocol) ??
+    { host: target.host, port: target.port, protocol: "PLAINTEXT" };
+}
+
+/** Which of a broker's listener protocols other brokers call it over (PLAINTEXT: none). */
+export function preferredProtocol(protocols: readonly string[]): SecurityProtocol {
+  return PREFERENCE.find((p) => protocols.includes(p)) ?? "PLAINTEXT";
+}
+
+/**
+ * The principal another broker gets when it calls this one over `protocol`: the reserved user
+ * over SASL, its certificate's subject over SSL with client certificates (brokers share the
+ * certificate or its CA), else `User:ANONYMOUS`.
+ */
+export function interBrokerPrincipal(
+  protocol: SecurityProtocol,
+  local: { certPem: string | null; clientCa: boolean },
+): string {
+  if (protocol === "SASL_PLAINTEXT" || protocol === "SASL_SSL") return INTER_BROKER_PRINCIPAL;
+  if (protocol === "SSL" && local.clientCa && local.certPem !== null) {
+    return certificatePrincipal(new X509Certificate(local.certPem));
   }
-  return { host: target.host, port: target.port, protocol: "PLAINTEXT" };
+  return "User:ANONYMOUS";
 }
 
 /** How to connect to a listener of `protocol` as this broker. */

@@ -17,7 +17,12 @@ import { ClusterMetadata, type TopicRecord } from "../metadata/cluster_metadata.
 import { MAX_TXN_OPERATIONS } from "../metadata/metadata_store.ts";
 import { exitOnBrokenInvariant } from "../util/assert.ts";
 import { watchStopStep } from "../util/stop_step.ts";
-import { INTER_BROKER_USER } from "../broker/inter_broker.ts";
+import {
+  INTER_BROKER_PRINCIPAL,
+  INTER_BROKER_USER,
+  interBrokerPrincipal,
+  preferredProtocol,
+} from "../broker/inter_broker.ts";
 import { RetentionTask } from "../log/retention.ts";
 import { Broker } from "../broker/broker.ts";
 import { retentionLimits } from "../broker/topic_config.ts";
@@ -275,6 +280,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
   broker.settings.port = advertised.port;
   broker.settings.listeners = listeners;
   warnUnauthenticatedListeners(config, logger);
+  await warnInterBrokerPrincipal(config, listeners, logger);
   // Other brokers sharing the metadata store send clients here (Metadata).
   const registrar = new BrokerRegistrar({
     metadata,
@@ -663,6 +669,37 @@ function warnUnauthenticatedListeners(config: ServeConfig, logger: Logger): void
       );
     }
   }
+}
+
+/**
+ * With ACLs on, a broker sharing etcd with others must let them write transaction markers here
+ * (WriteTxnMarkers needs CLUSTER_ACTION). Over SASL they log in as the reserved broker user,
+ * always allowed; over SSL they are their certificate's subject, and over PLAINTEXT (or SSL
+ * without client certificates) `User:ANONYMOUS`, which then must be a super user or hold an ACL
+ * for it. A warning at start names the principal, instead of a failed commit much later.
+ */
+async function warnInterBrokerPrincipal(
+  config: ServeConfig,
+  listeners: { protocol: string }[],
+  logger: Logger,
+): Promise<void> {
+  if (config.authorizer !== "acl" || config.etcdEndpoints.length === 0) return;
+  const protocol = preferredProtocol(listeners.map((l) => l.protocol));
+  let certPem: string | null = null;
+  if (protocol === "SSL" && config.tlsCertFile !== null) {
+    certPem = await Deno.readTextFile(config.tlsCertFile);
+  }
+  const principal = interBrokerPrincipal(protocol, {
+    certPem,
+    clientCa: config.tlsClientCaFile !== null,
+  });
+  if (principal === INTER_BROKER_PRINCIPAL || superUsersOf(config).includes(principal)) return;
+  logger.warn(
+    "Other brokers call this one as a principal that is not a super user: unless an ACL allows " +
+      "it ClusterAction on the cluster, transactions whose partitions are on several brokers " +
+      "cannot write their markers here; add it to --super-users",
+    { principal, protocol },
+  );
 }
 
 function isLoopback(host: string): boolean {

@@ -95,9 +95,14 @@ export function clientPrincipal(
   }
   const issuer = ca.find((c) => cert.checkIssued(c) && cert.verify(c.publicKey));
   if (!issuer) return { refused: "client certificate not signed by a trusted CA" };
+  return { principal: certificatePrincipal(cert) };
+}
+
+/** `User:<subject DN>` of a certificate, as SSL listeners name the client presenting it. */
+export function certificatePrincipal(cert: X509Certificate): string {
   // "CN=alice\nO=acme" -> "CN=alice,O=acme" (most specific first, as Kafka prints it).
   const dn = cert.subject.split("\n").filter((x) => x !== "").reverse().join(",");
-  return { principal: `User:${dn}` };
+  return `User:${dn}`;
 }
 
 /** The subset of Deno.Conn that Connection uses. */

@@ -31,6 +31,7 @@ import { makeCerts, serverTlsArgs } from "../support/certs.ts";
 const TOPIC = "ibt";
 const PARTITIONS = 4;
 const COMPLETE_DEADLINE_MS = 20_000;
+const PRINCIPAL_WARNING = "Other brokers call this one as a principal that is not a super user";
 
 Deno.test("distributed: on SASL_PLAINTEXT listeners only, with ACLs, a coordinator writes markers to another broker's partitions", async () => {
   await markersAcrossBrokers("SASL_PLAINTEXT", [], (username, password) => ({
@@ -60,6 +61,26 @@ Deno.test("distributed: on SSL listeners only (mTLS), with ACLs, a coordinator w
       [...serverTlsArgs(dir), "--super-users", "User:CN=localhost;User:CN=alice,O=acme"],
       () => ({ protocol: "SSL", caCerts: [ca], cert, key }),
     );
+  });
+});
+
+Deno.test("distributed: SSL listeners only, with ACLs, warn at start when the brokers' certificate is no super user", async () => {
+  // Other brokers would call this one as User:CN=localhost, which may not write markers here.
+  await withCerts(async (dir) => {
+    await using backends = await startBackends();
+    await using broker = await startDistributedBroker(backends, {
+      brokerId: 1,
+      args: [
+        "--listeners",
+        "SSL://127.0.0.1:0",
+        ...serverTlsArgs(dir),
+        "--authorizer",
+        "acl",
+        "--super-users",
+        "User:CN=alice,O=acme",
+      ],
+    });
+    assert.match(broker.logs(), new RegExp(`${PRINCIPAL_WARNING}.*principal="User:CN=localhost"`));
   });
 });
 
@@ -170,6 +191,8 @@ async function markersAcrossBrokers(
       );
     }
 
+    // The brokers' principal here is allowed: no start-up warning says otherwise.
+    for (const b of [one, two]) assert.doesNotMatch(b.logs(), new RegExp(PRINCIPAL_WARNING));
     if (protocol === "SSL") return; // the rest is about SASL users
     // A user who is not a super user may not write markers.
     const user = await admin1.send(API_SCHEMAS[51], 0, {
