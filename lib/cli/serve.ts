@@ -358,12 +358,15 @@ function settingNames(names: string[]): string {
     .join(", ");
 }
 
-/** The S3 store's start-up message, plus the settings that decide what it complains about. */
-function withS3Settings(err: unknown): string {
+/**
+ * The S3 store's start-up message, plus the settings that decide what it complains about. Matched
+ * on the store's own words only: the message names the endpoint, whose port may hold "403".
+ */
+export function withS3Settings(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   const names = /does not exist/.test(message)
     ? ["s3-bucket"]
-    : /access denied|credentials|403/i.test(message)
+    : /access denied|check the credentials/i.test(message)
     ? ["s3-access-key", "s3-secret-key"]
     : /region|path-style/.test(message)
     ? ["s3-region", "s3-path-style", "s3-endpoint"]

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { ConfigError, resolveServeConfig, SERVE_SETTINGS } from "../../lib/cli/serve_config.ts";
-import { serveHelp } from "../../lib/cli/serve.ts";
+import { serveHelp, withS3Settings } from "../../lib/cli/serve.ts";
 
 function resolve(
   flags: Record<string, string> = {},
@@ -129,4 +129,16 @@ Deno.test("serve config: log format text by default, journald under systemd, jso
     () => resolve({ "log-format": "xml" }),
     /"log-format" must be text, json or journald/,
   );
+});
+
+Deno.test("S3 start-up errors name the settings that decide them, whatever port the endpoint has", () => {
+  const refused = 'S3 bucket "b" at "http://127.0.0.1:40317" is not reachable: cannot connect: ' +
+    "Connection refused (os error 111) (after 4 attempts); check the endpoint URL and that the " +
+    "server runs";
+  assert.match(withS3Settings(new Error(refused)), /\(settings: "--s3-endpoint"/);
+  const denied = 'S3 bucket "b" at "http://127.0.0.1:9000": access denied; check the credentials ' +
+    "(static keys or AWS_* environment variables)";
+  assert.match(withS3Settings(new Error(denied)), /\(settings: "--s3-access-key"/);
+  const missing = 'S3 bucket "b" at "http://127.0.0.1:40300" does not exist';
+  assert.match(withS3Settings(new Error(missing)), /\(settings: "--s3-bucket"/);
 });
