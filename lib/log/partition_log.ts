@@ -122,7 +122,7 @@ import {
   walChunkPayload,
   WalFormatError,
 } from "./wal_format.ts";
-import { WAL_BLOCK_READ_MAX, type WalReader } from "./wal_reader.ts";
+import { ReadSlab, WAL_BLOCK_READ_MAX, type WalReader } from "./wal_reader.ts";
 import {
   type AbortedTxn,
   abortedTxnsIn,
@@ -1708,6 +1708,7 @@ export class PartitionLog implements FlushSource {
     // watermark because of them. Bounded: every step moves `offset` past one extent.
     const stepsMax = READ_SEGMENTS_MAX + this.#segments.length + this.#ranges.length;
     let prefetched = false;
+    let slab: ReadSlab | undefined;
     for (let i = 0, steps = 0; i < READ_SEGMENTS_MAX && offset < highWatermark; steps++) {
       if (steps >= stepsMax) break;
       const minOne = (opts.minOneBatch ?? false) && result.bytes === 0;
@@ -1751,7 +1752,9 @@ export class PartitionLog implements FlushSource {
         } else if (offset === range.baseOffset && range.size <= maxBytes - result.bytes) {
           // The whole range fits: its batches as they are, no per-batch work (with many
           // partitions a consumer reads a great many small ranges).
-          part = { chunks: [await this.#rangePayload(range)], reachedEnd: true };
+          // Small chunks read from a local file share buffers (the response drops them all).
+          slab ??= new ReadSlab();
+          part = { chunks: [await this.#rangePayload(range, slab)], reachedEnd: true };
         } else {
           const cached = this.#ctx.cache.get(rangeCacheKey(range));
           if (!cached) this.#readAheadRanges(index + 1);
@@ -1960,7 +1963,7 @@ export class PartitionLog implements FlushSource {
    * A whole range's batches: the cached view's bytes, or (small chunks) a view of a cached
    * block after a cheap header check, or the loaded and cached view.
    */
-  async #rangePayload(range: WalRange): Promise<Uint8Array> {
+  async #rangePayload(range: WalRange, slab: ReadSlab): Promise<Uint8Array> {
     const cached = this.#ctx.cache.get(rangeCacheKey(range));
     if (cached?.kind === "segment") return cached.view.bytes;
     if (range.length > WAL_BLOCK_READ_MAX) {
@@ -1968,7 +1971,7 @@ export class PartitionLog implements FlushSource {
     }
     let read: { bytes: Uint8Array | null; shared: boolean };
     try {
-      read = await this.#ctx.walReader.read(range.object, range.position, range.length);
+      read = await this.#ctx.walReader.read(range.object, range.position, range.length, slab);
     } catch (error) {
       throw toLogError(error, `Cannot read write-ahead object "${range.object}"`);
     }

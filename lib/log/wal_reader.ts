@@ -20,6 +20,38 @@ export const WAL_BLOCKS_AHEAD = 2;
 /** Chunks up to this size are read through blocks. */
 export const WAL_BLOCK_READ_MAX = 256 * 1024;
 
+/** Largest buffer a `ReadSlab` allocates, and the first one's size. */
+export const READ_SLAB_BYTES_MAX = 1024 * 1024;
+export const READ_SLAB_BYTES_MIN = 16 * 1024;
+
+/**
+ * Buffers that many small reads of one fetch share (`WalReader.read` with a slab): with many
+ * partitions a consumer's fetch reads thousands of chunks of a few KiB each, and one allocation
+ * per chunk leaves the allocator fragmented and the collector with thousands of buffers. Pieces
+ * are handed out back to back; each new buffer is twice the last (from 16 KiB up to 1 MiB), so a
+ * read that needs little allocates little and at most about half of what it allocates is unused.
+ * The pieces keep their buffer alive: use a slab for data that dies with the response, never for
+ * data that is cached.
+ */
+export class ReadSlab {
+  #buffer: Uint8Array | null = null;
+  #used = 0;
+  #next = READ_SLAB_BYTES_MIN;
+
+  /** `length` bytes of a shared buffer (bigger pieces get one of their own). */
+  take(length: number): Uint8Array {
+    if (length > READ_SLAB_BYTES_MAX / 4) return new Uint8Array(length);
+    if (!this.#buffer || this.#used + length > this.#buffer.byteLength) {
+      this.#buffer = new Uint8Array(Math.max(this.#next, length));
+      this.#next = Math.min(this.#next * 2, READ_SLAB_BYTES_MAX);
+      this.#used = 0;
+    }
+    const piece = this.#buffer.subarray(this.#used, this.#used + length);
+    this.#used += length;
+    return piece;
+  }
+}
+
 export class WalReader {
   readonly #objectStore: ObjectStore;
   readonly #cache: SegmentCache;
@@ -32,12 +64,14 @@ export class WalReader {
 
   /**
    * Bytes [position, position + length) of the object, or null when it is missing or shorter.
-   * `shared` says the bytes are a view of a cached block (do not cache a view of them again).
+   * `shared` says the bytes are a view of a cached block or of `slab` (do not cache a view of
+   * them). A small chunk of a local file is read into `slab` when one is given.
    */
   async read(
     object: string,
     position: number,
     length: number,
+    slab?: ReadSlab,
   ): Promise<{ bytes: Uint8Array | null; shared: boolean }> {
     const end = position + length;
     if (this.#objectStore.readRangeSync && length <= WAL_BLOCK_READ_MAX) {
@@ -45,8 +79,11 @@ export class WalReader {
       // cache, so each is read on its own, with nothing read (or cached) for other partitions.
       // Big chunks are read asynchronously below: a synchronous read of megabytes (a seal reads
       // a whole segment's worth) would hold the event loop, and produce latency with it.
-      const bytes = this.#objectStore.readRangeSync(object, position, end);
-      return { bytes: bytes && bytes.byteLength === length ? bytes : null, shared: false };
+      const bytes = this.#objectStore.readRangeSync(object, position, end, slab?.take(length));
+      return {
+        bytes: bytes && bytes.byteLength === length ? bytes : null,
+        shared: slab !== undefined,
+      };
     }
     const block = Math.floor(position / WAL_BLOCK_BYTES);
     if (

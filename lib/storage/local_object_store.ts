@@ -268,7 +268,12 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  readRangeSync(key: string, start: number, endExclusive: number): Uint8Array | null {
+  readRangeSync(
+    key: string,
+    start: number,
+    endExclusive: number,
+    into?: Uint8Array,
+  ): Uint8Array | null {
     this.#checkOpen();
     const path = this.#pathOf(key);
     let fd = this.#readFds.get(path);
@@ -284,7 +289,11 @@ export class LocalObjectStore implements ObjectStore {
         this.#readFds.delete(path); // re-inserted below: most recently used last
       }
       this.#readFds.set(path, fd);
-      const out = new Uint8Array(Math.max(0, endExclusive - start));
+      const length = Math.max(0, endExclusive - start);
+      if (into && into.byteLength !== length) {
+        throw new RangeError(`readRangeSync: "into" holds ${into.byteLength} bytes, not ${length}`);
+      }
+      const out = into ?? new Uint8Array(length);
       let filled = 0;
       while (filled < out.length) {
         const n = readSync(fd, out, filled, out.length - filled, start + filled);

@@ -83,9 +83,16 @@ export interface ObjectStore {
    * Bytes [start, endExclusive) read synchronously with one positioned read, or null when the
    * object is missing (shorter when the object is). Only stores whose reads are local and cheap
    * have it (a local directory: a few microseconds from the page cache, against ~50 us for an
-   * async read); callers use it for many small reads of recently written data.
+   * async read); callers use it for many small reads of recently written data. With `into`
+   * (`endExclusive - start` bytes long) the bytes are read there and the result is a view of it:
+   * many small reads can share one buffer instead of an allocation each.
    */
-  readRangeSync?(key: string, start: number, endExclusive: number): Uint8Array | null;
+  readRangeSync?(
+    key: string,
+    start: number,
+    endExclusive: number,
+    into?: Uint8Array,
+  ): Uint8Array | null;
   put(key: string, data: Uint8Array, options?: PutOptions): Promise<void>;
   /**
    * `put` of the concatenation of `parts`, without joining them first (a sealed segment is its

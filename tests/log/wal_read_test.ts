@@ -127,3 +127,49 @@ Deno.test("wal read: a truncated write-ahead file is an error, not wrong data", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("wal read: many small ranges of a local file come back in shared buffers, each exactly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kafscale-walread-" });
+  // No cache: every range is read back from the file (as when a consumer is far behind).
+  const local = await harness({
+    objectStore: new LocalObjectStore(dir),
+    config: { cacheBytesMax: 0 },
+  });
+  const memory = await harness({
+    objectStore: new MemoryObjectStore(),
+    config: { cacheBytesMax: 0 },
+  });
+  try {
+    for (const h of [local, memory]) {
+      const log = await h.manager.partition(TOPIC, 1);
+      // 150 rounds of one small batch each: 150 ranges of ~100 bytes.
+      for (let r = 0; r < 150; r++) {
+        const ack = append(log, batch([`round-${r}`]), { acks: 1 });
+        await h.flush();
+        await ack;
+      }
+      assert.equal(log.unsealedRangeCount, 150);
+      // A read takes up to READ_SEGMENTS_MAX ranges: read on from where each ended.
+      const got: [number, string][] = [];
+      for (let i = 0; i < 100 && got.length < 150; i++) {
+        const read = await log.read(got.length, 1 << 20);
+        assert.ok(read.chunks.length > 1, "many ranges per read");
+        got.push(...decode(read.chunks));
+        // On the local directory a read's chunks share a buffer or two (16 KiB, then
+        // doubling); elsewhere each comes from its own read.
+        const buffers = new Set(read.chunks.map((c) => c.buffer)).size;
+        if (h === local) {
+          assert.ok(buffers <= 2, `${buffers} buffers, ${read.chunks.length} chunks`);
+        } else assert.equal(buffers, read.chunks.length);
+      }
+      assert.deepEqual(got, [...Array(150).keys()].map((r) => [r, `round-${r}`]));
+      // A second read of the same data is unaffected by the first one's buffers.
+      const again = await log.read(75, 1 << 20);
+      assert.deepEqual(decode(again.chunks)[0], [75, "round-75"]);
+    }
+  } finally {
+    await local.close();
+    await memory.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

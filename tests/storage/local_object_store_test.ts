@@ -241,3 +241,16 @@ Deno.test("LocalObjectStore: a paced put asks the pacer before each piece and wr
     assert.deepEqual(await store.get("t/0/segment.kfs"), total);
   });
 });
+
+Deno.test("LocalObjectStore: readRangeSync into a given buffer returns a view of it", async () => {
+  await withStore(async (store) => {
+    const data = new Uint8Array(100).map((_, i) => i);
+    await store.put("a/one", data);
+    const shared = new Uint8Array(64);
+    const got = store.readRangeSync("a/one", 10, 30, shared.subarray(8, 28))!;
+    assert.equal(got.buffer, shared.buffer);
+    assert.deepEqual([...got], [...data.subarray(10, 30)]);
+    assert.deepEqual([...shared.subarray(8, 28)], [...data.subarray(10, 30)]);
+    assert.throws(() => store.readRangeSync("a/one", 0, 10, new Uint8Array(9)), /holds 9 bytes/);
+  });
+});
