@@ -12,7 +12,7 @@
  */
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
-import { makeCerts } from "../support/certs.ts";
+import { makeCerts, serverTlsArgs } from "../support/certs.ts";
 import { freePorts } from "../support/backends.ts";
 import { runAcls } from "../../lib/cli/acls.ts";
 import { runUsers } from "../../lib/cli/users.ts";
@@ -48,12 +48,7 @@ Deno.test("CLI over SASL_SSL and mTLS: users, topics, produce and consume, kafsc
       args: [
         "--listeners",
         `PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort}`,
-        "--tls-cert-file",
-        `${dir}/server.pem`,
-        "--tls-key-file",
-        `${dir}/server.key`,
-        "--tls-client-ca-file",
-        `${dir}/ca.pem`,
+        ...serverTlsArgs(dir),
         "--sasl-admin-user",
         "admin",
         "--sasl-admin-password-file",

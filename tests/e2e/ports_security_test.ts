@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
-import { makeCerts } from "../support/certs.ts";
+import { makeCerts, serverTlsArgs } from "../support/certs.ts";
 import { runBroker } from "../../lib/cli/broker.ts";
 import { ConfigError, resolveServeConfig } from "../../lib/cli/serve_config.ts";
 import { captureIo } from "../cli/cli_support.ts";
@@ -20,12 +20,7 @@ Deno.test("ports: HTTPS with a token on the HTTP port; mTLS on the control port"
     await makeCerts(dir);
     await using broker = await startBroker({
       args: [
-        "--tls-cert-file",
-        `${dir}/server.pem`,
-        "--tls-key-file",
-        `${dir}/server.key`,
-        "--tls-client-ca-file",
-        `${dir}/ca.pem`,
+        ...serverTlsArgs(dir),
         "--http-tls",
         "--http-token",
         TOKEN,

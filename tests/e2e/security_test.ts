@@ -17,7 +17,7 @@
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
 import { pythonPath, REPO_ROOT, requireFile, runProgram } from "./client_runner.ts";
-import { makeCerts, sh } from "../support/certs.ts";
+import { makeCerts, serverTlsArgs, sh } from "../support/certs.ts";
 
 const KAFKA_VERSION = Deno.env.get("KAFKA_REF_VERSION") ?? "4.1.0";
 const CLASSPATH = `${REPO_ROOT}.tools/kafka-ref/libs-${KAFKA_VERSION}/*:` +
@@ -39,12 +39,7 @@ Deno.test("security: SASL_SSL with SCRAM and PLAIN, kafka-configs.sh users, mTLS
       args: [
         "--listeners",
         `PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:${saslPort},SSL://127.0.0.1:${sslPort}`,
-        "--tls-cert-file",
-        `${dir}/server.pem`,
-        "--tls-key-file",
-        `${dir}/server.key`,
-        "--tls-client-ca-file",
-        `${dir}/ca.pem`,
+        ...serverTlsArgs(dir),
         "--sasl-admin-user",
         "admin",
         "--sasl-admin-password-file",
