@@ -10,7 +10,8 @@
  * producers go on at a moderate rate, and their latency is what they see.
  *
  * Rate: max(`floorBytesPerSecond`, INGEST_FACTOR x the bytes written ahead per second, averaged
- * over about a second). Sealing always outruns what is produced, so pacing cannot let unsealed
+ * with a time constant of INGEST_AVERAGE_MS, so the pace is back at the floor within about a
+ * second of a burst ending). Sealing always outruns what is produced, so pacing cannot let unsealed
  * data grow without bound; a backlog left by a burst is worked off at the floor rate. A token
  * bucket with BURST_MS of credit: an idle pacer lets the next piece through at once.
  * `bypass()` true (the broker is closing; sealing then has a deadline) writes at full speed, and
