@@ -6,8 +6,9 @@
  * or for an unowned one a registered broker picked by hash
  * (partition_leaders.ts); with one broker, that is always this one.
  * Durability comes from the object store, so the replica and ISR lists hold
- * just the leader. A partition's leader epoch is its owner's epoch (-1 while unowned). Topic (v8+) and cluster (v8-10) authorized operations,
- * when asked for, are every operation (no authorizer; authorized_operations.ts).
+ * just the leader. A partition's leader epoch is its owner's epoch; an unowned one's is the epoch
+ * its next acquisition takes. Topic (v8+) and cluster (v8-10) authorized operations, when asked
+ * for, are every operation (no authorizer; authorized_operations.ts).
  */
 import { METADATA_REQUEST, type MetadataRequest } from "../protocol/generated/metadata_request.ts";
 import {

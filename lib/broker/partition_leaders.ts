@@ -3,14 +3,15 @@
  * metadata store.
  *
  * - A partition with an owner (an owner key on the owner's session lease,
- *   `ClusterMetadata.listPartitionOwners`) is led by that owner while it is registered
+ *   `ClusterMetadata.listPartitionLeadership`) is led by that owner while it is registered
  *   (`ClusterMetadata.listBrokers`; registrations hang on the same lease). An owner that is not
  *   registered has no address to give: LEADER_NOT_AVAILABLE, and clients ask again.
  * - A partition nobody owns (new, or its owner's lease expired) is given to a registered broker
  *   picked by hashing its topic and index, so every broker answers the same and clients spread
- *   over the brokers; the first request there acquires it. Brokers draining the partition (a
- *   drain marker, `ClusterMetadata.listBrokerDrains`, lib/control/partition_drain.ts) are left
- *   out of the pick while another broker remains, so a drained partition moves at once.
+ *   over the brokers; the first request there acquires it, and the epoch reported is the one
+ *   that acquisition takes. Brokers draining the partition (a drain marker,
+ *   `ClusterMetadata.listBrokerDrains`, lib/control/partition_drain.ts) are left out of the pick
+ *   while another broker remains, so a drained partition moves at once.
  * - When the store does not answer, a broker whose session lease is still live claims what it
  *   cannot look up: its produce and fetch then answer retriable errors until the store is back,
  *   which beats sending clients nowhere. A broker whose lease has run out (cut off from the store
@@ -23,7 +24,7 @@
 import type {
   BrokerDrain,
   BrokerRegistration,
-  PartitionOwner,
+  PartitionLeadership,
   TopicRecord,
 } from "../metadata/cluster_metadata.ts";
 import { mapBounded } from "../log/bounded.ts";
@@ -45,9 +46,11 @@ export interface PartitionLeaders {
   /** The leader's node id, or -1 when the owner is alive but not reachable (not registered). */
   leaderOf(topic: string, partition: number): number;
   /**
-   * The leader epoch: the owner's epoch (lib/metadata/leader_epochs.ts), or -1 for a partition
-   * nobody owns yet (clients then accept the answer and send no epoch; the broker that acquires
-   * it reports the new epoch from then on).
+   * The leader epoch: the owner's epoch (lib/metadata/leader_epochs.ts). For a partition nobody
+   * owns, the epoch its next acquisition takes: the broker picked for it acquires it on the
+   * client's first request, at that epoch, so the client's epoch matches (and a Java consumer
+   * that read from the previous owner validates its position, KIP-320). -1 when the store
+   * cannot say.
    */
   epochOf(topic: string, partition: number): number;
 }
@@ -101,30 +104,30 @@ export async function partitionLeaders(
   });
   const candidatesFor = candidatePicker(live, drains);
 
-  const owners = new Map<string, Map<number, PartitionOwner> | null>();
+  const leadership = new Map<string, PartitionLeadership | null>();
   const names = [...new Set(topics.map((t) => t.name))];
   const listed = await mapBounded(
     names,
     OWNER_LOOKUP_CONCURRENCY,
-    (name) => broker.metadata.listPartitionOwners(name),
+    (name) => broker.metadata.listPartitionLeadership(name),
   );
   listed.forEach((result, i) => {
     if (result.status === "fulfilled") {
-      owners.set(names[i], result.value);
+      leadership.set(names[i], result.value);
     } else {
       broker.logger.debug("Metadata: cannot list partition owners; claiming them", {
         topic: names[i],
         err: String(result.reason),
       });
-      owners.set(names[i], null);
+      leadership.set(names[i], null);
     }
   });
 
   return {
     brokers: live.map((id) => byId.get(id)!),
     leaderOf(topic, partition) {
-      const topicOwners = owners.get(topic);
-      if (topicOwners === null || topicOwners === undefined) {
+      const topicOwners = leadership.get(topic)?.owners;
+      if (topicOwners === undefined) {
         // Unreadable owners: claim them only while this broker's lease is live.
         if (broker.logs.leaseHeld) return self.nodeId;
         return pickByHash(live.filter((id) => id !== self.nodeId), topic, partition);
@@ -134,7 +137,9 @@ export async function partitionLeaders(
       return pickByHash(candidatesFor(topic, partition), topic, partition);
     },
     epochOf(topic, partition) {
-      return owners.get(topic)?.get(partition)?.epoch ?? -1;
+      const known = leadership.get(topic);
+      if (!known) return -1;
+      return known.owners.get(partition)?.epoch ?? known.nextEpoch(partition);
     },
   };
 }

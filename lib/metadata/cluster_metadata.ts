@@ -164,6 +164,14 @@ export interface PartitionOwner {
   epoch: number;
 }
 
+/** `ClusterMetadata.listPartitionLeadership`: who owns a topic's partitions, and what is next. */
+export interface PartitionLeadership {
+  /** Live owners, by partition. */
+  owners: Map<number, PartitionOwner>;
+  /** The epoch the next acquisition of a partition nobody owns takes. */
+  nextEpoch(partition: number): number;
+}
+
 /**
  * The broker coordinating a group. `epoch` is the owner key's modRevision: the store revision
  * of the acquisition, so it grows with every take-over (no key outlives the lease to count
@@ -643,13 +651,33 @@ export class ClusterMetadata {
 
   /** Live owners of the topic's partitions, by partition. */
   async listPartitionOwners(topic: string): Promise<Map<number, PartitionOwner>> {
+    return (await this.listPartitionLeadership(topic)).owners;
+  }
+
+  /**
+   * The topic's live owners, and for each partition nobody owns the epoch its next acquisition
+   * takes (`acquirePartition`: one more than its state's epoch; 1 for a new partition). One
+   * listing of the topic's partition keys.
+   */
+  async listPartitionLeadership(topic: string): Promise<PartitionLeadership> {
     const prefix = `${this.#prefix}partitions/${topic}/`;
-    const out = new Map<number, PartitionOwner>();
+    const owners = new Map<number, PartitionOwner>();
+    const states = new Map<number, KvEntry>();
     for (const entry of await this.#store.list(prefix)) {
       const [partition, leaf] = entry.key.slice(prefix.length).split("/");
-      if (leaf === "owner") out.set(Number(partition), decodeJson<PartitionOwner>(entry));
+      if (leaf === "owner") owners.set(Number(partition), decodeJson<PartitionOwner>(entry));
+      else if (leaf === "state") states.set(Number(partition), entry);
     }
-    return out;
+    return {
+      owners,
+      nextEpoch(partition: number): number {
+        const state = states.get(partition);
+        const last = state
+          ? decodeJson<PartitionState>(state).epoch
+          : INITIAL_PARTITION_STATE.epoch;
+        return last + 1;
+      },
+    };
   }
 
   /**

@@ -18,6 +18,7 @@ import type { MetadataResponse } from "../../lib/protocol/generated/metadata_res
 const PRODUCE = API_SCHEMAS[0];
 const METADATA = API_SCHEMAS[3];
 const CREATE_TOPICS = API_SCHEMAS[19];
+const LIST_OFFSETS = API_SCHEMAS[2];
 const PARTITIONS = 8;
 
 async function metadata(b: TestBroker, topic: string, version = 12): Promise<MetadataResponse> {
@@ -153,6 +154,57 @@ Deno.test("Metadata: an owner that is alive but not registered is LEADER_NOT_AVA
     assert.equal(await produce(b1, "ghost", 3), ERROR_CODES.NOT_LEADER_OR_FOLLOWER);
     await facade.revokeLease(lease.id);
     assert.notEqual(leaders(await metadata(b1, "ghost"))[3], -1, "free again once revoked");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+function epochs(res: MetadataResponse): number[] {
+  return res.topics[0].partitions
+    .sort((a, b) => a.partitionIndex - b.partitionIndex)
+    .map((p) => p.leaderEpoch ?? -1);
+}
+
+/** ListOffsets (latest) of one partition sent with `currentLeaderEpoch`: its error code. */
+async function listOffsetWithEpoch(
+  b: TestBroker,
+  topic: string,
+  partition: number,
+  currentLeaderEpoch: number,
+): Promise<number> {
+  const conn = await b.connect();
+  const res = await conn.send(LIST_OFFSETS, 7, {
+    replicaId: -1,
+    isolationLevel: 0,
+    topics: [{
+      name: topic,
+      partitions: [{ partitionIndex: partition, currentLeaderEpoch, timestamp: -1 }],
+    }],
+  });
+  return res!.topics[0].partitions[0].errorCode;
+}
+
+Deno.test("Metadata: an unowned partition's leader epoch is the one its first request acquires it at", async () => {
+  const cluster = await startCluster();
+  try {
+    const [b1, b2] = cluster.nodes;
+    await createTopic(b1, "epochs");
+    // New partitions: nobody owns them, the next acquisition takes epoch 1, and both say so.
+    for (const b of [b1, b2]) {
+      assert.deepEqual(epochs(await metadata(b, "epochs")), Array(PARTITIONS).fill(1));
+    }
+    for (let p = 0; p < PARTITIONS; p++) assert.equal(await produce(b2, "epochs", p), 0);
+    assert.deepEqual(epochs(await metadata(b1, "epochs")), Array(PARTITIONS).fill(1));
+
+    // Broker 2 stops and releases them: broker 1 is named with epoch 2 before it holds them, and
+    // a client sending that epoch is answered (the request acquires at exactly that epoch).
+    await b2.stop();
+    const after = await metadata(b1, "epochs");
+    assert.deepEqual(leaders(after), Array(PARTITIONS).fill(1));
+    assert.deepEqual(epochs(after), Array(PARTITIONS).fill(2));
+    assert.equal(await listOffsetWithEpoch(b1, "epochs", 0, 2), ERROR_CODES.NONE);
+    assert.equal(await listOffsetWithEpoch(b1, "epochs", 1, 1), ERROR_CODES.FENCED_LEADER_EPOCH);
+    assert.deepEqual(epochs(await metadata(b1, "epochs")), Array(PARTITIONS).fill(2));
   } finally {
     await cluster.stop();
   }
