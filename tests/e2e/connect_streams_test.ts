@@ -131,10 +131,12 @@ async function connectScenario(broker: BrokerProcess): Promise<void> {
     const worker = new JavaProcess("connect", "org.apache.kafka.connect.cli.ConnectDistributed", [
       properties,
     ]);
-    await until("the Connect REST API", START_TIMEOUT_MS, async () => {
+    // GET /health (KIP-1017) answers 200 once the herder has created and read its internal
+    // topics; GET /connectors answers from the config snapshot while that is still going on.
+    await until("a healthy Connect worker", START_TIMEOUT_MS, async () => {
       if (worker.exited) throw new Error(`The worker exited:\n${worker.output()}`);
       try {
-        const res = await fetch(`${rest}/connectors`);
+        const res = await fetch(`${rest}/health`);
         await res.body?.cancel();
         return res.ok;
       } catch {
