@@ -11,8 +11,15 @@ import { CLIENTS_DIR, pythonPath, requireFile, runProgram, tail } from "./client
 
 /** Lines of a member's stderr kept for failure messages. */
 const STDERR_LINES_MAX = 200;
-/** How long a member may take to leave after SIGTERM. */
-const STOP_TIMEOUT_MS = 20_000;
+/**
+ * How long a member may take to leave after SIGTERM. A member stopped during a rebalance (the
+ * previous member's LeaveGroup starts one) may first wait for its JoinGroup, which the broker
+ * holds until every member has rejoined or the rebalance timeout (the members' 30 s
+ * max.poll.interval.ms) has passed, and librdkafka's close() can wait for that answer.
+ */
+const STOP_TIMEOUT_MS = 45_000;
+/** Lines of a member's stderr shown when it fails (librdkafka's group debug log included). */
+const STDERR_LINES_SHOWN = 80;
 /** How often `until` re-checks its condition. */
 const POLL_INTERVAL_MS = 50;
 
@@ -86,7 +93,9 @@ export class GroupMember {
     if (program.includes("/")) await requireFile(program);
     const child = new Deno.Command(program, {
       args,
-      env: { PYTHONUNBUFFERED: "1", NO_COLOR: "1" },
+      // librdkafka members log their group protocol steps (debug "cgrp") to stderr, so a
+      // failure message shows what a member was waiting for.
+      env: { PYTHONUNBUFFERED: "1", NO_COLOR: "1", KAFSCALE_TEST_RDKAFKA_DEBUG: "cgrp" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -148,7 +157,7 @@ export class GroupMember {
   describe(): string {
     return `${this.name} (${this.kind}, member ${this.memberId || "-"}, exit ${this.#exitCode}, ` +
       `${this.records.length} records, assignment ${JSON.stringify(this.assignment)})\n` +
-      `--- stderr ---\n${tail(this.#stderr.join("\n"), 30)}`;
+      `--- stderr ---\n${tail(this.#stderr.join("\n"), STDERR_LINES_SHOWN)}`;
   }
 
   /** Leaves cleanly: SIGTERM, then the program closes its consumer (LeaveGroup) and exits 0. */

@@ -20,6 +20,7 @@ assigns partitions, so the assignor, session and heartbeat settings are left to 
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -60,6 +61,9 @@ def main() -> int:
     }
     if args.instance_id:
         config["group.instance.id"] = args.instance_id
+    # librdkafka's debug contexts (e.g. "cgrp": the group protocol), logged to stderr.
+    if os.environ.get("KAFSCALE_TEST_RDKAFKA_DEBUG"):
+        config["debug"] = os.environ["KAFSCALE_TEST_RDKAFKA_DEBUG"]
     if args.group_protocol == "consumer":
         config["group.protocol"] = "consumer"
         for key in ("partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms"):
