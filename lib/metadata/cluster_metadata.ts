@@ -258,6 +258,11 @@ export const INITIAL_PARTITION_STATE: Readonly<PartitionState> = Object.freeze({
   epoch: 0,
 });
 
+/** The epoch an acquisition of a partition with this state and owner key (if any) takes. */
+function nextAcquisitionEpoch(state: PartitionState, owner: PartitionOwner | null): number {
+  return Math.max(state.epoch, owner?.epoch ?? 0) + 1;
+}
+
 const TOPIC_NAME_PATTERN = /^[a-zA-Z0-9._-]{1,249}$/;
 
 const encoder = new TextEncoder();
@@ -649,14 +654,9 @@ export class ClusterMetadata {
     return entry ? decodeJson<PartitionOwner>(entry) : null;
   }
 
-  /** Live owners of the topic's partitions, by partition. */
-  async listPartitionOwners(topic: string): Promise<Map<number, PartitionOwner>> {
-    return (await this.listPartitionLeadership(topic)).owners;
-  }
-
   /**
    * The topic's live owners, and for each partition nobody owns the epoch its next acquisition
-   * takes (`acquirePartition`: one more than its state's epoch; 1 for a new partition). One
+   * takes (`nextAcquisitionEpoch`, as `acquirePartition` computes it; 1 for a new partition). One
    * listing of the topic's partition keys.
    */
   async listPartitionLeadership(topic: string): Promise<PartitionLeadership> {
@@ -672,10 +672,10 @@ export class ClusterMetadata {
       owners,
       nextEpoch(partition: number): number {
         const state = states.get(partition);
-        const last = state
-          ? decodeJson<PartitionState>(state).epoch
-          : INITIAL_PARTITION_STATE.epoch;
-        return last + 1;
+        return nextAcquisitionEpoch(
+          state ? decodeJson<PartitionState>(state) : INITIAL_PARTITION_STATE,
+          null,
+        );
       },
     };
   }
@@ -711,7 +711,7 @@ export class ClusterMetadata {
       const previous = stateEntry
         ? decodeJson<PartitionState>(stateEntry)
         : INITIAL_PARTITION_STATE;
-      const epoch = Math.max(previous.epoch, owner?.epoch ?? 0) + 1;
+      const epoch = nextAcquisitionEpoch(previous, owner);
       const epochs = assignEpoch(
         previous.epochs,
         epoch,

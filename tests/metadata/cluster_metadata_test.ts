@@ -259,7 +259,7 @@ suite("releasePartition deletes only its own owner key", async ({ meta }) => {
   assert.equal(await meta.releasePartition("t", 0, { brokerId: 1, epoch: a.epoch + 1 }), false);
   assert.equal(await meta.releasePartition("t", 0, { brokerId: 1, epoch: a.epoch }), true);
   assert.equal(await meta.getPartitionOwner("t", 0), null);
-  const owners = await meta.listPartitionOwners("t");
+  const { owners } = await meta.listPartitionLeadership("t");
   assert.equal(owners.size, 0);
 });
 
