@@ -64,6 +64,8 @@ export interface BrokerSettings {
   consumerGroupHeartbeatIntervalMs?: number;
   /** Incremental fetch session slots (Kafka's max.incremental.fetch.session.cache.slots). */
   fetchSessionCacheSlots?: number;
+  /** Most record bytes per Fetch response (Kafka's broker fetch.max.bytes); default DEFAULT_FETCH_MAX_BYTES. */
+  fetchMaxBytes?: number;
   /** Advertised endpoint of each Kafka listener (`--listeners`); the first is host/port. */
   listeners?: { name: string; host: string; port: number }[];
   /** This broker's TLS files, for calls to another broker over TLS (inter_broker.ts). */

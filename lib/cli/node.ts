@@ -190,6 +190,7 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       segmentBytes: config.segmentBytes,
       transactionVersion: config.transactionVersion === 1 ? 1 : 2,
       fetchSessionCacheSlots: config.fetchSessionCacheSlots,
+      fetchMaxBytes: config.fetchMaxBytes,
       consumerGroupSessionTimeoutMs: config.groupConsumerSessionTimeoutMs,
       consumerGroupHeartbeatIntervalMs: config.groupConsumerHeartbeatIntervalMs,
       saslMechanisms: config.saslEnabledMechanisms.split(",").map((m) => m.trim()).filter((m) =>

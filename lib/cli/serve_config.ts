@@ -495,6 +495,16 @@ export const SERVE_SETTINGS = [
       "max.incremental.fetch.session.cache.slots); 0 turns them off (full fetches only)",
   },
   {
+    name: "fetch-max-bytes",
+    env: "KAFSCALE_FETCH_MAX_BYTES",
+    kind: "int",
+    default: 16 * MIB,
+    min: 1024,
+    max: 0x7fff_ffff,
+    help: "Most record bytes one Fetch response carries, whatever the request asks (Kafka's " +
+      "broker fetch.max.bytes, default 55 MiB there); the first batch is sent whatever its size",
+  },
+  {
     name: "message-max-bytes",
     env: "KAFSCALE_MESSAGE_MAX_BYTES",
     kind: "int",
@@ -693,6 +703,7 @@ export interface ServeConfig {
   queuedMaxRequestBytes: number;
   maxConnections: number;
   fetchSessionCacheSlots: number;
+  fetchMaxBytes: number;
   controlTls: boolean;
   groupConsumerSessionTimeoutMs: number;
   groupConsumerHeartbeatIntervalMs: number;

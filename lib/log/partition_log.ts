@@ -255,6 +255,11 @@ export interface ReadResult {
   outOfRange: boolean;
   /** The last stable offset: transactions open at or above it are undecided. */
   lastStableOffset: number;
+  /**
+   * The read ended before the high watermark because the next batch did not fit the budget (or
+   * a per-read bound was reached): there is more to read at the offset after `chunks`.
+   */
+  stoppedShort: boolean;
 }
 
 export interface ReadOptions {
@@ -1695,6 +1700,7 @@ export class PartitionLog implements FlushSource {
       logStartOffset: this.#logStartOffset,
       outOfRange: false,
       lastStableOffset: highWatermark,
+      stoppedShort: false,
     };
     if (fetchOffset < this.#logStartOffset || fetchOffset > this.#committedEnd) {
       result.outOfRange = true;
@@ -1771,7 +1777,10 @@ export class PartitionLog implements FlushSource {
         result.bytes += chunk.byteLength;
       }
       if (part.chunks.length > 0) i++;
-      if (!part.reachedEnd) break;
+      if (!part.reachedEnd) {
+        result.stoppedShort = true;
+        break;
+      }
       offset = next;
     }
     return result;
