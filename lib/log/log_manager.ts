@@ -847,7 +847,9 @@ export class LogManager {
     this.#gcCandidates = candidates;
     const deletes = await mapBounded(doomedObjects, DELETE_CONCURRENCY, async (key) => {
       if (await this.#holdsDataBeyondTheEnd(key, states, topicIds)) return false;
-      await objectStore.delete(key);
+      // A local write-ahead file may be kept for reuse: the next file overwrites its blocks.
+      if (objectStore.retireAppendable) await objectStore.retireAppendable(key);
+      else await objectStore.delete(key);
       this.#gcCandidates.delete(`object:${key}`);
       return true;
     });

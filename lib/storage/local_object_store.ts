@@ -19,6 +19,17 @@
  * `list` and `cleanupTempFiles()` (called by the broker at start-up) removes
  * them.
  *
+ * Appendable files nobody needs any more (the write-ahead files) can be retired into a pool of
+ * spares (`<rootDir>/.spare-files/`, at most `spareFilesMax`) instead of deleted, and the next
+ * `createAppendable` takes one: its appends then overwrite blocks the filesystem already
+ * allocated and pages already in the page cache. Appending to fresh blocks was ~18x slower than
+ * overwriting on this project's CI machine (`write(2)` of 600 MB: 1.5 s against 80 ms), and it
+ * was most of the time a flush round spent writing.
+ *
+ * A reused file keeps its old bytes past what is appended: whoever reads it must read only the
+ * ranges it was told were written (the write-ahead stream does: its metadata says where each
+ * chunk is, and a scan of a whole file stops at the first torn or foreign chunk).
+ *
  * Must not import anything that knows about Kafka messages.
  */
 
@@ -43,6 +54,10 @@ const READ_FDS_MAX = 64;
 const LIST_STAT_CONCURRENCY = 64;
 /** How deep `list` and `cleanupTempFiles` descend; keys are never nested deeper. */
 const MAX_DIRECTORY_DEPTH = 64;
+/** Folder of retired appendable files kept for reuse (a "." segment: never a key). */
+export const SPARE_FILES_DIR = ".spare-files";
+/** Retired appendable files kept for reuse by default (write-ahead files are 64 MiB each). */
+export const SPARE_FILES_MAX = 2;
 
 export interface LocalObjectStoreOptions {
   /**
@@ -52,6 +67,8 @@ export interface LocalObjectStoreOptions {
   syncDirectories?: boolean;
   /** Test hook: runs after the temp file is synced, before it is published. */
   beforePublish?: (tempPath: string) => Promise<void>;
+  /** Retired appendable files kept for reuse (default `SPARE_FILES_MAX`); 0 deletes them. */
+  spareFilesMax?: number;
 }
 
 export class LocalObjectStore implements ObjectStore {
@@ -64,12 +81,20 @@ export class LocalObjectStore implements ObjectStore {
   #closed = false;
   /** Open descriptors of `readRangeSync`, least recently used first. */
   readonly #readFds = new Map<string, number>();
+  readonly #spareFilesMax: number;
+  /** Paths of the spare files, once the folder was read (null before). */
+  #spares: string[] | null = null;
+  /** Retirements under way: they count against `spareFilesMax` before their rename lands. */
+  #retiring = 0;
 
   constructor(rootDir: string, options: LocalObjectStoreOptions = {}) {
     if (rootDir === "") throw new TypeError('LocalObjectStore needs a root directory, got ""');
     this.#root = rootDir.length > 1 ? rootDir.replace(/\/+$/, "") : rootDir;
     this.#syncDirectories = options.syncDirectories ?? Deno.build.os !== "windows";
     this.#beforePublish = options.beforePublish;
+    // Reuse needs the link count (a spare must have no other name), which Windows does not give.
+    this.#spareFilesMax = options.spareFilesMax ??
+      (Deno.build.os === "windows" ? 0 : SPARE_FILES_MAX);
   }
 
   get rootDir(): string {
@@ -196,13 +221,7 @@ export class LocalObjectStore implements ObjectStore {
     const dir = parentOf(path);
     let file: Deno.FsFile;
     try {
-      try {
-        file = await Deno.open(path, { write: true, createNew: true });
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-        await this.#makeDirectories(dir);
-        file = await Deno.open(path, { write: true, createNew: true });
-      }
+      file = await this.#reuseSpare(path, dir) ?? await this.#createNew(path, dir);
     } catch (error) {
       if (error instanceof Deno.errors.AlreadyExists) throw new PreconditionFailedError(key);
       throw this.#error("create", key, error);
@@ -319,6 +338,38 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Retires an appendable object whose bytes nobody will read again: kept as a spare for the
+   * next `createAppendable` while fewer than `spareFilesMax` are kept, else deleted. Its name is
+   * gone either way; a positioned read of it fails like one of a deleted object.
+   */
+  async retireAppendable(key: string): Promise<void> {
+    this.#checkOpen();
+    const spares = await this.#spareList();
+    if (spares.length + this.#retiring >= this.#spareFilesMax) return await this.delete(key);
+    const path = this.#pathOf(key);
+    const spare = `${this.#root}/${SPARE_FILES_DIR}/${randomSuffix()}`;
+    this.#retiring++;
+    try {
+      try {
+        await Deno.rename(path, spare);
+      } catch (error) {
+        // Either the object is gone already, or the spare folder does not exist yet.
+        if (!(error instanceof Deno.errors.NotFound) || !(await fileExists(path))) throw error;
+        await this.#makeDirectories(parentOf(spare));
+        await Deno.rename(path, spare);
+      }
+    } catch (error) {
+      if (isMissing(error)) return; // already gone
+      throw this.#error("retire", key, error);
+    } finally {
+      this.#retiring--;
+      // Never let a cached descriptor read the file's next life under this name.
+      this.#dropReadFd(path);
+    }
+    spares.push(spare);
+  }
+
   async delete(key: string): Promise<void> {
     const path = this.#pathOf(key);
     this.#dropReadFd(path);
@@ -367,6 +418,67 @@ export class LocalObjectStore implements ObjectStore {
       }
     }
     return removed;
+  }
+
+  async #createNew(path: string, dir: string): Promise<Deno.FsFile> {
+    try {
+      return await Deno.open(path, { write: true, createNew: true });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      await this.#makeDirectories(dir);
+      return await Deno.open(path, { write: true, createNew: true });
+    }
+  }
+
+  /**
+   * Gives a spare file the name `path` (create-only: `link` fails when the name exists) and
+   * opens it for writing from its start, without truncating it; null when there is no spare.
+   */
+  async #reuseSpare(path: string, dir: string): Promise<Deno.FsFile | null> {
+    const spares = await this.#spareList();
+    const spare = spares.pop();
+    if (spare === undefined) return null;
+    // A spare with a second name is not a spare (a crash can undo an unsynced unlink of one
+    // that was reused): overwriting it would overwrite that file. Forget the name, never reuse.
+    const links = (await Deno.stat(spare).catch(() => null))?.nlink ?? null;
+    if (links !== 1) {
+      if (links !== null) await Deno.remove(spare);
+      return await this.#reuseSpare(path, dir);
+    }
+    try {
+      try {
+        await Deno.link(spare, path);
+      } catch (error) {
+        // Either the spare is gone, or the target's folder does not exist yet.
+        if (!(error instanceof Deno.errors.NotFound) || !(await fileExists(spare))) throw error;
+        await this.#makeDirectories(dir);
+        await Deno.link(spare, path);
+      }
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return null; // the spare vanished: a new file
+      spares.push(spare); // still a spare
+      throw error;
+    }
+    await Deno.remove(spare);
+    // The spare's name must be gone for good before anything is written under the new one.
+    await this.#syncDirectory(`${this.#root}/${SPARE_FILES_DIR}`);
+    return await Deno.open(path, { write: true });
+  }
+
+  /** The spare files, read from their folder on first use. */
+  async #spareList(): Promise<string[]> {
+    if (this.#spares) return this.#spares;
+    const dir = `${this.#root}/${SPARE_FILES_DIR}`;
+    const found: string[] = [];
+    try {
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.isFile) found.push(`${dir}/${entry.name}`);
+      }
+    } catch (error) {
+      if (!isMissing(error)) throw this.#error("list spare files in", dir, error);
+    }
+    this.#spares ??= found;
+    return this.#spares;
   }
 
   async #createTemp(temp: string, dir: string): Promise<Deno.FsFile> {
@@ -480,6 +592,16 @@ export function isValidKey(key: string): boolean {
     if (segment.startsWith(TEMP_FILE_PREFIX)) return false;
   }
   return true;
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 function isMissing(error: unknown): boolean {

@@ -71,6 +71,12 @@ export interface ObjectStore {
    * only write whole objects (S3): callers then write one object per batch.
    */
   createAppendable?(key: string): Promise<AppendableObject>;
+  /**
+   * Removes an object made by `createAppendable` whose bytes nobody will read again, possibly
+   * keeping its storage for a later `createAppendable` (whose appends then overwrite it: its
+   * readers must only read what they know was appended). Absent: callers `delete`.
+   */
+  retireAppendable?(key: string): Promise<void>;
   /** The whole object, or `null` when it does not exist. */
   get(key: string): Promise<Uint8Array | null>;
   /**

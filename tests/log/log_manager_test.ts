@@ -7,7 +7,7 @@ import { EmbeddedMetadataStore } from "../../lib/metadata/embedded_metadata_stor
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
 import { MetadataStoreError } from "../../lib/metadata/metadata_store.ts";
 import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
-import { LocalObjectStore } from "../../lib/storage/local_object_store.ts";
+import { LocalObjectStore, SPARE_FILES_DIR } from "../../lib/storage/local_object_store.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import { PACED_PIECE_BYTES } from "../../lib/storage/object_store.ts";
 import { ManualClock, SystemClock } from "../../lib/util/clock.ts";
@@ -599,6 +599,50 @@ Deno.test("restart on LocalObjectStore + EmbeddedMetadataStore", async () => {
     await run.metadataStore.close();
     await run.objectStore.close();
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("collection: on a local disk, collected write-ahead files are reused, and what they held before is never read back", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "log_manager_spares_" });
+  const objectStore = new LocalObjectStore(dir);
+  // One round per write-ahead file, so every round makes a new file.
+  const h = await harness({ objectStore, config: { walFileBytes: 1, walOrphanGraceMs: 0 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const walFiles = async () => await objectStore.list("default/~wal/");
+    const spares = async () =>
+      (await Array.fromAsync(Deno.readDir(`${dir}/${SPARE_FILES_DIR}`)).catch(() => [])).length;
+    const old = ["old-0", "old-1", "old-2"].map((tag) => bigBatch(tag, 8192));
+    for (const b of old) await appendAcked(h, log, b);
+    assert.equal((await walFiles()).length, 3);
+    await sealAll(log);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    const [active] = await walFiles();
+    assert.equal((await walFiles()).length, 1, "the file being appended to stays");
+    assert.equal(await spares(), 2, "the other two are kept as spares, not deleted");
+
+    // The next two rounds go to the spares: each file still holds old bytes past its new chunk.
+    for (const v of ["new-0", "new-1"]) await appendAcked(h, log, batch([v]));
+    assert.equal(await spares(), 0);
+    const files = (await walFiles()).filter((f) => f.key !== active.key);
+    assert.equal(files.length, 2);
+    for (const f of files) assert.ok(f.size > 8192, `reused ${f.key} keeps its old bytes`);
+    const values = () => log.read(0, 1 << 20).then((r) => decode(r.chunks).map(([, v]) => v));
+    const expected = [...old.map((_, i) => `old-${i}`.padEnd(8192, ".")), "new-0", "new-1"];
+    assert.deepEqual(await values(), expected);
+
+    // Sealed and collected again: the reused files' stale tails are not taken for data beyond
+    // the committed end (which would keep them), and they go back to the pool.
+    await sealAll(log);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    assert.equal((await walFiles()).length, 1);
+    assert.equal(await spares(), 2);
+    assert.deepEqual(await values(), expected);
+  } finally {
+    await h.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
-import { LocalObjectStore, TEMP_FILE_PREFIX } from "../../lib/storage/local_object_store.ts";
-import { ObjectStoreError, PACED_PIECE_BYTES } from "../../lib/storage/object_store.ts";
+import {
+  LocalObjectStore,
+  SPARE_FILES_DIR,
+  TEMP_FILE_PREFIX,
+} from "../../lib/storage/local_object_store.ts";
+import {
+  ObjectStoreError,
+  PACED_PIECE_BYTES,
+  PreconditionFailedError,
+} from "../../lib/storage/object_store.ts";
 import { objectStoreConformance } from "./object_store_conformance.ts";
 
 async function withStore(fn: (store: LocalObjectStore, root: string) => Promise<void>) {
@@ -254,3 +262,115 @@ Deno.test("LocalObjectStore: readRangeSync into a given buffer returns a view of
     assert.throws(() => store.readRangeSync("a/one", 0, 10, new Uint8Array(9)), /holds 9 bytes/);
   });
 });
+
+Deno.test("LocalObjectStore: a retired appendable file is reused by the next one, which overwrites it from its start", async () => {
+  await withStore(async (store, root) => {
+    const bytes = (n: number, from = 0) =>
+      Uint8Array.from({ length: n }, (_, i) => (from + i) % 251);
+    const old = await store.createAppendable("w/1.wal");
+    await old.append(bytes(1000));
+    await old.close();
+    const taken = await store.createAppendable("w/taken.wal");
+    await taken.close();
+    const inode = (await Deno.stat(`${root}/w/1.wal`)).ino;
+    assert.deepEqual(store.readRangeSync("w/1.wal", 0, 10), bytes(10), "a descriptor is cached");
+
+    await store.retireAppendable("w/1.wal");
+    assert.equal(await store.get("w/1.wal"), null);
+    assert.equal(store.readRangeSync("w/1.wal", 0, 10), null, "the cached descriptor is dropped");
+    assert.deepEqual((await store.list("w/")).map((o) => o.key), ["w/taken.wal"]);
+    const spares = await Array.fromAsync(Deno.readDir(`${root}/${SPARE_FILES_DIR}`));
+    assert.equal(spares.length, 1);
+
+    // Create-only still holds with a spare at hand: an existing name is refused, the spare kept.
+    await assert.rejects(() => store.createAppendable("w/taken.wal"), PreconditionFailedError);
+
+    const next = await store.createAppendable("w/2.wal");
+    assert.equal((await Deno.stat(`${root}/w/2.wal`)).ino, inode, "the same file, renamed");
+    assert.equal(await next.append(bytes(100, 7)), 0, "appends start at 0");
+    assert.equal(await next.append(bytes(10, 50)), 100);
+    assert.equal(next.size, 110);
+    await next.close();
+    assert.deepEqual(store.readRangeSync("w/2.wal", 0, 110), concat(bytes(100, 7), bytes(10, 50)));
+    // Past what was appended, the file still holds its old bytes: readers read only ranges
+    // they were told were written.
+    assert.deepEqual(store.readRangeSync("w/2.wal", 110, 120), bytes(10, 110));
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(`${root}/${SPARE_FILES_DIR}`)), []);
+
+    // With no spare left, a new file is a new, empty file.
+    const fresh = await store.createAppendable("w/3.wal");
+    await fresh.close();
+    assert.equal((await Deno.stat(`${root}/w/3.wal`)).size, 0);
+  });
+});
+
+Deno.test("LocalObjectStore: at most spareFilesMax retired files are kept; the rest are deleted", async () => {
+  for (const max of [0, 2]) {
+    const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+    const store = new LocalObjectStore(root, { spareFilesMax: max });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const f = await store.createAppendable(`w/${i}.wal`);
+        await f.append(new Uint8Array(10));
+        await f.close();
+      }
+      // At once, as collection retires them: the bound holds for retirements in flight too.
+      await Promise.all([0, 1, 2, 3].map((i) => store.retireAppendable(`w/${i}.wal`)));
+      await store.retireAppendable("w/missing.wal"); // already gone: nothing to do
+      assert.deepEqual(await store.list("w/"), []);
+      const spares = await Array.fromAsync(Deno.readDir(`${root}/${SPARE_FILES_DIR}`)).catch(
+        () => [],
+      );
+      assert.equal(spares.length, max, `spareFilesMax ${max}`);
+    } finally {
+      await store.close();
+      await Deno.remove(root, { recursive: true });
+    }
+  }
+});
+
+Deno.test("LocalObjectStore: spares survive a restart; a spare with a second name is never reused", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
+  try {
+    let store = new LocalObjectStore(root);
+    for (const name of ["a", "b"]) {
+      const f = await store.createAppendable(`w/${name}.wal`);
+      await f.append(new TextEncoder().encode(`${name} data`));
+      await f.close();
+    }
+    for (const name of ["a", "b"]) await store.retireAppendable(`w/${name}.wal`);
+    await store.close();
+    // A spare that is also another file's name (what a crash could leave if the unlink of a
+    // reused spare was lost): overwriting it would overwrite that file.
+    const [first] = (await Array.fromAsync(Deno.readDir(`${root}/${SPARE_FILES_DIR}`)))
+      .map((e) => `${root}/${SPARE_FILES_DIR}/${e.name}`);
+    await Deno.mkdir(`${root}/other`);
+    await Deno.link(first, `${root}/other/live.wal`);
+    const liveBytes = await Deno.readFile(first);
+
+    store = new LocalObjectStore(root);
+    const liveInode = (await Deno.stat(`${root}/other/live.wal`)).ino;
+    const sizes: number[] = [];
+    for (const name of ["c", "d"]) {
+      const f = await store.createAppendable(`w/${name}.wal`);
+      await f.close();
+      const info = await Deno.stat(`${root}/w/${name}.wal`);
+      assert.notEqual(info.ino, liveInode, "the doubly named spare is never taken");
+      sizes.push(info.size);
+    }
+    assert.equal(sizes.filter((n) => n > 0).length, 1, "the other spare was reused");
+    assert.deepEqual(await Deno.readFile(`${root}/other/live.wal`), liveBytes, "left untouched");
+    // Both are gone from the pool: one reused, the doubly named one forgotten.
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(`${root}/${SPARE_FILES_DIR}`)), []);
+    await store.close();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
