@@ -78,6 +78,17 @@ export const UNSEALED_RANGES_TOTAL_MAX = 200_000;
  * time in its name): younger, it can belong to a round whose commit has not landed yet.
  */
 export const WAL_ORPHAN_GRACE_MS = 10 * 60 * 1000;
+/**
+ * The grace of this broker's own write-ahead files on a local disk (file mode), when it is
+ * shorter than the configured one. Flush rounds run one at a time, and the writer moves to a new
+ * file only when a round starts, after the previous one's commit ended: a file that is not the
+ * one being appended to has no commit pending. What is left is a commit whose outcome was
+ * unknown (a timeout) and that a metadata store applies late; the two passes a deletion needs
+ * (`DEFAULT_WAL_GC_INTERVAL_MS` apart) cover that, and this grace (counted from the file's
+ * creation) adds to it. With the 10-minute grace every file stayed 10 minutes: at 50 MB/s of
+ * produce, 30 GB of disk.
+ */
+export const OWN_WAL_FILE_GRACE_MS = 60 * 1000;
 /** Partitions sealing at once. */
 export const SEAL_CONCURRENCY = 1;
 /** Longest `close()` spends sealing before it stops (what is left stays in the write-ahead stream). */
@@ -836,10 +847,16 @@ export class LogManager {
     }
     const now = this.#deps.clock.now();
     const doomedObjects: string[] = [];
+    const orphanGraceMs = this.#config.walOrphanGraceMs ?? WAL_ORPHAN_GRACE_MS;
+    const ownFiles = this.#wal.mode === "file"
+      ? `${walObjectPrefix(this.#config.namespace)}${this.#deps.brokerId}/`
+      : null;
     for (const { key } of objects) {
       if (referenced.has(key) || key === this.#wal.activeObject) continue;
       const createdMs = walObjectCreatedMs(key);
-      const graceMs = this.#config.walOrphanGraceMs ?? WAL_ORPHAN_GRACE_MS;
+      const graceMs = ownFiles !== null && key.startsWith(ownFiles)
+        ? Math.min(orphanGraceMs, OWN_WAL_FILE_GRACE_MS)
+        : orphanGraceMs;
       if (createdMs === null || now - createdMs < graceMs) continue;
       candidates.add(`object:${key}`);
       if (previous.has(`object:${key}`)) doomedObjects.push(key);

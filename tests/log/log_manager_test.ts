@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { LOG_ERROR_CODE, LogError, LogManager } from "../../lib/log/log_manager.ts";
+import {
+  LOG_ERROR_CODE,
+  LogError,
+  LogManager,
+  OWN_WAL_FILE_GRACE_MS,
+  WAL_ORPHAN_GRACE_MS,
+} from "../../lib/log/log_manager.ts";
 import { segmentObjectKey } from "../../lib/log/segment_format.ts";
 import { encodeWalRound } from "../../lib/log/wal_format.ts";
 import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
@@ -641,6 +647,47 @@ Deno.test("collection: on a local disk, collected write-ahead files are reused, 
     assert.equal((await walFiles()).length, 1);
     assert.equal(await spares(), 2);
     assert.deepEqual(await values(), expected);
+  } finally {
+    await h.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("collection: this broker's own write-ahead files on a local disk go a minute after their creation, not ten", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "log_manager_own_grace_" });
+  const objectStore = new LocalObjectStore(dir);
+  // A lease that outlives the clock jumps below (keep-alives are not what this is about).
+  const h = await harness({
+    objectStore,
+    config: { walFileBytes: 1, leaseTtlMs: 24 * 60 * 60 * 1000 },
+  });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < 3; i++) await appendAcked(h, log, batch([`v${i}`]));
+    // Another broker's unreferenced object (S3 mode shares the folder): its round could still
+    // be committing, so it keeps the full grace.
+    const foreign = `default/~wal/2/${String(h.clock.now()).padStart(13, "0")}-0123abcd.wal`;
+    await objectStore.put(foreign, new Uint8Array(10));
+    await sealAll(log);
+    const keys = async () => (await objectStore.list("default/~wal/")).map((o) => o.key);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    assert.equal((await keys()).length, 4, "younger than a minute: all kept");
+    h.clock.advance(OWN_WAL_FILE_GRACE_MS);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    const left = await keys();
+    assert.equal(left.length, 2, `the file being appended to and the foreign one: ${left}`);
+    assert.ok(left.includes(foreign));
+    h.clock.advance(WAL_ORPHAN_GRACE_MS);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    assert.ok(!(await keys()).includes(foreign), "the foreign object after the full grace");
+    assert.deepEqual(decode((await log.read(0, 1 << 20)).chunks).map(([, v]) => v), [
+      "v0",
+      "v1",
+      "v2",
+    ]);
   } finally {
     await h.close();
     await Deno.remove(dir, { recursive: true });
