@@ -2178,7 +2178,21 @@ export class PartitionLog implements FlushSource {
     const index = await this.#loadIndex(segment);
     const pos = lookupIndex(index.entries, offset)?.position ?? SEGMENT_HEADER_BYTES;
     const bodyEnd = segment.size - SEGMENT_FOOTER_BYTES;
-    const { chunks, reachedEnd } = await this.#scanRead(key, pos, bodyEnd, offset, budget, minOne);
+    // A compaction rewrite (generation > 0) has gaps between its batches; a sealed one has none.
+    const span = {
+      first: segment.baseOffset,
+      last: segment.lastOffset,
+      contiguous: (segment.generation ?? 0) === 0,
+    };
+    const { chunks, reachedEnd } = await this.#scanRead(
+      key,
+      pos,
+      bodyEnd,
+      offset,
+      budget,
+      minOne,
+      span,
+    );
     return { chunks, reachedEnd };
   }
 
@@ -2199,7 +2213,8 @@ export class PartitionLog implements FlushSource {
       ? hint.position
       : range.position + WAL_CHUNK_FIXED_BYTES + this.#topicNameBytes;
     const end = range.position + range.length;
-    const read = await this.#scanRead(range.object, start, end, offset, budget, minOne);
+    const span = { first: range.baseOffset, last: range.lastOffset, contiguous: true };
+    const read = await this.#scanRead(range.object, start, end, offset, budget, minOne, span);
     if (read.last) range.scanHint = read.last;
     return read;
   }
@@ -2210,6 +2225,12 @@ export class PartitionLog implements FlushSource {
    * whole batches while they fit the budget (the first one regardless when `minOne`, KIP-74).
    * Every GET moves forward by at least one batch, so a read always reaches the batch holding
    * `offset`, whatever the record sizes. `last` says where the returned batches end.
+   *
+   * Batch CRCs are not checked here (as in Kafka, clients check them), but a batch's base offset
+   * is outside what its CRC covers: each returned batch must lie within `span`, the first must
+   * hold `offset` and each next one follow the last (with gaps allowed only when
+   * `span.contiguous` is false, for compacted segments). A flipped bit there would otherwise
+   * serve records at offsets they were never given.
    */
   async #scanRead(
     key: string,
@@ -2218,6 +2239,7 @@ export class PartitionLog implements FlushSource {
     offset: number,
     budget: number,
     minOne: boolean,
+    span: { first: number; last: number; contiguous: boolean },
   ): Promise<
     {
       chunks: Uint8Array[];
@@ -2231,6 +2253,8 @@ export class PartitionLog implements FlushSource {
     let started = false;
     let dataReads = 0;
     let nextBatchSize = 0;
+    /** Last offset of the batch returned last, to check the next one follows it. */
+    let prevLast: number | null = null;
     const fits = (size: number) => returned + size <= budget || (minOne && returned === 0);
     // Bounded by the segment: each GET advances `pos` by at least one batch header.
     const readsMax = Math.ceil((bodyEnd - pos) / BATCH_HEADER_BYTES) + 1;
@@ -2271,6 +2295,22 @@ export class PartitionLog implements FlushSource {
           full = true;
           break;
         }
+        const bLast = b.baseOffset + b.lastOffsetDelta;
+        const follows = prevLast === null
+          ? b.baseOffset <= offset || !span.contiguous
+          : span.contiguous
+          ? b.baseOffset === prevLast + 1
+          : b.baseOffset > prevLast;
+        if (!follows || b.baseOffset < span.first || bLast > span.last || bLast < b.baseOffset) {
+          throw LogError.storage(
+            `Object "${key}" has a batch at byte ${pos + b.position} with offsets ` +
+              `${b.baseOffset}-${bLast}, which do not follow ${
+                prevLast ?? `the read at ${offset}`
+              } ` +
+              `within ${span.first}-${span.last}: the object is damaged`,
+          );
+        }
+        prevLast = bLast;
         if (chunkStart < 0) chunkStart = b.position;
         chunkEnd = b.position + b.size;
         returned += b.size;

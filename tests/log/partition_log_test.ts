@@ -684,6 +684,58 @@ Deno.test("read: ranged reads reach the batch holding the offset past any number
   }
 });
 
+// Ranged reads do not check batch CRCs (clients do), and a batch's base offset is not covered by
+// its CRC: a flipped bit there served a CRC-valid batch at offsets its records never had.
+Deno.test("read: a ranged read refuses a batch whose base offset does not follow the one before (damage at rest)", async () => {
+  const store = new MemoryObjectStore();
+  // Segments over 2 KiB (cacheBytesMax / 4) are read by index + ranged GETs.
+  const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const acks = [0, 1, 2, 3].map((i) => append(log, bigBatch(`b${i}`, 1_000), { acks: 1 }));
+    await h.flush();
+    await Promise.all(acks);
+    await sealAll(log);
+    assert.equal(log.segments.length, 1);
+    const key = segmentObjectKey("default", TOPIC, 0, 0, "kfs");
+    const pristine = (await store.get(key))!;
+    assert.ok(pristine.byteLength > 2 * 1024, "read by ranges");
+    /** Byte position of batch `n` in the segment (32-byte header, then batches). */
+    const batchAt = (bytes: Uint8Array, n: number) => {
+      const view = new DataView(bytes.buffer, bytes.byteOffset);
+      let at = 32;
+      for (let i = 0; i < n; i++) at += 12 + view.getInt32(at + 8);
+      return at;
+    };
+    const values = async (offset: number) =>
+      decode((await log.read(offset, 1 << 20, { minOneBatch: true })).chunks).map(([o]) => o);
+    assert.deepEqual(await values(0), [0, 1, 2, 3]);
+
+    for (const [batch, offset] of [[1, 0], [2, 7], [3, 1_000_000]]) {
+      const damaged = pristine.slice();
+      new DataView(damaged.buffer).setBigInt64(batchAt(damaged, batch), BigInt(offset));
+      await store.put(key, damaged);
+      h.manager.cache.clear();
+      await assert.rejects(
+        () => log.read(0, 1 << 20, { minOneBatch: true }),
+        (e) => e instanceof LogError && e.code === LOG_ERROR_CODE.KAFKA_STORAGE_ERROR,
+        `batch ${batch} claiming offset ${offset}`,
+      );
+    }
+    // Batch 2 claiming offset 3 (bit 0 flipped): a read from offset 2 does not get it as 2-or-3.
+    const damaged = pristine.slice();
+    new DataView(damaged.buffer).setBigInt64(batchAt(damaged, 2), 3n);
+    await store.put(key, damaged);
+    h.manager.cache.clear();
+    await assert.rejects(() => log.read(2, 1 << 20, { minOneBatch: true }), LogError);
+    await store.put(key, pristine);
+    h.manager.cache.clear();
+    assert.deepEqual(await values(2), [2, 3]);
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("invariants: a second flush of a partition, or a commit without its chunk, goes to the policy", async () => {
   const broken: unknown[] = [];
   const h = await harness({ onBrokenInvariant: (error) => void broken.push(error) });
