@@ -159,7 +159,7 @@ export class LocalObjectStore implements ObjectStore {
     let file: Deno.FsFile | undefined;
     let published = false;
     try {
-      file = await this.#createTemp(temp, dir);
+      file = await this.#createNew(temp, dir);
       let unsynced = 0;
       // A paced write goes in small synced pieces, each let through by the pacer, so the
       // device queue never holds more than one piece when a write-ahead fsync arrives.
@@ -351,14 +351,7 @@ export class LocalObjectStore implements ObjectStore {
     const spare = `${this.#root}/${SPARE_FILES_DIR}/${randomSuffix()}`;
     this.#retiring++;
     try {
-      try {
-        await Deno.rename(path, spare);
-      } catch (error) {
-        // Either the object is gone already, or the spare folder does not exist yet.
-        if (!(error instanceof Deno.errors.NotFound) || !(await fileExists(path))) throw error;
-        await this.#makeDirectories(parentOf(spare));
-        await Deno.rename(path, spare);
-      }
+      await this.#moveInto(path, parentOf(spare), () => Deno.rename(path, spare));
     } catch (error) {
       if (isMissing(error)) return; // already gone
       throw this.#error("retire", key, error);
@@ -420,16 +413,6 @@ export class LocalObjectStore implements ObjectStore {
     return removed;
   }
 
-  async #createNew(path: string, dir: string): Promise<Deno.FsFile> {
-    try {
-      return await Deno.open(path, { write: true, createNew: true });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-      await this.#makeDirectories(dir);
-      return await Deno.open(path, { write: true, createNew: true });
-    }
-  }
-
   /**
    * Gives a spare file the name `path` (create-only: `link` fails when the name exists) and
    * opens it for writing from its start, without truncating it; null when there is no spare.
@@ -446,14 +429,7 @@ export class LocalObjectStore implements ObjectStore {
       return await this.#reuseSpare(path, dir);
     }
     try {
-      try {
-        await Deno.link(spare, path);
-      } catch (error) {
-        // Either the spare is gone, or the target's folder does not exist yet.
-        if (!(error instanceof Deno.errors.NotFound) || !(await fileExists(spare))) throw error;
-        await this.#makeDirectories(dir);
-        await Deno.link(spare, path);
-      }
+      await this.#moveInto(spare, dir, () => Deno.link(spare, path));
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return null; // the spare vanished: a new file
       spares.push(spare); // still a spare
@@ -463,6 +439,20 @@ export class LocalObjectStore implements ObjectStore {
     // The spare's name must be gone for good before anything is written under the new one.
     await this.#syncDirectory(`${this.#root}/${SPARE_FILES_DIR}`);
     return await Deno.open(path, { write: true });
+  }
+
+  /**
+   * Runs `op`, a rename or link of `source` into `dir`; when it fails with NotFound while
+   * `source` exists, `dir` is missing: makes it and runs `op` again.
+   */
+  async #moveInto(source: string, dir: string, op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound) || !(await fileExists(source))) throw error;
+      await this.#makeDirectories(dir);
+      await op();
+    }
   }
 
   /** The spare files, read from their folder on first use. */
@@ -481,13 +471,14 @@ export class LocalObjectStore implements ObjectStore {
     return this.#spares;
   }
 
-  async #createTemp(temp: string, dir: string): Promise<Deno.FsFile> {
+  /** Creates `path` (in `dir`, made when missing); fails when the name exists. */
+  async #createNew(path: string, dir: string): Promise<Deno.FsFile> {
     try {
-      return await Deno.open(temp, { write: true, createNew: true });
+      return await Deno.open(path, { write: true, createNew: true });
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
       await this.#makeDirectories(dir);
-      return await Deno.open(temp, { write: true, createNew: true });
+      return await Deno.open(path, { write: true, createNew: true });
     }
   }
 
