@@ -97,40 +97,41 @@ export async function startEtcd(
 ): Promise<EtcdServer> {
   const binary = Deno.env.get("KAFSCALE_ETCD_BIN") ?? ETCD_BINARY_DEFAULT;
   await requireBinary(binary, "etcd");
-  const [clientPort, peerPort] = freePorts(2);
-  const tls = opts.tls;
-  const endpoint = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
-  const tlsArgs = tls
-    ? [
-      `--cert-file=${tls.certFile}`,
-      `--key-file=${tls.keyFile}`,
-      `--trusted-ca-file=${tls.caFile}`,
-      "--client-cert-auth",
-    ]
-    : [];
+  return await withFreshPorts(2, async ([clientPort, peerPort]) => {
+    const tls = opts.tls;
+    const endpoint = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
+    const tlsArgs = tls
+      ? [
+        `--cert-file=${tls.certFile}`,
+        `--key-file=${tls.keyFile}`,
+        `--trusted-ca-file=${tls.caFile}`,
+        "--client-cert-auth",
+      ]
+      : [];
 
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const server = new ManagedServer("etcd", binary, (dataDir) => ({
-    args: [
-      "--name=test",
-      `--data-dir=${dataDir}/etcd`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=${peer}`,
-      `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=test=${peer}`,
-      "--initial-cluster-state=new",
-      "--logger=zap",
-      "--log-level=warn",
-      // Tests do not survive power loss; skipping fsync makes every write ~10x faster.
-      "--unsafe-no-fsync",
-      ...tlsArgs,
-      ...(opts.extraArgs ?? []),
-    ],
-    env: {},
-  }), () => probeEtcd(endpoint, tls));
-  await server.start();
-  return Object.assign(server.controls(), { endpoint });
+    const peer = `http://127.0.0.1:${peerPort}`;
+    const server = new ManagedServer("etcd", binary, (dataDir) => ({
+      args: [
+        "--name=test",
+        `--data-dir=${dataDir}/etcd`,
+        `--listen-client-urls=${endpoint}`,
+        `--advertise-client-urls=${endpoint}`,
+        `--listen-peer-urls=${peer}`,
+        `--initial-advertise-peer-urls=${peer}`,
+        `--initial-cluster=test=${peer}`,
+        "--initial-cluster-state=new",
+        "--logger=zap",
+        "--log-level=warn",
+        // Tests do not survive power loss; skipping fsync makes every write ~10x faster.
+        "--unsafe-no-fsync",
+        ...tlsArgs,
+        ...(opts.extraArgs ?? []),
+      ],
+      env: {},
+    }), () => probeEtcd(endpoint, tls));
+    await server.start();
+    return Object.assign(server.controls(), { endpoint });
+  });
 }
 
 /**
@@ -140,41 +141,42 @@ export async function startEtcd(
 export async function startS3(): Promise<S3Server> {
   const binary = Deno.env.get("KAFSCALE_MINIO_BIN") ?? MINIO_BINARY_DEFAULT;
   await requireBinary(binary, "MinIO");
-  const [port, consolePort] = freePorts(2);
-  const endpoint = `http://127.0.0.1:${port}`;
-  const server = new ManagedServer("minio", binary, (dataDir) => ({
-    args: [
-      "server",
-      `${dataDir}/minio`,
-      "--address",
-      `127.0.0.1:${port}`,
-      "--console-address",
-      `127.0.0.1:${consolePort}`,
-      "--quiet",
-    ],
-    env: {
-      MINIO_ROOT_USER: S3_ACCESS_KEY_ID,
-      MINIO_ROOT_PASSWORD: S3_SECRET_ACCESS_KEY,
-      MINIO_BROWSER: "off",
-      MINIO_UPDATE: "off",
-      MINIO_CI_CD: "1",
-      // Loopback only: keep MinIO from probing the network or phoning home.
-      MINIO_CALLHOME_ENABLE: "off",
-    },
-  }), () => probeMinio(endpoint));
-  await server.start();
-  try {
-    await createBucket(endpoint, S3_BUCKET);
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
-  return Object.assign(server.controls(), {
-    endpoint,
-    bucket: S3_BUCKET,
-    region: S3_REGION,
-    accessKeyId: S3_ACCESS_KEY_ID,
-    secretAccessKey: S3_SECRET_ACCESS_KEY,
+  return await withFreshPorts(2, async ([port, consolePort]) => {
+    const endpoint = `http://127.0.0.1:${port}`;
+    const server = new ManagedServer("minio", binary, (dataDir) => ({
+      args: [
+        "server",
+        `${dataDir}/minio`,
+        "--address",
+        `127.0.0.1:${port}`,
+        "--console-address",
+        `127.0.0.1:${consolePort}`,
+        "--quiet",
+      ],
+      env: {
+        MINIO_ROOT_USER: S3_ACCESS_KEY_ID,
+        MINIO_ROOT_PASSWORD: S3_SECRET_ACCESS_KEY,
+        MINIO_BROWSER: "off",
+        MINIO_UPDATE: "off",
+        MINIO_CI_CD: "1",
+        // Loopback only: keep MinIO from probing the network or phoning home.
+        MINIO_CALLHOME_ENABLE: "off",
+      },
+    }), () => probeMinio(endpoint));
+    await server.start();
+    try {
+      await createBucket(endpoint, S3_BUCKET);
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return Object.assign(server.controls(), {
+      endpoint,
+      bucket: S3_BUCKET,
+      region: S3_REGION,
+      accessKeyId: S3_ACCESS_KEY_ID,
+      secretAccessKey: S3_SECRET_ACCESS_KEY,
+    });
   });
 }
 
@@ -383,6 +385,26 @@ async function requireBinary(path: string, what: string): Promise<void> {
 }
 
 /** Ports that were free a moment ago (listen on port 0, note the port, close). */
+/** Starts of a test server on new ports when the ones found free were taken before it bound them. */
+const PORT_ATTEMPTS = 3;
+
+/**
+ * Runs `start` on `count` free ports; when the server reports a port already in use (another
+ * suite running side by side took it between the check and the bind), again on new ones.
+ */
+async function withFreshPorts<T>(
+  count: number,
+  start: (ports: number[]) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start(freePorts(count));
+    } catch (error) {
+      if (attempt >= PORT_ATTEMPTS || !/already in use/i.test(String(error))) throw error;
+    }
+  }
+}
+
 export function freePorts(count: number): number[] {
   const listeners = Array.from(
     { length: count },
