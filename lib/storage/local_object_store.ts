@@ -48,6 +48,12 @@ import {
 export const TEMP_FILE_PREFIX = ".tmp-";
 /** A durable put of a bigger object is fdatasync'ed every this many bytes as it is written. */
 export const PUT_SYNC_CHUNK_BYTES = 4 * 1024 * 1024;
+/**
+ * Reads are issued in pieces of at most this size. Deno reads a file on a worker thread into a
+ * buffer of its own and copies that into ours on the event loop: one 4 MiB read held the loop
+ * ~7 ms (fresh pages faulted in as it copies); 1 MiB pieces hold it ~1 ms and read faster.
+ */
+export const READ_PIECE_BYTES = 1024 * 1024;
 /** Descriptors kept open for `readRangeSync` (least recently used closed first). */
 const READ_FDS_MAX = 64;
 /** How many `stat` calls `list` keeps in flight at once. */
@@ -101,14 +107,9 @@ export class LocalObjectStore implements ObjectStore {
     return this.#root;
   }
 
-  async get(key: string): Promise<Uint8Array | null> {
-    const path = this.#pathOf(key);
-    try {
-      return await Deno.readFile(path);
-    } catch (error) {
-      if (isMissing(error)) return null;
-      throw this.#error("read", key, error);
-    }
+  get(key: string): Promise<Uint8Array | null> {
+    // Not Deno.readFile: it holds the event loop ~30 ms per 64 MiB segment (READ_PIECE_BYTES).
+    return this.getRange(key, 0, Number.MAX_SAFE_INTEGER);
   }
 
   async getRange(key: string, start: number, endExclusive: number): Promise<Uint8Array | null> {
@@ -129,7 +130,7 @@ export class LocalObjectStore implements ObjectStore {
       await file.seek(from, Deno.SeekMode.Start);
       let filled = 0;
       while (filled < out.length) {
-        const n = await file.read(out.subarray(filled));
+        const n = await file.read(out.subarray(filled, filled + READ_PIECE_BYTES));
         if (n === null) {
           throw new ObjectStoreError(
             `Object "${key}" in "${this.#root}" shrank while being read; retry the read`,

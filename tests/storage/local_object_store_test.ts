@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   LocalObjectStore,
+  READ_PIECE_BYTES,
   SPARE_FILES_DIR,
   TEMP_FILE_PREFIX,
 } from "../../lib/storage/local_object_store.ts";
@@ -374,3 +375,17 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(b, a.length);
   return out;
 }
+
+Deno.test("LocalObjectStore: objects bigger than a read piece read back whole and by range", async () => {
+  await withStore(async (store) => {
+    const data = new Uint8Array(3 * READ_PIECE_BYTES + 12_345);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2_654_435_761) >>> 24;
+    await store.put("big", data);
+    assert.deepEqual(await store.get("big"), data);
+    const from = READ_PIECE_BYTES - 7;
+    const to = 3 * READ_PIECE_BYTES + 99;
+    assert.deepEqual(await store.getRange("big", from, to), data.subarray(from, to));
+    assert.deepEqual(await store.getRange("big", to, data.length + 50), data.subarray(to));
+    assert.equal(await store.get("missing"), null);
+  });
+});
