@@ -137,9 +137,23 @@ import {
   txnSnapshotFromStored,
 } from "./txn_state.ts";
 import { encodeRecordBatch } from "../protocol/records.ts";
+import { setImmediate } from "node:timers";
 
-/** Bound on write-ahead chunks one seal reads at once. */
+/** Bound on write-ahead chunks (or segments) one seal (or compaction run) reads at once. */
 export const SEAL_LOAD_CONCURRENCY = 8;
+/**
+ * The same bound on a local directory (a store with positioned reads), where a read costs no
+ * round trip to hide. Each read allocates its buffer, and V8 zeroes it on the event loop (page
+ * faults included): eight multi-MiB reads finishing together held the loop ~30 ms at a time.
+ */
+export const SEAL_LOAD_CONCURRENCY_LOCAL = 1;
+/**
+ * A seal lets other work run after reading about this many bytes. On a local directory small
+ * chunks are read synchronously (`WalReader.read`), and resolved reads chain as microtasks: a
+ * seal of a 64 MiB segment would otherwise hold the event loop for ~30 ms in one go, and every
+ * produce waiting on a flush round with it (p99 spikes once per sealed segment after a burst).
+ */
+export const SEAL_YIELD_BYTES = 1024 * 1024;
 /**
  * Unsealed ranges after which a partition seals whatever their size: bounds
  * the partition's bookkeeping when a trickle of appends makes one tiny range
@@ -1131,6 +1145,13 @@ export class PartitionLog implements FlushSource {
     return this.#sealing;
   }
 
+  /** How many chunks or segments a seal or compaction run reads at once. */
+  #loadConcurrency(): number {
+    return this.#ctx.objectStore.readRangeSync
+      ? SEAL_LOAD_CONCURRENCY_LOCAL
+      : SEAL_LOAD_CONCURRENCY;
+  }
+
   async #sealOnce(policy: Pick<SealPolicy, "segmentBytes">): Promise<boolean> {
     const chosen: WalRange[] = [];
     let bytes = 0;
@@ -1142,11 +1163,23 @@ export class PartitionLog implements FlushSource {
     if (chosen.length === 0) return false;
     const started = this.#ctx.clock.monotonic();
     const startBefore = this.#logStartOffset;
-    const views = await mapBounded(
-      chosen,
-      SEAL_LOAD_CONCURRENCY,
-      (range) => this.#viewOfExtent({ kind: "wal", range }),
-    );
+    let sinceYield = 0;
+    let pause: Promise<void> | null = null; // every worker waits for the same yield
+    const views = await mapBounded(chosen, this.#loadConcurrency(), async (range) => {
+      if (pause) await pause;
+      sinceYield += range.length;
+      if (sinceYield >= SEAL_YIELD_BYTES) {
+        sinceYield = 0;
+        pause = new Promise<void>((resolve) =>
+          setImmediate(() => {
+            pause = null;
+            resolve();
+          })
+        );
+        await pause;
+      }
+      return this.#viewOfExtent({ kind: "wal", range });
+    });
     const failure = firstRejection(views);
     if (failure !== undefined) throw toLogError(failure, `Cannot seal "${this.#name()}"`);
     const inputs: SegmentBatchInput[] = [];
@@ -1272,7 +1305,7 @@ export class PartitionLog implements FlushSource {
     if (chosen.length === 0) return null;
     const loaded = await mapBounded(
       chosen,
-      SEAL_LOAD_CONCURRENCY,
+      this.#loadConcurrency(),
       (segment) => this.#compactionInput(segment),
     );
     const failure = firstRejection(loaded);

@@ -6,6 +6,10 @@ import { TIMESTAMP_TYPE } from "../../lib/protocol/record_batch.ts";
 import { decodeRecordBatches } from "../../lib/protocol/records.ts";
 import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
+import { LocalObjectStore } from "../../lib/storage/local_object_store.ts";
+import type { PutOptions } from "../../lib/storage/object_store.ts";
+import { SEAL_YIELD_BYTES } from "../../lib/log/partition_log.ts";
+import { setImmediate } from "node:timers";
 import {
   append,
   appendAcked,
@@ -753,5 +757,45 @@ Deno.test("invariants: a second flush of a partition, or a commit without its ch
     assert.match(String(broken[1]), /committed without its chunk/);
   } finally {
     await h.close();
+  }
+});
+
+// On a local disk small chunks are read synchronously; resolved reads chain as microtasks, so a
+// seal that never gave the loop back held every produce behind it (~30 ms per 64 MiB segment).
+Deno.test("seal: on a local disk a seal lets the event loop turn while it reads, about once per SEAL_YIELD_BYTES", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "partition_log_seal_yield_" });
+  let turns = 0;
+  let turnsAtPut: number | null = null;
+  class ProbeStore extends LocalObjectStore {
+    override putParts(key: string, parts: Uint8Array[], options?: PutOptions): Promise<void> {
+      if (key.endsWith(".kfs")) turnsAtPut ??= turns;
+      return super.putParts(key, parts, options);
+    }
+  }
+  const chunk = 64 * 1024; // read synchronously (at most WAL_BLOCK_READ_MAX)
+  const rounds = 4 * SEAL_YIELD_BYTES / chunk;
+  // A cache too small to hold the chunks: the seal reads them back from the files.
+  const h = await harness({
+    objectStore: new ProbeStore(dir),
+    config: { cacheBytesMax: 64 * 1024, segmentBytesMax: 64 * 1024 * 1024 },
+  });
+  let ticking = true;
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    for (let i = 0; i < rounds; i++) await appendAcked(h, log, bigBatch(`c${i}`, chunk - 200));
+    h.manager.cache.clear();
+    const tick = () => {
+      turns++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await sealAll(log, 64 * 1024 * 1024);
+    assert.equal(log.segments.length, 1);
+    assert.ok(turnsAtPut !== null && turnsAtPut >= 3, `loop turns while reading: ${turnsAtPut}`);
+    assert.equal(decode((await log.read(0, 64 << 20)).chunks).length, rounds);
+  } finally {
+    ticking = false;
+    await h.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
