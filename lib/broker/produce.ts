@@ -40,7 +40,7 @@ import { isIdempotent, ProducerStateError } from "../log/producer_state.ts";
 import type { TopicRecord } from "../metadata/cluster_metadata.ts";
 import { can } from "./authorizer.ts";
 import { OPERATIONS as OP, RESOURCE_TYPES as RT } from "../security/acl.ts";
-import { defineHandler } from "./handler.ts";
+import { defineHandler, type RequestContext } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
 import { keylessRecordsRefusal } from "./keyless_records.ts";
@@ -105,6 +105,7 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
       return response(topics);
     }
     const transactionalId = req.transactionalId ?? null;
+    startLoadingPartitions(ctx, req.topicData, byId);
     // Offsets are assigned inside `sequential`, so pipelined requests of this
     // connection append in the order they arrived; durability is awaited after.
     await ctx.sequential(async () => {
@@ -155,6 +156,36 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     return response(topics);
   },
 });
+
+/**
+ * Starts loading the request's partitions that this broker has not loaded yet, all at once and
+ * before the request waits for its turn in `sequential`. A first write to a partition acquires it
+ * (a metadata transaction, an fsync on the embedded store); acquired one after another inside
+ * `sequential`, a producer spreading over 1 000 new partitions waited ~1 ms per partition (p99
+ * 300-600 ms for a second). Started together, the acquisitions share group commits. Only for
+ * topics the client may write to; the in-order pass reports any failure.
+ */
+function startLoadingPartitions(
+  ctx: RequestContext,
+  topicData: ProduceRequest["topicData"],
+  byId: boolean,
+): void {
+  const { broker } = ctx;
+  for (const t of topicData) {
+    if (t.partitionData.every((p) => broker.logs.loadedPartition(t.name ?? "", p.index))) continue;
+    const lookup = byId
+      ? lookupTopicById(broker, t.topicId ?? "")
+      : lookupTopic(broker, t.name ?? "");
+    lookup.then((topic) => {
+      if (typeof topic === "number" || !can(ctx, OP.WRITE, RT.TOPIC, topic.name)) return;
+      for (const p of t.partitionData) {
+        if (p.index < 0 || p.index >= topic.partitions) continue;
+        if (broker.logs.loadedPartition(topic.name, p.index)) continue;
+        broker.logs.partition(topic.name, p.index).catch(() => {});
+      }
+    }, () => {});
+  }
+}
 
 async function lookupTopic(broker: Broker, name: string): Promise<TopicRecord | number> {
   try {
