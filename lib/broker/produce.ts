@@ -33,7 +33,7 @@ import {
   type TopicProduceResponse,
 } from "../protocol/generated/produce_response.ts";
 import { ERROR_CODES, errorName } from "../protocol/error_codes.ts";
-import { MAGIC_OFFSET, validateBatches } from "../protocol/record_batch.ts";
+import { MAGIC_OFFSET, PRODUCER_ID_OFFSET, validateBatches } from "../protocol/record_batch.ts";
 import { convertLegacyMessageSet } from "../protocol/legacy_message_set.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
 import { isIdempotent, ProducerStateError } from "../log/producer_state.ts";
@@ -162,7 +162,8 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
  * before the request waits for its turn in `sequential`. A first write to a partition acquires it
  * (a metadata transaction, an fsync on the embedded store); acquired one after another inside
  * `sequential`, a producer spreading over 1 000 new partitions waited ~1 ms per partition (p99
- * 300-600 ms for a second). Started together, the acquisitions share group commits. Only for
+ * 300-600 ms for a second). Started together, the acquisitions share group commits. An idempotent
+ * producer's partitions also start loading their producer state (a read of the log tail). Only for
  * topics the client may write to; the in-order pass reports any failure.
  */
 function startLoadingPartitions(
@@ -171,20 +172,33 @@ function startLoadingPartitions(
   byId: boolean,
 ): void {
   const { broker } = ctx;
+  const needsLoading = (topic: string, p: { index: number; records: Uint8Array | null }) => {
+    const log = broker.logs.loadedPartition(topic, p.index);
+    return !log || (!log.producerStateLoaded && looksIdempotent(p.records));
+  };
   for (const t of topicData) {
-    if (t.partitionData.every((p) => broker.logs.loadedPartition(t.name ?? "", p.index))) continue;
-    const lookup = byId
-      ? lookupTopicById(broker, t.topicId ?? "")
-      : lookupTopic(broker, t.name ?? "");
+    if (!byId && !t.partitionData.some((p) => needsLoading(t.name ?? "", p))) continue;
+    // Straight to the topic cache: a failed lookup is reported (and logged) by the in-order pass.
+    const lookup = byId ? broker.topicById(t.topicId ?? "") : broker.topic(t.name ?? "");
     lookup.then((topic) => {
-      if (typeof topic === "number" || !can(ctx, OP.WRITE, RT.TOPIC, topic.name)) return;
+      if (!topic || !can(ctx, OP.WRITE, RT.TOPIC, topic.name)) return;
       for (const p of t.partitionData) {
-        if (p.index < 0 || p.index >= topic.partitions) continue;
-        if (broker.logs.loadedPartition(topic.name, p.index)) continue;
-        broker.logs.partition(topic.name, p.index).catch(() => {});
+        if (p.index < 0 || p.index >= topic.partitions || !needsLoading(topic.name, p)) continue;
+        broker.logs.partition(topic.name, p.index)
+          .then((log) => looksIdempotent(p.records) ? log.loadProducerState() : undefined)
+          .catch(() => {});
       }
     }, () => {});
   }
+}
+
+/** Whether the first batch is a v2 batch with a producer id (checked properly later). */
+function looksIdempotent(records: Uint8Array | null | undefined): boolean {
+  if (!records || records.byteLength < PRODUCER_ID_OFFSET + 8 || records[MAGIC_OFFSET] !== 2) {
+    return false;
+  }
+  const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  return view.getBigInt64(PRODUCER_ID_OFFSET) >= 0n;
 }
 
 async function lookupTopic(broker: Broker, name: string): Promise<TopicRecord | number> {

@@ -744,6 +744,11 @@ export class PartitionLog implements FlushSource {
     return { appended: true, offset: result.baseOffset };
   }
 
+  /** Whether idempotent producers' state is loaded (`loadProducerState`). */
+  get producerStateLoaded(): boolean {
+    return this.#producersLoaded;
+  }
+
   /**
    * Rebuilds the idempotent producers' state from the tail of the committed
    * log: at most PRODUCER_STATE_SCAN_SEGMENTS_MAX segments and

@@ -20,6 +20,7 @@ import {
 import type { RequestContext } from "../../lib/broker/handler.ts";
 import type { Broker } from "../../lib/broker/broker.ts";
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import { MetadataStoreError } from "../../lib/metadata/metadata_store.ts";
 import { Metrics } from "../../lib/util/metrics.ts";
 import { silentLogger } from "../../lib/util/logger.ts";
@@ -330,4 +331,69 @@ Deno.test("Produce: a transactional request with a batch that is not transaction
   const p = res!.responses[0].partitionResponses[0];
   assert.equal(p.errorCode, ERROR_CODES.INVALID_RECORD);
   assert.match(p.errorMessage ?? "", /must all be transactional/);
+});
+
+// After a restart each partition rebuilds its producers' state from the log tail before an
+// idempotent append. Done one partition after another inside the connection's in-order section,
+// the first request over many partitions waited for every scan in turn.
+Deno.test("Produce: after a restart, an idempotent request's partitions rebuild their producer state together", async () => {
+  const partitions = 8;
+  let slow = false;
+  let reading = 0;
+  let maxReading = 0;
+  class SlowSegmentReads extends MemoryObjectStore {
+    async #timed<T>(key: string, read: () => Promise<T>): Promise<T> {
+      if (!slow || !key.endsWith(".kfs")) return await read();
+      maxReading = Math.max(maxReading, ++reading);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return await read();
+      } finally {
+        reading--;
+      }
+    }
+    override get(key: string) {
+      return this.#timed(key, () => super.get(key));
+    }
+    override getRange(key: string, start: number, endExclusive: number) {
+      return this.#timed(key, () => super.getRange(key, start, endExclusive));
+    }
+  }
+  const objectStore = new SlowSegmentReads();
+  const metadataStore = new MemoryMetadataStore();
+  const request = (ids: { producerId: number; producerEpoch: number }, sequence: number) => ({
+    transactionalId: null,
+    acks: -1,
+    timeoutMs: 10_000,
+    topicData: [{
+      name: "idem-spread",
+      partitionData: Array.from({ length: partitions }, (_, index) => ({
+        index,
+        records: idempotentBatch([`p${index}-s${sequence}`], ids, sequence),
+      })),
+    }],
+  });
+  let ids;
+  {
+    // A clean stop seals everything: the restarted broker reads its producers from segments.
+    await using first = await startTestBroker({ objectStore, metadataStore });
+    const conn = await first.connect();
+    await createTopic(conn, "idem-spread", partitions);
+    const init = await initProducerId(conn, 4);
+    ids = { producerId: Number(init.producerId), producerEpoch: init.producerEpoch };
+    const res = await conn.send(PRODUCE, 9, request(ids, 0));
+    assert.ok(res!.responses[0].partitionResponses.every((p) => p.errorCode === ERROR_CODES.NONE));
+  }
+  slow = true;
+  await using b = await startTestBroker({ objectStore, metadataStore });
+  const conn = await b.connect();
+  const res = await conn.send(PRODUCE, 9, request(ids, 1));
+  assert.deepEqual(
+    res!.responses[0].partitionResponses.map((p) => [p.index, p.errorCode, Number(p.baseOffset)]),
+    Array.from({ length: partitions }, (_, i) => [i, ERROR_CODES.NONE, 1]),
+  );
+  assert.equal(maxReading, partitions, "every partition's scan was under way at once");
+  for (let p = 0; p < partitions; p++) {
+    assert.deepEqual(await readValues(conn, "idem-spread", p), [[0, `p${p}-s0`], [1, `p${p}-s1`]]);
+  }
 });
