@@ -1183,7 +1183,7 @@ export class PartitionLog implements FlushSource {
         );
         await pause;
       }
-      return this.#viewOfExtent({ kind: "wal", range });
+      return this.#viewOfExtent({ kind: "wal", range }, { cache: false });
     });
     const failure = firstRejection(views);
     if (failure !== undefined) throw toLogError(failure, `Cannot seal "${this.#name()}"`);
@@ -1991,16 +1991,21 @@ export class PartitionLog implements FlushSource {
     }
   }
 
-  /** The view of a segment or range: cached, or loaded (once, however many readers wait). */
-  #viewOfExtent(extent: Extent): Promise<SegmentView> {
+  /**
+   * The view of a segment or range: cached, or loaded (once, however many readers wait).
+   * `cache: false` (a seal: the range is read once more, then sealed) leaves a loaded range out
+   * of the cache, so sealing a backlog does not evict what tail readers need.
+   */
+  #viewOfExtent(extent: Extent, options: { cache?: boolean } = {}): Promise<SegmentView> {
     if (extent.kind === "segment") return this.#viewOf(extent.meta);
     const range = extent.range;
     const key = rangeCacheKey(range);
-    const cached = this.#ctx.cache.get(key);
+    const cached = options.cache === false ? this.#ctx.cache.peek(key) : this.#ctx.cache.get(key);
     if (cached?.kind === "segment") return Promise.resolve(cached.view);
     let loading = this.#loading.get(key);
     if (!loading) {
-      loading = this.#loadRangeView(range, key).finally(() => this.#loading.delete(key));
+      loading = this.#loadRangeView(range, key, options.cache !== false)
+        .finally(() => this.#loading.delete(key));
       this.#loading.set(key, loading);
     }
     return loading;
@@ -2049,7 +2054,7 @@ export class PartitionLog implements FlushSource {
    * for about a millisecond per MiB; the batches keep their own CRCs, which consumers check and
    * a sealed segment's CRC is combined from; the chunk CRC is for tools (`scanWalChunks`).
    */
-  async #loadRangeView(range: WalRange, key: string): Promise<SegmentView> {
+  async #loadRangeView(range: WalRange, key: string, cache: boolean): Promise<SegmentView> {
     let read: { bytes: Uint8Array | null; shared: boolean };
     try {
       read = await this.#ctx.walReader.read(range.object, range.position, range.length);
@@ -2078,7 +2083,7 @@ export class PartitionLog implements FlushSource {
       );
     }
     range.maxTimestamp = viewMaxTimestamp(view);
-    if (!read.shared) this.#ctx.cache.set(key, { kind: "segment", view });
+    if (cache && !read.shared) this.#ctx.cache.set(key, { kind: "segment", view });
     return view;
   }
 

@@ -799,3 +799,37 @@ Deno.test("seal: on a local disk a seal lets the event loop turn while it reads,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// A seal reads its ranges once more and then drops them; caching them evicted the newest data,
+// which tail readers are about to ask for (on S3, one GET per miss).
+Deno.test("seal: the ranges a seal reads back do not push the tail out of the cache", async () => {
+  const store = new CountingObjectStore(new MemoryObjectStore());
+  const h = await harness({
+    objectStore: store,
+    config: { cacheBytesMax: 1_500_000, segmentBytesMax: 64 * 1024 * 1024 },
+  });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    // One range each, bigger than WAL_BLOCK_READ_MAX: read on their own, not through blocks.
+    for (let i = 0; i < 4; i++) await appendAcked(h, log, bigBatch(`r${i}`, 600_000));
+    h.manager.cache.clear();
+    const tail = async () => decode((await log.read(3, 1 << 20)).chunks).map(([o]) => o);
+    assert.deepEqual(await tail(), [3]);
+    const readsBefore = store.counts.get + store.counts.getRange;
+    assert.deepEqual(await tail(), [3], "cached");
+    assert.equal(store.counts.get + store.counts.getRange, readsBefore);
+    // Seals the three older ranges (1.8 MB, more than the whole cache).
+    assert.equal(await log.seal({ segmentBytes: 1_900_000 }), true);
+    assert.equal(log.sealedEnd, 3);
+    const sealReads = store.counts.get + store.counts.getRange - readsBefore;
+    assert.equal(sealReads, 3, "the seal read each older range once");
+    assert.deepEqual(await tail(), [3]);
+    assert.equal(
+      store.counts.get + store.counts.getRange - readsBefore,
+      sealReads,
+      "the tail is still cached after the seal",
+    );
+  } finally {
+    await h.close();
+  }
+});
