@@ -23,7 +23,12 @@
  * transaction on a partition is checked with the transaction coordinator's record (KIP-890's
  * verification), so a late batch of a transaction that already ended gets INVALID_TXN_STATE
  * instead of opening a transaction nobody will end. A transactional request with a batch that
- * is not transactional (or the reverse) is INVALID_RECORD.
+ * is not transactional (or the reverse) is INVALID_RECORD. From v12 (transactions V2) the request
+ * adds its partitions to the transaction itself, all of them in one coordinator write.
+ *
+ * A request is handled in two passes inside the connection's in-order section: every partition
+ * is checked and loaded at once (`preparePartition`), then the appends go in request order
+ * (`appendReady`), so offsets follow arrival order while loads and coordinator writes overlap.
  */
 import { PRODUCE_REQUEST, type ProduceRequest } from "../protocol/generated/produce_request.ts";
 import {
@@ -33,7 +38,12 @@ import {
   type TopicProduceResponse,
 } from "../protocol/generated/produce_response.ts";
 import { ERROR_CODES, errorName } from "../protocol/error_codes.ts";
-import { MAGIC_OFFSET, PRODUCER_ID_OFFSET, validateBatches } from "../protocol/record_batch.ts";
+import {
+  type BatchInfo,
+  MAGIC_OFFSET,
+  PRODUCER_ID_OFFSET,
+  validateBatches,
+} from "../protocol/record_batch.ts";
 import { convertLegacyMessageSet } from "../protocol/legacy_message_set.ts";
 import type { PartitionLog } from "../log/partition_log.ts";
 import { isIdempotent, ProducerStateError } from "../log/producer_state.ts";
@@ -44,6 +54,7 @@ import { defineHandler, type RequestContext } from "./handler.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
 import { keylessRecordsRefusal } from "./keyless_records.ts";
+import type { TxnProducer } from "../coordinator/txn_coordinator.ts";
 
 interface PartitionResult {
   index: number;
@@ -106,6 +117,7 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     }
     const transactionalId = req.transactionalId ?? null;
     startLoadingPartitions(ctx, req.topicData, byId);
+    const slots: { partitions: Prepared[]; slot: number; ready: Promise<Ready | Prepared> }[] = [];
     // Offsets are assigned inside `sequential`, so pipelined requests of this
     // connection append in the order they arrived; durability is awaited after.
     await ctx.sequential(async () => {
@@ -136,20 +148,31 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
           } else if (p.index < 0 || p.index >= topic!.partitions) {
             entry.partitions.push(failed(p.index, ERROR_CODES.UNKNOWN_TOPIC_OR_PARTITION));
           } else {
-            entry.partitions.push(
-              await appendPartition(
+            const slot = entry.partitions.length;
+            entry.partitions.push(failed(p.index, ERROR_CODES.UNKNOWN_SERVER_ERROR));
+            slots.push({
+              partitions: entry.partitions,
+              slot,
+              ready: preparePartition(
                 broker,
                 topic!,
                 p.index,
                 p.records,
-                acks,
                 ctx.apiVersion,
                 transactionalId,
               ),
-            );
+            });
           }
         }
       }
+      // Every partition is checked and loaded at once; a transactions-V2 request then joins all
+      // its new partitions to the transaction in one coordinator write; the appends go in order.
+      const prepared = await Promise.all(slots.map((s) => s.ready));
+      await joinTransactions(broker, prepared);
+      slots.forEach(({ partitions, slot }, i) => {
+        const p = prepared[i];
+        partitions[slot] = "log" in p ? appendReady(broker, p, acks) : p;
+      });
     });
     await Promise.all(topics.flatMap((t) => t.partitions.map((p) => p.done)));
     if (acks === 0) return null;
@@ -217,15 +240,35 @@ async function lookupTopicById(broker: Broker, id: string): Promise<TopicRecord 
   }
 }
 
-async function appendPartition(
+/** A partition whose batches passed every check, ready to append. */
+interface Ready {
+  topic: string;
+  index: number;
+  log: PartitionLog;
+  records: Uint8Array;
+  batches: BatchInfo[];
+  totalRecords: number;
+  now: number;
+  logAppendTime: boolean;
+  /** Transactions V2 (Produce v12+): the partition joins the producer's transaction first. */
+  join: TxnProducer | null;
+  /** Set by `joinTransactions` when joining failed. */
+  refused?: Prepared;
+}
+
+/**
+ * Checks a partition's batches, loads its log and (transactional batches) checks that the
+ * partition is in the producer's Ongoing transaction, or marks it to join it (v12+). Appends
+ * nothing.
+ */
+async function preparePartition(
   broker: Broker,
   topic: TopicRecord,
   index: number,
   input: Uint8Array | null,
-  acks: 0 | 1 | -1,
   apiVersion: number,
   transactionalId: string | null,
-): Promise<Prepared> {
+): Promise<Ready | Prepared> {
   if (input === null || input.length === 0) {
     return failed(index, ERROR_CODES.CORRUPT_MESSAGE, "Produce request has no records");
   }
@@ -282,25 +325,71 @@ async function appendPartition(
   }
   // KIP-890: the first batch of a transaction on this partition must belong to the producer's
   // Ongoing transaction, as its coordinator's record says (transactions V1); from Produce v12
-  // (V2) it adds the partition to the transaction itself.
+  // (V2) it adds the partition to the transaction itself (`joinTransactions`).
+  let join: TxnProducer | null = null;
   if (transactionalId !== null) {
     const { producerId, producerEpoch } = transactional[0];
     if (log.pendingTransactionOf(producerId) === undefined) {
       const producer = { transactionalId, producerId, producerEpoch };
-      const partition = { topic: topic.name, partition: index };
-      const code = apiVersion >= 12
-        ? await broker.transactions.addToTransaction(producer, { partitions: [partition] })
-        : await broker.transactions.verifyPartition(producer, partition);
-      if (code !== ERROR_CODES.NONE) {
-        return failed(
-          index,
-          RETRIABLE_VERIFICATION.has(code) ? ERROR_CODES.NOT_ENOUGH_REPLICAS : code,
-          `Partition "${topic.name}-${index}" is not in an ongoing transaction of producer ` +
-            `${producerId} epoch ${producerEpoch} (${errorName(code)})`,
-        );
+      if (apiVersion >= 12) {
+        join = producer;
+      } else {
+        const partition = { topic: topic.name, partition: index };
+        const code = await broker.transactions.verifyPartition(producer, partition);
+        if (code !== ERROR_CODES.NONE) return notInTransaction(topic.name, index, producer, code);
       }
     }
   }
+  return {
+    topic: topic.name,
+    index,
+    log,
+    records,
+    batches: valid.batches,
+    totalRecords: valid.totalRecords,
+    now,
+    logAppendTime,
+    join,
+  };
+}
+
+function notInTransaction(topic: string, index: number, p: TxnProducer, code: number): Prepared {
+  return failed(
+    index,
+    RETRIABLE_VERIFICATION.has(code) ? ERROR_CODES.NOT_ENOUGH_REPLICAS : code,
+    `Partition "${topic}-${index}" is not in an ongoing transaction of producer ` +
+      `${p.producerId} epoch ${p.producerEpoch} (${errorName(code)})`,
+  );
+}
+
+/**
+ * Adds every partition marked `join` to its producer's transaction: one coordinator write per
+ * producer (a request carries one), not one per partition, which the coordinator would run one
+ * after another. A partition that could not join gets `refused`.
+ */
+async function joinTransactions(broker: Broker, prepared: (Ready | Prepared)[]): Promise<void> {
+  const byProducer = new Map<string, Ready[]>();
+  for (const p of prepared) {
+    if (!("log" in p) || p.join === null) continue;
+    const key = `${p.join.producerId}/${p.join.producerEpoch}`;
+    const group = byProducer.get(key);
+    if (group) group.push(p);
+    else byProducer.set(key, [p]);
+  }
+  await Promise.all([...byProducer.values()].map(async (group) => {
+    const producer = group[0].join!;
+    const partitions = [...new Map(group.map((p) => [`${p.topic}/${p.index}`, p])).values()]
+      .map((p) => ({ topic: p.topic, partition: p.index }));
+    const code = await broker.transactions.addToTransaction(producer, { partitions });
+    if (code === ERROR_CODES.NONE) return;
+    for (const p of group) p.refused = notInTransaction(p.topic, p.index, producer, code);
+  }));
+}
+
+/** Appends a prepared partition: offsets now, in request order; `done` settles on durability. */
+function appendReady(broker: Broker, ready: Ready, acks: 0 | 1 | -1): Prepared {
+  if (ready.refused) return ready.refused;
+  const { index, log, records, now, logAppendTime } = ready;
   const result: PartitionResult = {
     index,
     errorCode: ERROR_CODES.NONE,
@@ -310,12 +399,12 @@ async function appendPartition(
     logStartOffset: -1,
   };
   // append() assigns offsets synchronously; its promise settles on durability.
-  const pending = log.append(records, valid.batches, {
+  const pending = log.append(records, ready.batches, {
     acks,
     logAppendTimeMs: logAppendTime ? now : undefined,
   });
   broker.metrics.inc("kafscale_produce_bytes_total", "Record bytes produced", {}, records.length);
-  broker.metrics.inc("kafscale_produce_records_total", "Records produced", {}, valid.totalRecords);
+  broker.metrics.inc("kafscale_produce_records_total", "Records produced", {}, ready.totalRecords);
   return {
     result,
     done: pending.then(

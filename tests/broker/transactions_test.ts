@@ -12,6 +12,7 @@ import { decodeRecordBatches, encodeRecordBatch } from "../../lib/protocol/recor
 import { scanBatches } from "../../lib/protocol/record_batch.ts";
 import type { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import type { Compare, Operation } from "../../lib/metadata/metadata_store.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 
 const PRODUCE = API_SCHEMAS[0];
@@ -637,4 +638,62 @@ Deno.test("A transactional id idle past transactional.id.expiration.ms is forgot
     ids = all!.transactionStates.map((t) => t.transactionalId).sort();
   } while (ids.includes("idle") && Date.now() < deadline);
   assert.deepEqual(ids, ["busy"], "the idle id expired; the one with an open transaction stays");
+});
+
+// Kafka verifies (and, in V2, adds) a produce request's partitions with one AddPartitionsToTxn
+// per request. One coordinator write per partition ran one after another (the coordinator
+// serialises a transactional id), so a transaction's first produce to many partitions waited
+// for each in turn.
+Deno.test("Transactions V2: a Produce v12 request joins all its new partitions to the transaction in one write", async () => {
+  let txnWrites = 0;
+  class CountingTxnWrites extends MemoryMetadataStore {
+    override txn(compares: Compare[], success: Operation[], failure?: Operation[]) {
+      if (success.some((op) => op.op === "put" && op.key.includes("txns/many"))) txnWrites++;
+      return super.txn(compares, success, failure);
+    }
+  }
+  await using b = await startTestBroker({ metadataStore: new CountingTxnWrites() });
+  const conn = await b.connect();
+  const partitions = 6;
+  await createTopic(conn, "tv2-many", partitions);
+  const r = await init(conn, "many");
+  const ids = { producerId: r.producerId, producerEpoch: r.producerEpoch };
+  const produce = (sequence: number) =>
+    conn.send(PRODUCE, 12, {
+      transactionalId: "many",
+      acks: -1,
+      timeoutMs: 10_000,
+      topicData: [{
+        name: "tv2-many",
+        partitionData: Array.from({ length: partitions }, (_, index) => ({
+          index,
+          records: encodeRecordBatch([{ key: null, value: enc.encode(`v${index}-${sequence}`) }], {
+            ...ids,
+            baseSequence: sequence,
+            transactional: true,
+          }),
+        })),
+      }],
+    });
+  const before = txnWrites;
+  const first = await produce(0);
+  assert.deepEqual(
+    first!.responses[0].partitionResponses.map((p) => [p.index, p.errorCode]),
+    Array.from({ length: partitions }, (_, i) => [i, E.NONE]),
+  );
+  assert.equal(txnWrites - before, 1, "one coordinator write added every partition");
+  const described = await conn.send(DESCRIBE_TXNS, 0, { transactionalIds: ["many"] });
+  assert.deepEqual(described!.transactionStates[0].topics, [{
+    topic: "tv2-many",
+    partitions: Array.from({ length: partitions }, (_, i) => i),
+  }]);
+  // The partitions are in the transaction now: the next request writes nothing to the coordinator.
+  const second = await produce(1);
+  assert.ok(second!.responses[0].partitionResponses.every((p) => p.errorCode === E.NONE));
+  assert.equal(txnWrites - before, 1);
+  const ended = await conn.send(END_TXN, 5, { transactionalId: "many", ...ids, committed: true });
+  assert.equal(ended!.errorCode, E.NONE);
+  const committed = await fetchPartition(conn, "tv2-many", 1);
+  assert.deepEqual(committed.data.map((d) => d.value), ["v0-0", "v0-1"]);
+  assert.ok(committed.batches.at(-1)!.isControl, "the commit marker follows");
 });
