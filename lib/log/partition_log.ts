@@ -122,7 +122,7 @@ import {
   walChunkPayload,
   WalFormatError,
 } from "./wal_format.ts";
-import { ReadSlab, WAL_BLOCK_READ_MAX, type WalReader } from "./wal_reader.ts";
+import { joinAdjacent, ReadSlab, WAL_BLOCK_READ_MAX, type WalReader } from "./wal_reader.ts";
 import {
   type AbortedTxn,
   abortedTxnsIn,
@@ -1797,7 +1797,7 @@ export class PartitionLog implements FlushSource {
           // The whole range fits: its batches as they are, no per-batch work (with many
           // partitions a consumer reads a great many small ranges).
           // Small chunks read from a local file share buffers (the response drops them all).
-          slab ??= new ReadSlab();
+          slab ??= new ReadSlab(this.#slabHint(index, maxBytes - result.bytes));
           part = { chunks: [await this.#rangePayload(range, slab)], reachedEnd: true };
         } else {
           const cached = this.#ctx.cache.get(rangeCacheKey(range));
@@ -1811,7 +1811,7 @@ export class PartitionLog implements FlushSource {
         }
       }
       for (const chunk of part.chunks) {
-        result.chunks.push(chunk);
+        joinAdjacent(result.chunks, chunk);
         result.bytes += chunk.byteLength;
       }
       if (part.chunks.length > 0) i++;
@@ -2015,13 +2015,28 @@ export class PartitionLog implements FlushSource {
    * A whole range's batches: the cached view's bytes, or (small chunks) a view of a cached
    * block after a cheap header check, or the loaded and cached view.
    */
+  /**
+   * Bytes of the small uncached ranges from `index` on that a read with `budget` left takes
+   * whole: how big a read's slab should start, so their payloads share one buffer.
+   */
+  #slabHint(index: number, budget: number): number {
+    let bytes = 0;
+    for (let i = index; i < this.#ranges.length; i++) {
+      const range = this.#ranges[i];
+      if (bytes + range.length > budget || range.length > WAL_BLOCK_READ_MAX) break;
+      if (this.#ctx.cache.peek(rangeCacheKey(range))) continue; // served from the cache
+      bytes += range.length;
+    }
+    return bytes;
+  }
+
   async #rangePayload(range: WalRange, slab: ReadSlab): Promise<Uint8Array> {
     const cached = this.#ctx.cache.get(rangeCacheKey(range));
     if (cached?.kind === "segment") return cached.view.bytes;
     if (range.length > WAL_BLOCK_READ_MAX) {
       return (await this.#viewOfExtent({ kind: "wal", range })).bytes;
     }
-    let read: { bytes: Uint8Array | null; shared: boolean };
+    let read: { bytes: Uint8Array | null; shared: boolean; inSlab?: boolean };
     try {
       read = await this.#ctx.walReader.read(range.object, range.position, range.length, slab);
     } catch (error) {
@@ -2033,11 +2048,13 @@ export class PartitionLog implements FlushSource {
       );
     }
     try {
-      return walChunkPayload(read.bytes, {
+      const payload = walChunkPayload(read.bytes, {
         partition: this.partition,
         baseOffset: range.baseOffset,
         endOffset: range.lastOffset + 1,
       });
+      // Read into the slab: the payload moves over its header, next to the previous payload.
+      return read.inSlab ? slab.keep(read.bytes, payload) : payload;
     } catch (error) {
       if (!(error instanceof WalFormatError)) throw error;
       throw LogError.storage(

@@ -23,6 +23,8 @@ export const WAL_BLOCK_READ_MAX = 256 * 1024;
 /** Largest buffer a `ReadSlab` allocates, and the first one's size. */
 export const READ_SLAB_BYTES_MAX = 1024 * 1024;
 export const READ_SLAB_BYTES_MIN = 16 * 1024;
+/** Largest first buffer a size hint gets (`new ReadSlab(hint)`). */
+export const READ_SLAB_HINT_MAX = 8 * 1024 * 1024;
 
 /**
  * Buffers that many small reads of one fetch share (`WalReader.read` with a slab): with many
@@ -32,15 +34,33 @@ export const READ_SLAB_BYTES_MIN = 16 * 1024;
  * read that needs little allocates little and at most about half of what it allocates is unused.
  * The pieces keep their buffer alive: use a slab for data that dies with the response, never for
  * data that is cached.
+ *
+ * A reader that knows how much it will read gives it as a hint: the first buffer is then that
+ * big (up to READ_SLAB_HINT_MAX), so its pieces lie back to back in one buffer. `keep` then moves
+ * a piece's payload over the piece's header, so the payloads of consecutive pieces are adjacent
+ * and a read can hand them out as one view (`joinAdjacent`) instead of copying them together.
  */
 export class ReadSlab {
   #buffer: Uint8Array | null = null;
   #used = 0;
   #next = READ_SLAB_BYTES_MIN;
 
+  /** Size of the first buffer when a hint gave one (0: no hint). */
+  #hint = 0;
+
+  constructor(hintBytes = 0) {
+    if (hintBytes > READ_SLAB_BYTES_MIN) this.#hint = Math.min(hintBytes, READ_SLAB_HINT_MAX);
+  }
+
   /** `length` bytes of a shared buffer (bigger pieces get one of their own). */
   take(length: number): Uint8Array {
-    if (length > READ_SLAB_BYTES_MAX / 4) return new Uint8Array(length);
+    // The hinted buffer is allocated on first use (a hinted read may find everything cached).
+    if (!this.#buffer && this.#hint > 0 && length <= this.#hint) {
+      this.#buffer = new Uint8Array(this.#hint);
+      this.#next = Math.min(this.#hint, READ_SLAB_BYTES_MAX);
+    }
+    const fits = this.#buffer !== null && this.#used + length <= this.#buffer.byteLength;
+    if (!fits && length > READ_SLAB_BYTES_MAX / 4) return new Uint8Array(length);
     if (!this.#buffer || this.#used + length > this.#buffer.byteLength) {
       this.#buffer = new Uint8Array(Math.max(this.#next, length));
       this.#next = Math.min(this.#next * 2, READ_SLAB_BYTES_MAX);
@@ -49,6 +69,47 @@ export class ReadSlab {
     const piece = this.#buffer.subarray(this.#used, this.#used + length);
     this.#used += length;
     return piece;
+  }
+
+  /**
+   * Keeps only `payload` (a view inside `piece`, the last piece taken) of `piece`: the payload
+   * moves to where the piece starts and the rest goes back to the slab. Returns the moved
+   * payload. A piece that is not the last one taken keeps its place (returns `payload`).
+   */
+  keep(piece: Uint8Array, payload: Uint8Array): Uint8Array {
+    const buffer = this.#buffer;
+    if (
+      !buffer || piece.buffer !== buffer.buffer || payload.buffer !== buffer.buffer ||
+      piece.byteOffset + piece.byteLength !== buffer.byteOffset + this.#used ||
+      payload.byteOffset < piece.byteOffset ||
+      payload.byteOffset + payload.byteLength > piece.byteOffset + piece.byteLength
+    ) {
+      return payload;
+    }
+    const start = piece.byteOffset - buffer.byteOffset;
+    const from = payload.byteOffset - buffer.byteOffset;
+    if (from !== start) buffer.copyWithin(start, from, from + payload.byteLength);
+    this.#used = start + payload.byteLength;
+    return buffer.subarray(start, this.#used);
+  }
+}
+
+/**
+ * Appends `chunk` to `chunks`, merged into the last one when it directly follows it in the same
+ * buffer (payloads `ReadSlab.keep` laid back to back): a fetch then sends one view, not a copy.
+ */
+export function joinAdjacent(chunks: Uint8Array[], chunk: Uint8Array): void {
+  const last = chunks.at(-1);
+  if (
+    last && last.buffer === chunk.buffer && last.byteOffset + last.byteLength === chunk.byteOffset
+  ) {
+    chunks[chunks.length - 1] = new Uint8Array(
+      last.buffer,
+      last.byteOffset,
+      last.byteLength + chunk.byteLength,
+    );
+  } else {
+    chunks.push(chunk);
   }
 }
 
@@ -72,7 +133,7 @@ export class WalReader {
     position: number,
     length: number,
     slab?: ReadSlab,
-  ): Promise<{ bytes: Uint8Array | null; shared: boolean }> {
+  ): Promise<{ bytes: Uint8Array | null; shared: boolean; inSlab?: boolean }> {
     const end = position + length;
     if (this.#objectStore.readRangeSync && length <= WAL_BLOCK_READ_MAX) {
       // A local directory: a positioned read of a small chunk costs microseconds from the page
@@ -83,6 +144,7 @@ export class WalReader {
       return {
         bytes: bytes && bytes.byteLength === length ? bytes : null,
         shared: slab !== undefined,
+        inSlab: slab !== undefined,
       };
     }
     const block = Math.floor(position / WAL_BLOCK_BYTES);
