@@ -89,7 +89,8 @@ export class PartitionDrainer {
 
   /** Whether a drain covers the partition (it must not be acquired here again). */
   refuses(topic: string, partition: number): boolean {
-    return this.#all || this.#named.has(keyOf(topic, partition));
+    // Asked for every partition of every request: no key is built while nothing drains.
+    return this.#all || (this.#named.size > 0 && this.#named.has(keyOf(topic, partition)));
   }
 
   /** Whether the partition's release is in flight. */
