@@ -117,10 +117,11 @@ export const PRODUCE_HANDLER = defineHandler<ProduceRequest, ProduceResponse>({
     }
     const transactionalId = req.transactionalId ?? null;
     startLoadingPartitions(ctx, req.topicData, byId);
-    const slots: { partitions: Prepared[]; slot: number; ready: Promise<Ready | Prepared> }[] = [];
     // Offsets are assigned inside `sequential`, so pipelined requests of this
     // connection append in the order they arrived; durability is awaited after.
     await ctx.sequential(async () => {
+      const slots: { partitions: Prepared[]; slot: number; ready: Promise<Ready | Prepared> }[] =
+        [];
       for (const t of req.topicData) {
         const entry = {
           name: t.name ?? "",

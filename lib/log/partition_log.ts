@@ -1169,19 +1169,11 @@ export class PartitionLog implements FlushSource {
     const started = this.#ctx.clock.monotonic();
     const startBefore = this.#logStartOffset;
     let sinceYield = 0;
-    let pause: Promise<void> | null = null; // every worker waits for the same yield
     const views = await mapBounded(chosen, this.#loadConcurrency(), async (range) => {
-      if (pause) await pause;
       sinceYield += range.length;
       if (sinceYield >= SEAL_YIELD_BYTES) {
         sinceYield = 0;
-        pause = new Promise<void>((resolve) =>
-          setImmediate(() => {
-            pause = null;
-            resolve();
-          })
-        );
-        await pause;
+        await new Promise((resolve) => setImmediate(resolve));
       }
       return this.#viewOfExtent({ kind: "wal", range }, { cache: false });
     });
@@ -2012,10 +2004,6 @@ export class PartitionLog implements FlushSource {
   }
 
   /**
-   * A whole range's batches: the cached view's bytes, or (small chunks) a view of a cached
-   * block after a cheap header check, or the loaded and cached view.
-   */
-  /**
    * Bytes of the small uncached ranges from `index` on that a read with `budget` left takes
    * whole: how big a read's slab should start, so their payloads share one buffer.
    */
@@ -2030,6 +2018,10 @@ export class PartitionLog implements FlushSource {
     return bytes;
   }
 
+  /**
+   * A whole range's batches: the cached view's bytes, or (small chunks) a view of a cached
+   * block after a cheap header check, or the loaded and cached view.
+   */
   async #rangePayload(range: WalRange, slab: ReadSlab): Promise<Uint8Array> {
     const cached = this.#ctx.cache.get(rangeCacheKey(range));
     if (cached?.kind === "segment") return cached.view.bytes;

@@ -59,9 +59,8 @@ export class ReadSlab {
       this.#buffer = new Uint8Array(this.#hint);
       this.#next = Math.min(this.#hint, READ_SLAB_BYTES_MAX);
     }
-    const fits = this.#buffer !== null && this.#used + length <= this.#buffer.byteLength;
-    if (!fits && length > READ_SLAB_BYTES_MAX / 4) return new Uint8Array(length);
     if (!this.#buffer || this.#used + length > this.#buffer.byteLength) {
+      if (length > READ_SLAB_BYTES_MAX / 4) return new Uint8Array(length);
       this.#buffer = new Uint8Array(Math.max(this.#next, length));
       this.#next = Math.min(this.#next * 2, READ_SLAB_BYTES_MAX);
       this.#used = 0;
