@@ -2228,13 +2228,15 @@ export class PartitionLog implements FlushSource {
     minOne: boolean,
   ): Promise<{ chunks: Uint8Array[]; reachedEnd: boolean }> {
     const index = await this.#loadIndex(segment);
-    const pos = lookupIndex(index.entries, offset)?.position ?? SEGMENT_HEADER_BYTES;
+    const entry = lookupIndex(index.entries, offset);
+    const pos = entry?.position ?? SEGMENT_HEADER_BYTES;
     const bodyEnd = segment.size - SEGMENT_FOOTER_BYTES;
     // A compaction rewrite (generation > 0) has gaps between its batches; a sealed one has none.
     const span = {
       first: segment.baseOffset,
       last: segment.lastOffset,
       contiguous: (segment.generation ?? 0) === 0,
+      from: entry?.offset ?? segment.baseOffset,
     };
     const { chunks, reachedEnd } = await this.#scanRead(
       key,
@@ -2260,12 +2262,15 @@ export class PartitionLog implements FlushSource {
     budget: number,
     minOne: boolean,
   ): Promise<{ chunks: Uint8Array[]; reachedEnd: boolean }> {
-    const hint = range.scanHint;
-    const start = hint && hint.offset <= offset
-      ? hint.position
-      : range.position + WAL_CHUNK_FIXED_BYTES + this.#topicNameBytes;
+    const hint = range.scanHint && range.scanHint.offset <= offset ? range.scanHint : null;
+    const start = hint?.position ?? range.position + WAL_CHUNK_FIXED_BYTES + this.#topicNameBytes;
     const end = range.position + range.length;
-    const span = { first: range.baseOffset, last: range.lastOffset, contiguous: true };
+    const span = {
+      first: range.baseOffset,
+      last: range.lastOffset,
+      contiguous: true,
+      from: hint?.offset ?? range.baseOffset,
+    };
     const read = await this.#scanRead(range.object, start, end, offset, budget, minOne, span);
     if (read.last) range.scanHint = read.last;
     return read;
@@ -2279,10 +2284,13 @@ export class PartitionLog implements FlushSource {
    * `offset`, whatever the record sizes. `last` says where the returned batches end.
    *
    * Batch CRCs are not checked here (as in Kafka, clients check them), but a batch's base offset
-   * is outside what its CRC covers: each returned batch must lie within `span`, the first must
-   * hold `offset` and each next one follow the last (with gaps allowed only when
-   * `span.contiguous` is false, for compacted segments). A flipped bit there would otherwise
-   * serve records at offsets they were never given.
+   * is outside what its CRC covers: every batch the scan passes or returns must lie within
+   * `span` and follow the one before, the first one starting at `span.from` (the base offset of
+   * the batch at `pos`: an index entry's, a scan hint's, or the range's or segment's first),
+   * with gaps allowed only when `span.contiguous` is false, for compacted segments. A flipped bit
+   * there would otherwise serve records at offsets they were never given. The batches before a
+   * damaged one are returned; a read whose first batch is damaged fails with
+   * KAFKA_STORAGE_ERROR.
    */
   async #scanRead(
     key: string,
@@ -2291,7 +2299,7 @@ export class PartitionLog implements FlushSource {
     offset: number,
     budget: number,
     minOne: boolean,
-    span: { first: number; last: number; contiguous: boolean },
+    span: { first: number; last: number; contiguous: boolean; from: number },
   ): Promise<
     {
       chunks: Uint8Array[];
@@ -2305,8 +2313,16 @@ export class PartitionLog implements FlushSource {
     let started = false;
     let dataReads = 0;
     let nextBatchSize = 0;
-    /** Last offset of the batch returned last, to check the next one follows it. */
-    let prevLast: number | null = null;
+    /** Last offset of the batch seen last (returned or skipped), to check the next follows it. */
+    let prevLast = span.from - 1;
+    const follows = (baseOffset: number, lastOffset: number) =>
+      (span.contiguous ? baseOffset === prevLast + 1 : baseOffset > prevLast) &&
+      baseOffset >= span.first && lastOffset <= span.last && lastOffset >= baseOffset;
+    const damaged = (at: number, baseOffset: number, lastOffset: number) =>
+      LogError.storage(
+        `Object "${key}" has a batch at byte ${at} with offsets ${baseOffset}-${lastOffset}, ` +
+          `which do not follow ${prevLast} within ${span.first}-${span.last}: the object is damaged`,
+      );
     const fits = (size: number) => returned + size <= budget || (minOne && returned === 0);
     // Bounded by the segment: each GET advances `pos` by at least one batch header.
     const readsMax = Math.ceil((bodyEnd - pos) / BATCH_HEADER_BYTES) + 1;
@@ -2339,28 +2355,24 @@ export class PartitionLog implements FlushSource {
       let chunkEnd = -1;
       let full = false;
       for (const b of batches) {
+        const bLast = b.baseOffset + b.lastOffsetDelta;
+        if (!follows(b.baseOffset, bLast)) {
+          // The batches before the damage are served (as a Kafka consumer gets a log up to a
+          // corrupt record); the read that starts at the damaged batch gets the error.
+          if (returned === 0) throw damaged(pos + b.position, b.baseOffset, bLast);
+          if (chunkStart >= 0) chunks.push(data.subarray(chunkStart, chunkEnd));
+          return { chunks, reachedEnd: false, last };
+        }
         if (!started) {
-          if (b.baseOffset + b.lastOffsetDelta < offset) continue;
+          if (bLast < offset) {
+            prevLast = bLast;
+            continue;
+          }
           started = true;
         }
         if (!fits(b.size)) {
           full = true;
           break;
-        }
-        const bLast = b.baseOffset + b.lastOffsetDelta;
-        const follows = prevLast === null
-          ? b.baseOffset <= offset || !span.contiguous
-          : span.contiguous
-          ? b.baseOffset === prevLast + 1
-          : b.baseOffset > prevLast;
-        if (!follows || b.baseOffset < span.first || bLast > span.last || bLast < b.baseOffset) {
-          throw LogError.storage(
-            `Object "${key}" has a batch at byte ${pos + b.position} with offsets ` +
-              `${b.baseOffset}-${bLast}, which do not follow ${
-                prevLast ?? `the read at ${offset}`
-              } ` +
-              `within ${span.first}-${span.last}: the object is damaged`,
-          );
         }
         prevLast = bLast;
         if (chunkStart < 0) chunkStart = b.position;
@@ -2384,7 +2396,10 @@ export class PartitionLog implements FlushSource {
       }
       if (!started && tail.byteLength >= BATCH_HEADER_BYTES) {
         const info = readBatchInfo(tail, 0);
-        if (info.baseOffset + info.lastOffsetDelta < offset) {
+        const infoLast = info.baseOffset + info.lastOffsetDelta;
+        if (!follows(info.baseOffset, infoLast)) throw damaged(pos, info.baseOffset, infoLast);
+        if (infoLast < offset) {
+          prevLast = infoLast;
           pos += nextBatchSize;
           nextBatchSize = 0;
           continue;

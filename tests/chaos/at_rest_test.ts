@@ -6,8 +6,10 @@
  * clear message, or starts; when it starts it never serves a record with other bytes than were
  * produced inside a batch whose CRC holds (acknowledged records it cannot read are errors,
  * missing, or in a batch whose CRC fails, which CRC-checking clients reject), and in every case no
- * segment file is deleted. Seeded (KAFSCALE_CHAOS_SEED), so a
- * failing trial can be replayed.
+ * segment file is deleted. Segments are damaged twice more with the damaged broker reading them
+ * by ranges from their index (no segment cache), the path large segments take: once by random
+ * flips and truncations, once by a flipped bit in a batch's base offset, which its CRC does not
+ * cover. Seeded (KAFSCALE_CHAOS_SEED), so a failing trial can be replayed.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -17,6 +19,7 @@ import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { decodeRecordBatches } from "../../lib/protocol/records.ts";
 import { computeBatchCrc, readStoredCrc } from "../../lib/protocol/record_batch.ts";
 import { AckedProducer } from "../support/distributed.ts";
+import { SEGMENT_FOOTER_BYTES, SEGMENT_HEADER_BYTES } from "../../lib/log/segment_format.ts";
 
 const PARTITIONS = 2;
 const COUNT = 12_000;
@@ -158,23 +161,63 @@ async function copyDir(from: string, to: string): Promise<void> {
   }
 }
 
-type Damage = "flip" | "truncate";
+/** "offset" flips a bit in the base offset of a segment's batch: outside the batch's CRC. */
+type Damage = "flip" | "truncate" | "offset";
 interface Target {
   kind: string;
   pattern: RegExp;
+  /** Flags of the damaged broker's start. */
+  args?: string[];
+  /** Damages the trials take in turn (default a flip, then a truncation). */
+  damages?: Damage[];
 }
+
+const SEGMENT = /^segment-\d{20}\.kfs$/;
+/** No segment cache: every segment is read by ranges from its index, never whole. */
+const RANGED = ["--cache-bytes", "0"];
 
 const TARGETS: Target[] = [
   { kind: "metadata log", pattern: /^wal$/ },
   { kind: "metadata snapshot", pattern: /^snapshot$/ },
-  { kind: "segment", pattern: /^segment-\d{20}\.kfs$/ },
+  { kind: "segment", pattern: SEGMENT },
+  { kind: "segment read by ranges", pattern: SEGMENT, args: RANGED },
+  {
+    kind: "segment batch base offset read by ranges",
+    pattern: SEGMENT,
+    args: RANGED,
+    damages: ["offset"],
+  },
   { kind: "segment index", pattern: /^segment-\d{20}\.index$/ },
   { kind: "write-ahead file", pattern: /\.wal$/ },
 ];
 
+/** Positions of a segment's batches (after its header, before its footer). */
+function batchPositions(bytes: Uint8Array): number[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: number[] = [];
+  for (let at = SEGMENT_HEADER_BYTES; at + 12 <= bytes.length - SEGMENT_FOOTER_BYTES;) {
+    out.push(at);
+    at += 12 + view.getInt32(at + 8);
+  }
+  return out;
+}
+
 async function damage(path: string, how: Damage, next: () => number): Promise<string> {
   const bytes = await Deno.readFile(path);
   if (bytes.length === 0) return `${path} is empty; left alone`;
+  if (how === "offset") {
+    // A batch after the first, so a ranged read from the segment's start meets it mid-scan; a
+    // bit of the low 32 bits of its base offset.
+    const batches = batchPositions(bytes);
+    assert.ok(batches.length > 1, `${path} holds ${batches.length} batch`);
+    const b = 1 + Math.floor(next() * (batches.length - 1));
+    const byte = batches[b] + 4 + Math.floor(next() * 4);
+    const bit = Math.floor(next() * 8);
+    bytes[byte] ^= 1 << bit;
+    await Deno.writeFile(path, bytes);
+    return `flipped bit ${bit} of byte ${byte} (base offset of batch ${b} of ${batches.length}) ` +
+      `in ${path}`;
+  }
   const at = Math.floor(next() * bytes.length);
   if (how === "flip") {
     const bit = Math.floor(next() * 8);
@@ -218,13 +261,22 @@ Deno.test({
       assert.ok(segments.length > PARTITIONS, `few segments: ${segments.join(", ")}`);
       const outcomes: string[] = [];
       for (const target of TARGETS) {
-        const candidates = await filesUnder(pristine, target.pattern);
+        let candidates = await filesUnder(pristine, target.pattern);
+        if (target.damages?.includes("offset")) {
+          const many = [];
+          for (const c of candidates) {
+            if (batchPositions(await Deno.readFile(c)).length > 1) many.push(c);
+          }
+          assert.ok(many.length > 0, `none of ${candidates.length} segments holds two batches`);
+          candidates = many;
+        }
         if (candidates.length === 0) {
           outcomes.push(`${target.kind}: none on disk after a clean stop`);
           continue;
         }
         for (let trial = 0; trial < TRIALS_PER_KIND; trial++) {
-          const how: Damage = trial % 2 === 0 ? "flip" : "truncate";
+          const damages = target.damages ?? ["flip", "truncate"];
+          const how = damages[trial % damages.length];
           const dir = await Deno.makeTempDir({ prefix: "kafscale-chaos-trial-" });
           try {
             await copyDir(pristine, dir);
@@ -235,7 +287,11 @@ Deno.test({
             let outcome: string;
             let broker;
             try {
-              broker = await startBroker({ dataDir: dir, readyTimeoutMs: 20_000 });
+              broker = await startBroker({
+                dataDir: dir,
+                readyTimeoutMs: 20_000,
+                args: target.args,
+              });
             } catch (err) {
               const message = String(err);
               assert.match(message, REFUSAL, `${what}: refused without naming the damage`);
@@ -259,7 +315,8 @@ Deno.test({
             for (const f of before) {
               assert.ok(after.includes(f), `${what}: ${f} was deleted`);
             }
-            outcomes.push(`${target.kind}, ${what.replace(dir, "<dir>")}: ${outcome!}`);
+            const flags = target.args ? ` (${target.args.join(" ")})` : "";
+            outcomes.push(`${target.kind}${flags}, ${what.replace(dir, "<dir>")}: ${outcome!}`);
           } finally {
             await Deno.remove(dir, { recursive: true });
           }

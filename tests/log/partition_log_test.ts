@@ -690,7 +690,7 @@ Deno.test("read: ranged reads reach the batch holding the offset past any number
 
 // Ranged reads do not check batch CRCs (clients do), and a batch's base offset is not covered by
 // its CRC: a flipped bit there served a CRC-valid batch at offsets its records never had.
-Deno.test("read: a ranged read refuses a batch whose base offset does not follow the one before (damage at rest)", async () => {
+Deno.test("read: a ranged read serves the batches before one whose base offset does not follow, and refuses that one (damage at rest)", async () => {
   const store = new MemoryObjectStore();
   // Segments over 2 KiB (cacheBytesMax / 4) are read by index + ranged GETs.
   const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
@@ -720,8 +720,10 @@ Deno.test("read: a ranged read refuses a batch whose base offset does not follow
       new DataView(damaged.buffer).setBigInt64(batchAt(damaged, batch), BigInt(offset));
       await store.put(key, damaged);
       h.manager.cache.clear();
+      // The batches before the damaged one are served; a read from the damaged one fails.
+      assert.deepEqual(await values(0), [...Array(batch).keys()], `batch ${batch}`);
       await assert.rejects(
-        () => log.read(0, 1 << 20, { minOneBatch: true }),
+        () => log.read(batch, 1 << 20, { minOneBatch: true }),
         (e) => e instanceof LogError && e.code === LOG_ERROR_CODE.KAFKA_STORAGE_ERROR,
         `batch ${batch} claiming offset ${offset}`,
       );
@@ -735,6 +737,52 @@ Deno.test("read: a ranged read refuses a batch whose base offset does not follow
     await store.put(key, pristine);
     h.manager.cache.clear();
     assert.deepEqual(await values(2), [2, 3]);
+  } finally {
+    await h.close();
+  }
+});
+
+// A read that starts inside a segment (a consumer's committed offset) has no batch before the
+// damaged one in its response to compare with: the scan still knows, from the index entry (or the
+// segment's base offset) and every batch it skips, where the next batch must start.
+Deno.test("read: a ranged read from inside a segment refuses a batch whose base offset moved back to cover the offset", async () => {
+  const store = new MemoryObjectStore();
+  const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    // Four batches of four records: offsets 0-3, 4-7, 8-11, 12-15.
+    const acks = [0, 1, 2, 3].map((b) =>
+      append(log, batch([0, 1, 2, 3].map((r) => `b${b}-r${r}-`.padEnd(400, "x"))), { acks: 1 })
+    );
+    await h.flush();
+    await Promise.all(acks);
+    await sealAll(log);
+    assert.equal(log.segments.length, 1);
+    const key = segmentObjectKey("default", TOPIC, 0, 0, "kfs");
+    const pristine = (await store.get(key))!;
+    assert.ok(pristine.byteLength > 2 * 1024, "read by ranges");
+    const view = new DataView(pristine.buffer, pristine.byteOffset);
+    let at = 32;
+    for (let i = 0; i < 2; i++) at += 12 + view.getInt32(at + 8);
+    assert.equal(view.getBigInt64(at), 8n, "batch 2 starts at offset 8");
+    // Batch 2 claims offsets 7-10 (bit 0 of its base offset cleared): it covers offset 8.
+    const damaged = pristine.slice();
+    new DataView(damaged.buffer).setBigInt64(at, 7n);
+    await store.put(key, damaged);
+    h.manager.cache.clear();
+    // A budget of one batch (the batch after would not show the damage) and a large one.
+    for (const offset of [8, 9, 10]) {
+      for (const budget of [1, 1 << 20]) {
+        await assert.rejects(
+          () => log.read(offset, budget, { minOneBatch: true }),
+          (e) => e instanceof LogError && e.code === LOG_ERROR_CODE.KAFKA_STORAGE_ERROR,
+          `read from ${offset}, budget ${budget}`,
+        );
+      }
+    }
+    // From before the damage: the batches up to it.
+    const from5 = decode((await log.read(5, 1 << 20, { minOneBatch: true })).chunks);
+    assert.deepEqual(from5.map(([o]) => o), [4, 5, 6, 7]);
   } finally {
     await h.close();
   }
