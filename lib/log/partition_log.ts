@@ -2229,25 +2229,53 @@ export class PartitionLog implements FlushSource {
   ): Promise<{ chunks: Uint8Array[]; reachedEnd: boolean }> {
     const index = await this.#loadIndex(segment);
     const entry = lookupIndex(index.entries, offset);
-    const pos = entry?.position ?? SEGMENT_HEADER_BYTES;
     const bodyEnd = segment.size - SEGMENT_FOOTER_BYTES;
     // A compaction rewrite (generation > 0) has gaps between its batches; a sealed one has none.
-    const span = {
+    const span = (from: number) => ({
       first: segment.baseOffset,
       last: segment.lastOffset,
       contiguous: (segment.generation ?? 0) === 0,
-      from: entry?.offset ?? segment.baseOffset,
-    };
-    const { chunks, reachedEnd } = await this.#scanRead(
-      key,
-      pos,
-      bodyEnd,
-      offset,
-      budget,
-      minOne,
-      span,
-    );
-    return { chunks, reachedEnd };
+      from,
+    });
+    const fromStart = () =>
+      this.#scanRead(
+        key,
+        SEGMENT_HEADER_BYTES,
+        bodyEnd,
+        offset,
+        budget,
+        minOne,
+        span(
+          segment.baseOffset,
+        ),
+      );
+    if (!entry) return await fromStart();
+    try {
+      return await this.#scanRead(
+        key,
+        entry.position,
+        bodyEnd,
+        offset,
+        budget,
+        minOne,
+        span(entry.offset),
+      );
+    } catch (error) {
+      // Indexes are written without fsync: an entry whose offset disagrees with its batch may be
+      // a torn index over a sound segment. Scanning from the start tells which one is damaged.
+      if (
+        !(error instanceof LogError) ||
+        (entry.position === SEGMENT_HEADER_BYTES && entry.offset === segment.baseOffset)
+      ) {
+        throw error;
+      }
+      this.#ctx.logger.warn("Segment read from its index failed; reading from the start", {
+        key,
+        offset,
+        reason: error.message,
+      });
+      return await fromStart();
+    }
   }
 
   /**

@@ -788,6 +788,41 @@ Deno.test("read: a ranged read from inside a segment refuses a batch whose base 
   }
 });
 
+// Indexes are written without fsync, so one can be torn over a sound segment: an entry whose
+// offset disagrees with its batch sends the read back to the segment's start, not to an error.
+Deno.test("read: an index entry whose offset disagrees with its batch is read past from the segment's start", async () => {
+  const store = new MemoryObjectStore();
+  const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const acks = [0, 1, 2, 3].map((b) =>
+      append(log, batch([0, 1, 2, 3].map((r) => `b${b}-r${r}-`.padEnd(400, "x"))), { acks: 1 })
+    );
+    await h.flush();
+    await Promise.all(acks);
+    await sealAll(log);
+    const indexKey = segmentObjectKey("default", TOPIC, 0, 0, "index");
+    const index = (await store.get(indexKey))!.slice();
+    const view = new DataView(index.buffer);
+    const count = view.getInt32(6);
+    assert.ok(count >= 1);
+    // The last entry claims one offset more than its batch's base offset (still increasing).
+    const at = 16 + (count - 1) * 12;
+    const base = Number(view.getBigInt64(at));
+    view.setBigInt64(at, BigInt(base + 1));
+    await store.put(indexKey, index);
+    h.manager.cache.clear();
+    const read = decode((await log.read(base + 1, 1 << 20, { minOneBatch: true })).chunks);
+    assert.deepEqual(
+      read.map(([o]) => o),
+      [...Array(16 - base).keys()].map((i) => base + i),
+    );
+    assert.equal(read[1][1], `b${base / 4}-r1-`.padEnd(400, "x"));
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("invariants: a second flush of a partition, or a commit without its chunk, goes to the policy", async () => {
   const broken: unknown[] = [];
   const h = await harness({ onBrokenInvariant: (error) => void broken.push(error) });
