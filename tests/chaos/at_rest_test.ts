@@ -9,7 +9,8 @@
  * segment file is deleted. Segments are damaged twice more with the damaged broker reading them
  * by ranges from their index (no segment cache), the path large segments take: once by random
  * flips and truncations, once by a flipped bit in a batch's base offset, which its CRC does not
- * cover. Seeded (KAFSCALE_CHAOS_SEED), so a failing trial can be replayed.
+ * cover. Indexes are damaged with the broker reading by ranges too (only those reads use them).
+ * Seeded (KAFSCALE_CHAOS_SEED), so a failing trial can be replayed.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -187,7 +188,8 @@ const TARGETS: Target[] = [
     args: RANGED,
     damages: ["offset"],
   },
-  { kind: "segment index", pattern: /^segment-\d{20}\.index$/ },
+  // Indexes matter only to reads by ranges.
+  { kind: "segment index", pattern: /^segment-\d{20}\.index$/, args: RANGED },
   { kind: "write-ahead file", pattern: /\.wal$/ },
 ];
 
