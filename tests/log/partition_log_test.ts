@@ -21,6 +21,7 @@ import {
   eventually,
   FLUSH_INTERVAL_MS,
   GatedObjectStore,
+  type Harness,
   harness,
   isSettled,
   sealAll,
@@ -742,6 +743,18 @@ Deno.test("read: a ranged read serves the batches before one whose base offset d
   }
 });
 
+/** One sealed segment of four batches of four ~400-byte records: offsets 0-3, 4-7, 8-11, 12-15. */
+async function fourByFour(h: Harness) {
+  const log = await h.manager.partition(TOPIC, 0);
+  const acks = [0, 1, 2, 3].map((b) =>
+    append(log, batch([0, 1, 2, 3].map((r) => `b${b}-r${r}-`.padEnd(400, "x"))), { acks: 1 })
+  );
+  await h.flush();
+  await Promise.all(acks);
+  await sealAll(log);
+  return log;
+}
+
 // A read that starts inside a segment (a consumer's committed offset) has no batch before the
 // damaged one in its response to compare with: the scan still knows, from the index entry (or the
 // segment's base offset) and every batch it skips, where the next batch must start.
@@ -749,14 +762,7 @@ Deno.test("read: a ranged read from inside a segment refuses a batch whose base 
   const store = new MemoryObjectStore();
   const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
   try {
-    const log = await h.manager.partition(TOPIC, 0);
-    // Four batches of four records: offsets 0-3, 4-7, 8-11, 12-15.
-    const acks = [0, 1, 2, 3].map((b) =>
-      append(log, batch([0, 1, 2, 3].map((r) => `b${b}-r${r}-`.padEnd(400, "x"))), { acks: 1 })
-    );
-    await h.flush();
-    await Promise.all(acks);
-    await sealAll(log);
+    const log = await fourByFour(h);
     assert.equal(log.segments.length, 1);
     const key = segmentObjectKey("default", TOPIC, 0, 0, "kfs");
     const pristine = (await store.get(key))!;
@@ -794,13 +800,7 @@ Deno.test("read: an index entry whose offset disagrees with its batch is read pa
   const store = new MemoryObjectStore();
   const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
   try {
-    const log = await h.manager.partition(TOPIC, 0);
-    const acks = [0, 1, 2, 3].map((b) =>
-      append(log, batch([0, 1, 2, 3].map((r) => `b${b}-r${r}-`.padEnd(400, "x"))), { acks: 1 })
-    );
-    await h.flush();
-    await Promise.all(acks);
-    await sealAll(log);
+    const log = await fourByFour(h);
     const indexKey = segmentObjectKey("default", TOPIC, 0, 0, "index");
     const index = (await store.get(indexKey))!.slice();
     const view = new DataView(index.buffer);
