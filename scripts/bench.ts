@@ -14,7 +14,12 @@
  *          [--rate-seconds 5] [--rate-linger-ms MS] [--max-seconds 20] [--warmup-records 20000]
  *          [--label TEXT]
  *          [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]
- *          [--fetch-sessions SECONDS]
+ *          [--fetch-sessions SECONDS] [--broker-pid PID]
+ *
+ * Memory: the report gives the broker's resident set size after start, its peak during each
+ * phase and its size at the end (Linux /proc, scripts/bench/memory.ts). For our own broker that
+ * is the child started here; for an external one pass `--broker-pid` (Apache Kafka's JVM:
+ * `--broker-pid "$(cat .tools/kafka-ref/data-19092/kafka.pid)"`, see reference_kafka.sh).
  *
  * `--fetch-sessions S` adds a phase after the consume: franz-go (tests/compat/go/
  * fetch_session_probe, built on demand) consumes every partition of the topic from its end for S
@@ -33,6 +38,7 @@
 import { parseArgs } from "node:util";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { peakDuring, readProcessMemory } from "./bench/memory.ts";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BENCH_SOURCE = join(REPO_ROOT, "scripts", "bench", "rdkafka_bench.c");
@@ -144,6 +150,16 @@ type BenchOptions = {
   metrics: string | undefined;
   /** Seconds of each fetch-session probe run (`--fetch-sessions`); 0 skips the phase. */
   fetchSessionSeconds: number;
+  /** Pid of an external broker whose memory the report gives (`--broker-pid`). */
+  brokerPid: number | null;
+};
+
+/** The broker's resident memory, bytes (null where /proc could not tell). */
+type MemoryResult = {
+  pid: number;
+  after_start_rss: number | null;
+  peak: { max_rate: number | null; moderate: number | null; consume: number | null };
+  end_rss: number | null;
 };
 
 /** Objects the broker wrote to its store during the produce phases (from its /metrics). */
@@ -227,6 +243,7 @@ function parseOptions(args: string[]): BenchOptions {
       backend: { type: "string" },
       metrics: { type: "string" },
       "fetch-sessions": { type: "string" },
+      "broker-pid": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -238,9 +255,11 @@ function parseOptions(args: string[]): BenchOptions {
         "  [--compression none|gzip|snappy|lz4|zstd] [--topic NAME] [--rate 5000]\n" +
         "  [--rate-seconds 5] [--rate-linger-ms MS] [--max-seconds 20] [--warmup-records 20000]\n" +
         "  [--label TEXT] [--keep-topic] [--json] [--backend local|minio] [--metrics HOST:PORT]\n" +
-        "  [--fetch-sessions SECONDS]\n" +
+        "  [--fetch-sessions SECONDS] [--broker-pid PID]\n" +
         "Without --bootstrap, starts `deno run -A cli.ts serve` on a temp data dir (or, with\n" +
-        "--backend minio, on a MinIO and etcd started for the run) and stops it.",
+        "--backend minio, on a MinIO and etcd started for the run) and stops it.\n" +
+        "The report gives the broker's memory (resident set size: after start, peak per phase,\n" +
+        "at the end): ours when started here, an external one's with --broker-pid (Linux).",
     );
     Deno.exit(0);
   }
@@ -280,6 +299,9 @@ function parseOptions(args: string[]): BenchOptions {
     backend: parseBackend(values.backend),
     metrics: values.metrics,
     fetchSessionSeconds: parseIntFlag("fetch-sessions", values["fetch-sessions"], 0),
+    brokerPid: values["broker-pid"] === undefined
+      ? null
+      : parseIntFlag("broker-pid", values["broker-pid"], 0),
   };
 }
 
@@ -486,7 +508,7 @@ async function canConnect(port: number): Promise<boolean> {
 async function startOurBroker(
   cleanup: Cleanup,
   backend: "local" | "minio",
-): Promise<{ bootstrap: string; metrics: string; startup: BrokerStartup }> {
+): Promise<{ bootstrap: string; metrics: string; startup: BrokerStartup; pid: number }> {
   const dataDir = await Deno.makeTempDir({ prefix: "kafscale-bench-" });
   cleanup.defer(() => Deno.remove(dataDir, { recursive: true }));
   let env: Record<string, string> = {};
@@ -569,6 +591,7 @@ async function startOurBroker(
   return {
     bootstrap: address,
     metrics: `127.0.0.1:${httpPort}`,
+    pid: child.pid,
     startup: {
       readyMs,
       reportedReadyMs: reported === undefined ? null : Number(reported),
@@ -715,9 +738,10 @@ function renderReport(report: {
   moderate: ProduceResult | null;
   consume: ConsumeResult;
   objects: { maxRate: ObjectsResult | null; moderate: ObjectsResult | null };
+  memory: MemoryResult | null;
   fetchSessions: { off: FetchSessionProbe; on: FetchSessionProbe } | null;
 }): string {
-  const { options, machine, maxRate, moderate, consume, startup, objects } = report;
+  const { options, machine, maxRate, moderate, consume, startup, objects, memory } = report;
   const config = maxRate.config;
   const lines = [
     `Benchmark: ${report.target} at ${report.bootstrap}`,
@@ -801,6 +825,7 @@ function renderReport(report: {
   };
   objectLine("produce at max rate", objects.maxRate);
   objectLine("produce at a fixed rate", objects.moderate);
+  if (memory !== null) lines.push(memoryLine(memory, moderate?.target_rate ?? null));
   if (report.fetchSessions !== null) {
     const probe = (name: string, r: FetchSessionProbe) =>
       `  sessions ${name}: ${fmt(r.fetch_request_bytes_per_s, 0)} B/s of Fetch requests, ` +
@@ -822,6 +847,19 @@ function renderReport(report: {
   return lines.join("\n");
 }
 
+/** MiB, or n/a where /proc could not tell. */
+function mib(bytes: number | null): string {
+  return bytes === null ? "n/a" : `${fmt(bytes / (1024 * 1024), 0)} MiB`;
+}
+
+function memoryLine(memory: MemoryResult, rate: number | null): string {
+  const peaks = [`${mib(memory.peak.max_rate)} during produce at max rate`];
+  if (rate !== null) peaks.push(`${mib(memory.peak.moderate)} at ${fmt(rate, 0)}/s`);
+  peaks.push(`${mib(memory.peak.consume)} during consume`);
+  return `Broker memory (resident, pid ${memory.pid}): ${mib(memory.after_start_rss)} before ` +
+    `the topic was created; peak ${peaks.join(", ")}; ${mib(memory.end_rss)} at the end.`;
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(Deno.args);
   const cleanup = new Cleanup();
@@ -838,17 +876,20 @@ async function main(): Promise<void> {
     let startup: BrokerStartup | null = null;
     let target = options.label ?? `broker at ${bootstrap}`;
     let metrics = options.metrics;
+    let pid = options.brokerPid;
     if (bootstrap === undefined) {
       console.error(`bench: starting our broker (${options.backend}, temp data dir)`);
       const started = await startOurBroker(cleanup, options.backend);
       bootstrap = started.bootstrap;
       metrics = started.metrics;
       startup = started.startup;
+      pid = started.pid;
       target = options.label ??
         (options.backend === "minio"
           ? "KafScale for Deno (MinIO + etcd)"
           : "KafScale for Deno (embedded)");
     }
+    const afterStart = pid === null ? null : await readProcessMemory(pid);
     console.error(`bench: creating topic "${options.topic}"`);
     const topic = await runBench<CreateTopicResult>(
       cleanup,
@@ -896,18 +937,23 @@ async function main(): Promise<void> {
         : null;
     const beforeMax = await snapshot();
     console.error(`bench: produce at max rate, ${options.records} records`);
-    const maxRate = await produce(options.records, options.maxSeconds, 0);
+    const { result: maxRate, peakBytes: maxRatePeak } = await peakDuring(
+      pid,
+      () => produce(options.records, options.maxSeconds, 0),
+    );
     produced += maxRate.records;
     const afterMax = await snapshot();
     let moderate: ProduceResult | null = null;
+    let moderatePeak: number | null = null;
     if (options.rate > 0 && options.rateSeconds > 0) {
       console.error(`bench: produce at ${options.rate} records/s for ${options.rateSeconds} s`);
-      moderate = await produce(
-        options.rate * options.rateSeconds,
-        Math.min(options.rateSeconds * 2, options.maxSeconds + options.rateSeconds),
-        options.rate,
-        options.rateLingerMs === undefined ? [] : ["--linger-ms", options.rateLingerMs],
-      );
+      ({ result: moderate, peakBytes: moderatePeak } = await peakDuring(pid, () =>
+        produce(
+          options.rate * options.rateSeconds,
+          Math.min(options.rateSeconds * 2, options.maxSeconds + options.rateSeconds),
+          options.rate,
+          options.rateLingerMs === undefined ? [] : ["--linger-ms", options.rateLingerMs],
+        )));
       produced += moderate.records;
     }
     const afterModerate = await snapshot();
@@ -916,22 +962,32 @@ async function main(): Promise<void> {
       moderate: moderate ? objectsBetween(afterMax, afterModerate, moderate.bytes) : null,
     };
     console.error(`bench: consume ${produced} records from the beginning`);
-    const consume = await runBench<ConsumeResult>(
-      cleanup,
-      binary,
-      "consume",
-      [
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        options.topic,
-        "--records",
-        String(produced),
-        "--timeout-s",
-        String(CONSUME_TIMEOUT_S),
-      ],
-      CONSUME_TIMEOUT_S * 1000 + CHILD_TIMEOUT_SLACK_MS,
+    const { result: consume, peakBytes: consumePeak } = await peakDuring(
+      pid,
+      () =>
+        runBench<ConsumeResult>(
+          cleanup,
+          binary,
+          "consume",
+          [
+            "--bootstrap",
+            bootstrap!,
+            "--topic",
+            options.topic,
+            "--records",
+            String(produced),
+            "--timeout-s",
+            String(CONSUME_TIMEOUT_S),
+          ],
+          CONSUME_TIMEOUT_S * 1000 + CHILD_TIMEOUT_SLACK_MS,
+        ),
     );
+    const memory: MemoryResult | null = pid === null ? null : {
+      pid,
+      after_start_rss: afterStart?.rssBytes ?? null,
+      peak: { max_rate: maxRatePeak, moderate: moderatePeak, consume: consumePeak },
+      end_rss: (await readProcessMemory(pid))?.rssBytes ?? null,
+    };
     let fetchSessions: { off: FetchSessionProbe; on: FetchSessionProbe } | null = null;
     if (options.fetchSessionSeconds > 0) {
       const probe = await ensureFetchSessionProbe();
@@ -960,6 +1016,7 @@ async function main(): Promise<void> {
       moderate,
       consume,
       objects,
+      memory,
       fetchSessions,
     };
     if (options.json) {
