@@ -8,8 +8,9 @@
  *   registered has no address to give: LEADER_NOT_AVAILABLE, and clients ask again.
  * - A partition nobody owns (new, or its owner's lease expired) is given to a registered broker
  *   picked by hashing its topic and index, so every broker answers the same and clients spread
- *   over the brokers; the first request there acquires it, and the epoch reported is the one
- *   that acquisition takes. Brokers draining the partition (a drain marker,
+ *   over the brokers; the first request there acquires it (a new one that broker acquires at
+ *   once, lib/control/eager_takeover.ts), and the epoch reported is the one that acquisition
+ *   takes. Brokers draining the partition (a drain marker,
  *   `ClusterMetadata.listBrokerDrains`, lib/control/partition_drain.ts) are left out of the pick
  *   while another broker remains, so a drained partition moves at once.
  * - When the store does not answer, a broker whose session lease is still live claims what it

@@ -1,22 +1,34 @@
 /**
- * Takes over released partitions at once. Partitions are otherwise acquired on a client's first
- * request; after a drain (or a clean stop, or an expired lease) that would leave a partition
- * unowned until a client asks for it. This broker watches the owner keys (the metadata store's
- * watch, no polling) and, when one is deleted, acquires the partition if Metadata would name
- * this broker for it (lib/broker/partition_leaders.ts: not draining, picked by the hash), so the
- * hand-over completes without waiting for traffic and every broker agrees on who takes what.
+ * Acquires partitions before clients ask for them. Partitions are otherwise acquired on a client's
+ * first request; that would leave a partition unowned until a client asks for it:
+ *
+ * - Released partitions: after a drain (or a clean stop, or an expired lease). This broker
+ *   watches the owner keys (the metadata store's watch, no polling) and, when one is deleted,
+ *   acquires the partition if Metadata would name this broker for it
+ *   (lib/broker/partition_leaders.ts: not draining, picked by the hash), so the hand-over
+ *   completes without waiting for traffic and every broker agrees on who takes what.
+ * - New partitions: a created topic, or partitions added to one (CreatePartitions). This broker
+ *   watches the topic records and acquires the new partitions Metadata names it for, as Kafka
+ *   elects their leaders at creation. A first write to a partition otherwise waited for its
+ *   acquisition (a metadata commit and a listing): a producer spreading its first records over
+ *   1 000 new partitions held its p99 at 30-230 ms for the first second.
+ *   Topics that exist when the watch starts are listed first, so a config change to one of them
+ *   is not mistaken for a creation.
  */
 import type { Broker } from "../broker/broker.ts";
 import { partitionLeaders } from "../broker/partition_leaders.ts";
 import type { LogManager } from "../log/log_manager.ts";
-import type { ClusterMetadata } from "../metadata/cluster_metadata.ts";
+import type { ClusterMetadata, TopicRecord } from "../metadata/cluster_metadata.ts";
 import type { Logger } from "../util/logger.ts";
+import { mapBounded } from "../log/bounded.ts";
 import type { PartitionDrainer } from "./partition_drain.ts";
 
 /** Releases arriving within this window are looked up together (a drain releases many). */
 export const TAKEOVER_BATCH_MS = 20;
 /** Released partitions held for the next batch. */
 export const TAKEOVER_QUEUE_MAX = 100_000;
+/** Acquisitions in flight at once (they share the metadata store's group commits). */
+export const TAKEOVER_CONCURRENCY = 64;
 
 export interface EagerTakeoverDeps {
   broker: Broker;
@@ -34,30 +46,78 @@ export class EagerTakeover {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<void> = Promise.resolve();
   #unwatch: (() => void) | null = null;
+  #unwatchTopics: (() => void) | null = null;
+  /** Partition counts of the active topics seen, to tell new partitions from other changes. */
+  readonly #partitionCounts = new Map<string, number>();
+  /** The listing of the topics that existed when the watch started; events wait for it. */
+  #listed: Promise<void> = Promise.resolve();
 
   constructor(deps: EagerTakeoverDeps) {
     this.#deps = deps;
   }
 
   start(): void {
-    this.#unwatch = this.#deps.metadata.watchPartitionOwners((event) => {
-      if (event.owner !== null || this.#queued >= TAKEOVER_QUEUE_MAX) return;
-      if (!this.#queue.has(event.topic)) this.#queue.set(event.topic, new Set());
-      this.#queue.get(event.topic)!.add(event.partition);
-      this.#queued++;
-      this.#timer ??= setTimeout(() => {
-        this.#timer = null;
-        this.#running = this.#running.then(() => this.#takeOver());
-      }, TAKEOVER_BATCH_MS);
+    const { metadata, logger } = this.#deps;
+    this.#unwatch = metadata.watchPartitionOwners((event) => {
+      if (event.owner === null) this.#enqueue(event.topic, [event.partition]);
     });
+    // Watch first, then list: a topic created in between is in the listing (and then missed
+    // here: its partitions are acquired on first use, as before) or arrives as an event.
+    this.#unwatchTopics = metadata.watchTopics((name, record) => {
+      this.#listed = this.#listed.then(() => this.#topicChanged(name, record));
+    });
+    this.#listed = metadata.listTopics().then(
+      (topics) => {
+        for (const t of topics) {
+          if (t.state === "active") this.#partitionCounts.set(t.name, t.partitions);
+        }
+      },
+      (error) =>
+        logger.debug("Cannot list topics; new partitions are acquired on first use", {
+          error: String(error),
+        }),
+    );
+  }
+
+  /** A topic record was written or deleted: queues the partitions it adds. */
+  #topicChanged(name: string, record: TopicRecord | null): void {
+    if (record === null || record.state !== "active") {
+      this.#partitionCounts.delete(name);
+      return;
+    }
+    const before = this.#partitionCounts.get(name) ?? 0;
+    this.#partitionCounts.set(name, Math.max(before, record.partitions));
+    if (record.partitions <= before) return;
+    const added: number[] = [];
+    for (let p = before; p < record.partitions; p++) added.push(p);
+    this.#enqueue(name, added);
+  }
+
+  #enqueue(topic: string, partitions: number[]): void {
+    if (this.#unwatch === null) return;
+    for (const partition of partitions) {
+      if (this.#queued >= TAKEOVER_QUEUE_MAX) break;
+      if (!this.#queue.has(topic)) this.#queue.set(topic, new Set());
+      const queued = this.#queue.get(topic)!;
+      if (queued.has(partition)) continue;
+      queued.add(partition);
+      this.#queued++;
+    }
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
+      this.#running = this.#running.then(() => this.#takeOver());
+    }, TAKEOVER_BATCH_MS);
   }
 
   async stop(): Promise<void> {
     this.#unwatch?.();
     this.#unwatch = null;
+    this.#unwatchTopics?.();
+    this.#unwatchTopics = null;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     this.#queue.clear();
+    await this.#listed;
     await this.#running;
   }
 
@@ -78,7 +138,7 @@ export class EagerTakeover {
           !logs.loadedPartition(topic, p)
         );
         // Each acquisition is independent: one that loses a race to a client elsewhere is fine.
-        await Promise.allSettled(mine.map((p) => logs.partition(topic, p)));
+        await mapBounded(mine, TAKEOVER_CONCURRENCY, (p) => logs.partition(topic, p));
       } catch (error) {
         logger.debug("Takeover lookup failed; clients will acquire on their next request", {
           topic,

@@ -53,13 +53,20 @@ async function produce(b: TestBroker, topic: string, partition: number): Promise
   return res!.responses[0].partitionResponses[0].errorCode;
 }
 
-async function startCluster(): Promise<{
+/**
+ * Two brokers on one pair of stores. `topics` exist before the brokers start, so nobody owns
+ * their partitions until a request acquires them (a topic created while the brokers run is
+ * acquired at once by the broker Metadata names, lib/control/eager_takeover.ts).
+ */
+async function startCluster(topics: string[] = []): Promise<{
   nodes: TestBroker[];
   metadataStore: MemoryMetadataStore;
   stop(): Promise<void>;
 }> {
   const metadataStore = new MemoryMetadataStore();
   const objectStore = new MemoryObjectStore();
+  const facade = new ClusterMetadata(metadataStore);
+  for (const name of topics) await facade.createTopic({ name, partitions: PARTITIONS });
   const nodes: TestBroker[] = [];
   for (const id of [1, 2]) {
     nodes.push(
@@ -113,11 +120,34 @@ Deno.test("Metadata: every registered broker, one agreed leader per partition, s
   }
 });
 
-Deno.test("Produce: the owner answers, another live broker answers NOT_LEADER_OR_FOLLOWER", async () => {
+Deno.test("CreateTopics: each new partition is acquired at once by the broker Metadata names for it", async () => {
   const cluster = await startCluster();
   try {
     const [b1, b2] = cluster.nodes;
-    await createTopic(b1, "owned");
+    await createTopic(b2, "eager");
+    const facade = new ClusterMetadata(cluster.metadataStore);
+    const deadline = performance.now() + 10_000;
+    while ((await facade.listPartitionLeadership("eager")).owners.size < PARTITIONS) {
+      if (performance.now() > deadline) throw new Error("the new partitions were not acquired");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const { owners } = await facade.listPartitionLeadership("eager");
+    const named = leaders(await metadata(b1, "eager"));
+    assert.deepEqual(new Set(named), new Set([1, 2]), "spread over both brokers");
+    for (let p = 0; p < PARTITIONS; p++) {
+      assert.equal(owners.get(p)?.brokerId, named[p], `partition ${p}'s owner is its leader`);
+      assert.equal(owners.get(p)?.epoch, 1, `partition ${p} was acquired once`);
+    }
+    assert.deepEqual(epochs(await metadata(b2, "eager")), Array(PARTITIONS).fill(1));
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("Produce: the owner answers, another live broker answers NOT_LEADER_OR_FOLLOWER", async () => {
+  const cluster = await startCluster(["owned"]);
+  try {
+    const [b1, b2] = cluster.nodes;
     // Broker 2 takes every partition by writing to it, whatever Metadata suggested.
     for (let p = 0; p < PARTITIONS; p++) assert.equal(await produce(b2, "owned", p), 0);
     for (const b of [b1, b2]) {
@@ -139,10 +169,9 @@ Deno.test("Produce: the owner answers, another live broker answers NOT_LEADER_OR
 });
 
 Deno.test("Metadata: an owner that is alive but not registered is LEADER_NOT_AVAILABLE", async () => {
-  const cluster = await startCluster();
+  const cluster = await startCluster(["ghost"]);
   try {
     const [b1] = cluster.nodes;
-    await createTopic(b1, "ghost");
     const facade = new ClusterMetadata(cluster.metadataStore);
     const lease = await facade.grantLease(60_000);
     assert.notEqual(await facade.acquirePartition("ghost", 3, 9, lease.id), "owned-by-other");
@@ -185,10 +214,9 @@ async function listOffsetWithEpoch(
 }
 
 Deno.test("Metadata: an unowned partition's leader epoch is the one its first request acquires it at", async () => {
-  const cluster = await startCluster();
+  const cluster = await startCluster(["epochs"]);
   try {
     const [b1, b2] = cluster.nodes;
-    await createTopic(b1, "epochs");
     // New partitions: nobody owns them, the next acquisition takes epoch 1, and both say so.
     for (const b of [b1, b2]) {
       assert.deepEqual(epochs(await metadata(b, "epochs")), Array(PARTITIONS).fill(1));
