@@ -10,8 +10,8 @@
  * - New partitions: a created topic, or partitions added to one (CreatePartitions). This broker
  *   watches the topic records and acquires the new partitions Metadata names it for, as Kafka
  *   elects their leaders at creation. A first write to a partition otherwise waited for its
- *   acquisition (a metadata commit and a listing): a producer spreading its first records over
- *   1 000 new partitions held its p99 at 30-230 ms for the first second.
+ *   acquisition (a metadata commit and a listing): a linger-0 producer spreading its records over
+ *   1 000 new partitions met ~800 acquisitions in its first 0.8 s.
  *   Topics that exist when the watch starts are listed first, so a config change to one of them
  *   is not mistaken for a creation.
  */
