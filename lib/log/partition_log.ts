@@ -2231,44 +2231,25 @@ export class PartitionLog implements FlushSource {
     const entry = lookupIndex(index.entries, offset);
     const bodyEnd = segment.size - SEGMENT_FOOTER_BYTES;
     // A compaction rewrite (generation > 0) has gaps between its batches; a sealed one has none.
-    const span = (from: number) => ({
-      first: segment.baseOffset,
-      last: segment.lastOffset,
-      contiguous: (segment.generation ?? 0) === 0,
-      from,
-    });
-    const fromStart = () =>
-      this.#scanRead(
-        key,
-        SEGMENT_HEADER_BYTES,
-        bodyEnd,
-        offset,
-        budget,
-        minOne,
-        span(
-          segment.baseOffset,
-        ),
-      );
+    /** Scans from `position`, where the batch with base offset `from` starts. */
+    const scanFrom = (position: number, from: number) =>
+      this.#scanRead(key, position, bodyEnd, offset, budget, minOne, {
+        first: segment.baseOffset,
+        last: segment.lastOffset,
+        contiguous: (segment.generation ?? 0) === 0,
+        from,
+      });
+    const fromStart = () => scanFrom(SEGMENT_HEADER_BYTES, segment.baseOffset);
     if (!entry) return await fromStart();
     try {
-      return await this.#scanRead(
-        key,
-        entry.position,
-        bodyEnd,
-        offset,
-        budget,
-        minOne,
-        span(entry.offset),
-      );
+      return await scanFrom(entry.position, entry.offset);
     } catch (error) {
       // Indexes are written without fsync: an entry whose offset disagrees with its batch may be
       // a torn index over a sound segment. Scanning from the start tells which one is damaged.
-      if (
-        !(error instanceof LogError) ||
-        (entry.position === SEGMENT_HEADER_BYTES && entry.offset === segment.baseOffset)
-      ) {
-        throw error;
-      }
+      // A failed read of the store is not damage: it is not repeated here.
+      const atStart = entry.position === SEGMENT_HEADER_BYTES &&
+        entry.offset === segment.baseOffset;
+      if (!isDamage(error) || atStart) throw error;
       this.#ctx.logger.warn("Segment read from its index failed; reading from the start", {
         key,
         offset,
@@ -2347,7 +2328,7 @@ export class PartitionLog implements FlushSource {
       (span.contiguous ? baseOffset === prevLast + 1 : baseOffset > prevLast) &&
       baseOffset >= span.first && lastOffset <= span.last && lastOffset >= baseOffset;
     const damaged = (at: number, baseOffset: number, lastOffset: number) =>
-      LogError.storage(
+      damage(
         `Object "${key}" has a batch at byte ${at} with offsets ${baseOffset}-${lastOffset}, ` +
           `which do not follow ${prevLast} within ${span.first}-${span.last}: the object is damaged`,
       );
@@ -2420,7 +2401,7 @@ export class PartitionLog implements FlushSource {
       }
       nextBatchSize = readBatchSize(tail, 0);
       if (nextBatchSize < BATCH_HEADER_BYTES || pos + nextBatchSize > bodyEnd) {
-        throw LogError.storage(`Object "${key}" has a malformed batch at byte ${pos}`);
+        throw damage(`Object "${key}" has a malformed batch at byte ${pos}`);
       }
       if (!started && tail.byteLength >= BATCH_HEADER_BYTES) {
         const info = readBatchInfo(tail, 0);
@@ -2436,7 +2417,7 @@ export class PartitionLog implements FlushSource {
       }
       if (started && !fits(nextBatchSize)) return { chunks, reachedEnd: false, last };
     }
-    throw LogError.storage(`Object "${key}" could not be read up to offset ${offset}`);
+    throw damage(`Object "${key}" could not be read up to offset ${offset}`);
   }
 
   /** The object key of a segment's current generation. */
@@ -2461,6 +2442,16 @@ export class PartitionLog implements FlushSource {
     this.#ctx.onBrokenInvariant(error);
     return error;
   }
+}
+
+/** A storage error for bytes that are not what the log wrote there (see `isDamage`). */
+function damage(message: string): LogError {
+  return LogError.storage(message, new SegmentFormatError(message));
+}
+
+/** Whether a read failed on damaged bytes, not on the store (a failed GET, a missing object). */
+function isDamage(error: unknown): error is LogError {
+  return error instanceof LogError && error.cause instanceof SegmentFormatError;
 }
 
 /** Longest data stays unsealed by default (LogConfig.sealMaxAgeMs). */

@@ -823,6 +823,40 @@ Deno.test("read: an index entry whose offset disagrees with its batch is read pa
   }
 });
 
+// The fallback above is for damaged bytes only: a read the store fails is not repeated from the
+// segment's start (on S3 that would double every failing GET during an outage, each with a warning).
+Deno.test("read: a ranged read the store fails is not retried from the segment's start", async () => {
+  let failing = false;
+  let reads = 0;
+  const store = new (class extends MemoryObjectStore {
+    override getRange(key: string, start: number, end: number): Promise<Uint8Array | null> {
+      if (!failing) return super.getRange(key, start, end);
+      reads++;
+      return Promise.reject(new Error("injected: connection reset"));
+    }
+  })();
+  const h = await harness({ objectStore: store, config: { cacheBytesMax: 8 * 1024 } });
+  try {
+    const log = await fourByFour(h);
+    const index = (await store.get(segmentObjectKey("default", TOPIC, 0, 0, "index")))!;
+    const count = new DataView(index.buffer, index.byteOffset).getInt32(6);
+    const lastEntry = Number(
+      new DataView(index.buffer, index.byteOffset).getBigInt64(16 + (count - 1) * 12),
+    );
+    assert.ok(lastEntry > 0, "the read below starts from an index entry past the segment's start");
+    h.manager.cache.clear();
+    await log.read(lastEntry, 1 << 20, { minOneBatch: true }); // the index is cached now
+    failing = true;
+    await assert.rejects(
+      () => log.read(lastEntry, 1 << 20, { minOneBatch: true }),
+      (e) => e instanceof LogError && e.code === LOG_ERROR_CODE.KAFKA_STORAGE_ERROR,
+    );
+    assert.equal(reads, 1, "one failed GET, not a second one from the segment's start");
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("invariants: a second flush of a partition, or a commit without its chunk, goes to the policy", async () => {
   const broken: unknown[] = [];
   const h = await harness({ onBrokenInvariant: (error) => void broken.push(error) });
