@@ -125,6 +125,9 @@ async function connectScenario(broker: BrokerProcess): Promise<void> {
       "config.storage.replication.factor=-1",
       "status.storage.replication.factor=-1",
       `listeners=${rest}`,
+      // Offsets are committed while the task runs (default: every 60 s, and at a graceful stop
+      // whose task shutdown is given only 5 s, which a loaded machine can exceed).
+      "offset.flush.interval.ms=500",
     ].join("\n"),
   );
   const startWorker = async () => {
@@ -174,7 +177,11 @@ async function connectScenario(broker: BrokerProcess): Promise<void> {
     await configure(CONNECT_RECORDS);
     await worker.waitForLine(/counting-source: starting at position 0 of 300/, START_TIMEOUT_MS);
     await recordsReach(CONNECT_RECORDS, worker);
-    await worker.stop();
+    await offsetCommitted(broker, CONNECT_RECORDS);
+    const first = worker;
+    const stopped = await first.stop();
+    // What the first worker said while stopping (its offset commit), for a failure below.
+    const firstStop = () => `first worker's stop: exit ${stopped.code}\n${first.output()}`;
 
     // The restarted worker reads its config, offsets and status back from the compacted topics
     // (and checks their cleanup.policy): the task resumes at the committed position.
@@ -182,6 +189,7 @@ async function connectScenario(broker: BrokerProcess): Promise<void> {
     await worker.waitForLine(
       new RegExp(`counting-source: starting at position ${CONNECT_RECORDS} of ${CONNECT_RECORDS}`),
       START_TIMEOUT_MS,
+      firstStop,
     );
     await configure(2 * CONNECT_RECORDS);
     await worker.waitForLine(
@@ -204,6 +212,18 @@ async function connectScenario(broker: BrokerProcess): Promise<void> {
     await worker?.stop();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Waits until connect-offsets holds the counting task's source offset `position`. */
+async function offsetCommitted(broker: BrokerProcess, position: number): Promise<void> {
+  await until(`source offset ${position} in connect-offsets`, WORK_TIMEOUT_MS, async () => {
+    const records = await readTopic(broker.bootstrap, "connect-offsets").catch(() => []);
+    return records.some((r) => {
+      if (r.value === null) return false;
+      const value = JSON.parse(dec.decode(r.value)) as { position?: number };
+      return value.position === position;
+    });
+  }, () => broker.logs().split("\n").slice(-40).join("\n"));
 }
 
 // ---- Kafka Streams -----------------------------------------------------------------------------

@@ -115,16 +115,21 @@ export class JavaProcess {
   }
 
   /** Waits for a stdout line matching `pattern`; fails early when the program exits. */
-  async waitForLine(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  async waitForLine(
+    pattern: RegExp,
+    timeoutMs: number,
+    context: () => string = () => "",
+  ): Promise<RegExpMatchArray> {
     let found: RegExpMatchArray | null = null;
+    const detail = () => [this.output(), context()].filter((s) => s !== "").join("\n");
     await until(`a line matching ${pattern}`, timeoutMs, () => {
-      if (this.exited) throw new Error(`Exited before printing ${pattern}:\n${this.output()}`);
+      if (this.exited) throw new Error(`Exited before printing ${pattern}:\n${detail()}`);
       for (const line of this.stdout) {
         found = line.match(pattern);
         if (found) return true;
       }
       return false;
-    }, () => this.output());
+    }, detail);
     return found!;
   }
 
