@@ -417,7 +417,8 @@ function startFakeS3(script: Script = () => undefined): FakeS3 {
     try {
       const scripted = await script(req, log.length, objects);
       if (scripted) {
-        await req.body?.cancel();
+        // A script that read the body has already consumed (locked) it.
+        if (req.body && !req.body.locked) await req.body.cancel();
         return scripted;
       }
       return await memoryS3(req, url, objects);
