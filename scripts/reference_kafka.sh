@@ -140,6 +140,9 @@ start() {
   while ((SECONDS < deadline)); do
     if ! kill -0 "$pid" 2>/dev/null; then
       tail -n 30 "$LOG_FILE" >&2 || true
+      # The tail is often the config dump: the errors that stopped it come first.
+      echo "reference_kafka: errors in the log:" >&2
+      grep -m 20 -E "ERROR|FATAL|Exception" "$LOG_FILE" >&2 || echo "(none)" >&2
       die "Kafka exited during startup; see \"$LOG_FILE\"."
     fi
     if port_open "$PORT" && grep -q "Kafka Server started" "$LOG_FILE"; then

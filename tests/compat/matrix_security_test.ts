@@ -27,6 +27,7 @@ import {
   matrixClients,
   runClient,
 } from "./matrix/matrix.ts";
+import { freePort } from "../support/ports.ts";
 
 /** The run on the SSL listener that requires a client certificate (mTLS), no SASL. */
 const MTLS = "mTLS";
@@ -66,13 +67,6 @@ async function makeCerts(dir: string): Promise<void> {
     const r = await runProgram(["openssl", ...args], { timeoutMs: OPENSSL_TIMEOUT_MS });
     assert.equal(r.code, 0, `openssl ${args.join(" ")}: ${r.stderr}`);
   }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 function envNumber(name: string, fallback: number): number {

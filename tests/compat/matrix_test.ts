@@ -28,6 +28,7 @@ import {
   runClient,
 } from "./matrix/matrix.ts";
 import { KGO_EXCLUDED, runKgoSuite, skipPattern, skipReason } from "./matrix/kgo_suite.ts";
+import { freePort } from "../support/ports.ts";
 
 /** The whole matrix gets this long; clients after it fail at once. */
 const MATRIX_BUDGET_MS = 8 * 60_000;
@@ -146,10 +147,3 @@ Deno.test({
     assert.equal(await broker.stop(), 0, `Broker did not stop cleanly.\n${broker.logs()}`);
   },
 });
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}

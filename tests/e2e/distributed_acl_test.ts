@@ -19,6 +19,7 @@ import {
   PATTERN_TYPES as PT,
   RESOURCE_TYPES as RT,
 } from "../../lib/security/acl.ts";
+import { freePort } from "../support/ports.ts";
 
 const ALLOW = 3;
 const DENY = 2;
@@ -27,13 +28,6 @@ const ANY_PERMISSION = 1;
 const PROPAGATION_DEADLINE_MS = 15_000;
 const POLL_INTERVAL_MS = 100;
 const TOPIC = "acl-orders";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** Polls `probe` until it returns `want`, failing with the last value at the deadline. */
 async function eventually<T>(what: string, probe: () => Promise<T>, want: T): Promise<void> {

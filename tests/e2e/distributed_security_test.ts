@@ -11,13 +11,7 @@ import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
 import { scramLogin, scramSha512Upsertion } from "../support/sasl_client.ts";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+import { freePort } from "../support/ports.ts";
 
 Deno.test("distributed: credentials made through one broker log in on the other; Metadata answers the client's listener", async () => {
   await using backends = await startBackends();

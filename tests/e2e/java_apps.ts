@@ -315,9 +315,4 @@ export async function latestCounts(
 }
 
 /** A free loopback port (a broker restarted on it keeps its address for running clients). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
+export { freePort } from "../support/ports.ts";

@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
 import { REPO_ROOT, requireFile, runProgram } from "./client_runner.ts";
+import { freePort } from "../support/ports.ts";
 
 const KAFKA_VERSION = Deno.env.get("KAFKA_REF_VERSION") ?? "4.1.0";
 const CLASSPATH = `${REPO_ROOT}.tools/kafka-ref/libs-${KAFKA_VERSION}/*:` +
@@ -22,13 +23,6 @@ const GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupComman
 const TRANSACTIONS_COMMAND = "org.apache.kafka.tools.TransactionsCommand";
 const CONFIG_COMMAND = "kafka.admin.ConfigCommand";
 const ACL_COMMAND = "org.apache.kafka.tools.AclCommand";
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 function clientProperties(user: string, password: string): string {
   return [

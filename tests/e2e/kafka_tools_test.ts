@@ -17,6 +17,7 @@ import { joinAsConsumer } from "../cli/cli_support.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { encodeRecordBatch } from "../../lib/protocol/records.ts";
+import { freePortPair } from "../support/ports.ts";
 
 const KAFKA_VERSION = Deno.env.get("KAFKA_REF_VERSION") ?? "4.1.0";
 const LIBS = `${REPO_ROOT}.tools/kafka-ref/libs-${KAFKA_VERSION}`;
@@ -381,24 +382,6 @@ Deno.test("Kafka's CLI tools against kafscale: topics, configs and consumer grou
     await Deno.remove(log4j).catch(() => {});
   }
 });
-
-/** A free loopback port whose successor is free too (the reference broker's controller). */
-function freePortPair(): number {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const first = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (first.addr as Deno.NetAddr).port;
-    try {
-      const second = Deno.listen({ hostname: "127.0.0.1", port: port + 1 });
-      second.close();
-      return port;
-    } catch {
-      // The next port is taken: try another pair.
-    } finally {
-      first.close();
-    }
-  }
-  throw new Error("No free pair of loopback ports found");
-}
 
 Deno.test("kafscale topics and groups against Apache Kafka itself", async () => {
   await ensureJars();

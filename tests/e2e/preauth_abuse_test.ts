@@ -9,17 +9,11 @@ import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 import { plainLogin } from "../support/sasl_client.ts";
 import { ERROR_CODES as E } from "../../lib/protocol/error_codes.ts";
 import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
+import { freePort } from "../support/ports.ts";
 
 const IDLE_CONNECTIONS = 1_000;
 /** RSS the idle connections may add (each holds a socket and a small staging buffer). */
 const RSS_GROWTH_MAX_BYTES = 200 * 1024 * 1024;
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 async function metric(http: string, name: string): Promise<number> {
   const text = await (await fetch(`http://${http}/metrics`)).text();

@@ -18,6 +18,7 @@ import assert from "node:assert/strict";
 import { startBroker } from "./broker_process.ts";
 import { pythonPath, REPO_ROOT, requireFile, runProgram } from "./client_runner.ts";
 import { makeCerts, serverTlsArgs, sh } from "../support/certs.ts";
+import { freePort } from "../support/ports.ts";
 
 const KAFKA_VERSION = Deno.env.get("KAFKA_REF_VERSION") ?? "4.1.0";
 const CLASSPATH = `${REPO_ROOT}.tools/kafka-ref/libs-${KAFKA_VERSION}/*:` +
@@ -221,10 +222,3 @@ Deno.test("security: SASL_SSL with SCRAM and PLAIN, kafka-configs.sh users, mTLS
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}

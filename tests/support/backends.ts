@@ -20,6 +20,8 @@
 /** The etcd binary; Debian's `etcd-server` package installs it here. */
 const ETCD_BINARY_DEFAULT = "/usr/bin/etcd";
 /** The MinIO binary that `scripts/setup_backends.sh` builds. */
+import { freePorts } from "./ports.ts";
+
 const MINIO_BINARY_DEFAULT = new URL("../../.tools/bin/minio", import.meta.url).pathname;
 /** How long a server may take to answer its health check after being spawned. */
 const READY_TIMEOUT_MS = 30_000;
@@ -405,15 +407,8 @@ async function withFreshPorts<T>(
   }
 }
 
-export function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
-}
+/** Free loopback ports below the ephemeral range (`ports.ts`). */
+export { freePorts };
 
 async function probeEtcd(endpoint: string, tls?: EtcdTlsFiles): Promise<boolean> {
   // With TLS, a client made per probe: the server's restarts probe again long after this one.
