@@ -7,6 +7,7 @@ import {
   selectBatches,
   viewFromEncoded,
   viewFromObject,
+  viewFromWritten,
 } from "../../lib/log/segment_view.ts";
 import { crc32c } from "../../lib/protocol/crc32c.ts";
 import { assignOffsets } from "../../lib/protocol/record_batch.ts";
@@ -89,4 +90,34 @@ Deno.test("segment view: structural corruption is rejected even with a valid CRC
     () => viewFromObject(gap, { expectedBaseOffset: 10, checkCrc: true }),
     (e) => e instanceof SegmentFormatError && /expected 12/.test(e.message),
   );
+});
+
+Deno.test("views: the five arrays share one buffer without overlapping, for 1 to 9 batches", () => {
+  for (let count = 1; count <= 9; count++) {
+    const sizes = Array.from({ length: count }, (_, i) => 61 + i);
+    const bytes = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+    const view = viewFromWritten(
+      bytes,
+      sizes.map((size, i) => ({
+        baseOffset: 1_000_000_000_000 + 2 * i,
+        lastOffsetDelta: 1,
+        maxTimestamp: 1_700_000_000_000 + i,
+        attributes: -1 - i,
+        size,
+      })),
+    );
+    const arrays = [view.starts, view.baseOffsets, view.lastOffsets, view.maxTimestamps];
+    for (const a of [...arrays, view.attributes]) assert.equal(a.buffer, view.starts.buffer);
+    // Every value written survives the writes to the other arrays.
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      assert.equal(view.starts[i], at);
+      at += sizes[i];
+      assert.equal(view.baseOffsets[i], 1_000_000_000_000 + 2 * i);
+      assert.equal(view.lastOffsets[i], 1_000_000_000_001 + 2 * i);
+      assert.equal(view.maxTimestamps[i], 1_700_000_000_000 + i);
+      assert.equal(view.attributes[i], -1 - i);
+    }
+    assert.equal(view.starts[count], at);
+  }
 });
