@@ -49,13 +49,29 @@ export interface SegmentCacheStats {
   evictions: number;
 }
 
+/** A cache entry, linked in recency order. */
+interface Entry {
+  key: string;
+  value: CachedObject;
+  bytes: number;
+  buffer: ArrayBufferLike | null;
+  /** Less recently used neighbour (toward the head), or null. */
+  older: Entry | null;
+  /** More recently used neighbour (toward the tail), or null. */
+  newer: Entry | null;
+}
+
 export class SegmentCache {
   readonly #bytesMax: number;
-  /** Map order is recency order: the first entry is the least recently used. */
-  readonly #entries = new Map<
-    string,
-    { value: CachedObject; bytes: number; buffer: ArrayBufferLike | null }
-  >();
+  /**
+   * Entries by key. Recency is a linked list (`#oldest` to `#newest`), not the Map's order: a
+   * Map that loses entries at its front and gains them at its back keeps the deleted slots until
+   * it is rehashed, and an eviction that iterates it from the front walks over all of them (with
+   * ~60,000 one-record ranges cached, 12.6 us per insertion, 6.5% of the broker's CPU).
+   */
+  readonly #entries = new Map<string, Entry>();
+  #oldest: Entry | null = null;
+  #newest: Entry | null = null;
   /** Buffers entries keep alive, with how many entries refer to each. */
   readonly #buffers = new Map<ArrayBufferLike, number>();
   #bytes = 0;
@@ -88,8 +104,10 @@ export class SegmentCache {
       return undefined;
     }
     this.#stats.hits++;
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    if (entry !== this.#newest) {
+      this.#unlink(entry);
+      this.#append(entry);
+    }
     return entry.value;
   }
 
@@ -108,13 +126,15 @@ export class SegmentCache {
     const buffer = bufferOf(value);
     const bufferBytes = buffer && !this.#buffers.has(buffer) ? buffer.byteLength : 0;
     if (bytes + bufferBytes > this.#bytesMax) return;
-    this.#entries.set(key, { value, bytes, buffer });
+    const entry: Entry = { key, value, bytes, buffer, older: null, newer: null };
+    this.#entries.set(key, entry);
+    this.#append(entry);
     this.#bytes += bytes + bufferBytes;
     if (buffer) this.#buffers.set(buffer, (this.#buffers.get(buffer) ?? 0) + 1);
-    // Bounded: each iteration removes one entry.
-    for (const oldest of this.#entries.keys()) {
-      if (this.#bytes <= this.#bytesMax) break;
-      this.#remove(oldest);
+    // Each iteration removes one entry (the new one fits on its own); bounded all the same.
+    const entries = this.#entries.size;
+    for (let i = 0; i < entries && this.#bytes > this.#bytesMax && this.#oldest; i++) {
+      this.#remove(this.#oldest.key);
       this.#stats.evictions++;
     }
   }
@@ -123,10 +143,28 @@ export class SegmentCache {
     this.#remove(key);
   }
 
+  #append(entry: Entry): void {
+    entry.older = this.#newest;
+    entry.newer = null;
+    if (this.#newest) this.#newest.newer = entry;
+    else this.#oldest = entry;
+    this.#newest = entry;
+  }
+
+  #unlink(entry: Entry): void {
+    if (entry.older) entry.older.newer = entry.newer;
+    else this.#oldest = entry.newer;
+    if (entry.newer) entry.newer.older = entry.older;
+    else this.#newest = entry.older;
+    entry.older = null;
+    entry.newer = null;
+  }
+
   #remove(key: string): void {
     const entry = this.#entries.get(key);
     if (!entry) return;
     this.#entries.delete(key);
+    this.#unlink(entry);
     this.#bytes -= entry.bytes;
     if (!entry.buffer) return;
     const refs = (this.#buffers.get(entry.buffer) ?? 1) - 1;
@@ -147,6 +185,8 @@ export class SegmentCache {
 
   clear(): void {
     this.#entries.clear();
+    this.#oldest = null;
+    this.#newest = null;
     this.#buffers.clear();
     this.#bytes = 0;
   }

@@ -84,3 +84,42 @@ Deno.test("segment cache: views of one buffer charge it once, whole, until the l
   cache.clear();
   assert.equal(cache.bytes, 0);
 });
+
+Deno.test("segment cache: eviction order matches a reference LRU over 20,000 random operations", () => {
+  const one = cachedObjectBytes(segment(0, 1_000));
+  const capacity = 50;
+  const cache = new SegmentCache(capacity * one);
+  // The reference: an array in recency order (least recent first).
+  let model: string[] = [];
+  let seed = 12345;
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  for (let i = 0; i < 20_000; i++) {
+    const key = `k${random(120)}`;
+    const op = random(10);
+    if (op < 5) {
+      cache.set(key, segment(i, 1_000));
+      model = model.filter((k) => k !== key);
+      model.push(key);
+      if (model.length > capacity) model.shift();
+    } else if (op < 8) {
+      const hit = cache.get(key) !== undefined;
+      assert.equal(hit, model.includes(key), `get ${key} at step ${i}`);
+      if (hit) model = [...model.filter((k) => k !== key), key];
+    } else if (op < 9) {
+      cache.delete(key);
+      model = model.filter((k) => k !== key);
+    } else if (random(200) === 0) {
+      cache.clear();
+      model = [];
+    }
+    assert.equal(cache.size, model.length, `size at step ${i}`);
+    assert.equal(cache.bytes, model.length * one, `bytes at step ${i}`);
+  }
+  // Every key the model holds is there, and nothing else.
+  for (let k = 0; k < 120; k++) {
+    assert.equal(cache.peek(`k${k}`) !== undefined, model.includes(`k${k}`), `k${k}`);
+  }
+});
