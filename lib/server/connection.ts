@@ -79,6 +79,15 @@ export interface FrameDispatcher {
 
 type Pending = Promise<DispatchResult>;
 
+/**
+ * Responses already done behind the one being written go out with it, up to this many bytes;
+ * chunks smaller than `JOIN_CHUNK_BYTES_MAX` are copied into one buffer per write. Each socket
+ * write is a system call (a loopback one also runs the receiver's side): with one-record
+ * produces over 1,000 partitions they were ~9% of the broker's CPU, one per response.
+ */
+export const COALESCE_BYTES_MAX = 256 * 1024;
+export const JOIN_CHUNK_BYTES_MAX = 16 * 1024;
+
 /** The part of Deno.Conn a connection uses (a TLS socket adapter provides it too). */
 export interface ByteStream {
   readonly remoteAddr: Deno.Addr;
@@ -96,6 +105,8 @@ export class Connection implements ConnectionInfo {
   readonly #limits: ConnectionLimits;
   readonly #logger: Logger;
   #queue: Pending[] = [];
+  /** Results of queued requests that are done (the writer sends them together). */
+  readonly #settled = new WeakMap<Pending, DispatchResult>();
   /** Waiters for a queue change: the reader (in-flight limit) and the writer (empty queue). */
   #queueChanged: (() => void)[] = [];
   #closed = false;
@@ -272,6 +283,7 @@ export class Connection implements ConnectionInfo {
       const release = () => memory.release(frame.length);
       pending.then(release, release);
     }
+    pending.then((result) => this.#settled.set(pending, result), () => {});
     this.#queue.push(pending);
     this.#wake();
     return true;
@@ -315,8 +327,23 @@ export class Connection implements ConnectionInfo {
         return;
       }
       if (result.kind === "response") {
+        const chunks = [...result.chunks];
+        let bytes = 0;
+        for (const c of chunks) bytes += c.length;
+        // In order, and only what is done: a response not done yet ends the run.
+        while (bytes < COALESCE_BYTES_MAX && this.#queue.length > 0) {
+          const next = this.#settled.get(this.#queue[0]);
+          if (!next || next.kind === "close") break;
+          this.#queue.shift();
+          this.#wake();
+          if (next.kind !== "response") continue;
+          for (const c of next.chunks) {
+            chunks.push(c);
+            bytes += c.length;
+          }
+        }
         try {
-          await this.#writeChunks(result.chunks);
+          await this.#writeChunks(chunks);
         } catch (err) {
           this.#logger.debug("Connection write failed", { conn: this.id, err: String(err) });
           this.close();
@@ -326,12 +353,35 @@ export class Connection implements ConnectionInfo {
     }
   }
 
+  /** Writes `chunks` in order: runs of small ones joined into one buffer, large ones as they are. */
   async #writeChunks(chunks: Uint8Array[]): Promise<void> {
-    for (const chunk of chunks) {
-      let pos = 0;
-      while (pos < chunk.length) {
-        pos += await this.#conn.write(pos === 0 ? chunk : chunk.subarray(pos));
+    for (let i = 0; i < chunks.length;) {
+      let end = i;
+      let size = 0;
+      while (end < chunks.length && chunks[end].length <= JOIN_CHUNK_BYTES_MAX) {
+        size += chunks[end].length;
+        end++;
       }
+      if (end - i >= 2) {
+        const joined = new Uint8Array(size);
+        let at = 0;
+        for (let j = i; j < end; j++) {
+          joined.set(chunks[j], at);
+          at += chunks[j].length;
+        }
+        await this.#writeAll(joined);
+        i = end;
+      } else {
+        await this.#writeAll(chunks[i]);
+        i++;
+      }
+    }
+  }
+
+  async #writeAll(chunk: Uint8Array): Promise<void> {
+    let pos = 0;
+    while (pos < chunk.length) {
+      pos += await this.#conn.write(pos === 0 ? chunk : chunk.subarray(pos));
     }
   }
 }

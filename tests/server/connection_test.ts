@@ -10,9 +10,11 @@
  */
 import assert from "node:assert/strict";
 import {
+  COALESCE_BYTES_MAX,
   Connection,
   type DispatchResult,
   type FrameDispatcher,
+  JOIN_CHUNK_BYTES_MAX,
 } from "../../lib/server/connection.ts";
 import { RequestMemoryPool } from "../../lib/server/request_memory.ts";
 import { silentLogger } from "../../lib/util/logger.ts";
@@ -206,7 +208,15 @@ Deno.test("Connection: 200 seeded interleavings answer every request in order an
       memory,
     );
     await withinDeadline(`seed ${seed}`, connection.serve());
-    const answered = conn.written.map((b) => new DataView(b.buffer).getInt32(0));
+    // Responses done together may share a write: the ids are read from the byte stream.
+    const stream = new Uint8Array(conn.written.reduce((n, b) => n + b.length, 0));
+    let at = 0;
+    for (const b of conn.written) {
+      stream.set(b, at);
+      at += b.length;
+    }
+    const view = new DataView(stream.buffer);
+    const answered = Array.from({ length: stream.length / 4 }, (_, i) => view.getInt32(i * 4));
     const expected = [...Array(count).keys()].filter((id) => id % 5 !== 4);
     assert.deepEqual(answered, expected, `seed ${seed}`);
     assert.equal(memory?.usedBytes ?? 0, 0, `seed ${seed}: every reservation released`);
@@ -240,6 +250,44 @@ Deno.test("Connection: at the request memory bound the socket is not read until 
   assert.equal(conn.reads, readsWhileBlocked, "no socket reads while at the bound");
   release.resolve();
   await withinDeadline("serve()", served);
-  assert.equal(conn.written.length, 3);
+  // Three 4-byte responses (responses done together may share a write).
+  assert.equal(conn.written.reduce((n, b) => n + b.length, 0), 12);
   assert.equal(memory.usedBytes, 0);
+});
+
+Deno.test("Connection: responses done together share a write, in order; large chunks go as they are", async () => {
+  const random = seeded(4);
+  const gates = Array.from({ length: 6 }, () => Promise.withResolvers<void>());
+  const large = new Uint8Array(JOIN_CHUNK_BYTES_MAX + 1).fill(7);
+  const dispatcher: FrameDispatcher = {
+    async dispatch(frame) {
+      const id = new DataView(frame.buffer, frame.byteOffset).getInt32(0);
+      await gates[id].promise;
+      if (id === 3) return { kind: "none" };
+      const small = new Uint8Array([0, 0, 0, id]);
+      return { kind: "response", chunks: id === 4 ? [small, large] : [small] };
+    },
+  };
+  const conn = new ScriptedConn([frames(6)], random);
+  const connection = new Connection(
+    1,
+    conn as unknown as Deno.Conn,
+    dispatcher,
+    { maxFrameBytes: 1024, maxInFlightRequests: 10 },
+    silentLogger,
+  );
+  const served = connection.serve();
+  await pollTurns("all six frames to be read", () => conn.reads >= 2);
+  // 1-4 are done before 0: when 0 is written, they go with it (3 has no response); 5 is not
+  // done yet, so it is written on its own later.
+  for (const id of [1, 2, 3, 4, 0]) gates[id].resolve();
+  await pollTurns("the first writes", () => conn.written.length >= 2);
+  for (let i = 0; i < 5; i++) await macrotask();
+  gates[5].resolve();
+  await withinDeadline("serve()", served);
+  const sizes = conn.written.map((b) => b.length);
+  assert.deepEqual(sizes, [16, large.length, 4], "0, 1, 2, 4 joined; the large chunk; then 5");
+  assert.deepEqual([...conn.written[0]], [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 4]);
+  assert.deepEqual([...conn.written[2]], [0, 0, 0, 5]);
+  assert.ok(COALESCE_BYTES_MAX > large.length, "one run can hold the large chunk");
 });
