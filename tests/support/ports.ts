@@ -26,7 +26,8 @@ function ephemeralLow(): number {
   }
 }
 
-function bindable(port: number): boolean {
+/** Whether a loopback listener can take `port` now. */
+export function bindable(port: number): boolean {
   try {
     Deno.listen({ hostname: "127.0.0.1", port }).close();
     return true;

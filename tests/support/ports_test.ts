@@ -1,18 +1,9 @@
 import assert from "node:assert/strict";
-import { freePort, freePortPair, freePorts } from "./ports.ts";
+import { bindable, freePort, freePortPair, freePorts } from "./ports.ts";
 
 const ephemeralLow = Number(
   Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim().split(/\s+/)[0],
 );
-
-function bindable(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("ports: free ports come from below the ephemeral range and can be bound", () => {
   const one = freePort();
