@@ -358,7 +358,11 @@ export class Connection implements ConnectionInfo {
     for (let i = 0; i < chunks.length;) {
       let end = i;
       let size = 0;
-      while (end < chunks.length && chunks[end].length <= JOIN_CHUNK_BYTES_MAX) {
+      // A joined buffer stays within COALESCE_BYTES_MAX (a fetch of many small batches).
+      while (
+        end < chunks.length && chunks[end].length <= JOIN_CHUNK_BYTES_MAX &&
+        size < COALESCE_BYTES_MAX
+      ) {
         size += chunks[end].length;
         end++;
       }

@@ -291,3 +291,24 @@ Deno.test("Connection: responses done together share a write, in order; large ch
   assert.deepEqual([...conn.written[2]], [0, 0, 0, 5]);
   assert.ok(COALESCE_BYTES_MAX > large.length, "one run can hold the large chunk");
 });
+
+Deno.test("Connection: a response of many small chunks is joined in buffers of at most COALESCE_BYTES_MAX", async () => {
+  const chunk = new Uint8Array(JOIN_CHUNK_BYTES_MAX).fill(1);
+  const count = Math.ceil((2.5 * COALESCE_BYTES_MAX) / chunk.length);
+  const dispatcher: FrameDispatcher = {
+    dispatch: () => Promise.resolve({ kind: "response", chunks: Array(count).fill(chunk) }),
+  };
+  const conn = new ScriptedConn([frames(1)], seeded(5));
+  const connection = new Connection(
+    1,
+    conn as unknown as Deno.Conn,
+    dispatcher,
+    { maxFrameBytes: 1024, maxInFlightRequests: 1 },
+    silentLogger,
+  );
+  await withinDeadline("serve()", connection.serve());
+  const sizes = conn.written.map((b) => b.length);
+  assert.equal(sizes.reduce((a, b) => a + b, 0), count * chunk.length);
+  assert.ok(sizes.length >= 3, `several writes: ${sizes}`);
+  assert.ok(sizes.every((n) => n <= COALESCE_BYTES_MAX), `each at most the bound: ${sizes}`);
+});
