@@ -417,6 +417,15 @@ export class LogManager {
     return loading;
   }
 
+  /**
+   * What `partition()` would resolve to at once: the log when it is loaded and this manager is
+   * started, else undefined (then call `partition()`). Saves a request over many partitions a
+   * promise per partition.
+   */
+  livePartition(topic: string, partition: number): PartitionLog | undefined {
+    return this.#state === "started" ? this.#live.get(`${topic}/${partition}`) : undefined;
+  }
+
   /** The log if it is loaded, without acquiring anything. */
   loadedPartition(topic: string, partition: number): PartitionLog | undefined {
     return this.#live.get(`${topic}/${partition}`);

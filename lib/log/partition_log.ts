@@ -1697,6 +1697,23 @@ export class PartitionLog implements FlushSource {
    * Whole batches from the one containing `fetchOffset`, up to `maxBytes`
    * (at least one batch when `minOneBatch`), never beyond the high watermark.
    */
+  /**
+   * What `read` answers with no budget and no minimum batch, synchronously and whatever the
+   * isolation level: no records, the offsets, and whether `fetchOffset` is out of range.
+   */
+  position(fetchOffset: number): ReadResult {
+    if (this.#closedError) throw this.#closedError;
+    return {
+      chunks: [],
+      bytes: 0,
+      highWatermark: this.#committedEnd,
+      logStartOffset: this.#logStartOffset,
+      outOfRange: fetchOffset < this.#logStartOffset || fetchOffset > this.#committedEnd,
+      lastStableOffset: lastStableOffset(this.#txn, this.#committedEnd),
+      stoppedShort: false,
+    };
+  }
+
   async read(
     fetchOffset: number,
     maxBytes: number,

@@ -60,6 +60,32 @@ Deno.test("manager: partition() caches the log and rejects unknown partitions", 
   }
 });
 
+Deno.test("manager: livePartition() gives only a loaded log of a started manager", async () => {
+  const h = await harness({ partitions: 2 });
+  try {
+    assert.equal(h.manager.livePartition(TOPIC, 0), undefined, "not loaded yet");
+    const loading = h.manager.partition(TOPIC, 0);
+    assert.equal(h.manager.livePartition(TOPIC, 0), undefined, "still loading");
+    const log = await loading;
+    assert.equal(h.manager.livePartition(TOPIC, 0), log);
+    assert.equal(h.manager.livePartition(TOPIC, 1), undefined, "never acquired");
+    await h.manager.dropPartition(TOPIC, 0);
+    assert.equal(h.manager.livePartition(TOPIC, 0), undefined, "dropped");
+    const other = await h.manager.partition(TOPIC, 1);
+    assert.equal(h.manager.livePartition(TOPIC, 1), other);
+    const closing = h.manager.close();
+    assert.equal(h.manager.livePartition(TOPIC, 1), undefined, "closing: as partition() refuses");
+    await assert.rejects(
+      h.manager.partition(TOPIC, 1),
+      isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER),
+    );
+    await closing;
+    assert.equal(h.manager.livePartition(TOPIC, 1), undefined, "closed");
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("manager: restart on the same stores sees exactly the committed data", async () => {
   const h = await harness();
   try {

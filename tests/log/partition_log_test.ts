@@ -205,6 +205,30 @@ Deno.test("seal: ranges are sealed into segments of about segment.bytes, at rang
   }
 });
 
+Deno.test("read: position() answers as a read with no budget, at every offset", async () => {
+  const h = await harness();
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendSealed(h, log, batch(["a", "b"]));
+    await appendAcked(h, log, batch(["c"]));
+    await log.advanceLogStartOffset(1);
+    for (const offset of [-1, 0, 1, 2, 3, 4, 100]) {
+      for (const readCommitted of [false, true]) {
+        const read = await log.read(offset, 0, { readCommitted });
+        assert.deepEqual(log.position(offset), read, `offset ${offset}`);
+      }
+    }
+    assert.equal(log.position(0).outOfRange, true, "below the log start");
+    assert.equal(log.position(3).outOfRange, false, "at the high watermark");
+    assert.equal(log.position(4).outOfRange, true, "beyond the high watermark");
+    await h.manager.close();
+    assert.throws(() => log.position(1), LogError, "a closed log refuses, as read does");
+    await assert.rejects(log.read(1, 0), LogError);
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("read: spans segments, honours maxBytes and minOneBatch", async () => {
   const h = await harness();
   try {
