@@ -1694,10 +1694,6 @@ export class PartitionLog implements FlushSource {
   // ---- reads ------------------------------------------------------------------
 
   /**
-   * Whole batches from the one containing `fetchOffset`, up to `maxBytes`
-   * (at least one batch when `minOneBatch`), never beyond the high watermark.
-   */
-  /**
    * What `read` answers with no budget and no minimum batch, synchronously and whatever the
    * isolation level: no records, the offsets, and whether `fetchOffset` is out of range.
    */
@@ -1714,6 +1710,10 @@ export class PartitionLog implements FlushSource {
     };
   }
 
+  /**
+   * Whole batches from the one containing `fetchOffset`, up to `maxBytes`
+   * (at least one batch when `minOneBatch`), never beyond the high watermark.
+   */
   async read(
     fetchOffset: number,
     maxBytes: number,
