@@ -39,6 +39,7 @@ import {
 } from "./fetch_sessions.ts";
 import type { Broker } from "./broker.ts";
 import { errorCodeFor } from "./errors.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 /**
  * Most record bytes in one response by default (`--fetch-max-bytes`; Kafka's broker
@@ -390,7 +391,10 @@ async function readAll(
         part.errorCode = ERROR_CODES.OFFSET_OUT_OF_RANGE;
         anyError = true;
       } else {
-        part.records = concat(read.chunks, read.bytes);
+        // One chunk goes as it is; several (from separate buffers) are joined.
+        part.records = read.chunks.length === 1
+          ? read.chunks[0]
+          : joinBytes(read.chunks, read.bytes);
         bytes += read.bytes;
       }
       data.push(part);
@@ -400,18 +404,6 @@ async function readAll(
     }
   }
   return { data, bytes, anyError };
-}
-
-/** One chunk is passed through as is; several are joined (segments live in separate buffers). */
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let pos = 0;
-  for (const c of chunks) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  return out;
 }
 
 async function waitForAny(

@@ -91,7 +91,6 @@ import {
 import type { SegmentCache } from "./segment_cache.ts";
 import {
   encodeSegmentParts,
-  joinParts,
   lookupIndex,
   type ParsedIndex,
   parseIndex,
@@ -138,6 +137,7 @@ import {
 } from "./txn_state.ts";
 import { encodeRecordBatch } from "../protocol/records.ts";
 import { setImmediate } from "node:timers";
+import { joinBytes } from "../util/bytes.ts";
 
 /** Bound on write-ahead chunks (or segments) one seal (or compaction run) reads at once. */
 export const SEAL_LOAD_CONCURRENCY = 8;
@@ -1496,7 +1496,7 @@ export class PartitionLog implements FlushSource {
     // Until the caller's commit settles (it removes them), these are not orphans.
     this.#writing.add(kfsKey);
     this.#writing.add(indexKey);
-    const joined = objectStore.putParts ? null : joinParts(segment.parts, segment.size);
+    const joined = objectStore.putParts ? null : joinBytes(segment.parts, segment.size);
     const putKfs = () =>
       joined
         ? objectStore.put(kfsKey, joined, { ifNoneMatch: true, pace: this.#ctx.paceSegmentWrite })

@@ -24,6 +24,7 @@
  */
 
 import { crc32c, crc32cCombine } from "../protocol/crc32c.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 export const SEGMENT_MAGIC = "KAFS";
 export const SEGMENT_FOOTER_MAGIC = "END!";
@@ -438,17 +439,6 @@ export function encodeSegmentParts(
   };
 }
 
-/** Joins pieces into one buffer (one copy of each). */
-export function joinParts(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
-}
-
 /**
  * Builds the `.kfs` and `.index` objects for `batches` (non-empty, contiguous
  * offsets). Copies each batch's bytes once into the segment object.
@@ -458,7 +448,7 @@ export function encodeSegment(
   options: Parameters<typeof encodeSegmentParts>[1],
 ): EncodedSegment {
   const { parts, size, ...rest } = encodeSegmentParts(batches, options);
-  return { ...rest, segment: joinParts(parts, size) };
+  return { ...rest, segment: joinBytes(parts, size) };
 }
 
 // ---- index ---------------------------------------------------------------------

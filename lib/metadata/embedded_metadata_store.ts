@@ -55,6 +55,7 @@ import {
   MemoryMetadataStore,
 } from "./memory_metadata_store.ts";
 import { MetadataStoreError, type Operation } from "./metadata_store.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 /**
  * The log is damaged before its end: valid records follow a bad one, so
@@ -282,7 +283,9 @@ export class EmbeddedMetadataStore extends MemoryMetadataStore {
   }
 
   async #append(batch: Batch): Promise<void> {
-    const data = batch.records.length === 1 ? batch.records[0] : concat(batch.records, batch.bytes);
+    const data = batch.records.length === 1
+      ? batch.records[0]
+      : joinBytes(batch.records, batch.bytes);
     if (this.#beforeLogWrite) await this.#beforeLogWrite();
     await writeAll(this.#log, data);
     await this.#log.syncData();
@@ -884,16 +887,6 @@ async function syncDirectory(dir: string): Promise<void> {
 function newBatch(): Batch {
   const { promise, resolve, reject } = Promise.withResolvers<void>();
   return { records: [], bytes: 0, lastRevision: 0, done: promise, resolve, reject };
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, o);
-    o += chunk.length;
-  }
-  return out;
 }
 
 function ioError(context: string, error: unknown): MetadataStoreError {

@@ -10,6 +10,7 @@
  * reservation lasts until the request has been handled. Must not import
  * lib/broker.
  */
+import { coalesceWrites } from "../util/bytes.ts";
 import type { Logger } from "../util/logger.ts";
 import type { RequestMemoryPool } from "./request_memory.ts";
 
@@ -355,30 +356,8 @@ export class Connection implements ConnectionInfo {
 
   /** Writes `chunks` in order: runs of small ones joined into one buffer, large ones as they are. */
   async #writeChunks(chunks: Uint8Array[]): Promise<void> {
-    for (let i = 0; i < chunks.length;) {
-      let end = i;
-      let size = 0;
-      // A joined buffer stays within COALESCE_BYTES_MAX (a fetch of many small batches).
-      while (
-        end < chunks.length && chunks[end].length <= JOIN_CHUNK_BYTES_MAX &&
-        size < COALESCE_BYTES_MAX
-      ) {
-        size += chunks[end].length;
-        end++;
-      }
-      if (end - i >= 2) {
-        const joined = new Uint8Array(size);
-        let at = 0;
-        for (let j = i; j < end; j++) {
-          joined.set(chunks[j], at);
-          at += chunks[j].length;
-        }
-        await this.#writeAll(joined);
-        i = end;
-      } else {
-        await this.#writeAll(chunks[i]);
-        i++;
-      }
+    for (const run of coalesceWrites(chunks, JOIN_CHUNK_BYTES_MAX, COALESCE_BYTES_MAX)) {
+      await this.#writeAll(run);
     }
   }
 

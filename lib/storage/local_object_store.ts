@@ -34,6 +34,7 @@
  */
 
 import { closeSync, openSync, readSync } from "node:fs";
+import { coalesceWrites } from "../util/bytes.ts";
 import {
   type AppendableObject,
   type ObjectInfo,
@@ -49,8 +50,8 @@ export const TEMP_FILE_PREFIX = ".tmp-";
 /** A durable put of a bigger object is fdatasync'ed every this many bytes as it is written. */
 export const PUT_SYNC_CHUNK_BYTES = 4 * 1024 * 1024;
 /**
- * Parts smaller than this are copied together into writes of up to a piece: a segment sealed
- * from many small write-ahead ranges is then a few writes, not one (and one pacer wait) per
+ * Parts up to this size are joined into writes of up to a piece (`coalesceWrites`): a segment
+ * sealed from many small write-ahead ranges is then a few writes, not one (and one pacer wait) per
  * range. Each awaited write waits for a turn of the event loop, which under load is most of its
  * cost: a 280 KB segment of ~250 one-record ranges took ~75 ms to write that way.
  */
@@ -173,18 +174,21 @@ export class LocalObjectStore implements ObjectStore {
       // device queue never holds more than one piece when a write-ahead fsync arrives.
       const { pace } = options;
       const piece = pace ? PACED_PIECE_BYTES : PUT_SYNC_CHUNK_BYTES;
-      for (const slice of writeSlices(parts, piece)) {
-        if (pace) await pace(slice.length);
-        for (let written = 0; written < slice.length;) {
-          written += await file.write(slice.subarray(written));
-        }
-        unsynced += slice.length;
-        // A big durable object is flushed as it is written: one fdatasync of a whole segment
-        // would hold the filesystem journal (ext4) long enough to stall every other fsync,
-        // such as the write-ahead file's on the produce path.
-        if (durable && unsynced >= piece) {
-          await file.syncData();
-          unsynced = 0;
+      for (const run of coalesceWrites(parts, PUT_JOIN_PART_BYTES_MAX, piece)) {
+        for (let at = 0; at < run.length; at += piece) {
+          const slice = run.subarray(at, at + piece);
+          if (pace) await pace(slice.length);
+          for (let written = 0; written < slice.length;) {
+            written += await file.write(slice.subarray(written));
+          }
+          unsynced += slice.length;
+          // A big durable object is flushed as it is written: one fdatasync of a whole segment
+          // would hold the filesystem journal (ext4) long enough to stall every other fsync,
+          // such as the write-ahead file's on the produce path.
+          if (durable && unsynced >= piece) {
+            await file.syncData();
+            unsynced = 0;
+          }
         }
       }
       if (this.#beforePublish) await this.#beforePublish(temp);
@@ -632,39 +636,4 @@ function randomSuffix(): string {
   let out = "";
   for (const b of bytes) out += b.toString(16).padStart(2, "0");
   return out;
-}
-
-/**
- * The writes of a put of `parts`, in order, each at most `piece` bytes: parts of
- * PUT_JOIN_PART_BYTES_MAX or more go as views of themselves, runs of smaller ones are copied
- * together into one reused buffer. Consume each slice (write it) before asking for the next.
- */
-export function* writeSlices(parts: Uint8Array[], piece: number): Generator<Uint8Array> {
-  let stage: Uint8Array | null = null;
-  let staged = 0;
-  let smallLeft = 0;
-  for (const part of parts) if (part.length < PUT_JOIN_PART_BYTES_MAX) smallLeft += part.length;
-  for (const part of parts) {
-    if (part.length >= PUT_JOIN_PART_BYTES_MAX) {
-      if (staged > 0) {
-        yield stage!.subarray(0, staged);
-        staged = 0;
-      }
-      for (let at = 0; at < part.length; at += piece) yield part.subarray(at, at + piece);
-      continue;
-    }
-    smallLeft -= part.length;
-    for (let at = 0; at < part.length;) {
-      stage ??= new Uint8Array(Math.min(piece, part.length + smallLeft));
-      const n = Math.min(part.length - at, stage.length - staged);
-      stage.set(part.subarray(at, at + n), staged);
-      staged += n;
-      at += n;
-      if (staged === stage.length) {
-        yield stage;
-        staged = 0;
-      }
-    }
-  }
-  if (staged > 0) yield stage!.subarray(0, staged);
 }

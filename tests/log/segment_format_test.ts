@@ -7,7 +7,6 @@ import {
   encodeSegmentHeader,
   encodeSegmentParts,
   INDEX_INTERVAL_BYTES,
-  joinParts,
   lookupIndex,
   parseIndex,
   parseSegmentFooter,
@@ -24,6 +23,7 @@ import {
 import { viewFromObject } from "../../lib/log/segment_view.ts";
 import { validateBatches } from "../../lib/protocol/record_batch.ts";
 import { encodeRecordBatch } from "../../lib/protocol/records.ts";
+import { joinBytes } from "../../lib/util/bytes.ts";
 
 function hex(bytes: Uint8Array): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -230,7 +230,7 @@ Deno.test("segment format: a compacted segment keeps gaps, may be empty, and say
     indexIntervalMessages: 1,
     compactedSpan: span,
   });
-  const bytes = joinParts(parts.parts, parts.size);
+  const bytes = joinBytes(parts.parts, parts.size);
   const { header, footer } = validateSegment(bytes, { expectedBaseOffset: 100 });
   assert.equal(header.flags, SEGMENT_FLAG_COMPACTED);
   assert.equal(footer.lastOffset, 120);
@@ -242,7 +242,7 @@ Deno.test("segment format: a compacted segment keeps gaps, may be empty, and say
     indexIntervalMessages: 1,
     compactedSpan: span,
   });
-  const emptyView = viewFromObject(joinParts(empty.parts, empty.size), {
+  const emptyView = viewFromObject(joinBytes(empty.parts, empty.size), {
     expectedBaseOffset: 100,
     checkCrc: true,
   });

@@ -1,17 +1,16 @@
 import assert from "node:assert/strict";
 import {
   LocalObjectStore,
-  PUT_JOIN_PART_BYTES_MAX,
   READ_PIECE_BYTES,
   SPARE_FILES_DIR,
   TEMP_FILE_PREFIX,
-  writeSlices,
 } from "../../lib/storage/local_object_store.ts";
 import {
   ObjectStoreError,
   PACED_PIECE_BYTES,
   PreconditionFailedError,
 } from "../../lib/storage/object_store.ts";
+import { joinBytes } from "../../lib/util/bytes.ts";
 import { objectStoreConformance } from "./object_store_conformance.ts";
 
 async function withStore(fn: (store: LocalObjectStore, root: string) => Promise<void>) {
@@ -266,58 +265,9 @@ Deno.test("LocalObjectStore: a put of many small parts is a few writes, not one 
       },
     });
     assert.deepEqual(asked, [100_000]);
-    assert.deepEqual(await store.get("t/0/small.kfs"), joined(parts));
+    assert.deepEqual(await store.get("t/0/small.kfs"), joinBytes(parts, 100_000));
   });
 });
-
-Deno.test("writeSlices: every byte in order, within the piece, small parts joined and large ones as views", () => {
-  let seed = 7;
-  const random = (n: number) => {
-    seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-    return seed % n;
-  };
-  const sizes = [0, 1, 99, PUT_JOIN_PART_BYTES_MAX - 1, PUT_JOIN_PART_BYTES_MAX, 600 * 1024];
-  for (const piece of [1_000, PACED_PIECE_BYTES, 4 * 1024 * 1024]) {
-    for (let trial = 0; trial < 30; trial++) {
-      const parts = Array.from({ length: 1 + random(40) }, () => {
-        const part = new Uint8Array(sizes[random(sizes.length)] + random(3));
-        for (let i = 0; i < part.length; i += 97) part[i] = random(256);
-        return part;
-      });
-      const written: Uint8Array[] = [];
-      for (const slice of writeSlices(parts, piece)) {
-        assert.ok(slice.length > 0 && slice.length <= piece, `slice of ${slice.length}`);
-        const large = parts.find((p) => p.buffer === slice.buffer);
-        if (large) assert.ok(large.length >= PUT_JOIN_PART_BYTES_MAX, "only large parts as views");
-        written.push(slice.slice()); // the join buffer is reused after each slice
-      }
-      assert.deepEqual(joined(written), joined(parts), `piece ${piece}, trial ${trial}`);
-      const small = parts.filter((p) => p.length < PUT_JOIN_PART_BYTES_MAX);
-      const smallBytes = small.reduce((n, p) => n + p.length, 0);
-      const largeSlices = parts.filter((p) => p.length >= PUT_JOIN_PART_BYTES_MAX)
-        .reduce((n, p) => n + Math.ceil(p.length / piece), 0);
-      // Runs of small parts between large ones each end in at most one short write.
-      const runs = parts.filter((p, i) =>
-        p.length >= PUT_JOIN_PART_BYTES_MAX && i > 0 &&
-        parts[i - 1].length < PUT_JOIN_PART_BYTES_MAX
-      ).length + 1;
-      assert.ok(
-        written.length <= largeSlices + Math.ceil(smallBytes / piece) + runs,
-        `${written.length} writes for ${parts.length} parts`,
-      );
-    }
-  }
-});
-
-function joined(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 Deno.test("LocalObjectStore: readRangeSync into a given buffer returns a view of it", async () => {
   await withStore(async (store) => {
