@@ -423,7 +423,7 @@ export class LogManager {
    * promise per partition.
    */
   livePartition(topic: string, partition: number): PartitionLog | undefined {
-    return this.#state === "started" ? this.#live.get(`${topic}/${partition}`) : undefined;
+    return this.#state === "started" ? this.loadedPartition(topic, partition) : undefined;
   }
 
   /** The log if it is loaded, without acquiring anything. */

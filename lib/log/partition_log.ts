@@ -1721,13 +1721,13 @@ export class PartitionLog implements FlushSource {
   ): Promise<ReadResult> {
     if (this.#closedError) throw this.#closedError;
     const lso = lastStableOffset(this.#txn, this.#committedEnd);
+    // The result starts as `position(fetchOffset)`: its last stable offset is `lso`.
     const result = await this.#readUpTo(
       fetchOffset,
       maxBytes,
       opts,
       opts.readCommitted ? lso : this.#committedEnd,
     );
-    result.lastStableOffset = lso;
     if (opts.readCommitted && lso < result.highWatermark && result.bytes > 0) {
       trimChunksAt(result, lso);
     }
@@ -1740,21 +1740,9 @@ export class PartitionLog implements FlushSource {
     opts: ReadOptions,
     highWatermark: number,
   ): Promise<ReadResult> {
-    const result: ReadResult = {
-      chunks: [],
-      bytes: 0,
-      highWatermark: this.#committedEnd,
-      logStartOffset: this.#logStartOffset,
-      outOfRange: false,
-      lastStableOffset: highWatermark,
-      stoppedShort: false,
-    };
-    if (fetchOffset < this.#logStartOffset || fetchOffset > this.#committedEnd) {
-      result.outOfRange = true;
-      return result;
-    }
+    const result = this.position(fetchOffset);
     // No room left (a fetch whose response budget went to earlier partitions): nothing to read.
-    if (maxBytes <= 0 && !opts.minOneBatch) return result;
+    if (result.outOfRange || (maxBytes <= 0 && !opts.minOneBatch)) return result;
     let offset = fetchOffset;
     // Extents that hold nothing at or after `offset` (compacted segments that lost their
     // tail) do not count against READ_SEGMENTS_MAX: a read never ends empty before the high
