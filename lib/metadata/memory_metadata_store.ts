@@ -167,16 +167,19 @@ export class KvStateMachine {
     }
     this.#revision = revision;
     const events: WatchEvent[] = [];
+    /** Keys this write deleted that are still in #sortedKeys: removed in one pass at the end. */
+    const unsorted = new Set<string>();
     for (const change of changes) {
       if (change.kind === "put") {
-        const stored = this.#put(revision, change.key, change.value, change.lease);
+        const stored = this.#put(revision, change.key, change.value, change.lease, unsorted);
         // Shares the stored value: stored values are never mutated, and
         // watchers receive copies.
         events.push({ type: "put", entry: { key: change.key, ...stored } });
-      } else if (this.#delete(change.key)) {
+      } else if (this.#delete(change.key, unsorted)) {
         events.push({ type: "delete", key: change.key, modRevision: revision });
       }
     }
+    this.#unsort(unsorted);
     return events;
   }
 
@@ -197,13 +200,20 @@ export class KvStateMachine {
     this.#revision = revision;
   }
 
-  #put(revision: number, key: string, value: Uint8Array, lease: number): StoredEntry {
+  #put(
+    revision: number,
+    key: string,
+    value: Uint8Array,
+    lease: number,
+    unsorted: Set<string>,
+  ): StoredEntry {
     const previous = this.#entries.get(key);
     if (previous) {
       this.#detach(key, previous.lease);
       this.#liveBytes += value.length - previous.value.length;
     } else {
-      this.#insertKey(key);
+      // A key deleted earlier in the same write is still in #sortedKeys.
+      if (!unsorted.delete(key)) this.#insertKey(key);
       this.#liveBytes += key.length + value.length + ENTRY_OVERHEAD_BYTES;
     }
     const stored: StoredEntry = {
@@ -218,15 +228,38 @@ export class KvStateMachine {
     return stored;
   }
 
-  #delete(key: string): boolean {
+  /** The key stays in #sortedKeys until `#unsort`: it is added to `unsorted`. */
+  #delete(key: string, unsorted: Set<string>): boolean {
     const previous = this.#entries.get(key);
     if (!previous) return false;
     this.#entries.delete(key);
     this.#detach(key, previous.lease);
-    const i = lowerBound(this.#sortedKeys, key);
-    this.#sortedKeys.splice(i, 1);
+    unsorted.add(key);
     this.#liveBytes -= key.length + previous.value.length + ENTRY_OVERHEAD_BYTES;
     return true;
+  }
+
+  /**
+   * Removes deleted keys from #sortedKeys: one splice for a single key, else one pass over the
+   * array from the first of them. A splice per key moved the rest of the array each time:
+   * deleting 127 write-ahead index records among ~60,000 keys, 127 times per transaction, took
+   * 37% of a broker's CPU while its collection merged records.
+   */
+  #unsort(keys: Set<string>): void {
+    if (keys.size === 0) return;
+    const sorted = this.#sortedKeys;
+    if (keys.size === 1) {
+      const [key] = keys;
+      sorted.splice(lowerBound(sorted, key), 1);
+      return;
+    }
+    let first = sorted.length;
+    for (const key of keys) first = Math.min(first, lowerBound(sorted, key));
+    let kept = first;
+    for (let i = first; i < sorted.length; i++) {
+      if (!keys.has(sorted[i])) sorted[kept++] = sorted[i];
+    }
+    sorted.length = kept;
   }
 
   #insertKey(key: string): void {

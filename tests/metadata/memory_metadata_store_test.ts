@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import {
+  type KvChange,
+  KvStateMachine,
+  MemoryMetadataStore,
+} from "../../lib/metadata/memory_metadata_store.ts";
 import { MetadataStoreError } from "../../lib/metadata/metadata_store.ts";
 import { ManualClock } from "../../lib/util/clock.ts";
 import { metadataStoreConformance } from "./metadata_store_conformance.ts";
@@ -68,4 +72,35 @@ Deno.test("MemoryMetadataStore: a lease past its deadline is expired on use even
   await assert.rejects(() => store.keepAlive(lease.id));
   assert.equal(await store.get("k"), null);
   await store.close();
+});
+
+Deno.test("KvStateMachine: keys stay sorted and complete through random writes of many deletes", () => {
+  let seed = 7;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const state = new KvStateMachine();
+  const model = new Map<string, string>();
+  const value = (text: string) => new TextEncoder().encode(text);
+  for (let revision = 1; revision <= 400; revision++) {
+    const changes: KvChange[] = [];
+    const count = 1 + Math.floor(random() * 40);
+    for (let i = 0; i < count; i++) {
+      const key = `k/${String(Math.floor(random() * 300)).padStart(3, "0")}`;
+      // Replayed logs may name a key twice in one write (a delete, then a put): both apply.
+      if (random() < 0.5) {
+        changes.push({ kind: "delete", key });
+        model.delete(key);
+      } else {
+        changes.push({ kind: "put", key, value: value(`${revision}`), lease: 0 });
+        model.set(key, `${revision}`);
+      }
+    }
+    state.apply(revision, changes);
+    const expected = [...model.keys()].sort();
+    assert.deepEqual(state.keysWithPrefix("k/"), expected, `keys after revision ${revision}`);
+    assert.equal(state.size, model.size);
+  }
+  assert.deepEqual(
+    state.range("k/").map((e) => [e.key, new TextDecoder().decode(e.value)]),
+    [...model].sort(([a], [b]) => (a < b ? -1 : 1)),
+  );
 });
