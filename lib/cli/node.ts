@@ -349,6 +349,21 @@ export async function startNode(deps: NodeDeps): Promise<RunningNode> {
       "Write-ahead objects deleted once fully sealed",
       gc.objectsDeleted,
     );
+    metrics.set(
+      "kafscale_wal_index_records",
+      "Write-ahead index records in the metadata store at the last garbage collection",
+      gc.indexRecords,
+    );
+    metrics.set(
+      "kafscale_wal_index_ranges",
+      "Ranges those index records named",
+      gc.indexRanges,
+    );
+    metrics.set(
+      "kafscale_wal_index_records_merged",
+      "Index records garbage collection replaced by merged ones (naming only unsealed ranges)",
+      gc.recordsMerged,
+    );
     metrics.set("kafscale_unsealed_bytes", "Record bytes not sealed yet", logs.unsealedBytes);
     const seal = logs.sealStats;
     metrics.set("kafscale_seal_segments", "Segments sealed", seal.segments);

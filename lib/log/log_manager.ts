@@ -40,9 +40,9 @@ import { FlushScheduler, type FlushStats, toLogError } from "./flush_scheduler.t
 import { LogError } from "./log_error.ts";
 import { type LogConfig, type LogContext, PartitionLog, type SealPolicy } from "./partition_log.ts";
 import { DELETE_CONCURRENCY, type LocatedWalRange, recoverPartition } from "./recovery.ts";
-import { scanWalChunks, walObjectCreatedMs, walObjectPrefix } from "./wal_format.ts";
-import { WalReader } from "./wal_reader.ts";
-import { WalWriter, type WalWriterStats } from "./wal_writer.ts";
+import { type WalChunkHeader, walObjectCreatedMs, walObjectPrefix } from "./wal_format.ts";
+import { scanWalObject, WalReader } from "./wal_reader.ts";
+import { mergedWalIndexId, WalWriter, type WalWriterStats } from "./wal_writer.ts";
 import { WritePacer } from "./write_pacer.ts";
 import { SegmentCache } from "./segment_cache.ts";
 import { partitionObjectPrefix } from "./segment_format.ts";
@@ -89,6 +89,13 @@ export const WAL_ORPHAN_GRACE_MS = 10 * 60 * 1000;
  * produce, 30 GB of disk.
  */
 export const OWN_WAL_FILE_GRACE_MS = 60 * 1000;
+/**
+ * Most ranges a merged index record names (`runWalGc`): about 80 bytes each in the store, so a
+ * record stays well under etcd's 1.5 MiB request limit.
+ */
+export const WAL_MERGED_RANGES_MAX = 8_192;
+/** Merge transactions in flight during a collection pass. */
+const WAL_MERGE_CONCURRENCY = 4;
 /** Partitions sealing at once. */
 export const SEAL_CONCURRENCY = 1;
 /** Longest `close()` spends sealing before it stops (what is left stays in the write-ahead stream). */
@@ -147,6 +154,12 @@ export interface SealStats {
 export interface WalGcStats {
   passes: number;
   objectsDeleted: number;
+  /** Index records replaced by merged ones, and the merged records written. */
+  recordsMerged: number;
+  mergedRecordsWritten: number;
+  /** Index records listed at the last pass, and the ranges they named. */
+  indexRecords: number;
+  indexRanges: number;
   /** Write-ahead objects still referenced at the last pass, and the bytes of their ranges. */
   objectsOutstanding: number;
   bytesOutstanding: number;
@@ -215,6 +228,10 @@ export class LogManager {
   readonly #gcStats: WalGcStats = {
     passes: 0,
     objectsDeleted: 0,
+    recordsMerged: 0,
+    mergedRecordsWritten: 0,
+    indexRecords: 0,
+    indexRanges: 0,
     objectsOutstanding: 0,
     bytesOutstanding: 0,
   };
@@ -820,6 +837,10 @@ export class LogManager {
    *   which this also collects).
    * Nothing is deleted before two passes in a row found it unneeded, so a read that started just
    * before the last range was sealed finishes.
+   * - Index records of one object that still name needed ranges are merged into one record
+   *   naming only the ranges not known to be done (`#mergeWalIndex`). Each flush round writes a
+   *   record, and one naming a few partitions stays until the last of them seals: without this,
+   *   one-record rounds over 1,000 partitions kept ~90,000 records naming ~590,000 ranges.
    */
   async runWalGc(): Promise<void> {
     const { metadata, objectStore, logger } = this.#deps;
@@ -832,23 +853,40 @@ export class LogManager {
     const topicIds = new Map(
       topics.filter((t) => t.state === "active").map((t) => [t.name, t.topicId]),
     );
+    /** The committed state of a range's partition, if its topic is listed active with its id. */
+    const stateOf = (r: WalRangeRecord): PartitionState | undefined =>
+      topicIds.get(r.topic) === r.topicId ? states.get(`${r.topic}/${r.partition}`) : undefined;
+    /** Sealed, below the log start, or never committed (an older owner's, beyond the end). */
+    const finished = (r: WalRangeRecord, state: PartitionState): boolean =>
+      r.endOffset <= Math.max(sealedEndOf(state), state.logStartOffset) ||
+      (r.baseOffset >= state.endOffset && r.epoch < state.epoch);
     const needed = (r: WalRangeRecord): boolean => {
-      if (topicIds.get(r.topic) !== r.topicId) return false;
-      const state = states.get(`${r.topic}/${r.partition}`);
-      if (!state) return false;
-      if (r.endOffset <= Math.max(sealedEndOf(state), state.logStartOffset)) return false;
-      if (r.baseOffset >= state.endOffset && r.epoch < state.epoch) return false;
-      return true;
+      const state = stateOf(r);
+      return state !== undefined && !finished(r, state);
+    };
+    /**
+     * Whether a range is done by committed facts alone: `finished` by its partition's state, its
+     * topic listed active with its id. Those only become true as commits land, so this still
+     * holds when a merge based on it runs. A range of a topic missing from the listing is not
+     * done (the topic may be newer than the listing), though it is not `needed` either.
+     */
+    const done = (r: WalRangeRecord): boolean => {
+      const state = stateOf(r);
+      return state !== undefined && finished(r, state);
     };
     const previous = this.#gcCandidates;
     const candidates = new Set<string>();
     const doneRecords: string[] = [];
     const referenced = new Set<string>();
+    const mergeable = new Map<string, WalIndexEntry[]>();
     let outstandingBytes = 0;
     for (const entry of entries) {
       if (entry.record.ranges.some(needed)) {
         referenced.add(entry.record.object);
         for (const r of entry.record.ranges) outstandingBytes += r.length;
+        const group = mergeable.get(entry.record.object);
+        if (group) group.push(entry);
+        else mergeable.set(entry.record.object, [entry]);
         continue;
       }
       candidates.add(`record:${entry.id}`);
@@ -860,8 +898,10 @@ export class LogManager {
     const ownFiles = this.#wal.mode === "file"
       ? `${walObjectPrefix(this.#config.namespace)}${this.#deps.brokerId}/`
       : null;
-    for (const { key } of objects) {
+    const sizes = new Map<string, number>();
+    for (const { key, size } of objects) {
       if (referenced.has(key) || key === this.#wal.activeObject) continue;
+      sizes.set(key, size);
       const createdMs = walObjectCreatedMs(key);
       const graceMs = ownFiles !== null && key.startsWith(ownFiles)
         ? Math.min(orphanGraceMs, OWN_WAL_FILE_GRACE_MS)
@@ -872,7 +912,7 @@ export class LogManager {
     }
     this.#gcCandidates = candidates;
     const deletes = await mapBounded(doomedObjects, DELETE_CONCURRENCY, async (key) => {
-      if (await this.#holdsDataBeyondTheEnd(key, states, topicIds)) return false;
+      if (await this.#holdsDataBeyondTheEnd(key, sizes.get(key)!, states, topicIds)) return false;
       // A local write-ahead file may be kept for reuse: the next file overwrites its blocks.
       if (objectStore.retireAppendable) await objectStore.retireAppendable(key);
       else await objectStore.delete(key);
@@ -885,20 +925,85 @@ export class LogManager {
       await metadata.deleteWalIndex(doneRecords);
       for (const id of doneRecords) this.#gcCandidates.delete(`record:${id}`);
     }
+    const merged = await this.#mergeWalIndex(mergeable, done);
     this.#gcStats.passes++;
     this.#gcStats.objectsDeleted += deleted;
+    this.#gcStats.indexRecords = entries.length;
+    this.#gcStats.indexRanges = entries.reduce((n, e) => n + e.record.ranges.length, 0);
     for (const key of this.#keptOrphans.keys()) {
       if (!candidates.has(`object:${key}`)) this.#keptOrphans.delete(key);
     }
     this.#gcStats.objectsOutstanding = objects.length - deleted;
     this.#gcStats.bytesOutstanding = outstandingBytes;
-    if (deleted > 0 || doneRecords.length > 0) {
+    if (deleted > 0 || doneRecords.length > 0 || merged.replaced > 0) {
       logger.debug("Collected the write-ahead stream", {
         objects: deleted,
         records: doneRecords.length,
+        mergedRecords: merged.replaced,
+        intoRecords: merged.written,
       });
     }
     if (failure !== undefined) throw toLogError(failure, "Cannot delete write-ahead objects");
+    if (merged.failure !== undefined) {
+      throw toLogError(merged.failure, "Cannot merge write-ahead index records");
+    }
+  }
+
+  /**
+   * Merges the index records of each object (`byObject`, as listed, oldest first) into records
+   * naming only the ranges that are not `done`, when some are done and there are at least two
+   * records, or at least half of a lone record's ranges are done. Each merge is one
+   * transaction: put the merged record under a new id, delete the sources, only if no source
+   * changed since the listing (`ClusterMetadata.replaceWalIndex`). A range is dropped only for committed facts, so a
+   * stalled broker running this drops nothing a later owner needs (DESIGN invariant 4);
+   * objects are not touched here.
+   */
+  async #mergeWalIndex(
+    byObject: Map<string, WalIndexEntry[]>,
+    done: (r: WalRangeRecord) => boolean,
+  ): Promise<{ replaced: number; written: number; failure?: unknown }> {
+    const { metadata } = this.#deps;
+    const sourcesMax = metadata.walIndexReplaceMax;
+    const merges: { sources: WalIndexEntry[]; ranges: WalRangeRecord[] }[] = [];
+    for (const group of byObject.values()) {
+      let dropped = 0;
+      const kepts = group.map((entry) => {
+        const kept = entry.record.ranges.filter((r) => !done(r));
+        dropped += entry.record.ranges.length - kept.length;
+        return kept;
+      });
+      if (dropped === 0 || (group.length < 2 && dropped < kepts[0].length)) continue;
+      let sources: WalIndexEntry[] = [];
+      let ranges: WalRangeRecord[] = [];
+      const cut = () => {
+        if (sources.length > 1 || ranges.length < sources[0].record.ranges.length) {
+          merges.push({ sources, ranges });
+        }
+        sources = [];
+        ranges = [];
+      };
+      group.forEach((entry, i) => {
+        const full = sources.length === sourcesMax ||
+          ranges.length + kepts[i].length > WAL_MERGED_RANGES_MAX;
+        if (sources.length > 0 && full) cut();
+        sources.push(entry);
+        for (const r of kepts[i]) ranges.push(r);
+      });
+      cut();
+    }
+    let replaced = 0;
+    let written = 0;
+    const results = await mapBounded(merges, WAL_MERGE_CONCURRENCY, async ({ sources, ranges }) => {
+      const id = mergedWalIndexId(sources[sources.length - 1].id);
+      const object = sources[0].record.object;
+      if (await metadata.replaceWalIndex(sources, { id, record: { object, ranges } })) {
+        replaced += sources.length;
+        written++;
+      }
+    });
+    this.#gcStats.recordsMerged += replaced;
+    this.#gcStats.mergedRecordsWritten += written;
+    return { replaced, written, failure: firstRejection(results) };
   }
 
   /**
@@ -912,6 +1017,7 @@ export class LogManager {
    */
   async #holdsDataBeyondTheEnd(
     key: string,
+    size: number,
     states: Map<string, PartitionState>,
     topicIds: Map<string, string>,
   ): Promise<boolean> {
@@ -919,12 +1025,14 @@ export class LogManager {
     const checked = this.#keptOrphans.get(key);
     const graceMs = this.#config.walOrphanGraceMs ?? WAL_ORPHAN_GRACE_MS;
     if (checked !== undefined && now - checked < graceMs) return true;
-    const bytes = await this.#deps.objectStore.get(key);
-    if (bytes === null) return false;
-    const beyond = scanWalChunks(bytes).chunks.filter((c) => {
+    const isBeyond = (c: WalChunkHeader): boolean => {
       if (topicIds.get(c.topic) !== c.topicId) return false;
       const state = states.get(`${c.topic}/${c.partition}`);
       return state !== undefined && c.endOffset > state.endOffset && c.epoch >= state.epoch;
+    };
+    const beyond: WalChunkHeader[] = [];
+    await scanWalObject(this.#deps.objectStore, key, size, (c) => {
+      if (isBeyond(c)) beyond.push(c);
     });
     if (beyond.length === 0) {
       this.#keptOrphans.delete(key);

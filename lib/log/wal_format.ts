@@ -215,20 +215,42 @@ export function walChunkPayload(
 export function scanWalChunks(
   bytes: Uint8Array,
 ): { chunks: (WalChunkHeader & { position: number })[]; validBytes: number } {
+  const { chunks, scanned } = scanWalWindow(bytes, bytes.byteLength);
+  return { chunks, validBytes: scanned };
+}
+
+/**
+ * The whole chunks at the start of `bytes`, a window of a write-ahead object read from a
+ * chunk's start with `objectBytesLeft` bytes of the object from there (for reading an object
+ * piece by piece). `scanned` is where the chunks found end. The scan stops at a chunk the window
+ * does not hold whole, with `need` its length (read it again from `scanned`, at least that
+ * long), or at a torn chunk or the object's end, without `need`: a chunk is torn when it has no
+ * magic, claims more bytes than the object has left, or fails its checks (CRC32C included).
+ */
+export function scanWalWindow(
+  bytes: Uint8Array,
+  objectBytesLeft: number,
+): { chunks: (WalChunkHeader & { position: number })[]; scanned: number; need?: number } {
   const chunks: (WalChunkHeader & { position: number })[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
-  while (at < bytes.byteLength) {
+  while (at < objectBytesLeft) {
+    const rest = bytes.byteLength - at;
+    if (rest >= 4 && readAscii(bytes, at, 4) !== WAL_MAGIC) break;
+    const chunkBytes = rest >= 8 ? view.getUint32(at + 4) + 8 : 8;
+    if (chunkBytes > objectBytesLeft - at) break;
+    if (chunkBytes > rest) return { chunks, scanned: at, need: chunkBytes };
     let header: WalChunkHeader;
     try {
-      header = parseWalChunkHeader(bytes.subarray(at), true);
+      header = parseWalChunkHeader(bytes.subarray(at, at + chunkBytes), true);
     } catch (error) {
       if (error instanceof WalFormatError) break;
       throw error;
     }
     chunks.push({ ...header, position: at });
-    at += header.chunkBytes;
+    at += chunkBytes;
   }
-  return { chunks, validBytes: at };
+  return { chunks, scanned: at };
 }
 
 function topicIdBytes(topicId: string): Uint8Array {

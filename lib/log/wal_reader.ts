@@ -13,12 +13,48 @@
 
 import type { ObjectStore } from "../storage/object_store.ts";
 import type { SegmentCache } from "./segment_cache.ts";
+import { scanWalWindow, type WalChunkHeader } from "./wal_format.ts";
 
 export const WAL_BLOCK_BYTES = 4 * 1024 * 1024;
 /** Blocks read ahead of the one a reader needs. */
 export const WAL_BLOCKS_AHEAD = 2;
 /** Chunks up to this size are read through blocks. */
 export const WAL_BLOCK_READ_MAX = 256 * 1024;
+
+/** Bytes `scanWalObject` reads at a time by default. */
+export const WAL_SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Calls `visit` with the header and position of every whole chunk of a write-ahead object of
+ * `size` bytes (as listed), in order, up to a torn chunk or the object's end, reading
+ * `windowBytes` at a time (a chunk longer than that gets a read of its own length). Memory stays
+ * at one window whatever the object's size, and the CRC checks give the event loop back between
+ * windows: collection reads every write-ahead file before it goes (64 MiB each, a few per pass
+ * under steady produce), and read each whole at once. Returns false when the object is gone.
+ */
+export async function scanWalObject(
+  store: ObjectStore,
+  key: string,
+  size: number,
+  visit: (chunk: WalChunkHeader & { position: number }) => void,
+  windowBytes = WAL_SCAN_WINDOW_BYTES,
+): Promise<boolean> {
+  let start = 0;
+  let window = windowBytes;
+  while (start < size) {
+    const end = Math.min(size, start + window);
+    const bytes = await store.getRange(key, start, end);
+    if (bytes === null) return false;
+    // Fewer bytes than asked for: the object ends there.
+    const left = bytes.byteLength < end - start ? bytes.byteLength : size - start;
+    const scan = scanWalWindow(bytes, left);
+    for (const chunk of scan.chunks) visit({ ...chunk, position: start + chunk.position });
+    if (scan.need === undefined) break;
+    start += scan.scanned;
+    window = Math.max(windowBytes, scan.need);
+  }
+  return true;
+}
 
 /** Largest buffer a `ReadSlab` allocates, and the first one's size. */
 export const READ_SLAB_BYTES_MAX = 1024 * 1024;

@@ -182,3 +182,16 @@ export class WalWriter {
     return `${String(this.#options.clock.now()).padStart(13, "0")}-${hex}`;
   }
 }
+
+/**
+ * Id of an index record that replaces records of one write-ahead object (`LogManager.runWalGc`
+ * merges them): the last replaced id's round followed by `-m<random>`, so it sorts right after
+ * that round within its file and is never the id of another record, past or future.
+ */
+export function mergedWalIndexId(lastId: string): string {
+  const slash = lastId.lastIndexOf("/");
+  const round = lastId.slice(slash + 1).split("-m")[0];
+  let hex = "";
+  for (const b of crypto.getRandomValues(new Uint8Array(8))) hex += b.toString(16).padStart(2, "0");
+  return `${lastId.slice(0, slash + 1)}${round}-m${hex}`;
+}

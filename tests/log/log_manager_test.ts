@@ -295,6 +295,63 @@ Deno.test("collection: sealed rounds' index records go at once; unreferenced obj
   }
 });
 
+Deno.test("collection: a file's index records merge into one naming only what is not sealed; a new owner reads from it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "log_manager_merge_" });
+  const objectStore = new LocalObjectStore(dir);
+  const h = await harness({ objectStore });
+  try {
+    const [p0, p1] = [await h.manager.partition(TOPIC, 0), await h.manager.partition(TOPIC, 1)];
+    // Four rounds, each with a range of both partitions, all in one write-ahead file.
+    for (let i = 0; i < 4; i++) {
+      const acks = [
+        append(p0, batch([`a${i}`]), { acks: 1 }),
+        append(p1, batch([`b${i}`]), { acks: 1 }),
+      ];
+      await h.flush();
+      await Promise.all(acks);
+    }
+    const rounds = await h.metadata.listWalIndex();
+    assert.equal(rounds.length, 4);
+    assert.ok(rounds.every((e) => e.record.ranges.length === 2));
+
+    await h.manager.runWalGc();
+    assert.deepEqual(await h.metadata.listWalIndex(), rounds, "nothing sealed: nothing merged");
+    await sealAll(p0);
+    await h.manager.runWalGc();
+    const [merged, ...more] = await h.metadata.listWalIndex();
+    assert.deepEqual(more, [], "one record is left");
+    assert.match(merged.id, /^1\/[0-9a-f-]+\/0000000003-m[0-9a-f]{16}$/);
+    assert.equal(merged.record.object, rounds[0].record.object);
+    assert.deepEqual(
+      merged.record.ranges,
+      rounds.map((e) => e.record.ranges.find((r) => r.partition === 1)),
+      "partition 1's four ranges, in round order; partition 0's are sealed",
+    );
+    assert.deepEqual(h.manager.walGcStats.recordsMerged, 4);
+    await h.manager.runWalGc();
+    assert.deepEqual(await h.metadata.listWalIndex(), [merged], "nothing more to drop: kept");
+
+    // Partition 1 has only the merged record: a new owner finds its data there.
+    await h.metadata.revokeLease(h.manager.leaseId);
+    const other = await h.newManager({ brokerId: 2 });
+    const taken = await other.partition(TOPIC, 1);
+    assert.equal(taken.unsealedBytes, p1.unsealedBytes);
+    assert.deepEqual(decode((await taken.read(0, 1 << 20)).chunks).map(([, v]) => v), [
+      "b0",
+      "b1",
+      "b2",
+      "b3",
+    ]);
+    await sealAll(taken);
+    await other.runWalGc();
+    await other.runWalGc();
+    assert.deepEqual(await h.metadata.listWalIndex(), [], "all sealed: the record goes");
+  } finally {
+    await h.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 /** A memory metadata store whose keep-alives can be made to fail (store unreachable). */
 class FlakyKeepAliveStore extends MemoryMetadataStore {
   failKeepAlives = false;

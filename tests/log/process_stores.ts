@@ -31,6 +31,7 @@ export type Step =
   | "seal-commit"
   | "wal-delete"
   | "wal-index-delete"
+  | "wal-index-merge"
   | "compacted-put"
   | "compacted-index-put"
   | "segment-delete";
@@ -43,6 +44,7 @@ export const STEPS: Step[] = [
   "seal-commit",
   "wal-delete",
   "wal-index-delete",
+  "wal-index-merge",
 ];
 
 /** The stores as one process sees them: once it has died, every call fails untouched. */
@@ -154,7 +156,9 @@ export class ProcessMetadataStore implements MetadataStore {
     const keys = success.map((op) => (op.op === "deletePrefix" ? op.prefix : op.key));
     const puts = success.filter((op) => op.op === "put").map((op) => (op as { key: string }).key);
     try {
-      if (puts.some((k) => k.includes("/wal/"))) this.process.after("round-commit");
+      // A merge of index records puts one under a `-m` id and deletes the ones it replaces.
+      if (puts.some((k) => /\/wal\/.*-m[0-9a-f]+$/.test(k))) this.process.after("wal-index-merge");
+      else if (puts.some((k) => k.includes("/wal/"))) this.process.after("round-commit");
       else if (puts.some((k) => k.endsWith("/state"))) this.process.after("seal-commit");
       else if (keys.some((k) => k.includes("/wal/"))) this.process.after("wal-index-delete");
     } catch (error) {

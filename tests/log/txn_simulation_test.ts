@@ -108,6 +108,8 @@ function join(chunks: Uint8Array[]): Uint8Array {
 
 async function run(seed: number): Promise<void> {
   const random = mulberry32(seed);
+  // One partition: a round's index record names one range, so collection never merges records.
+  const CRASH_STEPS = STEPS.filter((step) => step !== "wal-index-merge");
   const clock = new ManualClock();
   const objects = new MemoryObjectStore();
   const meta = new MemoryMetadataStore({ clock });
@@ -121,7 +123,7 @@ async function run(seed: number): Promise<void> {
   const start = async () => {
     const dieAt = starts++ === 0 || random() < 0.7
       ? {
-        step: STEPS[Math.floor(random() * STEPS.length)],
+        step: CRASH_STEPS[Math.floor(random() * CRASH_STEPS.length)],
         occurrence: 1 + Math.floor(random() * 4),
       }
       : null;

@@ -9,6 +9,7 @@ import { EmbeddedMetadataStore } from "../../lib/metadata/embedded_metadata_stor
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
 import type { MetadataStore } from "../../lib/metadata/metadata_store.ts";
 import { ManualClock } from "../../lib/util/clock.ts";
+import { writeWalRounds } from "../support/wal_index.ts";
 
 interface Backend {
   name: string;
@@ -434,3 +435,40 @@ Deno.test("ClusterMetadata: embedded store keeps committed state across a reopen
 Deno.test("ClusterMetadata: the prefix must end with a slash", () => {
   assert.throws(() => new ClusterMetadata(new MemoryMetadataStore(), { prefix: "/x" }), /prefix/);
 });
+
+suite(
+  "replaceWalIndex swaps records for one, only if none changed since the listing",
+  async ({ meta }) => {
+    const listed = await writeWalRounds(meta, 4);
+    assert.ok(listed.every((e) => typeof e.modRevision === "number" && e.modRevision > 0));
+    const merged = {
+      id: `${listed[2].id}-mfeed`,
+      record: {
+        object: listed[0].record.object,
+        ranges: listed.slice(1, 3).map((e) => e.record.ranges[1]),
+      },
+    };
+    // A stale listing (a source rewritten since) or a taken id: nothing happens.
+    const stale = { ...listed[1], modRevision: listed[1].modRevision! - 1 };
+    assert.equal(await meta.replaceWalIndex([stale, listed[2]], merged), false);
+    assert.equal(
+      await meta.replaceWalIndex([listed[1], listed[2]], { ...merged, id: listed[3].id }),
+      false,
+    );
+    assert.deepEqual(await meta.listWalIndex(), listed);
+
+    assert.equal(await meta.replaceWalIndex([listed[1], listed[2]], merged), true);
+    const after = await meta.listWalIndex();
+    assert.deepEqual(after.map((e) => e.id), [listed[0].id, listed[2].id + "-mfeed", listed[3].id]);
+    assert.deepEqual(after[1].record, merged.record);
+    // The sources are gone: the same replacement again (another broker's) does nothing.
+    assert.equal(await meta.replaceWalIndex([listed[1], listed[2]], { ...merged, id: "x" }), false);
+    await assert.rejects(meta.replaceWalIndex([], merged), RangeError);
+    const tooMany = Array.from({ length: meta.walIndexReplaceMax + 1 }, () => listed[0]);
+    await assert.rejects(meta.replaceWalIndex(tooMany, merged), RangeError);
+    await assert.rejects(
+      meta.replaceWalIndex([{ id: listed[0].id, record: listed[0].record }], merged),
+      /no listed revision/,
+    );
+  },
+);

@@ -17,7 +17,10 @@ import {
   MetadataStoreError,
   type WatchEvent,
 } from "../../lib/metadata/metadata_store.ts";
+import { WAL_MERGED_RANGES_MAX } from "../../lib/log/log_manager.ts";
+import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import { type EtcdServer, startEtcd } from "../support/backends.ts";
+import { writeWalRounds } from "../support/wal_index.ts";
 import { FaultProxy } from "../chaos/fault_proxy.ts";
 import { makeCerts } from "../support/certs.ts";
 import { enableEtcdAuth } from "../support/etcd_auth.ts";
@@ -237,6 +240,26 @@ Deno.test("EtcdMetadataStore: settings are validated with messages naming the se
       }),
     /cannot read the etcd TLS CA file "\/nonexistent\/ca.pem"/,
   );
+});
+
+Deno.test("ClusterMetadata on etcd: the largest index merge collection makes is one transaction etcd takes", async () => {
+  const { store, cleanup } = await prefixedStore();
+  try {
+    const meta = new ClusterMetadata(store);
+    const perRound = Math.floor(WAL_MERGED_RANGES_MAX / meta.walIndexReplaceMax);
+    const listed = await writeWalRounds(meta, meta.walIndexReplaceMax, perRound);
+    const ranges = listed.flatMap((e) => e.record.ranges);
+    assert.ok(ranges.length >= WAL_MERGED_RANGES_MAX - perRound);
+    const merged = {
+      id: `${listed[listed.length - 1].id}-m00`,
+      record: { object: listed[0].record.object, ranges },
+    };
+    assert.equal(await meta.replaceWalIndex(listed, merged), true);
+    const after = await meta.listWalIndex();
+    assert.deepEqual(after.map((e) => [e.id, e.record]), [[merged.id, merged.record]]);
+  } finally {
+    await cleanup();
+  }
 });
 
 Deno.test({
