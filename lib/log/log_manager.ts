@@ -90,10 +90,18 @@ export const WAL_ORPHAN_GRACE_MS = 10 * 60 * 1000;
  */
 export const OWN_WAL_FILE_GRACE_MS = 60 * 1000;
 /**
- * Most ranges a merged index record names (`runWalGc`): about 80 bytes each in the store, so a
- * record stays well under etcd's 1.5 MiB request limit.
+ * Bound on a merged index record's size (`runWalGc`), by `walMergedRangeBytes`, so that its
+ * transaction stays under etcd's default 1.5 MiB request limit whatever the topic names.
  */
-export const WAL_MERGED_RANGES_MAX = 8_192;
+export const WAL_MERGED_RECORD_BYTES_MAX = 1024 * 1024;
+
+/**
+ * At least what a range takes in a stored index record (JSON: the topic name in UTF-8, its id,
+ * six numbers of up to 16 digits, punctuation).
+ */
+export function walMergedRangeBytes(r: WalRangeRecord): number {
+  return 3 * r.topic.length + r.topicId.length + 120;
+}
 /** Merge transactions in flight during a collection pass. */
 const WAL_MERGE_CONCURRENCY = 4;
 /** Partitions sealing at once. */
@@ -975,19 +983,22 @@ export class LogManager {
       if (dropped === 0 || (group.length < 2 && dropped < kepts[0].length)) continue;
       let sources: WalIndexEntry[] = [];
       let ranges: WalRangeRecord[] = [];
+      let bytes = 0;
       const cut = () => {
         if (sources.length > 1 || ranges.length < sources[0].record.ranges.length) {
           merges.push({ sources, ranges });
         }
         sources = [];
         ranges = [];
+        bytes = 0;
       };
       group.forEach((entry, i) => {
-        const full = sources.length === sourcesMax ||
-          ranges.length + kepts[i].length > WAL_MERGED_RANGES_MAX;
+        const more = kepts[i].reduce((n, r) => n + walMergedRangeBytes(r), 0);
+        const full = sources.length === sourcesMax || bytes + more > WAL_MERGED_RECORD_BYTES_MAX;
         if (sources.length > 0 && full) cut();
         sources.push(entry);
         for (const r of kepts[i]) ranges.push(r);
+        bytes += more;
       });
       cut();
     }

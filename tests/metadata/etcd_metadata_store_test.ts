@@ -17,7 +17,7 @@ import {
   MetadataStoreError,
   type WatchEvent,
 } from "../../lib/metadata/metadata_store.ts";
-import { WAL_MERGED_RANGES_MAX } from "../../lib/log/log_manager.ts";
+import { WAL_MERGED_RECORD_BYTES_MAX, walMergedRangeBytes } from "../../lib/log/log_manager.ts";
 import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import { type EtcdServer, startEtcd } from "../support/backends.ts";
 import { writeWalRounds } from "../support/wal_index.ts";
@@ -246,10 +246,28 @@ Deno.test("ClusterMetadata on etcd: the largest index merge collection makes is 
   const { store, cleanup } = await prefixedStore();
   try {
     const meta = new ClusterMetadata(store);
-    const perRound = Math.floor(WAL_MERGED_RANGES_MAX / meta.walIndexReplaceMax);
-    const listed = await writeWalRounds(meta, meta.walIndexReplaceMax, perRound);
+    // As many ranges of a topic with the longest name (249 characters) as the bound lets one
+    // merged record name, from as many records as one transaction replaces.
+    const topic = "t".repeat(249);
+    const sources = meta.walIndexReplaceMax;
+    const perRange = walMergedRangeBytes({
+      topic,
+      topicId: "AAAAAAAAAAAAAAAAAAAAAA",
+      partition: 0,
+      epoch: 1,
+      baseOffset: 0,
+      endOffset: 1,
+      position: 0,
+      length: 0,
+    });
+    const perRound = Math.floor(WAL_MERGED_RECORD_BYTES_MAX / perRange / sources);
+    const listed = await writeWalRounds(meta, sources, perRound, topic);
     const ranges = listed.flatMap((e) => e.record.ranges);
-    assert.ok(ranges.length >= WAL_MERGED_RANGES_MAX - perRound);
+    const bytes = ranges.length * perRange;
+    assert.ok(
+      bytes <= WAL_MERGED_RECORD_BYTES_MAX &&
+        bytes > WAL_MERGED_RECORD_BYTES_MAX - sources * perRange,
+    );
     const merged = {
       id: `${listed[listed.length - 1].id}-m00`,
       record: { object: listed[0].record.object, ranges },

@@ -7,6 +7,7 @@ export async function writeWalRounds(
   meta: ClusterMetadata,
   count: number,
   ranges = 2,
+  topic = "t",
 ): Promise<WalIndexEntry[]> {
   const object = "default/~wal/1/1700000000000-00112233aabbccdd.wal";
   for (let round = 0; round < count; round++) {
@@ -15,7 +16,7 @@ export async function writeWalRounds(
       record: {
         object,
         ranges: Array.from({ length: ranges }, (_, p) => ({
-          topic: "t",
+          topic,
           topicId: "AAAAAAAAAAAAAAAAAAAAAA",
           partition: p,
           epoch: 1,
