@@ -962,9 +962,9 @@ export class LogManager {
    * naming only the ranges that are not `done`, when some are done and there are at least two
    * records, or at least half of a lone record's ranges are done. Each merge is one
    * transaction: put the merged record under a new id, delete the sources, only if no source
-   * changed since the listing (`ClusterMetadata.replaceWalIndex`). A range is dropped only for committed facts, so a
-   * stalled broker running this drops nothing a later owner needs (DESIGN invariant 4);
-   * objects are not touched here.
+   * changed since the listing (`ClusterMetadata.replaceWalIndex`). A range is dropped only for
+   * committed facts, so a stalled broker running this drops nothing a later owner needs (DESIGN
+   * invariant 4); objects are not touched here.
    */
   async #mergeWalIndex(
     byObject: Map<string, WalIndexEntry[]>,

@@ -30,7 +30,7 @@ export const WAL_SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
  * `windowBytes` at a time (a chunk longer than that gets a read of its own length). Memory stays
  * at one window whatever the object's size, and the CRC checks give the event loop back between
  * windows: collection reads every write-ahead file before it goes (64 MiB each, a few per pass
- * under steady produce), and read each whole at once. Returns false when the object is gone.
+ * under steady produce; it used to read each one whole). Returns false when the object is gone.
  */
 export async function scanWalObject(
   store: ObjectStore,

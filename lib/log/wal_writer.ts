@@ -185,8 +185,8 @@ export class WalWriter {
 
 /**
  * Id of an index record that replaces records of one write-ahead object (`LogManager.runWalGc`
- * merges them): the last replaced id's round followed by `-m<random>`, so it sorts right after
- * that round within its file and is never the id of another record, past or future.
+ * merges them): the last replaced id's round followed by `-m<random>` (64 random bits), so it
+ * sorts right after that round within its file; the merge also checks that the id is free.
  */
 export function mergedWalIndexId(lastId: string): string {
   const slash = lastId.lastIndexOf("/");
