@@ -22,6 +22,7 @@ import {
   RecordProducer,
 } from "../client/records_client.ts";
 import type { ProducerRecord, RecordHeader } from "../protocol/records.ts";
+import { joinBytes } from "../util/bytes.ts";
 import {
   type CliIo,
   CONSOLE_IO,
@@ -365,14 +366,7 @@ export function renderRecord(template: string, topic: string, r: FetchedRecord):
     }
   }
   flushText();
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return joinBytes(parts, parts.reduce((n, p) => n + p.length, 0));
 }
 
 function recordJson(topic: string, r: FetchedRecord): string {

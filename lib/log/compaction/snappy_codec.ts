@@ -15,6 +15,7 @@
  */
 
 import snappyjs from "snappyjs";
+import { joinBytes } from "../../util/bytes.ts";
 import { CodecError, codecFailure, type RecordCodec } from "./record_codec.ts";
 
 interface SnappyJs {
@@ -68,13 +69,7 @@ function decompressXerial(payload: Uint8Array, maxBytes: number): Uint8Array {
     total += part.length;
     pos += length;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return joinBytes(parts, total);
 }
 
 function compressXerial(data: Uint8Array): Uint8Array {
