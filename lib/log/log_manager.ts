@@ -162,9 +162,8 @@ export interface SealStats {
 export interface WalGcStats {
   passes: number;
   objectsDeleted: number;
-  /** Index records replaced by merged ones, and the merged records written. */
+  /** Index records replaced by merged ones. */
   recordsMerged: number;
-  mergedRecordsWritten: number;
   /** Index records listed at the last pass, and the ranges they named. */
   indexRecords: number;
   indexRanges: number;
@@ -237,7 +236,6 @@ export class LogManager {
     passes: 0,
     objectsDeleted: 0,
     recordsMerged: 0,
-    mergedRecordsWritten: 0,
     indexRecords: 0,
     indexRanges: 0,
     objectsOutstanding: 0,
@@ -1013,7 +1011,6 @@ export class LogManager {
       }
     });
     this.#gcStats.recordsMerged += replaced;
-    this.#gcStats.mergedRecordsWritten += written;
     return { replaced, written, failure: firstRejection(results) };
   }
 
