@@ -291,6 +291,7 @@ export class LogManager {
       brokerId: deps.brokerId,
       clock: deps.clock,
       fileBytesMax: deps.config.walFileBytes ?? DEFAULT_WAL_FILE_BYTES,
+      prepareNextFile: deps.config.walPrepareNextFile ?? true,
     });
     this.#scheduler = new FlushScheduler({
       clock: deps.clock,
@@ -837,10 +838,11 @@ export class LogManager {
    *
    * - An index record whose ranges are all unneeded is deleted, even when its object is still
    *   in use (the local file being appended to lives for many rounds).
-   * - An object no remaining record references is deleted, unless it is the file this broker
-   *   appends to, or younger than `WAL_ORPHAN_GRACE_MS` by the time in its name (a round whose
-   *   object is written and whose commit has not landed yet; or an orphan of a failed round,
-   *   which this also collects).
+   * - An object no remaining record references is deleted, unless this broker's writer holds
+   *   it (the file it appends to, or the one made ready for its next round), or it is younger
+   *   than `WAL_ORPHAN_GRACE_MS` by the time in its name (a round whose object is written and
+   *   whose commit has not landed yet; or an orphan of a failed round, which this also
+   *   collects).
    * Nothing is deleted before two passes in a row found it unneeded, so a read that started just
    * before the last range was sealed finishes.
    * - Index records of one object that still name needed ranges are merged into one record
@@ -906,7 +908,7 @@ export class LogManager {
       : null;
     const sizes = new Map<string, number>();
     for (const { key, size } of objects) {
-      if (referenced.has(key) || key === this.#wal.activeObject) continue;
+      if (referenced.has(key) || this.#wal.holds(key)) continue;
       sizes.set(key, size);
       const createdMs = walObjectCreatedMs(key);
       const graceMs = ownFiles !== null && key.startsWith(ownFiles)

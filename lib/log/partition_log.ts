@@ -219,6 +219,11 @@ export interface LogConfig {
   /** Local write-ahead file size after which a new file is started (default 64 MiB). */
   walFileBytes?: number;
   /**
+   * Whether the next local write-ahead file is made ready in the background before it is needed
+   * (default true; tests that count files turn it off).
+   */
+  walPrepareNextFile?: boolean;
+  /**
    * Longest data stays unsealed, whatever the topic's `segment.ms` (default
    * 10 minutes): bounds how long write-ahead objects are kept.
    */

@@ -6,6 +6,9 @@
  *   append plus one fdatasync to the current write-ahead file per round; a
  *   new file once it holds `fileBytesMax` bytes, at every start, and after a
  *   failed append (whose tail is unknown, so nothing is appended after it).
+ *   The next file is made ready in the background once the current one is
+ *   `PREPARE_NEXT_AT` full: creating a file (and syncing its directory) took
+ *   7–112 ms on a busy disk, inside the round that needed it.
  * - Object mode (S3): one create-only PUT of a new object per round.
  *
  * Object names are unique (a time stamp plus random bits), so no write can
@@ -29,6 +32,15 @@ import {
 const NAME_ATTEMPTS_MAX = 3;
 /** Digits of the round number in index ids, so ids sort by round within a file. */
 const ROUND_DIGITS = 10;
+/** File mode: the next file is made ready once the current one holds this share of the maximum. */
+export const PREPARE_NEXT_AT = 0.75;
+/**
+ * File mode: a file made ready longer ago than this (by the time in its name) is not used but
+ * retired, and a new one is made. Garbage collection spares only the files this writer holds;
+ * another process collecting the same folder goes by the time in a name (`WAL_ORPHAN_GRACE_MS`,
+ * ten minutes), so a file is never written after it is that old without a committed round.
+ */
+export const PREPARED_FILE_AGE_MAX_MS = 2 * 60 * 1000;
 
 export interface WalWrite {
   /** The write-ahead object's key. */
@@ -48,6 +60,8 @@ export interface WalWriterOptions {
   clock: Clock;
   /** File mode: bytes after which the next round starts a new file. */
   fileBytesMax: number;
+  /** File mode: make the next file ready in the background (default true). */
+  prepareNextFile?: boolean;
 }
 
 export interface WalWriterStats {
@@ -56,10 +70,22 @@ export interface WalWriterStats {
   objectsCreated: number;
 }
 
+interface OpenFile {
+  file: AppendableObject;
+  fileId: string;
+  round: number;
+  /** The time in its name. */
+  createdMs: number;
+}
+
 export class WalWriter {
   readonly #options: WalWriterOptions;
   readonly mode: "file" | "object";
-  #current: { file: AppendableObject; fileId: string; round: number } | null = null;
+  #current: OpenFile | null = null;
+  /** The next file being made ready, or ready (null when its creation failed). */
+  #next: Promise<OpenFile | null> | null = null;
+  /** Keys of files being created or made ready: garbage collection leaves them alone. */
+  readonly #pending = new Set<string>();
   readonly #stats: WalWriterStats = { rounds: 0, bytes: 0, objectsCreated: 0 };
 
   constructor(options: WalWriterOptions) {
@@ -71,9 +97,12 @@ export class WalWriter {
     return { ...this.#stats };
   }
 
-  /** The file rounds are appended to now (garbage collection must leave it alone). */
-  get activeObject(): string | null {
-    return this.#current?.file.key ?? null;
+  /**
+   * Whether `key` is a file this writer appends to, creates or holds ready for its next round:
+   * garbage collection must leave it alone (it holds no committed round yet, or one is coming).
+   */
+  holds(key: string): boolean {
+    return key === this.#current?.file.key || this.#pending.has(key);
   }
 
   /** Writes one round; resolves once it is durable. Rejects with a LogError. */
@@ -98,7 +127,21 @@ export class WalWriter {
     };
   }
 
+  /** Resolves once the next file, when one is being made ready, is ready (or failed). */
+  async whenNextReady(): Promise<void> {
+    await this.#next;
+  }
+
+  /** Closes the current file and gives back the one made ready, if any. */
   async close(): Promise<void> {
+    await this.#closeCurrent();
+    const next = this.#next;
+    this.#next = null;
+    const ready = await next;
+    if (ready) await this.#giveBack(ready);
+  }
+
+  async #closeCurrent(): Promise<void> {
     const current = this.#current;
     this.#current = null;
     await current?.file.close();
@@ -111,8 +154,10 @@ export class WalWriter {
   > {
     let created = false;
     if (!this.#current || this.#current.file.size >= this.#options.fileBytesMax) {
-      await this.close();
-      this.#current = await this.#createFile();
+      await this.#closeCurrent();
+      const next = await this.#takeNext() ?? await this.#createFile();
+      this.#current = next;
+      this.#pending.delete(next.file.key);
       created = true;
     }
     const current = this.#current;
@@ -130,6 +175,15 @@ export class WalWriter {
       }
       throw toLogError(error, "Cannot append to the write-ahead file");
     }
+    if (
+      this.#options.prepareNextFile !== false && this.#next === null &&
+      this.#current === current &&
+      current.file.size >= this.#options.fileBytesMax * PREPARE_NEXT_AT
+    ) {
+      // Settles null on failure: the round that needs a file then creates one and reports why
+      // it cannot.
+      this.#next = this.#createFile().catch(() => null);
+    }
     return {
       object: current.file.key,
       fileId: current.fileId,
@@ -139,16 +193,48 @@ export class WalWriter {
     };
   }
 
-  async #createFile(): Promise<{ file: AppendableObject; fileId: string; round: number }> {
+  /**
+   * The file made ready for the next round, or null when there is none, its creation failed,
+   * or it is older than `PREPARED_FILE_AGE_MAX_MS` (then given back).
+   */
+  async #takeNext(): Promise<OpenFile | null> {
+    const next = this.#next;
+    this.#next = null;
+    const ready = await next;
+    if (!ready) return null;
+    if (this.#options.clock.now() - ready.createdMs <= PREPARED_FILE_AGE_MAX_MS) return ready;
+    await this.#giveBack(ready);
+    return null;
+  }
+
+  /** Retires a file that never held a round (best effort: collection takes what is left). */
+  async #giveBack(ready: OpenFile): Promise<void> {
+    const { objectStore } = this.#options;
+    try {
+      await ready.file.close();
+      if (objectStore.retireAppendable) await objectStore.retireAppendable(ready.file.key);
+      else await objectStore.delete(ready.file.key);
+    } catch {
+      // Left in place, unreferenced: garbage collection deletes it once nothing holds it.
+    } finally {
+      this.#pending.delete(ready.file.key);
+    }
+  }
+
+  /** A new file, its key in `#pending` until it becomes the current one or is given back. */
+  async #createFile(): Promise<OpenFile> {
     const { objectStore } = this.#options;
     for (let attempt = 0;; attempt++) {
-      const fileId = this.#newFileId();
+      const createdMs = this.#options.clock.now();
+      const fileId = this.#newFileId(createdMs);
       const key = walObjectKey(this.#options.namespace, this.#options.brokerId, fileId);
+      this.#pending.add(key);
       try {
         const file = await objectStore.createAppendable!(key);
         this.#stats.objectsCreated++;
-        return { file, fileId, round: 0 };
+        return { file, fileId, round: 0, createdMs };
       } catch (error) {
+        this.#pending.delete(key);
         if (error instanceof PreconditionFailedError && attempt + 1 < NAME_ATTEMPTS_MAX) continue;
         throw toLogError(error, "Cannot create a write-ahead file");
       }
@@ -162,7 +248,7 @@ export class WalWriter {
   > {
     const { objectStore } = this.#options;
     for (let attempt = 0;; attempt++) {
-      const fileId = this.#newFileId();
+      const fileId = this.#newFileId(this.#options.clock.now());
       const key = walObjectKey(this.#options.namespace, this.#options.brokerId, fileId);
       try {
         await objectStore.put(key, bytes, { ifNoneMatch: true, durable: true });
@@ -175,11 +261,11 @@ export class WalWriter {
     }
   }
 
-  #newFileId(): string {
+  #newFileId(nowMs: number): string {
     const random = crypto.getRandomValues(new Uint8Array(8));
     let hex = "";
     for (const b of random) hex += b.toString(16).padStart(2, "0");
-    return `${String(this.#options.clock.now()).padStart(13, "0")}-${hex}`;
+    return `${String(nowMs).padStart(13, "0")}-${hex}`;
   }
 }
 

@@ -696,7 +696,10 @@ Deno.test("collection: on a local disk, collected write-ahead files are reused, 
   const dir = await Deno.makeTempDir({ prefix: "log_manager_spares_" });
   const objectStore = new LocalObjectStore(dir);
   // One round per write-ahead file, so every round makes a new file.
-  const h = await harness({ objectStore, config: { walFileBytes: 1, walOrphanGraceMs: 0 } });
+  const h = await harness({
+    objectStore,
+    config: { walFileBytes: 1, walOrphanGraceMs: 0, walPrepareNextFile: false },
+  });
   try {
     const log = await h.manager.partition(TOPIC, 0);
     const walFiles = async () => await objectStore.list("default/~wal/");
@@ -736,13 +739,40 @@ Deno.test("collection: on a local disk, collected write-ahead files are reused, 
   }
 });
 
+Deno.test("collection: the write-ahead file made ready for the next round is left alone, and that round appends to it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "log_manager_prepared_" });
+  const objectStore = new LocalObjectStore(dir);
+  // Every round fills its file, so each makes the next one ready.
+  const h = await harness({ objectStore, config: { walFileBytes: 1, walOrphanGraceMs: 0 } });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    const walFiles = async () => (await objectStore.list("default/~wal/")).map((o) => o.key);
+    await appendAcked(h, log, batch(["a"]));
+    let files: string[] = [];
+    await eventually(async () => (files = await walFiles()).length === 2, "the next file");
+    await sealAll(log);
+    h.clock.advance(OWN_WAL_FILE_GRACE_MS + 1);
+    await h.manager.runWalGc();
+    await h.manager.runWalGc();
+    assert.deepEqual(await walFiles(), files, "neither the current file nor the next one goes");
+    await appendAcked(h, log, batch(["b"]));
+    const sizes = new Map((await objectStore.list("default/~wal/")).map((o) => [o.key, o.size]));
+    assert.ok(files.every((k) => (sizes.get(k) ?? 0) > 0), "the second round is in the ready file");
+    const values = await log.read(0, 1 << 20).then((r) => decode(r.chunks).map(([, v]) => v));
+    assert.deepEqual(values, ["a", "b"]);
+  } finally {
+    await h.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("collection: this broker's own write-ahead files on a local disk go a minute after their creation, not ten", async () => {
   const dir = await Deno.makeTempDir({ prefix: "log_manager_own_grace_" });
   const objectStore = new LocalObjectStore(dir);
   // A lease that outlives the clock jumps below (keep-alives are not what this is about).
   const h = await harness({
     objectStore,
-    config: { walFileBytes: 1, leaseTtlMs: 24 * 60 * 60 * 1000 },
+    config: { walFileBytes: 1, leaseTtlMs: 24 * 60 * 60 * 1000, walPrepareNextFile: false },
   });
   try {
     const log = await h.manager.partition(TOPIC, 0);

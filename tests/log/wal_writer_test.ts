@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { PREPARE_NEXT_AT, PREPARED_FILE_AGE_MAX_MS, WalWriter } from "../../lib/log/wal_writer.ts";
+import { WAL_CHUNK_FIXED_BYTES } from "../../lib/log/wal_format.ts";
+import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
+import { LocalObjectStore, SPARE_FILES_DIR } from "../../lib/storage/local_object_store.ts";
+import type { ObjectStore } from "../../lib/storage/object_store.ts";
+import { ManualClock } from "../../lib/util/clock.ts";
+
+const FILE_BYTES = 4096;
+const TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA";
+
+/** One round whose encoded size is exactly `bytes`. */
+function round(bytes: number, tag: number) {
+  const payload = new Uint8Array(bytes - WAL_CHUNK_FIXED_BYTES - 1).fill(tag);
+  return [{
+    topic: "t",
+    topicId: TOPIC_ID,
+    partition: 0,
+    epoch: 1,
+    baseOffset: tag,
+    endOffset: tag + 1,
+    batches: [payload],
+  }];
+}
+
+async function setup(wrap: (store: LocalObjectStore) => ObjectStore = (s) => s) {
+  const dir = await Deno.makeTempDir({ prefix: "wal_writer_" });
+  const local = new LocalObjectStore(dir);
+  const store = wrap(local);
+  const clock = new ManualClock();
+  const writer = new WalWriter({
+    objectStore: store,
+    namespace: "default",
+    brokerId: 1,
+    clock,
+    fileBytesMax: FILE_BYTES,
+  });
+  const files = async () => (await local.list("default/~wal/")).map((o) => o.key);
+  const spares = async () =>
+    (await Array.fromAsync(Deno.readDir(`${dir}/${SPARE_FILES_DIR}`)).catch(() => [])).length;
+  return {
+    dir,
+    local,
+    store,
+    clock,
+    writer,
+    files,
+    spares,
+    async close() {
+      await writer.close();
+      await local.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+const THREE_QUARTERS = Math.ceil(FILE_BYTES * PREPARE_NEXT_AT);
+
+Deno.test("wal writer: the next file is made ready at three quarters full, and the round that needs a new file appends to it", async () => {
+  const t = await setup();
+  try {
+    const first = await t.writer.write(round(THREE_QUARTERS - 1, 1));
+    await t.writer.whenNextReady();
+    assert.deepEqual(await t.files(), [first.object], "below three quarters: nothing made ready");
+
+    await t.writer.write(round(100, 2));
+    await t.writer.whenNextReady();
+    const files = await t.files();
+    assert.equal(files.length, 2, "at three quarters: the next file is made ready");
+    const ready = files.find((k) => k !== first.object)!;
+    assert.ok(t.writer.holds(first.object) && t.writer.holds(ready), "both held from collection");
+    assert.equal(t.writer.stats.objectsCreated, 2);
+
+    // Files rotate at the start of the round after the one that filled them.
+    assert.equal((await t.writer.write(round(FILE_BYTES, 3))).object, first.object);
+    const third = await t.writer.write(round(FILE_BYTES, 4));
+    assert.equal(third.object, ready, "the full file's successor is the file made ready");
+    assert.equal(third.createdObject, true);
+    assert.equal(third.chunks[0].position, 0);
+    assert.equal(t.writer.holds(first.object), false, "the full file is no longer held");
+    assert.equal(t.writer.stats.objectsCreated, 2, "no file was created inside the round");
+    const bytes = await t.local.get(ready);
+    assert.equal(bytes?.length, FILE_BYTES, "the round is in the file made ready");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("wal writer: a file made ready too long ago is given back, and the round creates a fresh one", async () => {
+  const t = await setup();
+  try {
+    const first = await t.writer.write(round(FILE_BYTES, 1));
+    await t.writer.whenNextReady();
+    const [stale] = (await t.files()).filter((k) => k !== first.object);
+    assert.ok(stale);
+    t.clock.advance(PREPARED_FILE_AGE_MAX_MS + 1);
+    const second = await t.writer.write(round(100, 2));
+    assert.notEqual(second.object, stale);
+    assert.notEqual(second.object, first.object);
+    assert.equal(t.writer.holds(stale), false);
+    assert.deepEqual(
+      await t.files(),
+      [first.object, second.object].sort(),
+      "the stale one is gone",
+    );
+    assert.equal(await t.spares(), 0, "retired as a spare, whose storage the fresh file took");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("wal writer: close gives back the file made ready", async () => {
+  const t = await setup();
+  try {
+    const first = await t.writer.write(round(FILE_BYTES, 1));
+    await t.writer.whenNextReady();
+    assert.equal((await t.files()).length, 2);
+    await t.writer.close();
+    assert.deepEqual(await t.files(), [first.object]);
+    assert.equal(await t.spares(), 1);
+    // A write after close starts a new file, as at every start.
+    const again = await t.writer.write(round(100, 2));
+    assert.notEqual(again.object, first.object);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("wal writer: when making the next file ready fails, the round that needs one creates it", async () => {
+  let faulty: FaultyObjectStore | undefined;
+  const t = await setup((s) => (faulty = new FaultyObjectStore(s)));
+  try {
+    const first = await t.writer.write(round(100, 1));
+    // The next creation (a put) is the one the next round starts in the background.
+    faulty!.failNext("put", "before");
+    await t.writer.write(round(FILE_BYTES, 2));
+    await t.writer.whenNextReady();
+    assert.deepEqual(await t.files(), [first.object], "the preparation failed");
+    assert.equal(t.writer.stats.objectsCreated, 1);
+    const third = await t.writer.write(round(100, 3));
+    assert.notEqual(third.object, first.object);
+    assert.deepEqual(await t.files(), [first.object, third.object].sort());
+    assert.equal(t.writer.stats.objectsCreated, 2, "created inside the round");
+  } finally {
+    await t.close();
+  }
+});
