@@ -25,6 +25,7 @@
 import type { Clock } from "../util/clock.ts";
 import {
   type AppendableObject,
+  type CreateAppendableOptions,
   type ObjectInfo,
   type ObjectStore,
   ObjectStoreError,
@@ -148,11 +149,13 @@ export class FaultyObjectStore implements ObjectStore {
    * each `append`: "before" writes nothing, "after" writes it all and reports
    * failure (a fsync error after the write). Creation counts as a put.
    */
-  get createAppendable(): ((key: string) => Promise<AppendableObject>) | undefined {
+  get createAppendable():
+    | ((key: string, options?: CreateAppendableOptions) => Promise<AppendableObject>)
+    | undefined {
     const create = this.#inner.createAppendable?.bind(this.#inner);
     if (!create) return undefined;
-    return async (key: string) => {
-      const inner = await this.#call("put", key, () => create(key));
+    return async (key: string, options?: CreateAppendableOptions) => {
+      const inner = await this.#call("put", key, () => create(key, options));
       return {
         key,
         get size() {

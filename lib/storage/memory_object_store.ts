@@ -10,6 +10,7 @@
 
 import {
   type AppendableObject,
+  type CreateAppendableOptions,
   type ObjectInfo,
   type ObjectStore,
   PreconditionFailedError,
@@ -71,7 +72,7 @@ export class MemoryObjectStore implements ObjectStore {
     return Promise.resolve();
   }
 
-  createAppendable(key: string): Promise<AppendableObject> {
+  createAppendable(key: string, _options?: CreateAppendableOptions): Promise<AppendableObject> {
     if (this.#objects.has(key)) return Promise.reject(new PreconditionFailedError(key));
     this.#objects.set(key, new Uint8Array(0));
     const objects = this.#objects;

@@ -62,6 +62,15 @@ export interface AppendableObject {
   close(): Promise<void>;
 }
 
+export interface CreateAppendableOptions {
+  /**
+   * A backend that writes a local disk first gives a new file this many zero bytes, synced, so
+   * that appends overwrite blocks and cached pages the file already has (a reused file has them
+   * already). Its size stays 0: appends start at its beginning. Ignored elsewhere.
+   */
+  preallocateBytes?: number;
+}
+
 export interface ObjectStore {
   /** Whether `put(…, { ifNoneMatch: true })` is enforced by this backend. */
   readonly supportsConditionalPut: boolean;
@@ -70,7 +79,7 @@ export interface ObjectStore {
    * `PreconditionFailedError` when the key exists). Absent on backends that
    * only write whole objects (S3): callers then write one object per batch.
    */
-  createAppendable?(key: string): Promise<AppendableObject>;
+  createAppendable?(key: string, options?: CreateAppendableOptions): Promise<AppendableObject>;
   /**
    * Removes an object made by `createAppendable` whose bytes nobody will read again, possibly
    * keeping its storage for a later `createAppendable` (whose appends then overwrite it: its

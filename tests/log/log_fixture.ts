@@ -32,6 +32,9 @@ export const TEST_CONFIG: LogConfig = {
   cacheBytesMax: 16 * 1024 * 1024,
   indexIntervalMessages: 2,
   leaseTtlMs: 60_000,
+  // Tests see exactly the files their rounds write; the crash simulation and the tests of the
+  // next file made ready in the background turn it on.
+  walPrepareNextFile: false,
 };
 
 const encoder = new TextEncoder();

@@ -698,7 +698,7 @@ Deno.test("collection: on a local disk, collected write-ahead files are reused, 
   // One round per write-ahead file, so every round makes a new file.
   const h = await harness({
     objectStore,
-    config: { walFileBytes: 1, walOrphanGraceMs: 0, walPrepareNextFile: false },
+    config: { walFileBytes: 1, walOrphanGraceMs: 0 },
   });
   try {
     const log = await h.manager.partition(TOPIC, 0);
@@ -743,7 +743,10 @@ Deno.test("collection: the write-ahead file made ready for the next round is lef
   const dir = await Deno.makeTempDir({ prefix: "log_manager_prepared_" });
   const objectStore = new LocalObjectStore(dir);
   // Every round fills its file, so each makes the next one ready.
-  const h = await harness({ objectStore, config: { walFileBytes: 1, walOrphanGraceMs: 0 } });
+  const h = await harness({
+    objectStore,
+    config: { walFileBytes: 1, walOrphanGraceMs: 0, walPrepareNextFile: true },
+  });
   try {
     const log = await h.manager.partition(TOPIC, 0);
     const walFiles = async () => (await objectStore.list("default/~wal/")).map((o) => o.key);
@@ -772,7 +775,7 @@ Deno.test("collection: this broker's own write-ahead files on a local disk go a 
   // A lease that outlives the clock jumps below (keep-alives are not what this is about).
   const h = await harness({
     objectStore,
-    config: { walFileBytes: 1, leaseTtlMs: 24 * 60 * 60 * 1000, walPrepareNextFile: false },
+    config: { walFileBytes: 1, leaseTtlMs: 24 * 60 * 60 * 1000 },
   });
   try {
     const log = await h.manager.partition(TOPIC, 0);

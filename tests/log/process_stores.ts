@@ -17,6 +17,7 @@ import type { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_sto
 import type { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import {
   type AppendableObject,
+  type CreateAppendableOptions,
   type ObjectInfo,
   type ObjectStore,
   ObjectStoreError,
@@ -91,9 +92,12 @@ export class ProcessObjectStore implements ObjectStore {
     else if (key.endsWith(".kfs")) this.process.after("segment-put");
     else if (key.endsWith(".index")) this.process.after("index-put");
   }
-  async createAppendable(key: string): Promise<AppendableObject> {
+  async createAppendable(
+    key: string,
+    options?: CreateAppendableOptions,
+  ): Promise<AppendableObject> {
     this.process.check();
-    const inner = await this.inner.createAppendable(key);
+    const inner = await this.inner.createAppendable(key, options);
     const process = this.process;
     return {
       key,

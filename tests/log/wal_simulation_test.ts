@@ -49,7 +49,13 @@ async function run(step: Step, seed: number): Promise<void> {
       brokerId: 1,
       // No grace for unreferenced objects: a round's object and its commit are never apart
       // here for long (the processes share one clock that barely moves).
-      config: { ...TEST_CONFIG, walFileBytes: 2_048, segmentBytesMax: 1_024, walOrphanGraceMs: 0 },
+      config: {
+        ...TEST_CONFIG,
+        walFileBytes: 2_048,
+        segmentBytesMax: 1_024,
+        walOrphanGraceMs: 0,
+        walPrepareNextFile: true,
+      },
     });
     managers.push(manager);
     await manager.start();

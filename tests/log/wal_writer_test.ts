@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PREPARE_NEXT_AT, PREPARED_FILE_AGE_MAX_MS, WalWriter } from "../../lib/log/wal_writer.ts";
+import { PREPARE_AHEAD_MS, PREPARED_FILE_AGE_MAX_MS, WalWriter } from "../../lib/log/wal_writer.ts";
 import { WAL_CHUNK_FIXED_BYTES } from "../../lib/log/wal_format.ts";
 import { FaultyObjectStore } from "../../lib/storage/faulty_object_store.ts";
 import { LocalObjectStore, SPARE_FILES_DIR } from "../../lib/storage/local_object_store.ts";
@@ -23,7 +23,10 @@ function round(bytes: number, tag: number) {
   }];
 }
 
-async function setup(wrap: (store: LocalObjectStore) => ObjectStore = (s) => s) {
+async function setup(
+  wrap: (store: LocalObjectStore) => ObjectStore = (s) => s,
+  fileBytesMax = FILE_BYTES,
+) {
   const dir = await Deno.makeTempDir({ prefix: "wal_writer_" });
   const local = new LocalObjectStore(dir);
   const store = wrap(local);
@@ -33,7 +36,7 @@ async function setup(wrap: (store: LocalObjectStore) => ObjectStore = (s) => s) 
     namespace: "default",
     brokerId: 1,
     clock,
-    fileBytesMax: FILE_BYTES,
+    fileBytesMax,
   });
   const files = async () => (await local.list("default/~wal/")).map((o) => o.key);
   const spares = async () =>
@@ -54,33 +57,31 @@ async function setup(wrap: (store: LocalObjectStore) => ObjectStore = (s) => s) 
   };
 }
 
-const THREE_QUARTERS = Math.ceil(FILE_BYTES * PREPARE_NEXT_AT);
-
-Deno.test("wal writer: the next file is made ready at three quarters full, and the round that needs a new file appends to it", async () => {
+Deno.test("wal writer: the next file is made ready, filled with zeros, once a round lands in the current one; the round that needs a new file appends to it from its start", async () => {
   const t = await setup();
   try {
-    const first = await t.writer.write(round(THREE_QUARTERS - 1, 1));
-    await t.writer.whenNextReady();
-    assert.deepEqual(await t.files(), [first.object], "below three quarters: nothing made ready");
-
-    await t.writer.write(round(100, 2));
+    const first = await t.writer.write(round(100, 1));
     await t.writer.whenNextReady();
     const files = await t.files();
-    assert.equal(files.length, 2, "at three quarters: the next file is made ready");
+    assert.equal(files.length, 2, "the next file is made ready");
     const ready = files.find((k) => k !== first.object)!;
     assert.ok(t.writer.holds(first.object) && t.writer.holds(ready), "both held from collection");
     assert.equal(t.writer.stats.objectsCreated, 2);
+    const sizes = new Map((await t.local.list("default/~wal/")).map((o) => [o.key, o.size]));
+    assert.equal(sizes.get(ready), FILE_BYTES, "its blocks are there before any round");
+    assert.ok((await t.local.get(ready))!.every((b) => b === 0));
 
     // Files rotate at the start of the round after the one that filled them.
-    assert.equal((await t.writer.write(round(FILE_BYTES, 3))).object, first.object);
-    const third = await t.writer.write(round(FILE_BYTES, 4));
+    assert.equal((await t.writer.write(round(FILE_BYTES, 2))).object, first.object);
+    const third = await t.writer.write(round(300, 3));
     assert.equal(third.object, ready, "the full file's successor is the file made ready");
     assert.equal(third.createdObject, true);
     assert.equal(third.chunks[0].position, 0);
     assert.equal(t.writer.holds(first.object), false, "the full file is no longer held");
-    assert.equal(t.writer.stats.objectsCreated, 2, "no file was created inside the round");
-    const bytes = await t.local.get(ready);
-    assert.equal(bytes?.length, FILE_BYTES, "the round is in the file made ready");
+    const bytes = (await t.local.get(ready))!;
+    assert.equal(bytes.length, FILE_BYTES, "the round overwrote the zeros");
+    assert.ok(bytes.subarray(0, 300).some((b) => b === 3), "the round is at the start");
+    assert.ok(bytes.subarray(300).every((b) => b === 0));
   } finally {
     await t.close();
   }
@@ -98,12 +99,8 @@ Deno.test("wal writer: a file made ready too long ago is given back, and the rou
     assert.notEqual(second.object, stale);
     assert.notEqual(second.object, first.object);
     assert.equal(t.writer.holds(stale), false);
-    assert.deepEqual(
-      await t.files(),
-      [first.object, second.object].sort(),
-      "the stale one is gone",
-    );
-    assert.equal(await t.spares(), 0, "retired as a spare, whose storage the fresh file took");
+    await t.writer.whenNextReady();
+    assert.equal((await t.files()).includes(stale), false, "the stale one is gone");
   } finally {
     await t.close();
   }
@@ -130,17 +127,40 @@ Deno.test("wal writer: when making the next file ready fails, the round that nee
   let faulty: FaultyObjectStore | undefined;
   const t = await setup((s) => (faulty = new FaultyObjectStore(s)));
   try {
-    const first = await t.writer.write(round(100, 1));
-    // The next creation (a put) is the one the next round starts in the background.
-    faulty!.failNext("put", "before");
-    await t.writer.write(round(FILE_BYTES, 2));
+    const first = await t.writer.write(round(FILE_BYTES, 1));
     await t.writer.whenNextReady();
-    assert.deepEqual(await t.files(), [first.object], "the preparation failed");
-    assert.equal(t.writer.stats.objectsCreated, 1);
-    const third = await t.writer.write(round(100, 3));
-    assert.notEqual(third.object, first.object);
-    assert.deepEqual(await t.files(), [first.object, third.object].sort());
-    assert.equal(t.writer.stats.objectsCreated, 2, "created inside the round");
+    const [ready] = (await t.files()).filter((k) => k !== first.object);
+    // The next creation (a put) is the preparation the next round starts in the background.
+    faulty!.failNext("put", "before");
+    assert.equal((await t.writer.write(round(100, 2))).object, ready);
+    await t.writer.whenNextReady();
+    assert.deepEqual(await t.files(), [first.object, ready].sort(), "the preparation failed");
+    assert.equal(t.writer.stats.objectsCreated, 2);
+    await t.writer.write(round(FILE_BYTES, 3));
+    const fourth = await t.writer.write(round(100, 4));
+    assert.ok(![first.object, ready].includes(fourth.object));
+    assert.equal(fourth.createdObject, true, "created inside the round");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("wal writer: a slowly filling file gets its successor only once it should fill within a minute", async () => {
+  const FILE = 10_000_000;
+  const t = await setup(undefined, FILE);
+  try {
+    const first = await t.writer.write(round(100, 1));
+    for (let i = 0; i < 5; i++) {
+      t.clock.advance(1_000);
+      await t.writer.write(round(100, 2));
+      await t.writer.whenNextReady();
+    }
+    assert.deepEqual(await t.files(), [first.object], "100 bytes a second: hours to fill");
+    // Half the file in the next round: the rest should come within the minute.
+    await t.writer.write(round(FILE / 2, 3));
+    await t.writer.whenNextReady();
+    assert.equal((await t.files()).length, 2);
+    assert.ok(PREPARE_AHEAD_MS < PREPARED_FILE_AGE_MAX_MS, "a file made ready is used in time");
   } finally {
     await t.close();
   }

@@ -323,6 +323,27 @@ Deno.test("LocalObjectStore: a retired appendable file is reused by the next one
   });
 });
 
+Deno.test("LocalObjectStore: preallocateBytes gives a new appendable file its zeros up front; a reused spare is not filled", async () => {
+  await withStore(async (store, root) => {
+    const SIZE = 3 * 1024 * 1024 + 5;
+    const file = await store.createAppendable("w/1.wal", { preallocateBytes: SIZE });
+    assert.equal(file.size, 0, "nothing appended yet");
+    assert.equal((await Deno.stat(`${root}/w/1.wal`)).size, SIZE);
+    assert.equal(await file.append(new Uint8Array(10).fill(7)), 0, "appends start at 0");
+    assert.equal(file.size, 10);
+    await file.close();
+    const bytes = (await store.get("w/1.wal"))!;
+    assert.equal(bytes.length, SIZE);
+    assert.ok(bytes.subarray(0, 10).every((b) => b === 7));
+    assert.ok(bytes.subarray(10).every((b) => b === 0));
+
+    await store.retireAppendable("w/1.wal");
+    const reused = await store.createAppendable("w/2.wal", { preallocateBytes: 2 * SIZE });
+    await reused.close();
+    assert.equal((await Deno.stat(`${root}/w/2.wal`)).size, SIZE, "the spare as it was");
+  });
+});
+
 Deno.test("LocalObjectStore: at most spareFilesMax retired files are kept; the rest are deleted", async () => {
   for (const max of [0, 2]) {
     const root = await Deno.makeTempDir({ prefix: "kafscale-local-store-" });
