@@ -41,6 +41,14 @@ async function setup(
   const files = async () => (await local.list("default/~wal/")).map((o) => o.key);
   const spares = async () =>
     (await Array.fromAsync(Deno.readDir(`${dir}/${SPARE_FILES_DIR}`)).catch(() => [])).length;
+  /** A first round that fills its file; returns that file and the one made ready after it. */
+  const fillFirst = async () => {
+    const first = (await writer.write(round(fileBytesMax, 1))).object;
+    await writer.whenNextReady();
+    const others = (await files()).filter((k) => k !== first);
+    assert.equal(others.length, 1, "one file made ready");
+    return { first, ready: others[0] };
+  };
   return {
     dir,
     local,
@@ -49,6 +57,7 @@ async function setup(
     writer,
     files,
     spares,
+    fillFirst,
     async close() {
       await writer.close();
       await local.close();
@@ -57,7 +66,7 @@ async function setup(
   };
 }
 
-Deno.test("wal writer: the next file is made ready, filled with zeros, once a round lands in the current one; the round that needs a new file appends to it from its start", async () => {
+Deno.test("wal writer: the next file is made ready, filled with zeros, once the current one fills fast; the round that needs a new file appends to it from its start", async () => {
   const t = await setup();
   try {
     const first = await t.writer.write(round(100, 1));
@@ -90,14 +99,11 @@ Deno.test("wal writer: the next file is made ready, filled with zeros, once a ro
 Deno.test("wal writer: a file made ready too long ago is given back, and the round creates a fresh one", async () => {
   const t = await setup();
   try {
-    const first = await t.writer.write(round(FILE_BYTES, 1));
-    await t.writer.whenNextReady();
-    const [stale] = (await t.files()).filter((k) => k !== first.object);
-    assert.ok(stale);
+    const { first, ready: stale } = await t.fillFirst();
     t.clock.advance(PREPARED_FILE_AGE_MAX_MS + 1);
     const second = await t.writer.write(round(100, 2));
     assert.notEqual(second.object, stale);
-    assert.notEqual(second.object, first.object);
+    assert.notEqual(second.object, first);
     assert.equal(t.writer.holds(stale), false);
     await t.writer.whenNextReady();
     assert.equal((await t.files()).includes(stale), false, "the stale one is gone");
@@ -109,15 +115,13 @@ Deno.test("wal writer: a file made ready too long ago is given back, and the rou
 Deno.test("wal writer: close gives back the file made ready", async () => {
   const t = await setup();
   try {
-    const first = await t.writer.write(round(FILE_BYTES, 1));
-    await t.writer.whenNextReady();
-    assert.equal((await t.files()).length, 2);
+    const { first } = await t.fillFirst();
     await t.writer.close();
-    assert.deepEqual(await t.files(), [first.object]);
+    assert.deepEqual(await t.files(), [first]);
     assert.equal(await t.spares(), 1);
     // A write after close starts a new file, as at every start.
     const again = await t.writer.write(round(100, 2));
-    assert.notEqual(again.object, first.object);
+    assert.notEqual(again.object, first);
   } finally {
     await t.close();
   }
@@ -127,18 +131,16 @@ Deno.test("wal writer: when making the next file ready fails, the round that nee
   let faulty: FaultyObjectStore | undefined;
   const t = await setup((s) => (faulty = new FaultyObjectStore(s)));
   try {
-    const first = await t.writer.write(round(FILE_BYTES, 1));
-    await t.writer.whenNextReady();
-    const [ready] = (await t.files()).filter((k) => k !== first.object);
+    const { first, ready } = await t.fillFirst();
     // The next creation (a put) is the preparation the next round starts in the background.
     faulty!.failNext("put", "before");
     assert.equal((await t.writer.write(round(100, 2))).object, ready);
     await t.writer.whenNextReady();
-    assert.deepEqual(await t.files(), [first.object, ready].sort(), "the preparation failed");
+    assert.deepEqual(await t.files(), [first, ready].sort(), "the preparation failed");
     assert.equal(t.writer.stats.objectsCreated, 2);
     await t.writer.write(round(FILE_BYTES, 3));
     const fourth = await t.writer.write(round(100, 4));
-    assert.ok(![first.object, ready].includes(fourth.object));
+    assert.ok(![first, ready].includes(fourth.object));
     assert.equal(fourth.createdObject, true, "created inside the round");
   } finally {
     await t.close();
