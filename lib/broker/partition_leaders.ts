@@ -13,12 +13,16 @@
  *   takes. Brokers draining the partition (a drain marker,
  *   `ClusterMetadata.listBrokerDrains`, lib/control/partition_drain.ts) are left out of the pick
  *   while another broker remains, so a drained partition moves at once.
- * - When the store does not answer, a broker whose session lease is still live claims what it
- *   cannot look up: its produce and fetch then answer retriable errors until the store is back,
- *   which beats sending clients nowhere. A broker whose lease has run out (cut off from the store
- *   for longer than the lease) claims nothing: its partitions may belong to another broker
- *   already, so it points clients at the other brokers it last saw registered (by the same hash),
- *   or answers LEADER_NOT_AVAILABLE when it knows of none, and clients ask elsewhere.
+ * - When the store does not answer, a broker whose session lease is still live answers what it
+ *   last read: the registrations, owners and epochs of its last successful look-up, so no
+ *   leader moves while the store is out. (Leaders that move and move back strand clients:
+ *   librdkafka 2.x, handed leader A, then B, then A again before its move to B is done, keeps
+ *   fetching from B and never moves back, since A is "unchanged".) What it never looked up, it
+ *   claims: its produce and fetch then answer retriable errors until the store is back, which
+ *   beats sending clients nowhere. A broker whose lease has run out (cut off from the store for
+ *   longer than the lease) claims nothing: its partitions may belong to another broker already,
+ *   so it points clients at the other brokers it last saw registered (by the same hash), or
+ *   answers LEADER_NOT_AVAILABLE when it knows of none, and clients ask elsewhere.
  *
  * Reads the store on each call (Metadata is rare next to Produce and Fetch).
  */
@@ -33,6 +37,8 @@ import type { Broker } from "./broker.ts";
 
 /** Bound on owner listings in flight for one Metadata request. */
 const OWNER_LOOKUP_CONCURRENCY = 16;
+/** Topics whose last owner look-up each broker keeps for answering while its store is out. */
+export const LEADERSHIP_CACHE_TOPICS_MAX = 10_000;
 
 export interface BrokerAddress {
   nodeId: number;
@@ -81,17 +87,24 @@ export async function partitionLeaders(
 ): Promise<PartitionLeaders> {
   const self = selfAddress(broker, listener);
   let registered: BrokerRegistration[];
+  let storeDown = false;
   try {
     registered = await broker.metadata.listBrokers();
     lastRegistered.set(broker, registered);
   } catch (err) {
-    if (broker.logs.leaseHeld) {
+    if (!broker.logs.leaseHeld) return cutOff(broker, self, listener, err);
+    const last = lastRegistered.get(broker);
+    if (!last) {
       broker.logger.debug("Metadata: cannot list brokers; claiming every partition", {
         err: String(err),
       });
       return { brokers: [self], leaderOf: () => self.nodeId, epochOf: () => -1 };
     }
-    return cutOff(broker, self, listener, err);
+    broker.logger.debug("Metadata: cannot list brokers; answering what was last read", {
+      err: String(err),
+    });
+    registered = last;
+    storeDown = true;
   }
   const byId = new Map<number, BrokerAddress>();
   for (const r of registered) {
@@ -99,29 +112,40 @@ export async function partitionLeaders(
   }
   byId.set(self.nodeId, self);
   const live = [...byId.keys()].sort((a, b) => a - b);
-  const drains = await broker.metadata.listBrokerDrains().catch((err) => {
+  const drains = storeDown ? [] : await broker.metadata.listBrokerDrains().catch((err) => {
     broker.logger.debug("Metadata: cannot list drain markers", { err: String(err) });
     return [] as BrokerDrain[];
   });
   const candidatesFor = candidatePicker(live, drains);
 
+  const cache = leadershipCache(broker);
   const leadership = new Map<string, PartitionLeadership | null>();
   const names = [...new Set(topics.map((t) => t.name))];
-  const listed = await mapBounded(
+  const listed = storeDown ? [] : await mapBounded(
     names,
     OWNER_LOOKUP_CONCURRENCY,
     (name) => broker.metadata.listPartitionLeadership(name),
   );
-  listed.forEach((result, i) => {
-    if (result.status === "fulfilled") {
-      leadership.set(names[i], result.value);
-    } else {
-      broker.logger.debug("Metadata: cannot list partition owners; claiming them", {
-        topic: names[i],
-        err: String(result.reason),
-      });
-      leadership.set(names[i], null);
+  names.forEach((name, i) => {
+    const result = listed[i];
+    if (result?.status === "fulfilled") {
+      leadership.set(name, result.value);
+      cache.delete(name); // re-inserted last: the oldest look-ups go first
+      cache.set(name, result.value);
+      if (cache.size > LEADERSHIP_CACHE_TOPICS_MAX) cache.delete(cache.keys().next().value!);
+      return;
     }
+    // The store did not answer: what was last read, else claimed (leaderOf).
+    const last = cache.get(name) ?? null;
+    if (result) {
+      broker.logger.debug(
+        last
+          ? "Metadata: cannot list partition owners; answering what was last read"
+          : "Metadata: cannot list partition owners; claiming them",
+        { topic: name, err: String(result.reason) },
+      );
+    }
+    leadership.set(name, last);
   });
 
   return {
@@ -147,6 +171,14 @@ export async function partitionLeaders(
 
 /** Registrations each broker last read, for answering while its store is out of reach. */
 const lastRegistered = new WeakMap<Broker, BrokerRegistration[]>();
+/** Each broker's last owner look-up per topic, oldest first, for the same. */
+const lastLeadership = new WeakMap<Broker, Map<string, PartitionLeadership>>();
+
+function leadershipCache(broker: Broker): Map<string, PartitionLeadership> {
+  let cache = lastLeadership.get(broker);
+  if (!cache) lastLeadership.set(broker, cache = new Map());
+  return cache;
+}
 
 /**
  * Leaders as a broker cut off from its store past its lease answers them: the other brokers it

@@ -176,7 +176,8 @@ interface SessionLease {
   id: number;
   /** Monotonic time after which this broker must not write. */
   deadline: number;
-  keepAliveInFlight: boolean;
+  /** The keep-alive in flight, if any (one at a time). */
+  keepAlive: Promise<void> | null;
   timer: TimerHandle | null;
 }
 
@@ -601,7 +602,7 @@ export class LogManager {
     let acquired;
     // Two attempts: the first may find the session lease expired in the store.
     for (let attempt = 0;; attempt++) {
-      const lease = await this.#ensureLease();
+      const lease = await this.#confirmedLease();
       try {
         acquired = await metadata.acquirePartition(topic, partition, brokerId, lease.id);
         break;
@@ -1102,10 +1103,31 @@ export class LogManager {
   #assertWritable(): void {
     const lease = this.#lease;
     if (!lease || this.#deps.clock.monotonic() >= lease.deadline) {
+      // Renew now rather than at the next periodic keep-alive: writing resumes as soon as the
+      // store answers.
+      if (lease) this.#startKeepAlive(lease);
       throw LogError.notLeader(
         "This broker's lease may have expired; it stopped writing until the lease is renewed",
       );
     }
+  }
+
+  /**
+   * The session lease, known to be live. One whose deadline passed is renewed first (or its
+   * keep-alive in flight awaited); if that fails, NOT_LEADER_OR_FOLLOWER. Acquiring a partition
+   * under it otherwise would take a new epoch that cannot write until the renewal, and every
+   * retry would take another (clients then see the leader epoch climb for nothing).
+   */
+  async #confirmedLease(): Promise<SessionLease> {
+    const lease = await this.#ensureLease();
+    if (this.#deps.clock.monotonic() < lease.deadline) return lease;
+    await this.#startKeepAlive(lease);
+    // Found expired meanwhile (LeaseExpiredError): a new one is granted.
+    if (this.#lease !== lease) return await this.#ensureLease();
+    if (this.#deps.clock.monotonic() < lease.deadline) return lease;
+    throw LogError.notLeader(
+      "This broker's lease may have expired and could not be renewed; retry",
+    );
   }
 
   #ensureLease(): Promise<SessionLease> {
@@ -1118,7 +1140,7 @@ export class LogManager {
       const lease: SessionLease = {
         id: granted.id,
         deadline: sentAt + ttl * (1 - LEASE_SAFETY_MARGIN_FRACTION),
-        keepAliveInFlight: false,
+        keepAlive: null,
         timer: null,
       };
       if (this.#state === "closing" || this.#state === "closed") {
@@ -1144,14 +1166,21 @@ export class LogManager {
       if (this.#lease !== lease) return;
       // Re-arm first, so keep-alives stay periodic even while one is slow.
       this.#scheduleKeepAlive(lease);
-      if (!lease.keepAliveInFlight) this.#keepAlive(lease);
+      this.#startKeepAlive(lease);
     }, interval);
+  }
+
+  /** Starts a keep-alive unless one is in flight; resolves when that one ends (never rejects). */
+  #startKeepAlive(lease: SessionLease): Promise<void> {
+    lease.keepAlive ??= this.#keepAlive(lease).finally(() => {
+      lease.keepAlive = null;
+    });
+    return lease.keepAlive;
   }
 
   async #keepAlive(lease: SessionLease): Promise<void> {
     const { metadata, clock, logger } = this.#deps;
     const sentAt = clock.monotonic();
-    lease.keepAliveInFlight = true;
     try {
       await metadata.keepAlive(lease.id);
       const deadline = sentAt + this.#config.leaseTtlMs * (1 - LEASE_SAFETY_MARGIN_FRACTION);
@@ -1165,8 +1194,6 @@ export class LogManager {
           error: String(error),
         });
       }
-    } finally {
-      lease.keepAliveInFlight = false;
     }
   }
 

@@ -2,8 +2,9 @@
  * Several brokers on one metadata store and one object store (in-process, over loopback TCP):
  * Metadata names every registered broker and each partition's real leader — its live owner,
  * or for an unowned partition the same registered broker on every node — a non-owner answers
- * NOT_LEADER_OR_FOLLOWER, an owner without a registration is LEADER_NOT_AVAILABLE, and a
- * stopped broker's partitions move to the brokers left.
+ * NOT_LEADER_OR_FOLLOWER, an owner without a registration is LEADER_NOT_AVAILABLE, a
+ * stopped broker's partitions move to the brokers left, and no leader moves while the store
+ * cannot be listed.
  */
 import assert from "node:assert/strict";
 import { startTestBroker, type TestBroker } from "../support/test_broker.ts";
@@ -11,6 +12,7 @@ import { API_SCHEMAS } from "../../lib/protocol/generated/apis.ts";
 import { ERROR_CODES } from "../../lib/protocol/error_codes.ts";
 import { encodeRecordBatch } from "../../lib/protocol/records.ts";
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
+import { MetadataStoreError } from "../../lib/metadata/metadata_store.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import type { MetadataResponse } from "../../lib/protocol/generated/metadata_response.ts";
@@ -58,12 +60,14 @@ async function produce(b: TestBroker, topic: string, partition: number): Promise
  * their partitions until a request acquires them (a topic created while the brokers run is
  * acquired at once by the broker Metadata names, lib/control/eager_takeover.ts).
  */
-async function startCluster(topics: string[] = []): Promise<{
+async function startCluster(
+  topics: string[] = [],
+  metadataStore = new MemoryMetadataStore(),
+): Promise<{
   nodes: TestBroker[];
   metadataStore: MemoryMetadataStore;
   stop(): Promise<void>;
 }> {
-  const metadataStore = new MemoryMetadataStore();
   const objectStore = new MemoryObjectStore();
   const facade = new ClusterMetadata(metadataStore);
   for (const name of topics) await facade.createTopic({ name, partitions: PARTITIONS });
@@ -233,6 +237,42 @@ Deno.test("Metadata: an unowned partition's leader epoch is the one its first re
     assert.equal(await listOffsetWithEpoch(b1, "epochs", 0, 2), ERROR_CODES.NONE);
     assert.equal(await listOffsetWithEpoch(b1, "epochs", 1, 1), ERROR_CODES.FENCED_LEADER_EPOCH);
     assert.deepEqual(epochs(await metadata(b1, "epochs")), Array(PARTITIONS).fill(2));
+  } finally {
+    await cluster.stop();
+  }
+});
+
+/** A memory metadata store whose listings can be made to fail (the store out of reach). */
+class ListFailingStore extends MemoryMetadataStore {
+  down = false;
+  override list(prefix: string) {
+    if (this.down) return Promise.reject(new MetadataStoreError("Injected fault: store down"));
+    return super.list(prefix);
+  }
+}
+
+Deno.test("Metadata: while the store cannot be listed, leaders and epochs stay as last read; a topic never read is claimed", async () => {
+  const store = new ListFailingStore();
+  const cluster = await startCluster(["kept", "unread"], store);
+  try {
+    const [b1, b2] = cluster.nodes;
+    for (let p = 0; p < PARTITIONS; p++) assert.equal(await produce(b2, "kept", p), 0);
+    const before = await metadata(b1, "kept");
+    assert.deepEqual(leaders(before), Array(PARTITIONS).fill(2));
+
+    store.down = true;
+    // Broker 1 still holds a live lease. Claiming broker 2's partitions now would move their
+    // leader to broker 1 and back once the store answers, which can strand a librdkafka consumer
+    // on broker 1 for good.
+    const during = await metadata(b1, "kept");
+    assert.deepEqual(leaders(during), leaders(before));
+    assert.deepEqual(epochs(during), epochs(before));
+    assert.deepEqual(during.brokers.map((b) => b.nodeId).sort(), [1, 2]);
+    // What it never looked up it claims, as before: its produce answers retriable errors.
+    assert.deepEqual(leaders(await metadata(b1, "unread")), Array(PARTITIONS).fill(1));
+
+    store.down = false;
+    assert.deepEqual(leaders(await metadata(b1, "kept")), Array(PARTITIONS).fill(2));
   } finally {
     await cluster.stop();
   }

@@ -31,9 +31,10 @@ async function scenario(
     await load.finish(cluster, name, performance.now());
   } catch (err) {
     await load.abort();
-    throw new Error(`${err instanceof Error ? err.message : err}\n${cluster.logs()}`, {
-      cause: err,
-    });
+    const message = err instanceof Error ? err.message : String(err);
+    // The first line again at the end, and no `cause` (Deno prints it after, all over again): a
+    // CI log shows only the tail of a long failure.
+    throw new Error(`${message}\n${cluster.logs()}\n--- ${name}: ${message.split("\n")[0]}`);
   }
 }
 

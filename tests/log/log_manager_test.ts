@@ -398,6 +398,48 @@ Deno.test("manager: writes stop once the lease deadline passes without a keep-al
   }
 });
 
+Deno.test("manager: no partition is acquired under a lease past its deadline; a load renews the lease first", async () => {
+  const clock = new ManualClock();
+  const metadataStore = new FlakyKeepAliveStore({ clock });
+  const h = await harness({ clock, metadataStore });
+  try {
+    const log = await h.manager.partition(TOPIC, 0);
+    await appendAcked(h, log, batch(["before"]));
+    const epoch = (await h.metadata.getPartitionOwner(TOPIC, 0))!.epoch;
+    metadataStore.failKeepAlives = true;
+    const step = 1_000;
+    for (let t = 0; t < TEST_CONFIG.leaseTtlMs * 0.75; t += step) {
+      clock.advance(step);
+      await settle(1);
+    }
+    const late = append(log, batch(["late"]), { acks: 1 });
+    const rejected = assert.rejects(late, isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER));
+    await h.flush();
+    await rejected;
+    // The store would still take an acquisition (the lease has not expired there), but every
+    // one would take a new epoch that cannot write: clients retrying would see it climb.
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(
+        h.manager.partition(TOPIC, 0),
+        isCode(LOG_ERROR_CODE.NOT_LEADER_OR_FOLLOWER),
+      );
+    }
+    assert.equal((await h.metadata.getPartitionOwner(TOPIC, 0))!.epoch, epoch);
+
+    // The store answers again: the next load renews the lease itself, without waiting for the
+    // periodic keep-alive, and acquires once.
+    metadataStore.failKeepAlives = false;
+    const again = await h.manager.partition(TOPIC, 0);
+    assert.equal((await h.metadata.getPartitionOwner(TOPIC, 0))!.epoch, epoch + 1);
+    assert.deepEqual(await appendAcked(h, again, batch(["after"])), {
+      baseOffset: 1,
+      logStartOffset: 0,
+    });
+  } finally {
+    await h.close();
+  }
+});
+
 /** A memory metadata store whose transactions can be made to fail. */
 class FlakyTxnStore extends MemoryMetadataStore {
   failTxns = false;
