@@ -103,6 +103,7 @@ import {
   SegmentFormatError,
   segmentObjectKey,
   type SegmentParts,
+  SegmentStreamEncoder,
 } from "./segment_format.ts";
 import {
   findMaxTimestamp,
@@ -379,6 +380,17 @@ export interface SealPolicy {
   segmentMs: number;
   /** Set when the topic's cleanup.policy includes "compact". */
   compaction?: CompactionPolicy;
+}
+
+/** A segment for `#putSegment`: encoded whole, or streamed by a seal (`putStream`). */
+type SegmentSource = { kind: "parts"; segment: SegmentParts } | StreamedSegment;
+interface StreamedSegment {
+  kind: "stream";
+  baseOffset: number;
+  /** A fresh source of the `.kfs` object's bytes (each attempt reads afresh). */
+  open: () => AsyncIterable<Uint8Array[]>;
+  /** The `.index` object, once the source is done. */
+  index: () => Uint8Array;
 }
 
 /** A sealed segment written and waiting for a flush round to commit `sealedEnd` past it. */
@@ -1173,6 +1185,7 @@ export class PartitionLog implements FlushSource {
     if (chosen.length === 0) return false;
     const started = this.#ctx.clock.monotonic();
     const startBefore = this.#logStartOffset;
+    if (this.#ctx.objectStore.putStream) return this.#sealStreaming(chosen, started, startBefore);
     let sinceYield = 0;
     const views = await mapBounded(chosen, this.#loadConcurrency(), async (range) => {
       sinceYield += range.length;
@@ -1218,7 +1231,7 @@ export class PartitionLog implements FlushSource {
     });
     // Stores that write pieces get the batches as they are (no 64 MiB copy on the event loop);
     // otherwise the joined object also becomes the cached view.
-    const joined = await this.#putSegment(parts);
+    const joined = await this.#putSegment({ kind: "parts", segment: parts });
     const meta: SegmentMeta = {
       baseOffset: parts.baseOffset,
       lastOffset: parts.lastOffset,
@@ -1227,6 +1240,105 @@ export class PartitionLog implements FlushSource {
       maxTimestamp,
     };
     const view = joined ? viewFromEncoded({ ...parts, segment: joined }, batches) : null;
+    await this.#commitSeal(meta, view);
+    this.#ctx.noteSeal(parts.size, this.#ctx.clock.monotonic() - started);
+    return true;
+  }
+
+  /**
+   * A seal on a store that writes as it is given data (`putStream`, a local directory): the
+   * chosen ranges are read one at a time and their batches go to the store as they come, so a
+   * seal holds about one range, never a whole segment. Read whole, a 64 MiB segment's buffers
+   * made the collector run at once (external memory pressure) and held the event loop for
+   * 10-20 ms as each seal started, with every produce waiting on a flush round behind it.
+   */
+  async #sealStreaming(chosen: WalRange[], started: number, startBefore: number): Promise<boolean> {
+    const span = {
+      baseOffset: chosen[0].baseOffset,
+      lastOffset: chosen[chosen.length - 1].lastOffset,
+    };
+    const createdMs = this.#ctx.clock.now();
+    // Filled by the source once it has read every range (each attempt starts afresh).
+    const out: { end?: ReturnType<SegmentStreamEncoder["finish"]>; maxTimestamp: number } = {
+      maxTimestamp: -1,
+    };
+    const open = () => {
+      out.end = undefined;
+      out.maxTimestamp = -1;
+      const encoder = new SegmentStreamEncoder(span, {
+        createdMs,
+        indexIntervalMessages: this.#ctx.config.indexIntervalMessages,
+      });
+      return this.#streamRanges(chosen, encoder, out);
+    };
+    await this.#putSegment({
+      kind: "stream",
+      baseOffset: span.baseOffset,
+      open,
+      index: () => out.end!.index,
+    });
+    const meta: SegmentMeta = {
+      baseOffset: span.baseOffset,
+      lastOffset: span.lastOffset,
+      size: out.end!.size,
+      hasIndex: true,
+      maxTimestamp: out.maxTimestamp,
+    };
+    if (this.#closedError) {
+      this.#writing.delete(this.#segmentKey(meta, "kfs"));
+      this.#writing.delete(this.#segmentKey(meta, "index"));
+      throw this.#closedError;
+    }
+    if (chosen[0].baseOffset !== this.#sealedEnd) {
+      // DeleteRecords moved the log start past these ranges while they were written: the
+      // segment is not needed. Anything else moving them is a broken invariant.
+      if (this.#logStartOffset !== startBefore) {
+        this.#deleteAbandoned(meta);
+        return false;
+      }
+      throw this.#broken(`unsealed ranges of "${this.#name()}" moved while sealing`);
+    }
+    await this.#commitSeal(meta, null);
+    this.#ctx.noteSeal(meta.size, this.#ctx.clock.monotonic() - started);
+    return true;
+  }
+
+  /** The batches of `chosen`, read one range at a time, framed by `encoder` (see `#sealStreaming`). */
+  async *#streamRanges(
+    chosen: WalRange[],
+    encoder: SegmentStreamEncoder,
+    out: { end?: ReturnType<SegmentStreamEncoder["finish"]>; maxTimestamp: number },
+  ): AsyncGenerator<Uint8Array[]> {
+    yield [encoder.header];
+    let sinceYield = 0;
+    for (const range of chosen) {
+      if (this.#closedError) throw this.#closedError;
+      // Small ranges are read synchronously (local directory): let other work in between.
+      sinceYield += range.length;
+      if (sinceYield >= SEAL_YIELD_BYTES) {
+        sinceYield = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      let view: SegmentView;
+      try {
+        view = await this.#viewOfExtent({ kind: "wal", range }, { cache: false });
+      } catch (error) {
+        throw toLogError(error, `Cannot seal "${this.#name()}"`);
+      }
+      for (let i = 0; i < view.count; i++) {
+        const info = readBatchInfo(view.bytes, view.starts[i]);
+        encoder.add(view.bytes.subarray(view.starts[i], view.starts[i + 1]), info);
+        if (info.maxTimestamp > out.maxTimestamp) out.maxTimestamp = info.maxTimestamp;
+      }
+      if (view.count > 0) yield [view.bytes.subarray(view.starts[0], view.starts[view.count])];
+    }
+    const end = encoder.finish();
+    out.end = end;
+    yield [end.footer];
+  }
+
+  /** Hands a written segment to the next flush round, which commits the sealed end past it. */
+  async #commitSeal(meta: SegmentMeta, view: SegmentView | null): Promise<void> {
     try {
       await new Promise<void>((resolve, reject) => {
         // Shut down while the segment was written (topic deleted, partition handed over): no
@@ -1241,8 +1353,6 @@ export class PartitionLog implements FlushSource {
       this.#writing.delete(this.#segmentKey(meta, "kfs"));
       this.#writing.delete(this.#segmentKey(meta, "index"));
     }
-    this.#ctx.noteSeal(parts.size, this.#ctx.clock.monotonic() - started);
-    return true;
   }
 
   // ---- compaction ----------------------------------------------------------------
@@ -1359,7 +1469,7 @@ export class PartitionLog implements FlushSource {
             compactedSpan: { baseOffset: meta.baseOffset, lastOffset: meta.lastOffset },
           },
         );
-        await this.#putSegment(parts, generation);
+        await this.#putSegment({ kind: "parts", segment: parts }, generation);
         replaced.set(meta.baseOffset, {
           baseOffset: meta.baseOffset,
           lastOffset: meta.lastOffset,
@@ -1493,26 +1603,37 @@ export class PartitionLog implements FlushSource {
    * seal that did not commit — or a newer owner's object: after checking that we still own the
    * partition, orphans are deleted and the puts retried once.
    */
-  async #putSegment(segment: SegmentParts, generation = 0): Promise<Uint8Array | null> {
+  async #putSegment(source: SegmentSource, generation = 0): Promise<Uint8Array | null> {
     if (this.#storeDirty) await this.#deleteOrphans();
     const { objectStore } = this.#ctx;
-    const kfsKey = this.#segmentKey({ baseOffset: segment.baseOffset, generation }, "kfs");
-    const indexKey = this.#segmentKey({ baseOffset: segment.baseOffset, generation }, "index");
+    const baseOffset = source.kind === "parts" ? source.segment.baseOffset : source.baseOffset;
+    const kfsKey = this.#segmentKey({ baseOffset, generation }, "kfs");
+    const indexKey = this.#segmentKey({ baseOffset, generation }, "index");
     // Until the caller's commit settles (it removes them), these are not orphans.
     this.#writing.add(kfsKey);
     this.#writing.add(indexKey);
-    const joined = objectStore.putParts ? null : joinBytes(segment.parts, segment.size);
+    const segment = source.kind === "parts" ? source.segment : null;
+    const joined = segment && !objectStore.putParts ? joinBytes(segment.parts, segment.size) : null;
+    const kfsOptions = { ifNoneMatch: true, pace: this.#ctx.paceSegmentWrite };
     const putKfs = () =>
-      joined
-        ? objectStore.put(kfsKey, joined, { ifNoneMatch: true, pace: this.#ctx.paceSegmentWrite })
-        : objectStore.putParts!(kfsKey, segment.parts, {
-          ifNoneMatch: true,
-          pace: this.#ctx.paceSegmentWrite,
-        });
+      !segment
+        ? objectStore.putStream!(kfsKey, (source as StreamedSegment).open(), kfsOptions)
+        : joined
+        ? objectStore.put(kfsKey, joined, kfsOptions)
+        : objectStore.putParts!(kfsKey, segment.parts, kfsOptions);
     // The index is derivable from its segment, so it is not flushed to stable storage:
     // readers fall back to scanning when it is missing or torn.
     const putIndex = () =>
-      objectStore.put(indexKey, segment.index, { ifNoneMatch: true, durable: false });
+      objectStore.put(indexKey, segment ? segment.index : (source as StreamedSegment).index(), {
+        ifNoneMatch: true,
+        durable: false,
+      });
+    // A streamed segment's index is known once its object is written.
+    const putBoth = async (): Promise<PromiseSettledResult<void>[]> => {
+      if (segment) return await Promise.allSettled([putKfs(), putIndex()]);
+      const [kfs] = await Promise.allSettled([putKfs()]);
+      return kfs.status === "rejected" ? [kfs] : [kfs, ...await Promise.allSettled([putIndex()])];
+    };
     const released = () => {
       this.#writing.delete(kfsKey);
       this.#writing.delete(indexKey);
@@ -1520,7 +1641,7 @@ export class PartitionLog implements FlushSource {
     try {
       for (let attempt = 0;; attempt++) {
         this.#ctx.assertWritable();
-        const results = await Promise.allSettled([putKfs(), putIndex()]);
+        const results = await putBoth();
         this.#ctx.noteObjectsWritten(results.filter((r) => r.status === "fulfilled").length);
         const rejected = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
         if (rejected.length === 0) return joined;

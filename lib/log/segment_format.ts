@@ -451,6 +451,109 @@ export function encodeSegment(
   return { ...rest, segment: joinBytes(parts, size) };
 }
 
+/**
+ * A segment encoded while its batches arrive, oldest first, so that a seal streams it from the
+ * write-ahead stream to the store without holding it whole (`ObjectStore.putStream`). Takes
+ * only producer batches with contiguous offsets over `[baseOffset, lastOffset]`, which is what
+ * a write-ahead range holds (produce checks recordsCount = lastOffsetDelta + 1): the header's
+ * message count is then the offset span, known before the first batch. Each batch is checked
+ * against that as it comes; `finish` checks that the span was covered. The bytes are those
+ * `encodeSegmentParts` gives for the same batches.
+ */
+export class SegmentStreamEncoder {
+  readonly baseOffset: number;
+  readonly lastOffset: number;
+  readonly #indexIntervalMessages: number;
+  readonly #header: Uint8Array;
+  #next: number;
+  #at = SEGMENT_HEADER_BYTES;
+  #crc = 0;
+  #batches: { baseOffset: number; position: number; recordsCount: number }[] = [];
+
+  constructor(
+    span: { baseOffset: number; lastOffset: number },
+    options: { createdMs: number; indexIntervalMessages: number },
+  ) {
+    const messageCount = span.lastOffset - span.baseOffset + 1;
+    if (!(messageCount >= 1) || messageCount > 0x7fff_ffff) {
+      throw new Error(`Cannot stream a segment over ${span.baseOffset}-${span.lastOffset}`);
+    }
+    this.baseOffset = span.baseOffset;
+    this.lastOffset = span.lastOffset;
+    this.#next = span.baseOffset;
+    this.#indexIntervalMessages = options.indexIntervalMessages;
+    this.#header = new Uint8Array(SEGMENT_HEADER_BYTES);
+    writeSegmentHeader(viewOf(this.#header), 0, {
+      flags: 0,
+      baseOffset: span.baseOffset,
+      messageCount,
+      createdMs: options.createdMs,
+    });
+  }
+
+  /** The header: the first bytes of the `.kfs` object. */
+  get header(): Uint8Array {
+    return this.#header;
+  }
+
+  /** Bytes of the `.kfs` object so far (header and batches added). */
+  get size(): number {
+    return this.#at;
+  }
+
+  /** Takes the next batch (`bytes`, described by `info`); it goes into the object as it is. */
+  add(
+    bytes: Uint8Array,
+    info: { baseOffset: number; lastOffsetDelta: number; recordsCount: number },
+  ): void {
+    if (info.baseOffset !== this.#next) {
+      throw new Error(
+        `Segment batches are not contiguous: ${info.baseOffset} follows ${this.#next - 1}`,
+      );
+    }
+    if (info.recordsCount !== info.lastOffsetDelta + 1 || info.recordsCount < 1) {
+      throw new Error(
+        `Batch at ${info.baseOffset} has recordsCount ${info.recordsCount} and lastOffsetDelta ` +
+          `${info.lastOffsetDelta}: only producer batches can be streamed into a segment`,
+      );
+    }
+    this.#next = info.baseOffset + info.recordsCount;
+    if (this.#next - 1 > this.lastOffset) {
+      throw new Error(
+        `Batch at ${info.baseOffset} ends past the segment's last offset ${this.lastOffset}`,
+      );
+    }
+    if (this.#at + bytes.byteLength + SEGMENT_FOOTER_BYTES > SEGMENT_BYTES_LIMIT) {
+      throw new Error("Segment exceeds the i32 position limit");
+    }
+    this.#batches.push({
+      baseOffset: info.baseOffset,
+      position: this.#at,
+      recordsCount: info.recordsCount,
+    });
+    this.#crc = crc32cCombine(this.#crc, batchCrc(bytes), bytes.byteLength);
+    this.#at += bytes.byteLength;
+  }
+
+  /** The footer (the last bytes of the `.kfs` object), the `.index` object and the total size. */
+  finish(): { footer: Uint8Array; index: Uint8Array; size: number; batchPositions: number[] } {
+    if (this.#next !== this.lastOffset + 1) {
+      throw new Error(
+        `Segment ${this.baseOffset}-${this.lastOffset} got batches up to ${this.#next - 1} only`,
+      );
+    }
+    const footer = new Uint8Array(SEGMENT_FOOTER_BYTES);
+    writeSegmentFooter(viewOf(footer), 0, { crc: this.#crc, lastOffset: this.lastOffset });
+    const entries = buildIndexEntries(this.#batches, this.#indexIntervalMessages);
+    return {
+      footer,
+      index: encodeIndex(entries, this.#indexIntervalMessages),
+      size: this.#at + SEGMENT_FOOTER_BYTES,
+      batchPositions: this.#batches.map((b) => b.position),
+    };
+  }
+}
+
 // ---- index ---------------------------------------------------------------------
 
 export function encodeIndex(entries: IndexEntry[], intervalMessages: number): Uint8Array {

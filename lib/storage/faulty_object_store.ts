@@ -144,6 +144,15 @@ export class FaultyObjectStore implements ObjectStore {
     return (key, parts, options) => this.#call("put", key, () => putParts(key, parts, options));
   }
 
+  /** `putStream` of the inner store (when it has it), faulted like `put`. */
+  get putStream():
+    | ((key: string, source: AsyncIterable<Uint8Array[]>, options?: PutOptions) => Promise<void>)
+    | undefined {
+    const putStream = this.#inner.putStream?.bind(this.#inner);
+    if (!putStream) return undefined;
+    return (key, source, options) => this.#call("put", key, () => putStream(key, source, options));
+  }
+
   /**
    * Appendable objects of the inner store (when it has them), with faults on
    * each `append`: "before" writes nothing, "after" writes it all and reports

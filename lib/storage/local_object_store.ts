@@ -164,7 +164,15 @@ export class LocalObjectStore implements ObjectStore {
     return this.putParts(key, [data], options);
   }
 
-  async putParts(key: string, parts: Uint8Array[], options: PutOptions = {}): Promise<void> {
+  putParts(key: string, parts: Uint8Array[], options: PutOptions = {}): Promise<void> {
+    return this.putStream(key, once(parts), options);
+  }
+
+  async putStream(
+    key: string,
+    source: AsyncIterable<Uint8Array[]>,
+    options: PutOptions = {},
+  ): Promise<void> {
     const path = this.#pathOf(key);
     const dir = parentOf(path);
     const temp = `${dir}/${TEMP_FILE_PREFIX}${randomSuffix()}`;
@@ -179,23 +187,59 @@ export class LocalObjectStore implements ObjectStore {
       // device queue never holds more than one piece when a write-ahead fsync arrives.
       const { pace } = options;
       const piece = pace ? PACED_PIECE_BYTES : PUT_SYNC_CHUNK_BYTES;
-      for (const run of coalesceWrites(parts, PUT_JOIN_PART_BYTES_MAX, piece)) {
-        for (let at = 0; at < run.length; at += piece) {
-          const slice = run.subarray(at, at + piece);
-          if (pace) await pace(slice.length);
-          for (let written = 0; written < slice.length;) {
-            written += await file.write(slice.subarray(written));
-          }
-          unsynced += slice.length;
-          // A big durable object is flushed as it is written: one fdatasync of a whole segment
-          // would hold the filesystem journal (ext4) long enough to stall every other fsync,
-          // such as the write-ahead file's on the produce path.
-          if (durable && unsynced >= piece) {
-            await file.syncData();
-            unsynced = 0;
+      const writeOut = async (parts: Uint8Array[]) => {
+        for (const run of coalesceWrites(parts, PUT_JOIN_PART_BYTES_MAX, piece)) {
+          for (let at = 0; at < run.length; at += piece) {
+            const slice = run.subarray(at, at + piece);
+            if (pace) await pace(slice.length);
+            for (let written = 0; written < slice.length;) {
+              written += await file!.write(slice.subarray(written));
+            }
+            unsynced += slice.length;
+            // A big durable object is flushed as it is written: one fdatasync of a whole segment
+            // would hold the filesystem journal (ext4) long enough to stall every other fsync,
+            // such as the write-ahead file's on the produce path.
+            if (durable && unsynced >= piece) {
+              await file!.syncData();
+              unsynced = 0;
+            }
           }
         }
+      };
+      // Groups are gathered until they make a piece, so that many small groups (a seal's
+      // one-round ranges) are joined into piece-sized writes, not written one by one.
+      let gathered: Uint8Array[] = [];
+      let gatheredBytes = 0;
+      const iterator = source[Symbol.asyncIterator]();
+      let sourceDone = false;
+      try {
+        for (;;) {
+          let next: IteratorResult<Uint8Array[]>;
+          try {
+            next = await iterator.next();
+          } catch (error) {
+            sourceDone = true;
+            throw new SourceFailure(error);
+          }
+          if (next.done) break;
+          for (const part of next.value) {
+            gathered.push(part);
+            gatheredBytes += part.byteLength;
+          }
+          if (gatheredBytes >= piece) {
+            const parts = gathered;
+            gathered = [];
+            gatheredBytes = 0;
+            await writeOut(parts);
+          }
+        }
+        sourceDone = true;
+      } finally {
+        // A failed write ends the source too (its own clean-up runs).
+        if (!sourceDone) await iterator.return?.().catch(() => {});
       }
+      await writeOut(gathered);
+      gathered = [];
       if (this.#beforePublish) await this.#beforePublish(temp);
       if (options.ifNoneMatch) {
         try {
@@ -215,6 +259,8 @@ export class LocalObjectStore implements ObjectStore {
       // which most filesystems serve with one journal commit.
       if (durable) await Promise.all([file.syncData(), this.#syncDirectory(dir)]);
     } catch (error) {
+      // The source's own failure goes back as it is (nothing was published).
+      if (error instanceof SourceFailure) throw error.cause;
       // A failure after publishing leaves an object of unknown durability;
       // callers treat a failed put as not done (the log deletes such orphans).
       throw this.#error("write", key, error);
@@ -671,4 +717,16 @@ async function fillWithZeros(file: Deno.FsFile, bytes: number): Promise<void> {
   }
   await file.syncData();
   await file.seek(0, Deno.SeekMode.Start);
+}
+
+/** An error thrown by a `putStream` source, told apart from the store's own failures. */
+class SourceFailure extends Error {
+  constructor(cause: unknown) {
+    super("putStream source failed", { cause });
+  }
+}
+
+/** `parts` as a one-group source for `putStream`. */
+async function* once(parts: Uint8Array[]): AsyncIterable<Uint8Array[]> {
+  yield parts;
 }

@@ -54,6 +54,29 @@ export class MemoryObjectStore implements ObjectStore {
     return Promise.resolve();
   }
 
+  /** Groups are copied as they arrive (the caller may reuse them); the object appears at the end. */
+  async putStream(
+    key: string,
+    source: AsyncIterable<Uint8Array[]>,
+    options: PutOptions = {},
+  ): Promise<void> {
+    const copies: Uint8Array[] = [];
+    let size = 0;
+    for await (const group of source) {
+      for (const part of group) {
+        copies.push(part.slice());
+        size += part.byteLength;
+      }
+    }
+    const data = new Uint8Array(size);
+    let at = 0;
+    for (const copy of copies) {
+      data.set(copy, at);
+      at += copy.byteLength;
+    }
+    await this.put(key, data, options);
+  }
+
   list(prefix: string): Promise<ObjectInfo[]> {
     const out: ObjectInfo[] = [];
     for (const [key, data] of this.#objects) {

@@ -114,6 +114,14 @@ export interface ObjectStore {
    * header, the stored batches and its footer). Absent where the backend needs one buffer.
    */
   putParts?(key: string, parts: Uint8Array[], options?: PutOptions): Promise<void>;
+  /**
+   * `putParts` of parts that arrive in groups from `source`, each written before the next is
+   * asked for, so the caller never holds the whole object (a seal streams a segment out of the
+   * write-ahead stream). The object is published only once `source` is done; an error thrown by
+   * `source` is rethrown as it is and nothing is published. Absent where the backend needs one
+   * buffer.
+   */
+  putStream?(key: string, source: AsyncIterable<Uint8Array[]>, options?: PutOptions): Promise<void>;
   /** Every object whose key starts with `prefix`, sorted by key. */
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Deletes the object; deleting a missing key is not an error. */

@@ -18,6 +18,7 @@ import {
   SEGMENT_HEADER_BYTES,
   SegmentFormatError,
   segmentObjectKey,
+  SegmentStreamEncoder,
   validateSegment,
 } from "../../lib/log/segment_format.ts";
 import { viewFromObject } from "../../lib/log/segment_view.ts";
@@ -288,4 +289,59 @@ Deno.test("segment format: encodeSegment rejects gaps between batches", () => {
     /not contiguous/,
   );
   assert.throws(() => encodeSegment([], { createdMs: 0, indexIntervalMessages: 1 }), /without/);
+});
+
+Deno.test("segment stream: the streamed segment is byte for byte the one encodeSegmentParts gives", () => {
+  const batch = (baseOffset: number, count: number, seed: number) => {
+    const bytes = encodeRecordBatch(
+      Array.from({ length: count }, (_, i) => ({
+        key: null,
+        value: new TextEncoder().encode(`v${seed}-${i}`.repeat(1 + (i % 5))),
+      })),
+    );
+    new DataView(bytes.buffer, bytes.byteOffset).setBigInt64(0, BigInt(baseOffset));
+    return { bytes, baseOffset, lastOffsetDelta: count - 1, recordsCount: count };
+  };
+  const batches = [batch(40, 3, 1), batch(43, 1, 2), batch(44, 7, 3), batch(51, 2, 4)];
+  const options = { createdMs: 1_700_000_000_000, indexIntervalMessages: 4 };
+  const whole = encodeSegmentParts(batches, options);
+  const encoder = new SegmentStreamEncoder({ baseOffset: 40, lastOffset: 52 }, options);
+  const streamed: Uint8Array[] = [encoder.header];
+  for (const b of batches) {
+    encoder.add(b.bytes, b);
+    streamed.push(b.bytes);
+  }
+  const end = encoder.finish();
+  streamed.push(end.footer);
+  assert.equal(end.size, whole.size);
+  assert.deepEqual(joinBytes(streamed, end.size), joinBytes(whole.parts, whole.size));
+  assert.deepEqual(end.index, whole.index);
+  assert.deepEqual(end.batchPositions, whole.batchPositions);
+  validateSegment(joinBytes(streamed, end.size), { expectedBaseOffset: 40 });
+});
+
+Deno.test("segment stream: a gap, an overlap, a batch past the span or a short stream is refused", () => {
+  const options = { createdMs: 1, indexIntervalMessages: 1 };
+  const fake = (baseOffset: number, recordsCount: number, lastOffsetDelta = recordsCount - 1) => ({
+    baseOffset,
+    recordsCount,
+    lastOffsetDelta,
+  });
+  const bytes = new Uint8Array(70);
+  const open = () => new SegmentStreamEncoder({ baseOffset: 10, lastOffset: 19 }, options);
+  assert.throws(() => open().add(bytes, fake(11, 2)), /not contiguous/);
+  const overlap = open();
+  overlap.add(bytes, fake(10, 5));
+  assert.throws(() => overlap.add(bytes, fake(14, 2)), /not contiguous/);
+  // A compacted batch (fewer records than its offset span) cannot be streamed: the header's
+  // message count would be wrong.
+  assert.throws(() => open().add(bytes, fake(10, 2, 4)), /only producer batches/);
+  assert.throws(() => open().add(bytes, fake(10, 11)), /past the segment's last offset/);
+  const short = open();
+  short.add(bytes, fake(10, 9));
+  assert.throws(() => short.finish(), /up to 18 only/);
+  assert.throws(
+    () => new SegmentStreamEncoder({ baseOffset: 10, lastOffset: 9 }, options),
+    /Cannot stream/,
+  );
 });

@@ -269,6 +269,81 @@ Deno.test("LocalObjectStore: a put of many small parts is a few writes, not one 
   });
 });
 
+Deno.test("LocalObjectStore: putStream writes groups as they come, joins small ones into pieces, and publishes at the end", async () => {
+  await withStore(async (store) => {
+    const groups = Array.from(
+      { length: 300 },
+      (_, i) => [new Uint8Array(1_000).fill(i & 0xff), new Uint8Array(24).fill(7)],
+    );
+    const asked: number[] = [];
+    let pulled = 0;
+    let publishedWhilePulling = false;
+    async function* source() {
+      for (const group of groups) {
+        pulled++;
+        if (pulled === 200) publishedWhilePulling = (await store.get("t/0/s.kfs")) !== null;
+        yield group;
+      }
+    }
+    await store.putStream("t/0/s.kfs", source(), {
+      ifNoneMatch: true,
+      pace: (bytes) => {
+        asked.push(bytes);
+        return Promise.resolve();
+      },
+    });
+    assert.equal(publishedWhilePulling, false);
+    // 307,200 bytes: one full paced piece once 256 groups are in, then the rest.
+    assert.equal(asked.length, 2, `pieces ${asked}`);
+    assert.equal(asked[0], 256 * 1024);
+    assert.deepEqual(await store.get("t/0/s.kfs"), joinBytes(groups.flat(), 300 * 1_024));
+  });
+});
+
+Deno.test("LocalObjectStore: a putStream whose source fails publishes nothing, leaves no temp file and rethrows the source's error", async () => {
+  await withStore(async (store, root) => {
+    class Broken extends Error {}
+    let cleanedUp = false;
+    async function* source() {
+      try {
+        yield [new Uint8Array(300 * 1024)];
+        throw new Broken("the seal found a gap");
+      } finally {
+        cleanedUp = true;
+      }
+    }
+    await assert.rejects(store.putStream("t/0/s.kfs", source(), { ifNoneMatch: true }), Broken);
+    assert.equal(await store.get("t/0/s.kfs"), null);
+    assert.ok(cleanedUp);
+    const names = [...Deno.readDirSync(`${root}/t/0`)].map((e) => e.name);
+    assert.deepEqual(names, []);
+    // A failing write ends the source too (its finally runs), and the error is the store's.
+    let ended = false;
+    let pulled = 0;
+    async function* endless() {
+      try {
+        for (let i = 0; i < 1_000; i++) {
+          pulled++;
+          yield [new Uint8Array(64 * 1024)];
+        }
+      } finally {
+        ended = true;
+      }
+    }
+    let pieces = 0;
+    await assert.rejects(
+      store.putStream("t/0/e.kfs", endless(), {
+        ifNoneMatch: true,
+        pace: () => ++pieces === 2 ? Promise.reject(new Error("disk gone")) : Promise.resolve(),
+      }),
+      ObjectStoreError,
+    );
+    assert.ok(ended);
+    assert.ok(pulled < 20, `pulled ${pulled} groups`);
+    assert.equal(await store.get("t/0/e.kfs"), null);
+  });
+});
+
 Deno.test("LocalObjectStore: readRangeSync into a given buffer returns a view of it", async () => {
   await withStore(async (store) => {
     const data = new Uint8Array(100).map((_, i) => i);

@@ -88,6 +88,30 @@ export function objectStoreConformance(
     }
   });
 
+  test("putStream (where the store has it) writes its groups in order, create-only, and publishes nothing when its source fails", async (store) => {
+    if (!store.putStream) return;
+    async function* groups(...texts: string[][]) {
+      for (const group of texts) yield group.map(bytes);
+    }
+    await store.putStream("s/obj", groups(["head-"], [], ["bo", "dy-"], ["foot"]));
+    assert.equal(text(await store.get("s/obj")), "head-body-foot");
+    if (store.supportsConditionalPut) {
+      await assert.rejects(
+        store.putStream("s/obj", groups(["x"]), { ifNoneMatch: true }),
+        PreconditionFailedError,
+      );
+      assert.equal(text(await store.get("s/obj")), "head-body-foot");
+    }
+    class SourceError extends Error {}
+    async function* failing() {
+      yield [bytes("part")];
+      await Promise.resolve();
+      throw new SourceError("no more");
+    }
+    await assert.rejects(store.putStream("s/failed", failing()), SourceError);
+    assert.equal(await store.get("s/failed"), null);
+  });
+
   test("appendable objects (where the store has them) grow by appends, create-only", async (store) => {
     if (!store.createAppendable) return;
     const file = await store.createAppendable("w/f.wal");
