@@ -54,7 +54,7 @@ export class MemoryObjectStore implements ObjectStore {
     return Promise.resolve();
   }
 
-  /** Groups are copied as they arrive (the caller may reuse them); the object appears at the end. */
+  /** Groups are copied as they arrive; the object appears once the source is done. */
   async putStream(
     key: string,
     source: AsyncIterable<Uint8Array[]>,

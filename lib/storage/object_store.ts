@@ -115,9 +115,10 @@ export interface ObjectStore {
    */
   putParts?(key: string, parts: Uint8Array[], options?: PutOptions): Promise<void>;
   /**
-   * `putParts` of parts that arrive in groups from `source`, each written before the next is
-   * asked for, so the caller never holds the whole object (a seal streams a segment out of the
-   * write-ahead stream). The object is published only once `source` is done; an error thrown by
+   * `putParts` of parts that arrive in groups from `source`, asked for as the earlier ones are
+   * written, so the caller never holds the whole object (a seal streams a segment out of the
+   * write-ahead stream). A backend may gather a few groups into one write: a part must not change
+   * until the put settles. The object is published only once `source` is done; an error thrown by
    * `source` is rethrown as it is and nothing is published. Absent where the backend needs one
    * buffer.
    */
