@@ -13,16 +13,21 @@
  *   takes. Brokers draining the partition (a drain marker,
  *   `ClusterMetadata.listBrokerDrains`, lib/control/partition_drain.ts) are left out of the pick
  *   while another broker remains, so a drained partition moves at once.
- * - When the store does not answer, a broker whose session lease is still live answers what it
- *   last read: the registrations, owners and epochs of its last successful look-up, so no
- *   leader moves while the store is out. (Leaders that move and move back strand clients:
- *   librdkafka 2.x, handed leader A, then B, then A again before its move to B is done, keeps
- *   fetching from B and never moves back, since A is "unchanged".) What it never looked up, it
- *   claims: its produce and fetch then answer retriable errors until the store is back, which
- *   beats sending clients nowhere. A broker whose lease has run out (cut off from the store for
- *   longer than the lease) claims nothing: its partitions may belong to another broker already,
- *   so it points clients at the other brokers it last saw registered (by the same hash), or
- *   answers LEADER_NOT_AVAILABLE when it knows of none, and clients ask elsewhere.
+ * - When the store does not answer, a broker whose session lease may still be live answers what
+ *   it last read: the registrations, owners and epochs of its last successful look-up, so no
+ *   leader moves while the store is out. "May be live" is `LogManager.leaseMayBeLive`: less than
+ *   a whole TTL since the last keep-alive that succeeded, not the earlier write deadline; until
+ *   then no other broker can take its partitions. (Leaders that move and move back strand
+ *   clients: librdkafka 2.x, handed leader A, then B, then A again before its move to B is done,
+ *   keeps fetching from B and never moves back, since A is "unchanged". Going by the write
+ *   deadline, an etcd restart of a few seconds made a broker point clients at the other broker
+ *   and, a moment later, back at itself: a consumer in the chaos suite stranded that way.) What
+ *   it never looked up, it claims: its produce and fetch then answer retriable errors until the
+ *   store is back, which beats sending clients nowhere. A broker whose lease may have run out
+ *   (cut off from the store for longer than the lease) claims nothing: its partitions may belong
+ *   to another broker already, so it points clients at the other brokers it last saw registered
+ *   (by the same hash), or answers LEADER_NOT_AVAILABLE when it knows of none, and clients ask
+ *   elsewhere.
  *
  * Reads the store on each call (Metadata is rare next to Produce and Fetch).
  */
@@ -92,7 +97,7 @@ export async function partitionLeaders(
     registered = await broker.metadata.listBrokers();
     lastRegistered.set(broker, registered);
   } catch (err) {
-    if (!broker.logs.leaseHeld) return cutOff(broker, self, listener, err);
+    if (!broker.logs.leaseMayBeLive) return cutOff(broker, self, listener, err);
     const last = lastRegistered.get(broker);
     if (!last) {
       broker.logger.debug("Metadata: cannot list brokers; claiming every partition", {
@@ -153,8 +158,8 @@ export async function partitionLeaders(
     leaderOf(topic, partition) {
       const topicOwners = leadership.get(topic)?.owners;
       if (topicOwners === undefined) {
-        // Unreadable owners: claim them only while this broker's lease is live.
-        if (broker.logs.leaseHeld) return self.nodeId;
+        // Unreadable owners: claim them only while this broker's lease may be live.
+        if (broker.logs.leaseMayBeLive) return self.nodeId;
         return pickByHash(live.filter((id) => id !== self.nodeId), topic, partition);
       }
       const owner = topicOwners.get(partition);

@@ -60,7 +60,7 @@ import {
 /** Requests read ahead per connection before reading pauses. */
 const MAX_IN_FLIGHT_REQUESTS = 64;
 /** Broker session lease; a broker that cannot renew it stops writing. */
-const LEASE_TTL_MS = 10_000;
+export const LEASE_TTL_MS = 10_000;
 /** Flush rounds failing in a row after which /readyz says not ready. */
 const FAILING_ROUNDS_UNREADY = 3;
 /** Sparse index density: one entry per this many messages. */

@@ -1100,6 +1100,20 @@ export class LogManager {
     return lease !== null && this.#deps.clock.monotonic() < lease.deadline;
   }
 
+  /**
+   * Whether the session lease may still be live in the store: until a whole TTL has passed since
+   * the last keep-alive known to have succeeded was sent (the store counts from when it got it,
+   * later). Until then no other broker can acquire this broker's partitions, even past the
+   * write deadline (`leaseHeld`); Metadata goes by this, so a short store outage does not point
+   * clients at another broker and back.
+   */
+  get leaseMayBeLive(): boolean {
+    const lease = this.#lease;
+    return lease !== null &&
+      this.#deps.clock.monotonic() <
+        lease.deadline + this.#config.leaseTtlMs * LEASE_SAFETY_MARGIN_FRACTION;
+  }
+
   #assertWritable(): void {
     const lease = this.#lease;
     if (!lease || this.#deps.clock.monotonic() >= lease.deadline) {

@@ -16,6 +16,8 @@ import { MetadataStoreError } from "../../lib/metadata/metadata_store.ts";
 import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import { ClusterMetadata } from "../../lib/metadata/cluster_metadata.ts";
 import type { MetadataResponse } from "../../lib/protocol/generated/metadata_response.ts";
+import { type Clock, SystemClock } from "../../lib/util/clock.ts";
+import { LEASE_TTL_MS } from "../../lib/cli/node.ts";
 
 const PRODUCE = API_SCHEMAS[0];
 const METADATA = API_SCHEMAS[3];
@@ -63,6 +65,7 @@ async function produce(b: TestBroker, topic: string, partition: number): Promise
 async function startCluster(
   topics: string[] = [],
   metadataStore = new MemoryMetadataStore(),
+  clocks: Record<number, Clock> = {},
 ): Promise<{
   nodes: TestBroker[];
   metadataStore: MemoryMetadataStore;
@@ -74,7 +77,12 @@ async function startCluster(
   const nodes: TestBroker[] = [];
   for (const id of [1, 2]) {
     nodes.push(
-      await startTestBroker({ settings: { "broker-id": String(id) }, metadataStore, objectStore }),
+      await startTestBroker({
+        settings: { "broker-id": String(id) },
+        metadataStore,
+        objectStore,
+        clock: clocks[id],
+      }),
     );
   }
   return {
@@ -274,6 +282,52 @@ Deno.test("Metadata: while the store cannot be listed, leaders and epochs stay a
     store.down = false;
     assert.deepEqual(leaders(await metadata(b1, "kept")), Array(PARTITIONS).fill(2));
   } finally {
+    await cluster.stop();
+  }
+});
+
+/** The store out of reach for listings and keep-alives alike (an etcd restart). */
+class StoreOutage extends ListFailingStore {
+  override keepAlive(leaseId: number): Promise<void> {
+    if (this.down) return Promise.reject(new MetadataStoreError("Injected fault: store down"));
+    return super.keepAlive(leaseId);
+  }
+}
+
+/** The system clock, with monotonic time moved ahead by `skewMs` (lease deadlines go by it). */
+class SkewedClock extends SystemClock {
+  skewMs = 0;
+  override monotonic(): number {
+    return super.monotonic() + this.skewMs;
+  }
+}
+
+Deno.test("Metadata: past its lease's write deadline but within the TTL, a broker whose store is out still names the leaders it last read; past the TTL, the other brokers", async () => {
+  const store = new StoreOutage();
+  const clock = new SkewedClock();
+  const cluster = await startCluster(["kept"], store, { 2: clock });
+  try {
+    const [, b2] = cluster.nodes;
+    for (let p = 0; p < PARTITIONS; p++) assert.equal(await produce(b2, "kept", p), 0);
+    const before = await metadata(b2, "kept");
+    assert.deepEqual(leaders(before), Array(PARTITIONS).fill(2));
+
+    store.down = true;
+    // Broker 2 stops writing at 0.75 x the TTL without a keep-alive, but its lease lives in the
+    // store until the whole TTL has passed: nobody else can hold its partitions yet. Naming
+    // broker 1 now, and broker 2 again a moment later, stranded a librdkafka consumer on broker 1
+    // in the chaos suite's etcd restart.
+    clock.skewMs = LEASE_TTL_MS * 0.8;
+    assert.equal(await produce(b2, "kept", 0), ERROR_CODES.NOT_LEADER_OR_FOLLOWER);
+    const during = await metadata(b2, "kept");
+    assert.deepEqual(leaders(during), leaders(before));
+    assert.deepEqual(epochs(during), epochs(before));
+
+    // Past the TTL the partitions may be broker 1's already: broker 2 points clients there.
+    clock.skewMs = LEASE_TTL_MS * 1.05;
+    assert.deepEqual(leaders(await metadata(b2, "kept")), Array(PARTITIONS).fill(1));
+  } finally {
+    store.down = false;
     await cluster.stop();
   }
 });

@@ -411,6 +411,20 @@ Deno.test("manager: writes stop once the lease deadline passes without a keep-al
   }
 });
 
+Deno.test("manager: past the write deadline the lease may still be live until a whole TTL has passed", async () => {
+  const { clock, h } = await pastLeaseDeadline();
+  try {
+    assert.equal(h.manager.leaseHeld, false);
+    assert.equal(h.manager.leaseMayBeLive, true);
+    // The deadline is 0.75 x the TTL after the last keep-alive was sent; the store keeps the
+    // lease for the whole TTL after it got one.
+    clock.advance(TEST_CONFIG.leaseTtlMs * 0.25);
+    assert.equal(h.manager.leaseMayBeLive, false);
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("manager: no partition is acquired under a lease past its deadline; a load renews the lease first", async () => {
   const { metadataStore, h } = await pastLeaseDeadline();
   try {

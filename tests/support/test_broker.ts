@@ -8,7 +8,7 @@ import { MemoryObjectStore } from "../../lib/storage/memory_object_store.ts";
 import { MemoryMetadataStore } from "../../lib/metadata/memory_metadata_store.ts";
 import type { ObjectStore } from "../../lib/storage/object_store.ts";
 import type { MetadataStore } from "../../lib/metadata/metadata_store.ts";
-import { SystemClock } from "../../lib/util/clock.ts";
+import { type Clock, SystemClock } from "../../lib/util/clock.ts";
 import { silentLogger } from "../../lib/util/logger.ts";
 import { KafkaConnection } from "../../lib/client/kafka_connection.ts";
 
@@ -26,6 +26,8 @@ export async function startTestBroker(
     settings?: Record<string, string>;
     objectStore?: ObjectStore;
     metadataStore?: MetadataStore;
+    /** The broker's clock (its lease deadlines go by `monotonic()`); the system's by default. */
+    clock?: Clock;
   } = {},
 ): Promise<TestBroker> {
   const flags = new Map<string, string>([
@@ -42,7 +44,7 @@ export async function startTestBroker(
     config,
     objectStore,
     metadataStore,
-    clock: new SystemClock(),
+    clock: opts.clock ?? new SystemClock(),
     logger: silentLogger,
   });
   const bootstrap = `127.0.0.1:${node.kafkaAddress.port}`;
