@@ -496,11 +496,6 @@ export class SegmentStreamEncoder {
     return this.#header;
   }
 
-  /** Bytes of the `.kfs` object so far (header and batches added). */
-  get size(): number {
-    return this.#at;
-  }
-
   /** Takes the next batch (`bytes`, described by `info`); it goes into the object as it is. */
   add(
     bytes: Uint8Array,
@@ -536,7 +531,7 @@ export class SegmentStreamEncoder {
   }
 
   /** The footer (the last bytes of the `.kfs` object), the `.index` object and the total size. */
-  finish(): { footer: Uint8Array; index: Uint8Array; size: number; batchPositions: number[] } {
+  finish(): { footer: Uint8Array; index: Uint8Array; size: number } {
     if (this.#next !== this.lastOffset + 1) {
       throw new Error(
         `Segment ${this.baseOffset}-${this.lastOffset} got batches up to ${this.#next - 1} only`,
@@ -549,7 +544,6 @@ export class SegmentStreamEncoder {
       footer,
       index: encodeIndex(entries, this.#indexIntervalMessages),
       size: this.#at + SEGMENT_FOOTER_BYTES,
-      batchPositions: this.#batches.map((b) => b.position),
     };
   }
 }

@@ -239,7 +239,6 @@ export class LocalObjectStore implements ObjectStore {
         if (!sourceDone) await iterator.return?.().catch(() => {});
       }
       await writeOut(gathered);
-      gathered = [];
       if (this.#beforePublish) await this.#beforePublish(temp);
       if (options.ifNoneMatch) {
         try {

@@ -16,6 +16,7 @@ import {
   PreconditionFailedError,
   type PutOptions,
 } from "./object_store.ts";
+import { joinBytes } from "../util/bytes.ts";
 
 export interface MemoryObjectStoreOptions {
   /**
@@ -54,27 +55,21 @@ export class MemoryObjectStore implements ObjectStore {
     return Promise.resolve();
   }
 
-  /** Groups are copied as they arrive; the object appears once the source is done. */
+  /** The object appears once the source is done (parts stay unchanged until then). */
   async putStream(
     key: string,
     source: AsyncIterable<Uint8Array[]>,
     options: PutOptions = {},
   ): Promise<void> {
-    const copies: Uint8Array[] = [];
+    const parts: Uint8Array[] = [];
     let size = 0;
     for await (const group of source) {
       for (const part of group) {
-        copies.push(part.slice());
+        parts.push(part);
         size += part.byteLength;
       }
     }
-    const data = new Uint8Array(size);
-    let at = 0;
-    for (const copy of copies) {
-      data.set(copy, at);
-      at += copy.byteLength;
-    }
-    await this.put(key, data, options);
+    await this.put(key, joinBytes(parts, size), options);
   }
 
   list(prefix: string): Promise<ObjectInfo[]> {
